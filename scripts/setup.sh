@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One-time, idempotent set-up for augwise on a fresh machine (2nd run: a few seconds).
+#  1. .venv with PyPI torch pinned to the version tch expects (+ torchvision for the peers),
+#     and the stable symlink .venv/libtorch that .cargo/config.toml points LIBTORCH at;
+#  2. the default dataset, Fashion-MNIST, from Debian's dataset-fashion-mnist package,
+#     unpacked without root into data/fashion-mnist.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.13.0        # tch 0.26 checks for exactly this version
+TORCHVISION_VERSION=0.28.0  # the torchvision built against it
+PYTHON=${PYTHON:-python3}
+
+have_torch() {
+  [ -x .venv/bin/python ] && .venv/bin/python - <<PY 2>/dev/null
+import importlib.metadata as m, sys
+sys.exit(0 if m.version("torch") == "$TORCH_VERSION" and m.version("torchvision") == "$TORCHVISION_VERSION" else 1)
+PY
+}
+
+if ! have_torch; then
+  echo "setup: installing torch==$TORCH_VERSION into .venv (first time only, ~1-2 min)"
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check \
+    "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+fi
+site=$(.venv/bin/python -c "import torch, os; print(os.path.relpath(os.path.dirname(torch.__file__), '.venv'))")
+if [ "$(readlink .venv/libtorch 2>/dev/null)" != "$site" ]; then
+  ln -sfn "$site" .venv/libtorch
+fi
+
+fm=data/fashion-mnist
+if [ ! -s "$fm/t10k-labels-idx1-ubyte.gz" ]; then
+  echo "setup: fetching Fashion-MNIST from Debian's dataset-fashion-mnist package"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  if ! (cd "$tmp" && apt-get download dataset-fashion-mnist >/dev/null 2>&1); then
+    # A fresh machine may have no package lists yet.
+    apt-get update -qq >/dev/null 2>&1 || { echo "setup: apt-get update failed (need root or sudo)"; exit 1; }
+    (cd "$tmp" && apt-get download dataset-fashion-mnist >/dev/null)
+  fi
+  dpkg -x "$tmp"/dataset-fashion-mnist_*.deb "$tmp/x"
+  mkdir -p "$fm"
+  cp "$tmp"/x/usr/share/datasets/fashion-mnist/*.gz "$fm/"
+fi

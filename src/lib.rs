@@ -1,0 +1,21 @@
+//! augwise — the AWS auto-augment search ("Improving Auto-Augment via Augmentation-Wise
+//! Weight Sharing", NeurIPS 2020) on libtorch, as step-wise commands.
+//!
+//! Everything that computes lives here; the REPL (`repl/`) and the Jupyter kernel (`kernel/`)
+//! are thin front-ends. See `shared/METHOD.md` for the method and `DESIGN.md` for the map.
+
+pub mod augment;
+pub mod data;
+pub mod device;
+pub mod model;
+pub mod train;
+
+/// One `use augwise::prelude::*;` for notebooks and examples.
+pub mod prelude {
+    pub use crate::augment::{Normalize, Pipeline};
+    pub use crate::data::{DataSpec, Dataset, DatasetInfo, Source, SplitConfig, Splits, Synthetic, SyntheticKind};
+    pub use crate::device::{DeviceChoice, DeviceSpec, Diagnostics};
+    pub use crate::model::{Arch, Model};
+    pub use crate::train::{CancelFlag, EpochReport, LrSchedule, SgdConfig, TrainConfig, Trainer};
+    pub use tch::{Device, Kind, Tensor};
+}

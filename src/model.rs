@@ -1,0 +1,362 @@
+//! The networks of the paper and its cheap stand-ins, all with BatchNorm, any channel count
+//! and any input size (global average pooling before the classifier).
+//!
+//! | name        | layout                                                   | params (10 classes, 3 ch) |
+//! |-------------|----------------------------------------------------------|---------------------------|
+//! | `resnet20`  | CIFAR ResNet, 3 stages × 3 basic blocks, 16/32/64 wide   | 0.27 M                    |
+//! | `resnet56`  | CIFAR ResNet, 3 stages × 9 basic blocks                  | 0.86 M                    |
+//! | `wrn-d-k`   | pre-activation Wide-ResNet, (d−4)/6 blocks per group, 16k/32k/64k | WRN-28-10: 36.5 M |
+//!
+//! ResNet shortcuts that change shape are 1×1 conv + BN projections (option B).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::{Device, TchError, Tensor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("unknown model `{0}`: expected resnet20, resnet56 or wrn-DEPTH-WIDTH (e.g. wrn-28-10, wrn-40-2, wrn-16-2)")]
+    Unknown(String),
+    #[error("invalid model `{name}`: {why}")]
+    Invalid { name: String, why: String },
+    #[error("weights do not fit this model: {0}")]
+    Mismatch(String),
+    #[error(transparent)]
+    Torch(#[from] TchError),
+}
+
+/// An architecture by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Arch {
+    /// CIFAR ResNet of depth 6n+2.
+    ResNet { depth: i64 },
+    /// WRN-depth-widen, depth 6n+4.
+    Wrn { depth: i64, widen: i64 },
+}
+
+impl Arch {
+    pub const RESNET20: Arch = Arch::ResNet { depth: 20 };
+    pub const RESNET56: Arch = Arch::ResNet { depth: 56 };
+    pub const WRN_28_10: Arch = Arch::Wrn { depth: 28, widen: 10 };
+    pub const WRN_40_2: Arch = Arch::Wrn { depth: 40, widen: 2 };
+    pub const WRN_16_2: Arch = Arch::Wrn { depth: 16, widen: 2 };
+    /// Names offered for completion and help.
+    pub const NAMES: [&'static str; 5] = ["resnet20", "resnet56", "wrn-28-10", "wrn-40-2", "wrn-16-2"];
+}
+
+impl FromStr for Arch {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase().replace('_', "-");
+        let invalid = |why: &str| ModelError::Invalid { name: s.to_owned(), why: why.to_owned() };
+        if let Some(d) = t.strip_prefix("resnet").map(|d| d.trim_start_matches('-')) {
+            let depth: i64 = d.parse().map_err(|_| ModelError::Unknown(s.to_owned()))?;
+            if depth < 8 || (depth - 2) % 6 != 0 {
+                return Err(invalid("CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110)"));
+            }
+            return Ok(Arch::ResNet { depth });
+        }
+        if let Some(rest) = t.strip_prefix("wrn").map(|d| d.trim_start_matches('-')) {
+            let (d, k) = rest.split_once('-').ok_or_else(|| ModelError::Unknown(s.to_owned()))?;
+            let depth: i64 = d.parse().map_err(|_| ModelError::Unknown(s.to_owned()))?;
+            let widen: i64 = k.parse().map_err(|_| ModelError::Unknown(s.to_owned()))?;
+            if depth < 10 || (depth - 4) % 6 != 0 || widen < 1 {
+                return Err(invalid("WRN depth must be 6n+4 (16, 22, 28, 40) and width ≥ 1"));
+            }
+            return Ok(Arch::Wrn { depth, widen });
+        }
+        Err(ModelError::Unknown(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arch::ResNet { depth } => write!(f, "resnet{depth}"),
+            Arch::Wrn { depth, widen } => write!(f, "wrn-{depth}-{widen}"),
+        }
+    }
+}
+
+impl From<Arch> for String {
+    fn from(a: Arch) -> String {
+        a.to_string()
+    }
+}
+
+impl TryFrom<String> for Arch {
+    type Error = ModelError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64) -> nn::Conv2D {
+    let cfg = nn::ConvConfig { stride, padding: k / 2, bias: false, ..Default::default() };
+    nn::conv2d(p, i, o, k, cfg)
+}
+
+fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(p, c, Default::default())
+}
+
+/// Post-activation basic block (He et al. 2016, CIFAR).
+#[derive(Debug)]
+struct BasicBlock {
+    conv1: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    conv2: nn::Conv2D,
+    bn2: nn::BatchNorm,
+    shortcut: Option<(nn::Conv2D, nn::BatchNorm)>,
+}
+
+impl BasicBlock {
+    fn new(p: &nn::Path, i: i64, o: i64, stride: i64) -> Self {
+        let shortcut = (stride != 1 || i != o).then(|| (conv(p / "sc_conv", i, o, 1, stride), bn(p / "sc_bn", o)));
+        Self {
+            conv1: conv(p / "conv1", i, o, 3, stride),
+            bn1: bn(p / "bn1", o),
+            conv2: conv(p / "conv2", o, o, 3, 1),
+            bn2: bn(p / "bn2", o),
+            shortcut,
+        }
+    }
+}
+
+impl ModuleT for BasicBlock {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let y = y.apply(&self.conv2).apply_t(&self.bn2, train);
+        let s = match &self.shortcut {
+            Some((c, b)) => x.apply(c).apply_t(b, train),
+            None => x.shallow_clone(),
+        };
+        (y + s).relu()
+    }
+}
+
+/// Pre-activation wide block (Zagoruyko & Komodakis 2016), no dropout.
+#[derive(Debug)]
+struct WideBlock {
+    bn1: nn::BatchNorm,
+    conv1: nn::Conv2D,
+    bn2: nn::BatchNorm,
+    conv2: nn::Conv2D,
+    shortcut: Option<nn::Conv2D>,
+}
+
+impl WideBlock {
+    fn new(p: &nn::Path, i: i64, o: i64, stride: i64) -> Self {
+        Self {
+            bn1: bn(p / "bn1", i),
+            conv1: conv(p / "conv1", i, o, 3, stride),
+            bn2: bn(p / "bn2", o),
+            conv2: conv(p / "conv2", o, o, 3, 1),
+            shortcut: (stride != 1 || i != o).then(|| conv(p / "sc_conv", i, o, 1, stride)),
+        }
+    }
+}
+
+impl ModuleT for WideBlock {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let o = x.apply_t(&self.bn1, train).relu();
+        let y = o.apply(&self.conv1).apply_t(&self.bn2, train).relu().apply(&self.conv2);
+        let s = match &self.shortcut {
+            Some(c) => o.apply(c),
+            None => x.shallow_clone(),
+        };
+        y + s
+    }
+}
+
+#[derive(Debug)]
+struct Net {
+    stem: nn::Conv2D,
+    stem_bn: Option<nn::BatchNorm>,
+    blocks: Vec<Box<dyn ModuleT>>,
+    final_bn: Option<nn::BatchNorm>,
+    fc: nn::Linear,
+}
+
+impl ModuleT for Net {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = x.apply(&self.stem);
+        if let Some(b) = &self.stem_bn {
+            y = y.apply_t(b, train).relu();
+        }
+        for b in &self.blocks {
+            y = b.forward_t(&y, train);
+        }
+        if let Some(b) = &self.final_bn {
+            y = y.apply_t(b, train).relu();
+        }
+        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
+    }
+}
+
+fn build(arch: Arch, p: &nn::Path, in_channels: i64, classes: i64) -> Net {
+    let (n, widths, wide) = match arch {
+        Arch::ResNet { depth } => ((depth - 2) / 6, [16, 32, 64], false),
+        Arch::Wrn { depth, widen } => ((depth - 4) / 6, [16 * widen, 32 * widen, 64 * widen], true),
+    };
+    let mut blocks: Vec<Box<dyn ModuleT>> = Vec::new();
+    let mut i = 16;
+    for (g, &o) in widths.iter().enumerate() {
+        for b in 0..n {
+            let stride = if g > 0 && b == 0 { 2 } else { 1 };
+            let bp = p / format!("layer{}", g + 1) / b;
+            if wide {
+                blocks.push(Box::new(WideBlock::new(&bp, i, o, stride)));
+            } else {
+                blocks.push(Box::new(BasicBlock::new(&bp, i, o, stride)));
+            }
+            i = o;
+        }
+    }
+    Net {
+        stem: conv(p / "conv1", in_channels, 16, 3, 1),
+        stem_bn: (!wide).then(|| bn(p / "bn1", 16)),
+        blocks,
+        final_bn: wide.then(|| bn(p / "bn_final", i)),
+        fc: nn::linear(p / "fc", i, classes, Default::default()),
+    }
+}
+
+/// A model with its variables; the unit the trainer trains and the session snapshots.
+#[derive(Debug)]
+pub struct Model {
+    pub vs: nn::VarStore,
+    net: Net,
+    pub arch: Arch,
+    pub in_channels: i64,
+    pub classes: i64,
+}
+
+/// A deep copy of every variable (parameters and BN running statistics), by name.
+#[derive(Debug)]
+pub struct Weights(pub Vec<(String, Tensor)>);
+
+impl Model {
+    /// Build with torch's default initialisation; seed torch first for reproducible weights.
+    pub fn new(arch: Arch, in_channels: i64, classes: i64, device: Device) -> Result<Self, ModelError> {
+        if !(1..=4).contains(&in_channels) || classes < 2 {
+            return Err(ModelError::Invalid {
+                name: arch.to_string(),
+                why: format!("{in_channels} input channels, {classes} classes"),
+            });
+        }
+        let vs = nn::VarStore::new(device);
+        let net = build(arch, &vs.root(), in_channels, classes);
+        Ok(Self { vs, net, arch, in_channels, classes })
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Logits for a normalised float batch.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.net.forward_t(x, train)
+    }
+
+    /// Number of trainable scalars.
+    pub fn param_count(&self) -> i64 {
+        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    }
+
+    /// Trainable variables in name order (the optimiser's parameter order).
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> =
+            self.vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Deep copy of all variables.
+    pub fn snapshot(&self) -> Weights {
+        let mut v: Vec<(String, Tensor)> =
+            self.vs.variables().into_iter().map(|(k, t)| (k, t.detach().copy())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        Weights(v)
+    }
+
+    /// Copy `w` into the variables in place (names and shapes must match).
+    pub fn restore(&mut self, w: &Weights) -> Result<(), ModelError> {
+        let vars = self.vs.variables();
+        if vars.len() != w.0.len() {
+            return Err(ModelError::Mismatch(format!("{} tensors for {} variables", w.0.len(), vars.len())));
+        }
+        for (name, src) in &w.0 {
+            let mut dst = vars
+                .get(name)
+                .ok_or_else(|| ModelError::Mismatch(format!("no variable `{name}` in {}", self.arch)))?
+                .shallow_clone();
+            if dst.size() != src.size() {
+                return Err(ModelError::Mismatch(format!(
+                    "`{name}` is {:?} here, {:?} in the weights",
+                    dst.size(),
+                    src.size()
+                )));
+            }
+            tch::no_grad(|| dst.f_copy_(src))?;
+        }
+        Ok(())
+    }
+}
+
+impl Weights {
+    /// Deep copy (a snapshot of a snapshot).
+    pub fn copy(&self) -> Self {
+        Weights(self.0.iter().map(|(k, t)| (k.clone(), t.copy())).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    #[test]
+    fn names_parse_and_print() {
+        for n in Arch::NAMES {
+            assert_eq!(n.parse::<Arch>().unwrap().to_string(), n);
+        }
+        assert_eq!("WRN_28_10".parse::<Arch>().unwrap(), Arch::WRN_28_10);
+        assert!(matches!("resnet21".parse::<Arch>(), Err(ModelError::Invalid { .. })));
+        assert!(matches!("vgg16".parse::<Arch>(), Err(ModelError::Unknown(_))));
+    }
+
+    #[test]
+    fn shapes_and_sizes_match_the_papers() {
+        let m = Model::new(Arch::RESNET20, 3, 10, Device::Cpu).unwrap();
+        assert_eq!(m.param_count(), 272_474);
+        let w = Model::new(Arch::WRN_28_10, 3, 10, Device::Cpu).unwrap();
+        assert_eq!(w.param_count(), 36_479_194);
+        for (c, s) in [(1, 28), (3, 32)] {
+            let m = Model::new(Arch::WRN_16_2, c, 7, Device::Cpu).unwrap();
+            let y = m.forward_t(&Tensor::zeros([2, c, s, s], (Kind::Float, Device::Cpu)), false);
+            assert_eq!(y.size(), vec![2, 7]);
+        }
+    }
+
+    #[test]
+    fn snapshot_restore_round_trip() {
+        let mut m = Model::new(Arch::RESNET20, 1, 3, Device::Cpu).unwrap();
+        let snap = m.snapshot();
+        for (_, mut t) in m.named_parameters() {
+            let _ = tch::no_grad(|| t.fill_(0.5));
+        }
+        m.restore(&snap).unwrap();
+        let again = m.snapshot();
+        for ((a, x), (b, y)) in snap.0.iter().zip(&again.0) {
+            assert_eq!(a, b);
+            assert!(x.equal(y), "{a} differs after restore");
+        }
+        let other = Model::new(Arch::RESNET56, 1, 3, Device::Cpu).unwrap();
+        assert!(m.restore(&other.snapshot()).is_err());
+    }
+}

@@ -1,0 +1,388 @@
+//! Training as METHOD.md's official settings need it: SGD Nesterov without decay on BN and
+//! biases, warm-up + cosine or constant rates, label smoothing, gradient-norm clipping, top-1
+//! evaluation, per-epoch reports, NaN/Inf detection, cancellation between batches, and state
+//! (weights + momentum) that can be snapshotted and restored.
+
+mod optim;
+mod schedule;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Reduction, TchError, Tensor};
+
+pub use optim::{Sgd, SgdConfig, SgdState};
+pub use schedule::LrSchedule;
+
+use crate::augment::Normalize;
+use crate::data::Dataset;
+use crate::model::{Model, ModelError, Weights};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("cancelled at epoch {epoch}, batch {batch}; the weights are partly updated — restore the last snapshot or checkpoint")]
+    Cancelled { epoch: usize, batch: usize },
+    #[error("loss became {loss} at epoch {epoch}, batch {batch}; this batch was not trained on. Lower the learning rate or check the data, then restore the last snapshot")]
+    NonFinite { epoch: usize, batch: usize, loss: f64 },
+    #[error("dataset `{0}` is empty")]
+    EmptyData(String),
+    #[error("model expects {expected} input channels and {classes} classes; dataset `{name}` has {got} channels and {got_classes} classes")]
+    Incompatible { expected: i64, classes: i64, name: String, got: i64, got_classes: i64 },
+    #[error("libtorch error: {0}")]
+    Torch(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+impl From<TchError> for TrainError {
+    fn from(e: TchError) -> Self {
+        TrainError::Torch(e.to_string())
+    }
+}
+
+/// A flag a front-end sets (Ctrl-C, a notebook interrupt) to stop between batches.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    pub batch_size: i64,
+    pub eval_batch_size: i64,
+    pub schedule: LrSchedule,
+    pub sgd: SgdConfig,
+    pub label_smoothing: f64,
+    /// Global gradient-norm bound (official: 3.0); `None` disables clipping.
+    pub grad_clip: Option<f64>,
+    /// Seeds the data order and all augmentation randomness, per epoch.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    /// METHOD.md's stage-1 settings, with a CPU-sized batch; `official` has batch 256.
+    fn default() -> Self {
+        Self {
+            batch_size: 128,
+            eval_batch_size: 500,
+            schedule: LrSchedule::official(200.0),
+            sgd: SgdConfig::default(),
+            label_smoothing: 0.05,
+            grad_clip: Some(3.0),
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The official stage-1 settings for `epochs` epochs.
+    pub fn official(epochs: f64) -> Self {
+        Self { batch_size: 256, schedule: LrSchedule::official(epochs), ..Default::default() }
+    }
+    pub fn with_batch_size(mut self, b: i64) -> Self {
+        self.batch_size = b;
+        self
+    }
+    pub fn with_schedule(mut self, s: LrSchedule) -> Self {
+        self.schedule = s;
+        self
+    }
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    pub fn with_label_smoothing(mut self, ls: f64) -> Self {
+        self.label_smoothing = ls;
+        self
+    }
+    pub fn with_grad_clip(mut self, c: Option<f64>) -> Self {
+        self.grad_clip = c;
+        self
+    }
+    pub fn with_sgd(mut self, sgd: SgdConfig) -> Self {
+        self.sgd = sgd;
+        self
+    }
+}
+
+/// Anything that turns a uint8 training batch into the model's float input.
+pub trait Augmenter {
+    fn augment(&mut self, images: &Tensor) -> Result<Tensor, TchError>;
+}
+
+impl Augmenter for crate::augment::Pipeline {
+    fn augment(&mut self, images: &Tensor) -> Result<Tensor, TchError> {
+        self.train(images)
+    }
+}
+
+/// Live figures for a progress bar, after each batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchProgress {
+    pub epoch: usize,
+    pub batch: usize,
+    pub batches: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub images_per_sec: f64,
+}
+
+/// What one epoch did. Timing fields aside, identical for identical seeds on CPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// 1-based count of epochs this trainer has run.
+    pub epoch: usize,
+    pub lr_start: f64,
+    pub lr_end: f64,
+    pub loss: f64,
+    pub train_acc: f64,
+    pub val_acc: Option<f64>,
+    pub images: i64,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+}
+
+impl std::fmt::Display for EpochReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "epoch {:>3}  lr {:.4}→{:.4}  loss {:.4}  train {:5.2}%",
+            self.epoch,
+            self.lr_start,
+            self.lr_end,
+            self.loss,
+            100.0 * self.train_acc
+        )?;
+        if let Some(v) = self.val_acc {
+            write!(f, "  val {:5.2}%", 100.0 * v)?;
+        }
+        write!(f, "  {:6.0} img/s  {:5.1}s", self.images_per_sec, self.seconds)
+    }
+}
+
+/// Weights, momentum and position in the schedule: everything needed to continue exactly.
+#[derive(Debug)]
+pub struct TrainerState {
+    pub weights: Weights,
+    pub momentum: SgdState,
+    pub epochs_done: usize,
+}
+
+impl TrainerState {
+    pub fn copy(&self) -> Self {
+        Self { weights: self.weights.copy(), momentum: self.momentum.copy(), epochs_done: self.epochs_done }
+    }
+}
+
+/// A model, its optimiser and where it is in its schedule.
+#[derive(Debug)]
+pub struct Trainer {
+    pub model: Model,
+    pub opt: Sgd,
+    pub config: TrainConfig,
+    /// Evaluation applies only this.
+    pub normalize: Normalize,
+    pub epochs_done: usize,
+}
+
+/// Derive an independent seed for (base seed, epoch) — so any epoch can be replayed alone.
+pub fn epoch_seed(seed: u64, epoch: usize) -> i64 {
+    let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// Run a closure that calls panicking tch ops, turning a libtorch panic into an error so a
+/// notebook or REPL session survives it.
+fn guarded<T>(f: impl FnOnce() -> Result<T, TrainError>) -> Result<T, TrainError> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(TrainError::Torch(msg))
+        }
+    }
+}
+
+impl Trainer {
+    pub fn new(model: Model, normalize: Normalize, config: TrainConfig) -> Self {
+        let opt = Sgd::new(&model, config.sgd.clone());
+        Self { model, opt, config, normalize, epochs_done: 0 }
+    }
+
+    fn check(&self, data: &Dataset) -> Result<(), TrainError> {
+        if data.is_empty() {
+            return Err(TrainError::EmptyData(data.info.name.clone()));
+        }
+        if data.info.channels != self.model.in_channels || data.info.num_classes() > self.model.classes {
+            return Err(TrainError::Incompatible {
+                expected: self.model.in_channels,
+                classes: self.model.classes,
+                name: data.info.name.clone(),
+                got: data.info.channels,
+                got_classes: data.info.num_classes(),
+            });
+        }
+        Ok(())
+    }
+
+    /// One epoch over `data` in a seeded random order. On error the weights are as after the
+    /// last completed batch; callers that must not lose state snapshot first.
+    pub fn train_epoch(
+        &mut self,
+        data: &Dataset,
+        aug: &mut dyn Augmenter,
+        cancel: &CancelFlag,
+        on_batch: &mut dyn FnMut(&BatchProgress),
+    ) -> Result<EpochReport, TrainError> {
+        self.check(data)?;
+        let epoch = self.epochs_done;
+        tch::manual_seed(epoch_seed(self.config.seed, epoch));
+        let dev = self.model.device();
+        let n = data.len();
+        let bs = self.config.batch_size.max(2);
+        // A final batch of one cannot be batch-normalised: drop it.
+        let batches = ((n / bs) + i64::from(n % bs >= 2)).max(1) as usize;
+        let perm = Tensor::f_randperm(n, (Kind::Int64, dev))?;
+        let start = Instant::now();
+        let lr_start = self.config.schedule.at(epoch as f64);
+        let (mut loss_sum, mut seen, mut lr) = (0.0, 0i64, lr_start);
+        let mut correct = Tensor::f_zeros([], (Kind::Int64, dev))?;
+        for b in 0..batches {
+            if cancel.is_cancelled() {
+                return Err(TrainError::Cancelled { epoch: epoch + 1, batch: b });
+            }
+            let len = bs.min(n - b as i64 * bs);
+            lr = self.config.schedule.at(epoch as f64 + b as f64 / batches as f64);
+            let loss = guarded(|| {
+                let idx = perm.f_narrow(0, b as i64 * bs, len)?;
+                let x = aug.augment(&data.images.f_index_select(0, &idx)?)?;
+                let y = data.labels.f_index_select(0, &idx)?;
+                let logits = self.model.forward_t(&x, true);
+                let loss = logits.f_cross_entropy_loss::<Tensor>(
+                    &y,
+                    None,
+                    Reduction::Mean,
+                    -100,
+                    self.config.label_smoothing,
+                )?;
+                let value = loss.f_double_value(&[])?;
+                if !value.is_finite() {
+                    return Err(TrainError::NonFinite { epoch: epoch + 1, batch: b, loss: value });
+                }
+                self.opt.zero_grad();
+                loss.f_backward()?;
+                if let Some(c) = self.config.grad_clip {
+                    let _ = self.opt.clip_grad_norm(c)?;
+                }
+                self.opt.step(lr)?;
+                let _ = correct.f_add_(&logits.f_argmax(1, false)?.f_eq_tensor(&y)?.f_sum(Kind::Int64)?)?;
+                Ok(value)
+            })?;
+            loss_sum += loss * len as f64;
+            seen += len;
+            let secs = start.elapsed().as_secs_f64().max(1e-9);
+            on_batch(&BatchProgress {
+                epoch: epoch + 1,
+                batch: b + 1,
+                batches,
+                loss,
+                lr,
+                images_per_sec: seen as f64 / secs,
+            });
+        }
+        self.epochs_done += 1;
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(EpochReport {
+            epoch: self.epochs_done,
+            lr_start,
+            lr_end: lr,
+            loss: loss_sum / seen as f64,
+            train_acc: correct.f_int64_value(&[])? as f64 / seen as f64,
+            val_acc: None,
+            images: seen,
+            seconds,
+            images_per_sec: seen as f64 / seconds.max(1e-9),
+        })
+    }
+
+    /// Top-1 accuracy on `data` (no augmentation, BN in eval mode, one host sync).
+    pub fn evaluate(&self, data: &Dataset) -> Result<f64, TrainError> {
+        self.check(data)?;
+        let n = data.len();
+        let bs = self.config.eval_batch_size.max(1);
+        guarded(|| {
+            tch::no_grad(|| {
+                let mut correct = Tensor::f_zeros([], (Kind::Int64, self.model.device()))?;
+                let mut start = 0;
+                while start < n {
+                    let len = bs.min(n - start);
+                    let x = self.normalize.apply(&data.images.f_narrow(0, start, len)?)?;
+                    let y = data.labels.f_narrow(0, start, len)?;
+                    let pred = self.model.forward_t(&x, false).f_argmax(1, false)?;
+                    let _ = correct.f_add_(&pred.f_eq_tensor(&y)?.f_sum(Kind::Int64)?)?;
+                    start += len;
+                }
+                Ok(correct.f_int64_value(&[])? as f64 / n as f64)
+            })
+        })
+    }
+
+    /// Train `epochs` more epochs, evaluating on `val` after each when given.
+    pub fn fit(
+        &mut self,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        epochs: usize,
+        aug: &mut dyn Augmenter,
+        cancel: &CancelFlag,
+        on_batch: &mut dyn FnMut(&BatchProgress),
+        on_epoch: &mut dyn FnMut(&EpochReport),
+    ) -> Result<Vec<EpochReport>, TrainError> {
+        let mut reports = Vec::with_capacity(epochs);
+        for _ in 0..epochs {
+            let mut r = self.train_epoch(train, aug, cancel, on_batch)?;
+            if let Some(v) = val {
+                r.val_acc = Some(self.evaluate(v)?);
+            }
+            on_epoch(&r);
+            reports.push(r);
+        }
+        Ok(reports)
+    }
+
+    /// Deep copy of weights, momentum and schedule position.
+    pub fn snapshot(&self) -> TrainerState {
+        TrainerState { weights: self.model.snapshot(), momentum: self.opt.state(), epochs_done: self.epochs_done }
+    }
+
+    /// Put weights, momentum and schedule position back to `s`.
+    pub fn restore(&mut self, s: &TrainerState) -> Result<(), TrainError> {
+        self.model.restore(&s.weights)?;
+        self.opt.load_state(&s.momentum).map_err(|e| TrainError::Model(ModelError::Mismatch(e)))?;
+        self.epochs_done = s.epochs_done;
+        Ok(())
+    }
+}

@@ -1,0 +1,222 @@
+//! SGD with Nesterov momentum whose state we own. libtorch's optimiser (behind tch's
+//! `nn::Optimizer`) hides its momentum buffers, but AWS must snapshot and restore them with
+//! the weights (stage 2 resets both to the stage-1 snapshot), so the update is written here
+//! with PyTorch's exact formula:
+//!
+//! ```text
+//! d  = g + wd·p          (wd only on tensors with ≥ 2 dims: no decay on BN and biases)
+//! b  = μ·b + d           (b starts at 0, so the first step gives b = d, as in PyTorch)
+//! d' = d + μ·b  (nesterov) | b
+//! p  = p − lr·d'
+//! ```
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, TchError, Tensor};
+
+use crate::model::Model;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SgdConfig {
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+}
+
+impl Default for SgdConfig {
+    /// METHOD.md: momentum 0.9, Nesterov, weight decay 1e-4.
+    fn default() -> Self {
+        Self { momentum: 0.9, nesterov: true, weight_decay: 1e-4 }
+    }
+}
+
+#[derive(Debug)]
+struct Param {
+    name: String,
+    tensor: Tensor,
+    decay: bool,
+    momentum: Tensor,
+}
+
+/// The optimiser; its momentum buffers are plain tensors we can copy.
+#[derive(Debug)]
+pub struct Sgd {
+    pub config: SgdConfig,
+    params: Vec<Param>,
+}
+
+/// Deep copy of the momentum buffers, by parameter name.
+#[derive(Debug)]
+pub struct SgdState(pub Vec<(String, Tensor)>);
+
+impl SgdState {
+    pub fn copy(&self) -> Self {
+        SgdState(self.0.iter().map(|(k, t)| (k.clone(), t.copy())).collect())
+    }
+}
+
+impl Sgd {
+    pub fn new(model: &Model, config: SgdConfig) -> Self {
+        let params = model
+            .named_parameters()
+            .into_iter()
+            .map(|(name, tensor)| Param {
+                decay: tensor.dim() > 1,
+                momentum: tensor.zeros_like(),
+                name,
+                tensor,
+            })
+            .collect();
+        Self { config, params }
+    }
+
+    /// Names of the parameters that get weight decay (for inspection and tests).
+    pub fn decayed(&self) -> Vec<&str> {
+        self.params.iter().filter(|p| p.decay).map(|p| p.name.as_str()).collect()
+    }
+
+    pub fn zero_grad(&mut self) {
+        for p in &mut self.params {
+            p.tensor.zero_grad();
+        }
+    }
+
+    /// Scale gradients so their global L2 norm is at most `max_norm` (PyTorch's
+    /// `clip_grad_norm_`: no host sync). Returns the norm before clipping, on the device.
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> Result<Tensor, TchError> {
+        let grads: Vec<Tensor> = self.params.iter().map(|p| p.tensor.grad()).filter(Tensor::defined).collect();
+        if grads.is_empty() {
+            return Ok(Tensor::from(0f32));
+        }
+        let norms: Vec<Tensor> = grads.iter().map(|g| g.f_norm()).collect::<Result<_, _>>()?;
+        let total = Tensor::f_stack(&norms, 0)?.f_norm()?;
+        let coef = (total.f_add_scalar(1e-6)?.f_reciprocal()? * max_norm).f_clamp_max(1.0)?;
+        for mut g in grads {
+            let _ = g.f_mul_(&coef)?;
+        }
+        Ok(total)
+    }
+
+    /// One update at learning rate `lr` from the current gradients.
+    pub fn step(&mut self, lr: f64) -> Result<(), TchError> {
+        let SgdConfig { momentum: mu, nesterov, weight_decay: wd } = self.config;
+        tch::no_grad(|| {
+            for p in &mut self.params {
+                let g = p.tensor.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let mut d = if p.decay && wd != 0.0 { g.f_add(&p.tensor.f_mul_scalar(wd)?)? } else { g };
+                let step = if mu != 0.0 {
+                    let _ = p.momentum.f_mul_scalar_(mu)?;
+                    let _ = p.momentum.f_add_(&d)?;
+                    if nesterov {
+                        let _ = d.f_add_(&p.momentum.f_mul_scalar(mu)?)?;
+                        d
+                    } else {
+                        p.momentum.shallow_clone()
+                    }
+                } else {
+                    d
+                };
+                let _ = p.tensor.f_sub_(&step.f_mul_scalar(lr)?)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn state(&self) -> SgdState {
+        SgdState(self.params.iter().map(|p| (p.name.clone(), p.momentum.copy())).collect())
+    }
+
+    /// Restore momentum buffers from a snapshot of the same model.
+    pub fn load_state(&mut self, state: &SgdState) -> Result<(), String> {
+        if state.0.len() != self.params.len() {
+            return Err(format!("{} momentum buffers for {} parameters", state.0.len(), self.params.len()));
+        }
+        for (p, (name, buf)) in self.params.iter_mut().zip(&state.0) {
+            if &p.name != name || p.momentum.size() != buf.size() {
+                return Err(format!("momentum buffer `{name}` does not match parameter `{}`", p.name));
+            }
+            p.momentum.f_copy_(buf).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Sum of |momentum| (a cheap fingerprint for tests).
+    pub fn momentum_l1(&self) -> f64 {
+        self.params.iter().map(|p| p.momentum.abs().sum(Kind::Double).double_value(&[])).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Arch;
+    use tch::Device;
+
+    #[test]
+    fn weight_decay_skips_batchnorm_and_biases() {
+        let m = Model::new(Arch::RESNET20, 3, 10, Device::Cpu).unwrap();
+        let opt = Sgd::new(&m, SgdConfig::default());
+        let decayed = opt.decayed();
+        assert!(decayed.iter().all(|n| n.contains("conv") || n == &"fc.weight"), "{decayed:?}");
+        assert!(!decayed.iter().any(|n| n.contains("bn") || n.ends_with(".bias")));
+        assert!(decayed.contains(&"fc.weight") && decayed.contains(&"conv1.weight"));
+
+        // With zero gradients, a step moves only the decayed tensors.
+        let mut m = m;
+        let before = m.snapshot();
+        let mut opt = Sgd::new(&m, SgdConfig { weight_decay: 0.1, ..Default::default() });
+        let x = Tensor::zeros([2, 3, 8, 8], (Kind::Float, Device::Cpu));
+        (m.forward_t(&x, true).sum(Kind::Float) * 0.0).backward();
+        opt.step(0.5).unwrap();
+        let after = m.snapshot();
+        for ((name, a), (_, b)) in before.0.iter().zip(&after.0) {
+            let moved = !a.equal(b);
+            let decays = a.dim() > 1;
+            if !name.contains("running") && !name.contains("num_batches") {
+                assert_eq!(moved, decays, "{name}: moved={moved}, decays={decays}");
+            }
+        }
+        m.restore(&before).unwrap();
+    }
+
+    #[test]
+    fn matches_pytorch_nesterov_formula_on_a_scalar() {
+        // One 2-d parameter p=1 with loss p·3 ⇒ g=3. wd=0.1, μ=0.9, lr=0.1, nesterov.
+        // step1: d=3.1, b=3.1, d'=3.1+2.79=5.89, p=1-0.589=0.411
+        let mut vs = Model::new(Arch::RESNET20, 1, 2, Device::Cpu).unwrap();
+        let mut opt = Sgd::new(&vs, SgdConfig { momentum: 0.9, nesterov: true, weight_decay: 0.1 });
+        let (_, mut p) = vs.named_parameters().into_iter().find(|(n, _)| n == "fc.weight").unwrap();
+        let _ = tch::no_grad(|| p.fill_(1.0));
+        opt.zero_grad();
+        (&p * 3.0).sum(Kind::Float).backward();
+        opt.step(0.1).unwrap();
+        assert!((p.double_value(&[0, 0]) - 0.411).abs() < 1e-6);
+        // Restoring the state makes the next step repeat exactly.
+        let s = opt.state();
+        opt.zero_grad();
+        (&p * 3.0).sum(Kind::Float).backward();
+        let p_before = p.copy();
+        opt.step(0.1).unwrap();
+        let p_after = p.copy();
+        tch::no_grad(|| p.copy_(&p_before));
+        opt.load_state(&s).unwrap();
+        opt.step(0.1).unwrap();
+        assert!(p.equal(&p_after));
+        let _ = &mut vs;
+    }
+
+    #[test]
+    fn clipping_bounds_the_global_norm() {
+        let m = Model::new(Arch::RESNET20, 1, 2, Device::Cpu).unwrap();
+        let mut opt = Sgd::new(&m, SgdConfig::default());
+        let x = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
+        (m.forward_t(&x, true).square().sum(Kind::Float) * 1000.0).backward();
+        let before = opt.clip_grad_norm(3.0).unwrap().double_value(&[]);
+        assert!(before > 3.0);
+        let after = opt.clip_grad_norm(3.0).unwrap().double_value(&[]);
+        assert!((after - 3.0).abs() < 1e-3, "{after}");
+    }
+}
