@@ -8,6 +8,7 @@ pub mod augment;
 pub mod data;
 pub mod device;
 pub mod model;
+pub mod rng;
 pub mod train;
 
 /// One `use augwise::prelude::*;` for notebooks and examples.

@@ -241,16 +241,22 @@ pub struct Model {
 pub struct Weights(pub Vec<(String, Tensor)>);
 
 impl Model {
-    /// Build with torch's default initialisation; seed torch first for reproducible weights.
-    pub fn new(arch: Arch, in_channels: i64, classes: i64, device: Device) -> Result<Self, ModelError> {
+    /// Build with torch's default initialisation drawn from `seed`: the same weights on every
+    /// device and in every thread (initialised on the CPU under a lock, then moved).
+    pub fn new(arch: Arch, in_channels: i64, classes: i64, device: Device, seed: u64) -> Result<Self, ModelError> {
         if !(1..=4).contains(&in_channels) || classes < 2 {
             return Err(ModelError::Invalid {
                 name: arch.to_string(),
                 why: format!("{in_channels} input channels, {classes} classes"),
             });
         }
-        let vs = nn::VarStore::new(device);
-        let net = build(arch, &vs.root(), in_channels, classes);
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let net = {
+            let _guard = crate::rng::TORCH_GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
+            tch::manual_seed(seed as i64);
+            build(arch, &vs.root(), in_channels, classes)
+        };
+        vs.set_device(device);
         Ok(Self { vs, net, arch, in_channels, classes })
     }
 
@@ -332,12 +338,12 @@ mod tests {
 
     #[test]
     fn shapes_and_sizes_match_the_papers() {
-        let m = Model::new(Arch::RESNET20, 3, 10, Device::Cpu).unwrap();
+        let m = Model::new(Arch::RESNET20, 3, 10, Device::Cpu, 0).unwrap();
         assert_eq!(m.param_count(), 272_474);
-        let w = Model::new(Arch::WRN_28_10, 3, 10, Device::Cpu).unwrap();
+        let w = Model::new(Arch::WRN_28_10, 3, 10, Device::Cpu, 0).unwrap();
         assert_eq!(w.param_count(), 36_479_194);
         for (c, s) in [(1, 28), (3, 32)] {
-            let m = Model::new(Arch::WRN_16_2, c, 7, Device::Cpu).unwrap();
+            let m = Model::new(Arch::WRN_16_2, c, 7, Device::Cpu, 0).unwrap();
             let y = m.forward_t(&Tensor::zeros([2, c, s, s], (Kind::Float, Device::Cpu)), false);
             assert_eq!(y.size(), vec![2, 7]);
         }
@@ -345,7 +351,7 @@ mod tests {
 
     #[test]
     fn snapshot_restore_round_trip() {
-        let mut m = Model::new(Arch::RESNET20, 1, 3, Device::Cpu).unwrap();
+        let mut m = Model::new(Arch::RESNET20, 1, 3, Device::Cpu, 0).unwrap();
         let snap = m.snapshot();
         for (_, mut t) in m.named_parameters() {
             let _ = tch::no_grad(|| t.fill_(0.5));
@@ -356,7 +362,7 @@ mod tests {
             assert_eq!(a, b);
             assert!(x.equal(y), "{a} differs after restore");
         }
-        let other = Model::new(Arch::RESNET56, 1, 3, Device::Cpu).unwrap();
+        let other = Model::new(Arch::RESNET56, 1, 3, Device::Cpu, 0).unwrap();
         assert!(m.restore(&other.snapshot()).is_err());
     }
 }

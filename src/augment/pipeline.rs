@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, TchError, Tensor};
 
 use crate::data::DatasetInfo;
+use crate::rng::Rng;
 
 /// Per-channel normalisation, `(x/255 − mean)/std`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,10 +51,10 @@ impl Pipeline {
     }
 
     /// A training batch: crop, flip, normalise.
-    pub fn train(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        let mut y = super::random_crop(x, self.crop_padding)?;
+    pub fn train(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor, TchError> {
+        let mut y = super::random_crop(x, self.crop_padding, rng)?;
         if self.hflip {
-            y = super::random_hflip(&y, 0.5)?;
+            y = super::random_hflip(&y, 0.5, rng)?;
         }
         self.normalize.apply(&y)
     }

@@ -18,7 +18,7 @@ use tch::{Device, Kind, Tensor};
 pub use cifar::{load_cifar10, load_cifar100};
 pub use folder::load_image_folder;
 pub use idx::{load_idx_pair, read_idx, IdxArray};
-pub use spec::{DataSpec, SplitConfig};
+pub use spec::{data_root, DataSpec, SplitConfig};
 pub use split::{stratified_indices, Splits};
 pub use synthetic::{Synthetic, SyntheticKind};
 

@@ -20,6 +20,7 @@ pub use schedule::LrSchedule;
 use crate::augment::Normalize;
 use crate::data::Dataset;
 use crate::model::{Model, ModelError, Weights};
+use crate::rng::Rng;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -123,13 +124,14 @@ impl TrainConfig {
 }
 
 /// Anything that turns a uint8 training batch into the model's float input.
+/// Its random choices come from the trainer's per-epoch stream, so a run replays exactly.
 pub trait Augmenter {
-    fn augment(&mut self, images: &Tensor) -> Result<Tensor, TchError>;
+    fn augment(&mut self, images: &Tensor, rng: &mut Rng) -> Result<Tensor, TchError>;
 }
 
 impl Augmenter for crate::augment::Pipeline {
-    fn augment(&mut self, images: &Tensor) -> Result<Tensor, TchError> {
-        self.train(images)
+    fn augment(&mut self, images: &Tensor, rng: &mut Rng) -> Result<Tensor, TchError> {
+        self.train(images, rng)
     }
 }
 
@@ -202,13 +204,8 @@ pub struct Trainer {
     pub epochs_done: usize,
 }
 
-/// Derive an independent seed for (base seed, epoch) — so any epoch can be replayed alone.
-pub fn epoch_seed(seed: u64, epoch: usize) -> i64 {
-    let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) >> 1) as i64
-}
+/// Stream ids of [`Rng::derive`], so data order and augmentation never share numbers.
+const STREAM_TRAIN: u64 = 1;
 
 /// Run a closure that calls panicking tch ops, turning a libtorch panic into an error so a
 /// notebook or REPL session survives it.
@@ -259,13 +256,14 @@ impl Trainer {
     ) -> Result<EpochReport, TrainError> {
         self.check(data)?;
         let epoch = self.epochs_done;
-        tch::manual_seed(epoch_seed(self.config.seed, epoch));
+        // One stream per (seed, epoch): any epoch replays alone, as after a resume.
+        let mut rng = Rng::derive(self.config.seed, &[STREAM_TRAIN, epoch as u64]);
         let dev = self.model.device();
         let n = data.len();
         let bs = self.config.batch_size.max(2);
         // A final batch of one cannot be batch-normalised: drop it.
         let batches = ((n / bs) + i64::from(n % bs >= 2)).max(1) as usize;
-        let perm = Tensor::f_randperm(n, (Kind::Int64, dev))?;
+        let perm = rng.permutation(n, dev)?;
         let start = Instant::now();
         let lr_start = self.config.schedule.at(epoch as f64);
         let (mut loss_sum, mut seen, mut lr) = (0.0, 0i64, lr_start);
@@ -278,7 +276,7 @@ impl Trainer {
             lr = self.config.schedule.at(epoch as f64 + b as f64 / batches as f64);
             let loss = guarded(|| {
                 let idx = perm.f_narrow(0, b as i64 * bs, len)?;
-                let x = aug.augment(&data.images.f_index_select(0, &idx)?)?;
+                let x = aug.augment(&data.images.f_index_select(0, &idx)?, &mut rng)?;
                 let y = data.labels.f_index_select(0, &idx)?;
                 let logits = self.model.forward_t(&x, true);
                 let loss = logits.f_cross_entropy_loss::<Tensor>(

@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn weight_decay_skips_batchnorm_and_biases() {
-        let m = Model::new(Arch::RESNET20, 3, 10, Device::Cpu).unwrap();
+        let m = Model::new(Arch::RESNET20, 3, 10, Device::Cpu, 0).unwrap();
         let opt = Sgd::new(&m, SgdConfig::default());
         let decayed = opt.decayed();
         assert!(decayed.iter().all(|n| n.contains("conv") || n == &"fc.weight"), "{decayed:?}");
@@ -186,7 +186,7 @@ mod tests {
     fn matches_pytorch_nesterov_formula_on_a_scalar() {
         // One 2-d parameter p=1 with loss p·3 ⇒ g=3. wd=0.1, μ=0.9, lr=0.1, nesterov.
         // step1: d=3.1, b=3.1, d'=3.1+2.79=5.89, p=1-0.589=0.411
-        let mut vs = Model::new(Arch::RESNET20, 1, 2, Device::Cpu).unwrap();
+        let mut vs = Model::new(Arch::RESNET20, 1, 2, Device::Cpu, 0).unwrap();
         let mut opt = Sgd::new(&vs, SgdConfig { momentum: 0.9, nesterov: true, weight_decay: 0.1 });
         let (_, mut p) = vs.named_parameters().into_iter().find(|(n, _)| n == "fc.weight").unwrap();
         let _ = tch::no_grad(|| p.fill_(1.0));
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn clipping_bounds_the_global_norm() {
-        let m = Model::new(Arch::RESNET20, 1, 2, Device::Cpu).unwrap();
+        let m = Model::new(Arch::RESNET20, 1, 2, Device::Cpu, 0).unwrap();
         let mut opt = Sgd::new(&m, SgdConfig::default());
         let x = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         (m.forward_t(&x, true).square().sum(Kind::Float) * 1000.0).backward();

@@ -1,0 +1,57 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use tch::Device;
+
+/// Every device a test should run on: the CPU always, CUDA 0 when there is one. When there is
+/// none the skip is printed, never silent.
+pub fn devices() -> Vec<Device> {
+    let mut v = vec![Device::Cpu];
+    match augwise::device::resolve(augwise::device::DeviceSpec::Cuda(0)) {
+        Ok(c) => v.push(c.device),
+        Err(e) => eprintln!("note: CUDA variant skipped: {e}"),
+    }
+    v
+}
+
+/// An IDX file's bytes.
+pub fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        v.extend_from_slice(&d.to_be_bytes());
+    }
+    v.extend_from_slice(data);
+    v
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// `n` CIFAR records (label byte(s) + 3072 pixels); record i has label i % classes and
+/// every pixel equal to i.
+pub fn cifar_records(n: usize, label_bytes: usize, classes: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    for i in 0..n {
+        if label_bytes == 2 {
+            v.push(0);
+        }
+        v.push((i % classes) as u8);
+        v.extend(std::iter::repeat(i as u8).take(3072));
+    }
+    v
+}
+
+/// A CIFAR-10 binary directory: 5 train batches of `per` records and a test batch.
+pub fn write_cifar10(dir: &std::path::Path, per: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for b in 1..=5 {
+        std::fs::write(dir.join(format!("data_batch_{b}.bin")), cifar_records(per, 1, 10)).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), cifar_records(per, 1, 10)).unwrap();
+    let names = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
+    std::fs::write(dir.join("batches.meta.txt"), names).unwrap();
+}
