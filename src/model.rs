@@ -250,6 +250,7 @@ impl Model {
                 why: format!("{in_channels} input channels, {classes} classes"),
             });
         }
+        crate::device::init_runtime();
         let mut vs = nn::VarStore::new(Device::Cpu);
         let net = {
             let _guard = crate::rng::TORCH_GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
