@@ -1,0 +1,62 @@
+//! The `augwise` binary driven as a user would: exit codes, reports and error messages.
+
+use std::process::{Command, Output};
+
+fn augwise(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_augwise")).args(args).output().expect("run augwise")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn device_report_names_torch_and_threads() {
+    let o = augwise(&["device"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("torch          2.13.0"), "{out}");
+    assert!(out.contains("CPU threads") && out.contains("default device"), "{out}");
+}
+
+#[test]
+fn trains_on_synthetic_data_and_reports_each_epoch() {
+    let o = augwise(&["train", "--data", "synthetic:n=24,size=16,classes=3", "--epochs", "2", "--limit", "0", "--batch-size", "16"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("epoch   1") && out.contains("epoch   2"), "{out}");
+    assert!(out.contains("val ") && out.contains("img/s"), "{out}");
+    assert!(out.contains("test     top-1 accuracy"), "{out}");
+}
+
+#[test]
+fn bad_input_gives_a_clear_error_and_exit_code() {
+    let o = augwise(&["train", "--data", "imagenet:/x"]);
+    assert_eq!(o.status.code(), Some(2), "clap rejects a bad spec as a usage error");
+    assert!(text(&o).1.contains("unknown dataset kind"), "{}", text(&o).1);
+
+    let dir = std::env::temp_dir().join("augwise-cli-no-such-dir");
+    let o = augwise(&["train", "--data", &format!("cifar10:{}", dir.display())]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("data_batch_1.bin: file not found") && err.contains("binary version"), "{err}");
+
+    if augwise::device::cuda_device_count() < 8 {
+        let o = augwise(&["--device", "cuda:7", "train", "--data", "synthetic"]);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("cuda:7"), "{err}");
+    }
+    let o = augwise(&["--device", "tpu", "device"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("unknown device `tpu`"));
+}
+
+#[test]
+fn version_and_help() {
+    let o = augwise(&["--version"]);
+    assert!(text(&o).0.starts_with("augwise 0.1.0"));
+    let o = augwise(&["--help"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("train") && out.contains("download") && out.contains("--device"), "{out}");
+}
