@@ -9,6 +9,7 @@ pub mod data;
 pub mod device;
 pub mod model;
 pub mod rng;
+pub mod suggest;
 pub mod train;
 
 /// One `use augwise::prelude::*;` for notebooks and examples.

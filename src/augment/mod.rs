@@ -2,8 +2,10 @@
 //! and a [`Rng`] stream for each image's random choices; no per-image loop over tensors, no
 //! trip back to the host.
 
+mod ops;
 mod pipeline;
 
+pub use ops::{affine, apply_kind, apply_ops, AugmentError, Interpolation, Op, OpKind, OpOptions};
 pub use pipeline::{Normalize, Pipeline};
 
 use tch::{Kind, TchError, Tensor};

@@ -9,6 +9,14 @@
 //!                              channels, size, noise, seed
 //! ```
 //! The data root is `$AUGWISE_DATA`, else the project's `data/`.
+//!
+//! ```
+//! use augwise::data::DataSpec;
+//! let spec: DataSpec = "synthetic:kind=polarity,n=8,size=16".parse().unwrap();
+//! let source = spec.load().unwrap();
+//! assert_eq!(source.train.images.size(), vec![32, 1, 16, 16]); // 4 classes × 8
+//! assert!("cifar10".parse::<DataSpec>().is_err()); // needs a directory
+//! ```
 
 use std::fmt;
 use std::path::PathBuf;

@@ -17,6 +17,14 @@ pub enum LrSchedule {
 
 impl LrSchedule {
     /// METHOD.md's official stage-1 schedule for `epochs`: 1 epoch 0.05→0.2, cosine to 0.001.
+    ///
+    /// ```
+    /// use augwise::train::LrSchedule;
+    /// let s = LrSchedule::official(200.0);
+    /// assert_eq!(s.at(0.0), 0.05);
+    /// assert!((s.at(1.0) - 0.2).abs() < 1e-12);
+    /// assert_eq!(s.final_lr(), 0.001); // stage 2 fine-tunes at this constant rate
+    /// ```
     pub fn official(epochs: f64) -> Self {
         Self::WarmupCosine { start: 0.05, peak: 0.2, floor: 0.001, warmup_epochs: 1.0, total_epochs: epochs }
     }

@@ -1,0 +1,530 @@
+//! The operations, with torchvision v2's semantics on uint8 tensors, applied to a whole batch
+//! at once with a magnitude (and so a sign) per image.
+//!
+//! | op           | magnitude m                        | what it does (torchvision v2 functional)                                  |
+//! |--------------|------------------------------------|----------------------------------------------------------------------------|
+//! | Identity     | —                                  | nothing                                                                    |
+//! | ShearX       | shear factor, −1..1                | `affine(shear=[deg(atan m), 0], center=[0, 0])` (top-left corner fixed)    |
+//! | ShearY       | shear factor, −1..1                | `affine(shear=[0, deg(atan m)], center=[0, 0])`                            |
+//! | TranslateX   | fraction of width, −1..1           | `affine(translate=[int(m·W), 0])` (pixels truncated toward 0)              |
+//! | TranslateY   | fraction of height, −1..1          | `affine(translate=[0, int(m·H)])`                                          |
+//! | Rotate       | degrees, −180..180                 | `rotate(m)` about the centre, counter-clockwise, no expand                 |
+//! | AutoContrast | —                                  | per image and channel: `(x − min)·255/(max − min)`, unchanged if max = min |
+//! | Invert       | —                                  | `255 − x`                                                                  |
+//! | Equalize     | —                                  | per image and channel histogram equalisation (torchvision's LUT)          |
+//! | Solarize     | threshold in levels, 0..256        | `x ≥ m ? 255 − x : x`                                                      |
+//! | Posterize    | bits, 0..8 (integer)               | keep the top m bits                                                        |
+//! | Contrast     | factor − 1, −1..1                  | blend with the mean of the (floored) greyscale image, factor 1 + m        |
+//! | Color        | factor − 1, −1..1                  | blend with the (floored) greyscale image, factor 1 + m (no-op on 1 channel)|
+//! | Brightness   | factor − 1, −1..1                  | `x·(1 + m)`                                                                |
+//! | Sharpness    | factor − 1, −1..1                  | blend with the 3×3 smoothed image (interior only), factor 1 + m          |
+//!
+//! Blends compute in float32, clamp to 0..255 and truncate to uint8, as torchvision does.
+//! Geometric ops share one per-image affine grid (torchvision's `_affine_grid`, same float32
+//! arithmetic) and one `grid_sample`; interpolation nearest (torchvision's AutoAugment default)
+//! or bilinear; fill `None` samples zeros outside, `Some(levels)` blends a fill colour through
+//! torchvision's mask channel. Where the AWS official code differs (fill 128, its own magnitude
+//! levels) the AWS space follows METHOD.md (see `space`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, TchError, Tensor};
+
+use crate::suggest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AugmentError {
+    #[error("unknown operation `{name}`{hint}; valid: {valid}")]
+    UnknownOp { name: String, hint: String, valid: String },
+    #[error("{op}: magnitude {value} is outside {lo}..={hi} ({unit})")]
+    Magnitude { op: &'static str, value: f64, lo: f64, hi: f64, unit: &'static str },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("libtorch error: {0}")]
+    Torch(#[from] TchError),
+}
+
+/// The operation kinds (torchvision's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OpKind {
+    Identity,
+    ShearX,
+    ShearY,
+    TranslateX,
+    TranslateY,
+    Rotate,
+    AutoContrast,
+    Invert,
+    Equalize,
+    Solarize,
+    Posterize,
+    Contrast,
+    Color,
+    Brightness,
+    Sharpness,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 15] = [
+        OpKind::Identity,
+        OpKind::ShearX,
+        OpKind::ShearY,
+        OpKind::TranslateX,
+        OpKind::TranslateY,
+        OpKind::Rotate,
+        OpKind::AutoContrast,
+        OpKind::Invert,
+        OpKind::Equalize,
+        OpKind::Solarize,
+        OpKind::Posterize,
+        OpKind::Contrast,
+        OpKind::Color,
+        OpKind::Brightness,
+        OpKind::Sharpness,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Identity => "Identity",
+            OpKind::ShearX => "ShearX",
+            OpKind::ShearY => "ShearY",
+            OpKind::TranslateX => "TranslateX",
+            OpKind::TranslateY => "TranslateY",
+            OpKind::Rotate => "Rotate",
+            OpKind::AutoContrast => "AutoContrast",
+            OpKind::Invert => "Invert",
+            OpKind::Equalize => "Equalize",
+            OpKind::Solarize => "Solarize",
+            OpKind::Posterize => "Posterize",
+            OpKind::Contrast => "Contrast",
+            OpKind::Color => "Color",
+            OpKind::Brightness => "Brightness",
+            OpKind::Sharpness => "Sharpness",
+        }
+    }
+
+    pub fn is_geometric(self) -> bool {
+        matches!(self, OpKind::ShearX | OpKind::ShearY | OpKind::TranslateX | OpKind::TranslateY | OpKind::Rotate)
+    }
+
+    /// Whether a policy picks a random sign for the magnitude (torchvision's `signed` flag).
+    pub fn signed(self) -> bool {
+        self.is_geometric()
+            || matches!(self, OpKind::Contrast | OpKind::Color | OpKind::Brightness | OpKind::Sharpness)
+    }
+
+    /// Valid magnitudes and their unit; `None` for ops without a magnitude.
+    pub fn range(self) -> Option<(f64, f64, &'static str)> {
+        match self {
+            OpKind::ShearX | OpKind::ShearY => Some((-1.0, 1.0, "shear factor")),
+            OpKind::TranslateX | OpKind::TranslateY => Some((-1.0, 1.0, "fraction of the image size")),
+            OpKind::Rotate => Some((-180.0, 180.0, "degrees")),
+            OpKind::Solarize => Some((0.0, 256.0, "threshold in intensity levels")),
+            OpKind::Posterize => Some((0.0, 8.0, "bits kept")),
+            OpKind::Contrast | OpKind::Color | OpKind::Brightness | OpKind::Sharpness => {
+                Some((-1.0, 1.0, "enhance factor minus 1"))
+            }
+            OpKind::Identity | OpKind::AutoContrast | OpKind::Invert | OpKind::Equalize => None,
+        }
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for OpKind {
+    type Err = AugmentError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        OpKind::ALL.iter().copied().find(|k| k.name().eq_ignore_ascii_case(t)).ok_or_else(|| {
+            let names = OpKind::ALL.map(OpKind::name);
+            AugmentError::UnknownOp {
+                name: t.to_owned(),
+                hint: suggest::hint(t, names),
+                valid: names.join(", "),
+            }
+        })
+    }
+}
+
+/// One operation with its (signed) magnitude; construct with [`Op::new`] to validate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    pub kind: OpKind,
+    /// In the unit of the table above; 0 for ops without a magnitude.
+    pub magnitude: f64,
+}
+
+impl Op {
+    pub const IDENTITY: Op = Op { kind: OpKind::Identity, magnitude: 0.0 };
+
+    pub fn new(kind: OpKind, magnitude: f64) -> Result<Self, AugmentError> {
+        match kind.range() {
+            Some((lo, hi, unit)) if !(lo..=hi).contains(&magnitude) || !magnitude.is_finite() => {
+                Err(AugmentError::Magnitude { op: kind.name(), value: magnitude, lo, hi, unit })
+            }
+            Some(_) if kind == OpKind::Posterize && magnitude.fract() != 0.0 => {
+                Err(AugmentError::Invalid(format!("Posterize: {magnitude} bits is not an integer")))
+            }
+            Some(_) => Ok(Op { kind, magnitude }),
+            None => Ok(Op { kind, magnitude: 0.0 }),
+        }
+    }
+
+    /// The same op with the opposite sign (for signed ops).
+    pub fn negated(self) -> Self {
+        Op { magnitude: -self.magnitude, ..self }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind.range().is_some() {
+            write!(f, "{}:{}", self.kind, fmt_num(self.magnitude))
+        } else {
+            f.write_str(self.kind.name())
+        }
+    }
+}
+
+/// Shortest exact-enough decimal (≤ 4 decimals, no trailing zeros).
+pub(crate) fn fmt_num(x: f64) -> String {
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
+/// Interpolation of the geometric ops (torchvision's `InterpolationMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interpolation {
+    #[default]
+    Nearest,
+    Bilinear,
+}
+
+/// Options shared by the geometric ops.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OpOptions {
+    pub interpolation: Interpolation,
+    /// `None`: zeros outside the image (torchvision `fill=None`); `Some(levels)`: one value or
+    /// one per channel, blended through torchvision's mask channel.
+    pub fill: Option<Vec<f64>>,
+}
+
+/// torchvision's `_get_inverse_affine_matrix` (degrees in, output→input matrix out).
+fn inverse_affine(center: [f64; 2], angle: f64, translate: [f64; 2], shear: [f64; 2]) -> [f64; 6] {
+    let rot = angle.to_radians();
+    let (sx, sy) = (shear[0].to_radians(), shear[1].to_radians());
+    let ([cx, cy], [tx, ty]) = (center, translate);
+    let a = (rot - sy).cos() / sy.cos();
+    let b = -(rot - sy).cos() * sx.tan() / sy.cos() - rot.sin();
+    let c = (rot - sy).sin() / sy.cos();
+    let d = -(rot - sy).sin() * sx.tan() / sy.cos() + rot.cos();
+    let mut m = [d, -b, 0.0, -c, a, 0.0];
+    m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty);
+    m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty);
+    m[2] += cx;
+    m[5] += cy;
+    m
+}
+
+/// The inverse affine matrix torchvision uses for a geometric op on an H×W image.
+pub(crate) fn geometric_matrix(op: Op, h: i64, w: i64) -> [f64; 6] {
+    let m = op.magnitude;
+    // center=[0, 0] in pixel coordinates, re-expressed relative to the image centre.
+    let corner = [-(w as f64) * 0.5, -(h as f64) * 0.5];
+    match op.kind {
+        OpKind::ShearX => inverse_affine(corner, 0.0, [0.0, 0.0], [m.atan().to_degrees(), 0.0]),
+        OpKind::ShearY => inverse_affine(corner, 0.0, [0.0, 0.0], [0.0, m.atan().to_degrees()]),
+        OpKind::TranslateX => inverse_affine([0.0; 2], 0.0, [(m * w as f64).trunc(), 0.0], [0.0; 2]),
+        OpKind::TranslateY => inverse_affine([0.0; 2], 0.0, [0.0, (m * h as f64).trunc()], [0.0; 2]),
+        OpKind::Rotate => inverse_affine([0.0; 2], -(m.rem_euclid(360.0)), [0.0; 2], [0.0; 2]),
+        _ => [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+    }
+}
+
+/// Per-image column of factors, float32 N×1×1×1 on `device`.
+fn per_image(values: &[f64], device: Device) -> Result<Tensor, TchError> {
+    let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+    Tensor::f_from_slice(&v)?.f_view([values.len() as i64, 1, 1, 1])?.f_to_device(device)
+}
+
+/// Affine warp of a uint8 batch with one output→input matrix per image.
+pub fn affine(x: &Tensor, matrices: &[[f64; 6]], opts: &OpOptions) -> Result<Tensor, TchError> {
+    let (n, c, h, w) = x.size4()?;
+    let dev = x.device();
+    let flat: Vec<f32> = matrices.iter().flat_map(|m| m.iter().map(|&v| v as f32)).collect();
+    let theta = Tensor::f_from_slice(&flat)?.f_view([n, 2, 3])?.f_to_device(dev)?;
+    // torchvision's _affine_grid: pixel-centre base grid, theta rescaled by half the size.
+    let xs = Tensor::f_linspace((1.0 - w as f64) * 0.5, (w as f64 - 1.0) * 0.5, w, (Kind::Float, dev))?;
+    let ys = Tensor::f_linspace((1.0 - h as f64) * 0.5, (h as f64 - 1.0) * 0.5, h, (Kind::Float, dev))?;
+    let base = Tensor::f_stack(
+        &[
+            xs.f_view([1, w])?.f_expand([h, w], false)?,
+            ys.f_view([h, 1])?.f_expand([h, w], false)?,
+            Tensor::f_ones([h, w], (Kind::Float, dev))?,
+        ],
+        -1,
+    )?
+    .f_view([1, h * w, 3])?;
+    let half = Tensor::f_from_slice(&[0.5 * w as f32, 0.5 * h as f32])?.f_to_device(dev)?;
+    let rescaled = theta.f_transpose(1, 2)?.f_div(&half)?;
+    let grid = base.f_expand([n, h * w, 3], false)?.f_bmm(&rescaled)?.f_view([n, h, w, 2])?;
+    let mode = match opts.interpolation {
+        Interpolation::Bilinear => 0,
+        Interpolation::Nearest => 1,
+    };
+    let img = x.f_to_kind(Kind::Float)?;
+    let out = match &opts.fill {
+        None => img.f_grid_sampler(&grid, mode, 0, false)?,
+        Some(fill) => {
+            let with_mask = Tensor::f_cat(&[img, Tensor::f_ones([n, 1, h, w], (Kind::Float, dev))?], 1)?;
+            let s = with_mask.f_grid_sampler(&grid, mode, 0, false)?;
+            let (img, mask) = (s.f_narrow(1, 0, c)?, s.f_narrow(1, c, 1)?);
+            let fill_v: Vec<f32> = if fill.len() == 1 { vec![fill[0] as f32; c as usize] } else { fill.iter().map(|&v| v as f32).collect() };
+            let fill_t = Tensor::f_from_slice(&fill_v)?.f_view([1, c, 1, 1])?.f_to_device(dev)?;
+            match opts.interpolation {
+                Interpolation::Nearest => fill_t.f_expand_as(&img)?.f_where_self(&mask.f_lt(0.5)?, &img)?,
+                Interpolation::Bilinear => img.f_sub(&fill_t)?.f_mul(&mask)?.f_add(&fill_t)?,
+            }
+        }
+    };
+    out.f_round()?.f_to_kind(Kind::Uint8)
+}
+
+/// torchvision's `_blend`: `x·r + y·(1 − r)`, clamped, truncated to uint8.
+fn blend(x: &Tensor, other: &Tensor, ratio: &Tensor) -> Result<Tensor, TchError> {
+    let inv = ratio.f_neg()?.f_add_scalar(1.0)?;
+    x.f_to_kind(Kind::Float)?.f_mul(ratio)?.f_add(&other.f_mul(&inv)?)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
+}
+
+/// Greyscale (0.2989, 0.587, 0.114), float, floored — as torchvision's saturation/contrast use it.
+fn grey_floor(x: &Tensor) -> Result<Tensor, TchError> {
+    let f = x.f_to_kind(Kind::Float)?;
+    let (r, g, b) = (f.f_narrow(1, 0, 1)?, f.f_narrow(1, 1, 1)?, f.f_narrow(1, 2, 1)?);
+    r.f_mul_scalar(0.2989)?.f_add(&g.f_mul_scalar(0.587)?)?.f_add(&b.f_mul_scalar(0.114)?)?.f_floor()
+}
+
+fn brightness(x: &Tensor, f: &Tensor) -> Result<Tensor, TchError> {
+    x.f_to_kind(Kind::Float)?.f_mul(f)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
+}
+
+fn saturation(x: &Tensor, f: &Tensor) -> Result<Tensor, TchError> {
+    if x.size()[1] == 1 {
+        return Ok(x.shallow_clone());
+    }
+    blend(x, &grey_floor(x)?, f)
+}
+
+fn contrast(x: &Tensor, f: &Tensor) -> Result<Tensor, TchError> {
+    let grey = if x.size()[1] == 3 { grey_floor(x)? } else { x.f_to_kind(Kind::Float)? };
+    let mean = grey.f_mean_dim(&[1i64, 2, 3][..], true, Kind::Float)?;
+    blend(x, &mean, f)
+}
+
+fn sharpness(x: &Tensor, f: &Tensor) -> Result<Tensor, TchError> {
+    let (_, c, h, w) = x.size4()?;
+    if h <= 2 || w <= 2 {
+        return Ok(x.shallow_clone());
+    }
+    let (a, b) = (1.0f32 / 13.0, 5.0f32 / 13.0);
+    let kernel = Tensor::f_from_slice(&[a, a, a, a, b, a, a, a, a])?
+        .f_view([1, 1, 3, 3])?
+        .f_expand([c, 1, 3, 3], false)?
+        .f_to_device(x.device())?;
+    let out = x.f_to_kind(Kind::Float)?;
+    let blurred = out.f_conv2d::<Tensor>(&kernel, None, [1, 1], [0, 0], [1, 1], c)?.f_round()?;
+    let mut inner = out.f_narrow(2, 1, h - 2)?.f_narrow(3, 1, w - 2)?;
+    let step = blurred.f_sub(&inner)?.f_mul(&f.f_neg()?.f_add_scalar(1.0)?)?;
+    let _ = inner.f_add_(&step)?;
+    out.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
+}
+
+fn posterize(x: &Tensor, bits: &[f64]) -> Result<Tensor, TchError> {
+    let masks: Vec<u8> = bits
+        .iter()
+        .map(|&b| {
+            let b = b as u32;
+            if b >= 8 { 0xff } else { (((1u32 << b) - 1) << (8 - b)) as u8 }
+        })
+        .collect();
+    let m = Tensor::f_from_slice(&masks)?.f_view([bits.len() as i64, 1, 1, 1])?.f_to_device(x.device())?;
+    x.f_bitwise_and_tensor(&m)
+}
+
+fn solarize(x: &Tensor, threshold: &Tensor) -> Result<Tensor, TchError> {
+    x.f_bitwise_not()?.f_where_self(&x.f_ge_tensor(threshold)?, x)
+}
+
+fn autocontrast(x: &Tensor) -> Result<Tensor, TchError> {
+    let f = x.f_to_kind(Kind::Float)?;
+    let min = f.f_amin(&[2i64, 3][..], true)?;
+    let max = f.f_amax(&[2i64, 3][..], true)?;
+    let flat = max.f_eq_tensor(&min)?;
+    let inv_scale = max.f_sub(&min)?.f_mul_scalar(1.0 / 255.0)?;
+    let min = min.f_masked_fill(&flat, 0.0)?;
+    let inv_scale = inv_scale.f_masked_fill(&flat, 1.0)?;
+    f.f_sub(&min)?.f_div(&inv_scale)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
+}
+
+/// torchvision's batched `equalize_image`, per image and channel.
+fn equalize(x: &Tensor) -> Result<Tensor, TchError> {
+    let (n, c, h, w) = x.size4()?;
+    let dev = x.device();
+    let flat = x.f_flatten(2, 3)?.f_to_kind(Kind::Int64)?;
+    let mut hist = Tensor::f_zeros([n, c, 256], (Kind::Int64, dev))?;
+    let ones = Tensor::f_ones([1], (Kind::Int64, dev))?.f_expand_as(&flat)?;
+    let _ = hist.f_scatter_add_(2, &flat, &ones)?;
+    let cum = hist.f_cumsum(2, Kind::Int64)?;
+    let last = cum.f_argmax(2, true)?;
+    let non_max = hist.f_gather(2, &last, false)?.f_neg()?.f_add_scalar(h * w)?;
+    let step = non_max.f_div_scalar_mode(255, "floor")?;
+    let valid = step.f_ne(0)?.f_unsqueeze(-1)?;
+    let lut = cum
+        .f_narrow(2, 0, 255)?
+        .f_add(&step.f_div_scalar_mode(2, "floor")?)?
+        .f_div_tensor_mode(&step.f_clamp_min(1)?, "floor")?
+        .f_clamp(0, 255)?;
+    let lut = Tensor::f_cat(&[Tensor::f_zeros([n, c, 1], (Kind::Int64, dev))?, lut], 2)?;
+    let eq = lut.f_gather(2, &flat, false)?.f_view([n, c, h, w])?.f_to_kind(Kind::Uint8)?;
+    eq.f_where_self(&valid, x)
+}
+
+/// Apply one kind to a batch, magnitude per image (ignored for ops without one).
+pub fn apply_kind(kind: OpKind, x: &Tensor, magnitudes: &[f64], opts: &OpOptions) -> Result<Tensor, TchError> {
+    let dev = x.device();
+    let factors = || per_image(&magnitudes.iter().map(|m| 1.0 + m).collect::<Vec<_>>(), dev);
+    match kind {
+        OpKind::Identity => Ok(x.shallow_clone()),
+        k if k.is_geometric() => {
+            let (_, _, h, w) = x.size4()?;
+            let m: Vec<[f64; 6]> = magnitudes.iter().map(|&m| geometric_matrix(Op { kind, magnitude: m }, h, w)).collect();
+            affine(x, &m, opts)
+        }
+        OpKind::AutoContrast => autocontrast(x),
+        OpKind::Invert => x.f_bitwise_not(),
+        OpKind::Equalize => equalize(x),
+        OpKind::Solarize => solarize(x, &per_image(magnitudes, dev)?),
+        OpKind::Posterize => posterize(x, magnitudes),
+        OpKind::Contrast => contrast(x, &factors()?),
+        OpKind::Color => saturation(x, &factors()?),
+        OpKind::Brightness => brightness(x, &factors()?),
+        OpKind::Sharpness => sharpness(x, &factors()?),
+        _ => Ok(x.shallow_clone()),
+    }
+}
+
+/// Apply `ops[i]` to image i of a uint8 batch: images are grouped by kind on the host (the
+/// choices were drawn there), each group is gathered, transformed in one batched call and
+/// scattered back; all geometric ops share one affine warp. No device→host sync.
+pub fn apply_ops(x: &Tensor, ops: &[Op], opts: &OpOptions) -> Result<Tensor, AugmentError> {
+    let (n, c, h, w) = x.size4()?;
+    if x.kind() != Kind::Uint8 || !(c == 1 || c == 3) {
+        return Err(AugmentError::Invalid(format!(
+            "images must be uint8 N×C×H×W with 1 or 3 channels, got {:?} {:?}",
+            x.kind(),
+            x.size()
+        )));
+    }
+    if ops.len() as i64 != n {
+        return Err(AugmentError::Invalid(format!("{} ops for a batch of {n} images", ops.len())));
+    }
+    let mut groups: Vec<(Option<OpKind>, Vec<i64>, Vec<f64>)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if op.kind == OpKind::Identity {
+            continue;
+        }
+        // All geometric ops go to one group (key None) and carry their matrices.
+        let key = (!op.kind.is_geometric()).then_some(op.kind);
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => {
+                g.1.push(i as i64);
+                g.2.push(op.magnitude);
+            }
+            None => groups.push((key, vec![i as i64], vec![op.magnitude])),
+        }
+    }
+    if groups.is_empty() {
+        return Ok(x.shallow_clone());
+    }
+    let mut out = x.f_detach_copy()?;
+    for (key, idx, mags) in groups {
+        let index = Tensor::f_from_slice(&idx)?.f_to_device(x.device())?;
+        let subset = x.f_index_select(0, &index)?;
+        let y = match key {
+            Some(kind) => apply_kind(kind, &subset, &mags, opts)?,
+            None => {
+                let m: Vec<[f64; 6]> = idx.iter().map(|&i| geometric_matrix(ops[i as usize], h, w)).collect();
+                affine(&subset, &m, opts)?
+            }
+        };
+        let _ = out.f_index_copy_(0, &index, &y)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch() -> Tensor {
+        crate::rng::Rng::new(5).randint(256, &[4, 3, 6, 7], Device::Cpu).unwrap().to_kind(Kind::Uint8)
+    }
+
+    #[test]
+    fn names_parse_with_suggestions() {
+        assert_eq!("rotate".parse::<OpKind>().unwrap(), OpKind::Rotate);
+        let e = "Rotat".parse::<OpKind>().unwrap_err().to_string();
+        assert!(e.contains("did you mean `Rotate`") && e.contains("Sharpness"), "{e}");
+        assert!(Op::new(OpKind::Rotate, 200.0).unwrap_err().to_string().contains("degrees"));
+        assert!(Op::new(OpKind::Posterize, 4.5).is_err());
+        assert!(Op::new(OpKind::Brightness, f64::NAN).is_err());
+        assert_eq!(Op::new(OpKind::Invert, 3.0).unwrap().magnitude, 0.0);
+        assert_eq!(Op::new(OpKind::Solarize, 85.3333).unwrap().to_string(), "Solarize:85.3333");
+    }
+
+    #[test]
+    fn per_image_ops_match_one_at_a_time() {
+        let x = batch();
+        let ops = [
+            Op::new(OpKind::Rotate, 20.0).unwrap(),
+            Op::new(OpKind::Invert, 0.0).unwrap(),
+            Op::new(OpKind::Rotate, -10.0).unwrap(),
+            Op::new(OpKind::Brightness, 0.6).unwrap(),
+        ];
+        let opts = OpOptions::default();
+        let y = apply_ops(&x, &ops, &opts).unwrap();
+        for (i, op) in ops.iter().enumerate() {
+            let one = apply_kind(op.kind, &x.narrow(0, i as i64, 1), &[op.magnitude], &opts).unwrap();
+            assert!(one.equal(&y.narrow(0, i as i64, 1)), "image {i} ({op})");
+        }
+        let inverted = (x.get(1).to_kind(Kind::Int64).neg() + 255).to_kind(Kind::Uint8);
+        assert!(y.get(1).equal(&inverted));
+    }
+
+    #[test]
+    fn identity_and_zero_magnitudes_change_nothing() {
+        let x = batch();
+        let opts = OpOptions::default();
+        for kind in [OpKind::ShearX, OpKind::TranslateY, OpKind::Rotate, OpKind::Brightness, OpKind::Contrast, OpKind::Sharpness, OpKind::Color] {
+            let y = apply_kind(kind, &x, &[0.0; 4], &opts).unwrap();
+            assert!(y.equal(&x), "{kind} at magnitude 0 changed the image");
+        }
+        assert!(apply_ops(&x, &[Op::IDENTITY; 4], &opts).unwrap().equal(&x));
+        assert!(apply_kind(OpKind::Posterize, &x, &[8.0; 4], &opts).unwrap().equal(&x));
+        assert!(apply_kind(OpKind::Solarize, &x, &[256.0; 4], &opts).unwrap().equal(&x));
+    }
+
+    #[test]
+    fn bad_batches_are_errors() {
+        let x = Tensor::zeros([2, 2, 4, 4], (Kind::Uint8, Device::Cpu));
+        assert!(apply_ops(&x, &[Op::IDENTITY; 2], &OpOptions::default()).is_err());
+        assert!(apply_ops(&batch(), &[Op::IDENTITY; 3], &OpOptions::default()).is_err());
+    }
+}

@@ -1,0 +1,45 @@
+//! "Did you mean …?" for every name a user types (ops, policies, commands, datasets).
+
+/// Edit distance (insert, delete, substitute), case-insensitive.
+pub fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `name`, if it is close enough to be a plausible typo.
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (distance(name, c), c))
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// ` (did you mean `x`?)` or nothing.
+pub fn hint<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    nearest(name, candidates).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_typos_and_ignores_nonsense() {
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(nearest("Rotat", ["Rotate", "Invert"]), Some("Rotate"));
+        assert_eq!(nearest("shearx", ["ShearX", "ShearY"]), Some("ShearX"));
+        assert_eq!(nearest("zzzzzzzz", ["Rotate", "Invert"]), None);
+        assert_eq!(hint("Invrt", ["Invert"]), " (did you mean `Invert`?)");
+    }
+}
