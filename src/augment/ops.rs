@@ -298,37 +298,59 @@ pub fn affine(x: &Tensor, matrices: &[[f64; 6]], opts: &OpOptions) -> Result<Ten
     out.f_round()?.f_to_kind(Kind::Uint8)
 }
 
+/// Per-image blend ratios r and 1 − r, the latter computed in f64 as torchvision's Python does.
+struct Ratios {
+    r: Tensor,
+    one_minus_r: Tensor,
+}
+
+impl Ratios {
+    fn new(magnitudes: &[f64], device: Device) -> Result<Self, TchError> {
+        let r: Vec<f64> = magnitudes.iter().map(|m| 1.0 + m).collect();
+        let inv: Vec<f64> = r.iter().map(|r| 1.0 - r).collect();
+        Ok(Self { r: per_image(&r, device)?, one_minus_r: per_image(&inv, device)? })
+    }
+}
+
+/// `a + b·c` rounded once to float32, as PyTorch's `add_(b, alpha=c)` computes it (a fused
+/// multiply-add): exact product and sum in float64, then one rounding.
+fn fma_f32(a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Tensor, TchError> {
+    a.f_to_kind(Kind::Double)?.f_add(&b.f_to_kind(Kind::Double)?.f_mul(&c.f_to_kind(Kind::Double)?)?)?.f_to_kind(Kind::Float)
+}
+
 /// torchvision's `_blend`: `x·r + y·(1 − r)`, clamped, truncated to uint8.
-fn blend(x: &Tensor, other: &Tensor, ratio: &Tensor) -> Result<Tensor, TchError> {
-    let inv = ratio.f_neg()?.f_add_scalar(1.0)?;
-    x.f_to_kind(Kind::Float)?.f_mul(ratio)?.f_add(&other.f_mul(&inv)?)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
+fn blend(x: &Tensor, other: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
+    let xr = x.f_to_kind(Kind::Float)?.f_mul(&f.r)?;
+    fma_f32(&xr, other, &f.one_minus_r)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
 }
 
 /// Greyscale (0.2989, 0.587, 0.114), float, floored — as torchvision's saturation/contrast use it.
 fn grey_floor(x: &Tensor) -> Result<Tensor, TchError> {
     let f = x.f_to_kind(Kind::Float)?;
     let (r, g, b) = (f.f_narrow(1, 0, 1)?, f.f_narrow(1, 1, 1)?, f.f_narrow(1, 2, 1)?);
-    r.f_mul_scalar(0.2989)?.f_add(&g.f_mul_scalar(0.587)?)?.f_add(&b.f_mul_scalar(0.114)?)?.f_floor()
+    let weight = |w: f64| Tensor::f_from_slice(&[w as f32])?.f_to_device(x.device());
+    let grey = fma_f32(&r.f_mul_scalar(0.2989)?, &g, &weight(0.587)?)?;
+    fma_f32(&grey, &b, &weight(0.114)?)?.f_floor()
 }
 
-fn brightness(x: &Tensor, f: &Tensor) -> Result<Tensor, TchError> {
-    x.f_to_kind(Kind::Float)?.f_mul(f)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
+fn brightness(x: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
+    x.f_to_kind(Kind::Float)?.f_mul(&f.r)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
 }
 
-fn saturation(x: &Tensor, f: &Tensor) -> Result<Tensor, TchError> {
+fn saturation(x: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
     if x.size()[1] == 1 {
         return Ok(x.shallow_clone());
     }
     blend(x, &grey_floor(x)?, f)
 }
 
-fn contrast(x: &Tensor, f: &Tensor) -> Result<Tensor, TchError> {
+fn contrast(x: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
     let grey = if x.size()[1] == 3 { grey_floor(x)? } else { x.f_to_kind(Kind::Float)? };
     let mean = grey.f_mean_dim(&[1i64, 2, 3][..], true, Kind::Float)?;
     blend(x, &mean, f)
 }
 
-fn sharpness(x: &Tensor, f: &Tensor) -> Result<Tensor, TchError> {
+fn sharpness(x: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
     let (_, c, h, w) = x.size4()?;
     if h <= 2 || w <= 2 {
         return Ok(x.shallow_clone());
@@ -341,8 +363,8 @@ fn sharpness(x: &Tensor, f: &Tensor) -> Result<Tensor, TchError> {
     let out = x.f_to_kind(Kind::Float)?;
     let blurred = out.f_conv2d::<Tensor>(&kernel, None, [1, 1], [0, 0], [1, 1], c)?.f_round()?;
     let mut inner = out.f_narrow(2, 1, h - 2)?.f_narrow(3, 1, w - 2)?;
-    let step = blurred.f_sub(&inner)?.f_mul(&f.f_neg()?.f_add_scalar(1.0)?)?;
-    let _ = inner.f_add_(&step)?;
+    let sharpened = fma_f32(&inner, &blurred.f_sub(&inner)?, &f.one_minus_r)?;
+    inner.f_copy_(&sharpened)?;
     out.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
 }
 
@@ -399,7 +421,7 @@ fn equalize(x: &Tensor) -> Result<Tensor, TchError> {
 /// Apply one kind to a batch, magnitude per image (ignored for ops without one).
 pub fn apply_kind(kind: OpKind, x: &Tensor, magnitudes: &[f64], opts: &OpOptions) -> Result<Tensor, TchError> {
     let dev = x.device();
-    let factors = || per_image(&magnitudes.iter().map(|m| 1.0 + m).collect::<Vec<_>>(), dev);
+    let factors = || Ratios::new(magnitudes, dev);
     match kind {
         OpKind::Identity => Ok(x.shallow_clone()),
         k if k.is_geometric() => {
