@@ -8,6 +8,7 @@ pub mod augment;
 pub mod data;
 pub mod device;
 pub mod model;
+pub mod policy;
 pub mod rng;
 pub mod suggest;
 pub mod train;

@@ -4,6 +4,7 @@
 
 mod ops;
 mod pipeline;
+pub mod space;
 
 pub use ops::{affine, apply_kind, apply_ops, AugmentError, Interpolation, Op, OpKind, OpOptions};
 pub use pipeline::{Normalize, Pipeline};

@@ -6,8 +6,8 @@
 //! | Identity     | —                                  | nothing                                                                    |
 //! | ShearX       | shear factor, −1..1                | `affine(shear=[deg(atan m), 0], center=[0, 0])` (top-left corner fixed)    |
 //! | ShearY       | shear factor, −1..1                | `affine(shear=[0, deg(atan m)], center=[0, 0])`                            |
-//! | TranslateX   | fraction of width, −1..1           | `affine(translate=[int(m·W), 0])` (pixels truncated toward 0)              |
-//! | TranslateY   | fraction of height, −1..1          | `affine(translate=[0, int(m·H)])`                                          |
+//! | TranslateX   | fraction of width, −2..2           | `affine(translate=[int(m·W), 0])` (pixels truncated toward 0)              |
+//! | TranslateY   | fraction of height, −2..2          | `affine(translate=[0, int(m·H)])`                                          |
 //! | Rotate       | degrees, −180..180                 | `rotate(m)` about the centre, counter-clockwise, no expand                 |
 //! | AutoContrast | —                                  | per image and channel: `(x − min)·255/(max − min)`, unchanged if max = min |
 //! | Invert       | —                                  | `255 − x`                                                                  |
@@ -119,7 +119,7 @@ impl OpKind {
     pub fn range(self) -> Option<(f64, f64, &'static str)> {
         match self {
             OpKind::ShearX | OpKind::ShearY => Some((-1.0, 1.0, "shear factor")),
-            OpKind::TranslateX | OpKind::TranslateY => Some((-1.0, 1.0, "fraction of the image size")),
+            OpKind::TranslateX | OpKind::TranslateY => Some((-2.0, 2.0, "fraction of the image size")),
             OpKind::Rotate => Some((-180.0, 180.0, "degrees")),
             OpKind::Solarize => Some((0.0, 256.0, "threshold in intensity levels")),
             OpKind::Posterize => Some((0.0, 8.0, "bits kept")),
@@ -234,6 +234,13 @@ fn inverse_affine(center: [f64; 2], angle: f64, translate: [f64; 2], shear: [f64
     m
 }
 
+/// Whole pixels of a translation, truncated toward zero like torchvision's `int()`; the 1e-6
+/// keeps a fraction stored for an integer pixel count (p/W) from truncating to p − 1.
+fn pixels(fraction: f64, size: i64) -> f64 {
+    let p = fraction * size as f64;
+    p.signum() * (p.abs() + 1e-6).trunc()
+}
+
 /// The inverse affine matrix torchvision uses for a geometric op on an H×W image.
 pub(crate) fn geometric_matrix(op: Op, h: i64, w: i64) -> [f64; 6] {
     let m = op.magnitude;
@@ -242,8 +249,8 @@ pub(crate) fn geometric_matrix(op: Op, h: i64, w: i64) -> [f64; 6] {
     match op.kind {
         OpKind::ShearX => inverse_affine(corner, 0.0, [0.0, 0.0], [m.atan().to_degrees(), 0.0]),
         OpKind::ShearY => inverse_affine(corner, 0.0, [0.0, 0.0], [0.0, m.atan().to_degrees()]),
-        OpKind::TranslateX => inverse_affine([0.0; 2], 0.0, [(m * w as f64).trunc(), 0.0], [0.0; 2]),
-        OpKind::TranslateY => inverse_affine([0.0; 2], 0.0, [0.0, (m * h as f64).trunc()], [0.0; 2]),
+        OpKind::TranslateX => inverse_affine([0.0; 2], 0.0, [pixels(m, w), 0.0], [0.0; 2]),
+        OpKind::TranslateY => inverse_affine([0.0; 2], 0.0, [0.0, pixels(m, h)], [0.0; 2]),
         OpKind::Rotate => inverse_affine([0.0; 2], -(m.rem_euclid(360.0)), [0.0; 2], [0.0; 2]),
         _ => [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
     }

@@ -1,0 +1,225 @@
+//! Published policies as torchvision ships them (`transforms/v2/_auto_augment.py`): the
+//! AutoAugment tables and the magnitude grids of AutoAugment/RandAugment and
+//! TrivialAugmentWide, reproduced to the float32 bit (torch.linspace's CPU formula), so the
+//! magnitudes we apply are the ones torchvision applies.
+
+use serde::{Deserialize, Serialize};
+
+use crate::augment::OpKind;
+
+/// Which magnitude grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grid {
+    /// AutoAugment and RandAugment.
+    Standard,
+    /// TrivialAugmentWide.
+    Wide,
+}
+
+/// torch.linspace in float32, as the CPU kernel computes it (symmetric halves).
+pub fn linspace_f32(start: f64, end: f64, steps: usize) -> Vec<f64> {
+    if steps == 1 {
+        return vec![start as f32 as f64];
+    }
+    let (s, e) = (start as f32, end as f32);
+    let step = (e - s) / (steps - 1) as f32;
+    let half = steps / 2;
+    (0..steps)
+        .map(|i| if i < half { s + step * i as f32 } else { e - step * (steps - i - 1) as f32 } as f64)
+        .collect()
+}
+
+/// The magnitude of `kind` at `bin` of a `bins`-level grid, in augwise's units (ops.rs), for
+/// an H×W image; `None` for ops without magnitude.
+pub fn magnitude(grid: Grid, kind: OpKind, bin: usize, bins: usize, h: i64, w: i64) -> Option<f64> {
+    let (shear, rotate, enhance, posterize_div) = match grid {
+        Grid::Standard => (0.3, 30.0, 0.9, 4.0),
+        Grid::Wide => (0.99, 135.0, 0.99, 6.0),
+    };
+    let lin = |max: f64| linspace_f32(0.0, max, bins)[bin];
+    Some(match kind {
+        OpKind::ShearX | OpKind::ShearY => lin(shear),
+        OpKind::TranslateX | OpKind::TranslateY => {
+            let size = if kind == OpKind::TranslateX { w } else { h } as f64;
+            let pixels = match grid {
+                Grid::Standard => lin(150.0 / 331.0 * size),
+                Grid::Wide => lin(32.0),
+            };
+            pixels / size
+        }
+        OpKind::Rotate => lin(rotate),
+        OpKind::Brightness | OpKind::Color | OpKind::Contrast | OpKind::Sharpness => lin(enhance),
+        OpKind::Posterize => {
+            let v = 8.0f32 - bin as f32 / ((bins - 1) as f32 / posterize_div as f32);
+            v.round_ties_even() as f64
+        }
+        // v2 multiplies the [1, 0] grid by the dtype's maximum, 255.
+        OpKind::Solarize => 255.0 * linspace_f32(1.0, 0.0, bins)[bin],
+        OpKind::Identity | OpKind::AutoContrast | OpKind::Equalize | OpKind::Invert => return None,
+    })
+}
+
+/// The ops RandAugment and TrivialAugmentWide draw from (no Invert), in torchvision's order.
+pub const RAND_OPS: [OpKind; 14] = [
+    OpKind::Identity,
+    OpKind::ShearX,
+    OpKind::ShearY,
+    OpKind::TranslateX,
+    OpKind::TranslateY,
+    OpKind::Rotate,
+    OpKind::Brightness,
+    OpKind::Color,
+    OpKind::Contrast,
+    OpKind::Sharpness,
+    OpKind::Posterize,
+    OpKind::Solarize,
+    OpKind::AutoContrast,
+    OpKind::Equalize,
+];
+
+/// One (op, probability, magnitude bin) of a sub-policy; bins index the 10-level grid.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SubOp {
+    pub op: OpKind,
+    pub prob: f64,
+    pub bin: Option<usize>,
+}
+
+/// AutoAugment's learned tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoAugmentTable {
+    Cifar10,
+    Svhn,
+    Imagenet,
+}
+
+impl AutoAugmentTable {
+    pub const ALL: [AutoAugmentTable; 3] = [Self::Cifar10, Self::Svhn, Self::Imagenet];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cifar10 => "cifar10",
+            Self::Svhn => "svhn",
+            Self::Imagenet => "imagenet",
+        }
+    }
+
+    /// The 25 sub-policies of two (op, probability, bin) each.
+    pub fn sub_policies(self) -> Vec<Vec<SubOp>> {
+        use OpKind::*;
+        type Row = [(OpKind, f64, i64); 2];
+        // -1 stands for "no magnitude" (torchvision's None).
+        let rows: &[Row] = match self {
+            Self::Imagenet => &[
+                [(Posterize, 0.4, 8), (Rotate, 0.6, 9)],
+                [(Solarize, 0.6, 5), (AutoContrast, 0.6, -1)],
+                [(Equalize, 0.8, -1), (Equalize, 0.6, -1)],
+                [(Posterize, 0.6, 7), (Posterize, 0.6, 6)],
+                [(Equalize, 0.4, -1), (Solarize, 0.2, 4)],
+                [(Equalize, 0.4, -1), (Rotate, 0.8, 8)],
+                [(Solarize, 0.6, 3), (Equalize, 0.6, -1)],
+                [(Posterize, 0.8, 5), (Equalize, 1.0, -1)],
+                [(Rotate, 0.2, 3), (Solarize, 0.6, 8)],
+                [(Equalize, 0.6, -1), (Posterize, 0.4, 6)],
+                [(Rotate, 0.8, 8), (Color, 0.4, 0)],
+                [(Rotate, 0.4, 9), (Equalize, 0.6, -1)],
+                [(Equalize, 0.0, -1), (Equalize, 0.8, -1)],
+                [(Invert, 0.6, -1), (Equalize, 1.0, -1)],
+                [(Color, 0.6, 4), (Contrast, 1.0, 8)],
+                [(Rotate, 0.8, 8), (Color, 1.0, 2)],
+                [(Color, 0.8, 8), (Solarize, 0.8, 7)],
+                [(Sharpness, 0.4, 7), (Invert, 0.6, -1)],
+                [(ShearX, 0.6, 5), (Equalize, 1.0, -1)],
+                [(Color, 0.4, 0), (Equalize, 0.6, -1)],
+                [(Equalize, 0.4, -1), (Solarize, 0.2, 4)],
+                [(Solarize, 0.6, 5), (AutoContrast, 0.6, -1)],
+                [(Invert, 0.6, -1), (Equalize, 1.0, -1)],
+                [(Color, 0.6, 4), (Contrast, 1.0, 8)],
+                [(Equalize, 0.8, -1), (Equalize, 0.6, -1)],
+            ],
+            Self::Cifar10 => &[
+                [(Invert, 0.1, -1), (Contrast, 0.2, 6)],
+                [(Rotate, 0.7, 2), (TranslateX, 0.3, 9)],
+                [(Sharpness, 0.8, 1), (Sharpness, 0.9, 3)],
+                [(ShearY, 0.5, 8), (TranslateY, 0.7, 9)],
+                [(AutoContrast, 0.5, -1), (Equalize, 0.9, -1)],
+                [(ShearY, 0.2, 7), (Posterize, 0.3, 7)],
+                [(Color, 0.4, 3), (Brightness, 0.6, 7)],
+                [(Sharpness, 0.3, 9), (Brightness, 0.7, 9)],
+                [(Equalize, 0.6, -1), (Equalize, 0.5, -1)],
+                [(Contrast, 0.6, 7), (Sharpness, 0.6, 5)],
+                [(Color, 0.7, 7), (TranslateX, 0.5, 8)],
+                [(Equalize, 0.3, -1), (AutoContrast, 0.4, -1)],
+                [(TranslateY, 0.4, 3), (Sharpness, 0.2, 6)],
+                [(Brightness, 0.9, 6), (Color, 0.2, 8)],
+                [(Solarize, 0.5, 2), (Invert, 0.0, -1)],
+                [(Equalize, 0.2, -1), (AutoContrast, 0.6, -1)],
+                [(Equalize, 0.2, -1), (Equalize, 0.6, -1)],
+                [(Color, 0.9, 9), (Equalize, 0.6, -1)],
+                [(AutoContrast, 0.8, -1), (Solarize, 0.2, 8)],
+                [(Brightness, 0.1, 3), (Color, 0.7, 0)],
+                [(Solarize, 0.4, 5), (AutoContrast, 0.9, -1)],
+                [(TranslateY, 0.9, 9), (TranslateY, 0.7, 9)],
+                [(AutoContrast, 0.9, -1), (Solarize, 0.8, 3)],
+                [(Equalize, 0.8, -1), (Invert, 0.1, -1)],
+                [(TranslateY, 0.7, 9), (AutoContrast, 0.9, -1)],
+            ],
+            Self::Svhn => &[
+                [(ShearX, 0.9, 4), (Invert, 0.2, -1)],
+                [(ShearY, 0.9, 8), (Invert, 0.7, -1)],
+                [(Equalize, 0.6, -1), (Solarize, 0.6, 6)],
+                [(Invert, 0.9, -1), (Equalize, 0.6, -1)],
+                [(Equalize, 0.6, -1), (Rotate, 0.9, 3)],
+                [(ShearX, 0.9, 4), (AutoContrast, 0.8, -1)],
+                [(ShearY, 0.9, 8), (Invert, 0.4, -1)],
+                [(ShearY, 0.9, 5), (Solarize, 0.2, 6)],
+                [(Invert, 0.9, -1), (AutoContrast, 0.8, -1)],
+                [(Equalize, 0.6, -1), (Rotate, 0.9, 3)],
+                [(ShearX, 0.9, 4), (Solarize, 0.3, 3)],
+                [(ShearY, 0.8, 8), (Invert, 0.7, -1)],
+                [(Equalize, 0.9, -1), (TranslateY, 0.6, 6)],
+                [(Invert, 0.9, -1), (Equalize, 0.6, -1)],
+                [(Contrast, 0.3, 3), (Rotate, 0.8, 4)],
+                [(Invert, 0.8, -1), (TranslateY, 0.0, 2)],
+                [(ShearY, 0.7, 6), (Solarize, 0.4, 8)],
+                [(Invert, 0.6, -1), (Rotate, 0.8, 4)],
+                [(ShearY, 0.3, 7), (TranslateX, 0.9, 3)],
+                [(ShearX, 0.1, 6), (Invert, 0.6, -1)],
+                [(Solarize, 0.7, 2), (TranslateY, 0.6, 7)],
+                [(ShearY, 0.8, 4), (Invert, 0.8, -1)],
+                [(ShearX, 0.7, 9), (TranslateY, 0.8, 3)],
+                [(ShearY, 0.8, 5), (AutoContrast, 0.7, -1)],
+                [(ShearX, 0.7, 2), (Invert, 0.1, -1)],
+            ],
+        };
+        rows.iter()
+            .map(|r| r.iter().map(|&(op, prob, bin)| SubOp { op, prob, bin: (bin >= 0).then_some(bin as usize) }).collect())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grids_match_torchvision() {
+        // Values torchvision computes (float32 linspace, then float()).
+        assert_eq!(magnitude(Grid::Standard, OpKind::Rotate, 3, 10, 32, 32), Some(10.0));
+        assert_eq!(magnitude(Grid::Standard, OpKind::ShearX, 9, 10, 32, 32), Some(0.30000001192092896));
+        assert_eq!(magnitude(Grid::Standard, OpKind::Posterize, 3, 10, 32, 32), Some(7.0));
+        assert_eq!(magnitude(Grid::Standard, OpKind::Posterize, 6, 10, 32, 32), Some(5.0));
+        assert_eq!(magnitude(Grid::Standard, OpKind::Posterize, 9, 10, 32, 32), Some(4.0));
+        assert_eq!(magnitude(Grid::Wide, OpKind::Posterize, 30, 31, 32, 32), Some(2.0));
+        assert_eq!(magnitude(Grid::Standard, OpKind::Solarize, 0, 10, 32, 32), Some(255.0));
+        assert_eq!(magnitude(Grid::Standard, OpKind::Invert, 3, 10, 32, 32), None);
+        let t = magnitude(Grid::Wide, OpKind::TranslateX, 30, 31, 28, 28).unwrap();
+        assert!((t * 28.0 - 32.0).abs() < 1e-5);
+        for table in AutoAugmentTable::ALL {
+            let p = table.sub_policies();
+            assert_eq!(p.len(), 25);
+            assert!(p.iter().all(|s| s.len() == 2));
+        }
+    }
+}
