@@ -11,19 +11,19 @@
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use augwise::augment::Normalize;
+use augwise::augment::{AugmentError, Normalize};
 use augwise::data::{Dataset, DatasetInfo};
 use augwise::device::{self, DeviceSpec};
 use augwise::model::{Arch, Model};
 use augwise::rng::Rng;
 use augwise::train::{Augmenter, CancelFlag, LrSchedule, TrainConfig, Trainer};
-use tch::{TchError, Tensor};
+use tch::Tensor;
 
 struct NormalizeOnly(Normalize);
 
 impl Augmenter for NormalizeOnly {
-    fn augment(&mut self, images: &Tensor, _rng: &mut Rng) -> Result<Tensor, TchError> {
-        self.0.apply(images)
+    fn augment(&mut self, images: &Tensor, _rng: &mut Rng) -> Result<Tensor, AugmentError> {
+        Ok(self.0.apply(images)?)
     }
 }
 

@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use augwise::augment::Pipeline;
+use augwise::augment::{Pipeline, PolicyAugment};
+use augwise::policy::Policy;
 use augwise::data::{download, DataSpec, SplitConfig, Splits};
 use augwise::device::{self, DeviceSpec, Diagnostics};
 use augwise::model::{Arch, Model};
@@ -50,6 +51,17 @@ enum Command {
         /// Peak learning rate of the warm-up + cosine schedule.
         #[arg(long, default_value_t = 0.2)]
         lr: f64,
+        /// Augmentation policy spec (none, autoaugment:cifar10, randaugment, trivialaugment,
+        /// aws, pair:OP1+OP2, theta:PATH, subpolicies:…), applied between flip and Cutout.
+        #[arg(long, default_value = "none")]
+        policy: Policy,
+    },
+    /// Export a policy as JSON for PyTorch training scripts (torchvision sub-policy form).
+    Export {
+        policy: Policy,
+        /// Most likely AWS pairs to list as sub-policies.
+        #[arg(long, default_value_t = 25)]
+        top: usize,
     },
     /// Download a published dataset (fashion-mnist, cifar10, cifar100), MD5-verified.
     Download {
@@ -83,7 +95,11 @@ fn run(cli: Cli) -> Result<()> {
             println!("{name}: verified and ready in {}", out.display());
             Ok(())
         }
-        Command::Train { data, model, epochs, limit, test_limit, batch_size, lr } => {
+        Command::Export { policy, top } => {
+            println!("{}", serde_json::to_string_pretty(&augwise::policy::torchvision_export(&policy, top))?);
+            Ok(())
+        }
+        Command::Train { data, model, epochs, limit, test_limit, batch_size, lr, policy } => {
             let choice = device::resolve(cli.device)?;
             println!("device   {choice}");
             let source = data.load().with_context(|| format!("loading `{data}`"))?;
@@ -104,7 +120,10 @@ fn run(cli: Cli) -> Result<()> {
                 info.num_classes()
             );
             let (mean, std) = splits.train.channel_stats();
-            let mut pipeline = Pipeline::for_dataset(info, mean, std);
+            let pipeline = Pipeline::for_dataset(info, mean, std);
+            let normalize = pipeline.normalize.clone();
+            let mut augment = PolicyAugment::new(pipeline, policy.sampler()?);
+            println!("policy   {policy} (then Cutout {}, after crop pad {} and flip {})", augment.pipeline.cutout, augment.pipeline.crop_padding, if augment.pipeline.hflip { "on" } else { "off" });
             let net = Model::new(model, info.channels, info.num_classes(), choice.device, cli.seed)?;
             println!("model    {model}: {} parameters", net.param_count());
             let schedule = LrSchedule::WarmupCosine {
@@ -115,7 +134,7 @@ fn run(cli: Cli) -> Result<()> {
                 total_epochs: epochs as f64,
             };
             let cfg = TrainConfig::default().with_batch_size(batch_size).with_schedule(schedule).with_seed(cli.seed);
-            let mut trainer = Trainer::new(net, pipeline.normalize.clone(), cfg);
+            let mut trainer = Trainer::new(net, normalize, cfg);
             let cancel = CancelFlag::new();
             let tty = std::io::stderr().is_terminal();
             let mut on_batch = |p: &augwise::train::BatchProgress| {
@@ -139,7 +158,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 println!("{r}");
             };
-            trainer.fit(&splits.train, Some(&splits.val), epochs, &mut pipeline, &cancel, &mut on_batch, &mut on_epoch)?;
+            trainer.fit(&splits.train, Some(&splits.val), epochs, &mut augment, &cancel, &mut on_batch, &mut on_epoch)?;
             let test = trainer.evaluate(&splits.test)?;
             println!("test     top-1 accuracy {:.2}% on {} images", 100.0 * test, splits.test.len());
             Ok(())

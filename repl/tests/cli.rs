@@ -53,6 +53,25 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
 }
 
 #[test]
+fn trains_with_a_policy_and_exports_it() {
+    let o = augwise(&["train", "--data", "synthetic:n=16,size=16,classes=2", "--epochs", "1", "--limit", "0", "--batch-size", "8", "--policy", "autoaugment:svhn"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("policy   autoaugment:svhn"), "{out}");
+
+    let o = augwise(&["export", "pair:Rotate:20+Invert", "--top", "1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["pairs"][0], "Rotate:20+Invert");
+
+    let o = augwise(&["export", "subpolicies:(Rotat,0.5,3)"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("column 14") && err.contains("did you mean `Rotate`"), "{err}");
+}
+
+#[test]
 fn version_and_help() {
     let o = augwise(&["--version"]);
     assert!(text(&o).0.starts_with("augwise 0.1.0"));

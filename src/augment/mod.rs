@@ -7,7 +7,7 @@ mod pipeline;
 pub mod space;
 
 pub use ops::{affine, apply_kind, apply_ops, AugmentError, Interpolation, Op, OpKind, OpOptions};
-pub use pipeline::{Normalize, Pipeline};
+pub use pipeline::{Normalize, Pipeline, PolicyAugment};
 
 use tch::{Kind, TchError, Tensor};
 
@@ -31,6 +31,24 @@ pub fn random_crop(x: &Tensor, pad: i64, rng: &mut Rng) -> Result<Tensor, TchErr
         .view([n, 1, 1, w])
         .expand([n, c, h, w], false);
     padded.f_gather(2, &rows, false)?.f_gather(3, &cols, false)
+}
+
+/// Cutout (DeVries & Taylor 2017): one `side`×`side` hole of zeros per image, centred
+/// uniformly in the image and clipped at its borders (so holes near an edge are smaller).
+pub fn cutout(x: &Tensor, side: i64, rng: &mut Rng) -> Result<Tensor, TchError> {
+    if side <= 0 {
+        return Ok(x.shallow_clone());
+    }
+    let (n, _, h, w) = x.size4()?;
+    let dev = x.device();
+    let half = side / 2;
+    let cy = rng.randint(h, &[n, 1, 1], dev)?;
+    let cx = rng.randint(w, &[n, 1, 1], dev)?;
+    let rows = Tensor::f_arange(h, (Kind::Int64, dev))?.f_view([1, h, 1])?;
+    let cols = Tensor::f_arange(w, (Kind::Int64, dev))?.f_view([1, 1, w])?;
+    let in_rows = rows.f_ge_tensor(&cy.f_sub_scalar(half)?)?.f_logical_and(&rows.f_lt_tensor(&cy.f_add_scalar(half)?)?)?;
+    let in_cols = cols.f_ge_tensor(&cx.f_sub_scalar(half)?)?.f_logical_and(&cols.f_lt_tensor(&cx.f_add_scalar(half)?)?)?;
+    x.f_masked_fill(&in_rows.f_logical_and(&in_cols)?.f_unsqueeze(1)?, 0)
 }
 
 /// Horizontal flip of each image with probability `p`.
@@ -58,6 +76,21 @@ mod tests {
             });
             assert!(found, "image {i} is not a window of its padded image");
         }
+    }
+
+    #[test]
+    fn cutout_zeroes_one_clipped_square_per_image() {
+        let x = Tensor::full([64, 2, 12, 12], 7, (Kind::Uint8, Device::Cpu));
+        let y = cutout(&x, 6, &mut Rng::new(1)).unwrap();
+        let holes = y.eq(0).sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Int64);
+        let v = Vec::<i64>::try_from(&holes).unwrap();
+        // Whole holes are 2×6×6 = 72 zeros; clipped ones fewer, never none.
+        assert!(v.iter().all(|&z| z > 0 && z <= 72 && z % 2 == 0), "{v:?}");
+        assert!(v.iter().filter(|&&z| z == 72).count() > 5);
+        assert!(v.iter().any(|&z| z < 72));
+        // Both channels share the hole.
+        assert!(y.get(0).get(0).eq_tensor(&y.get(0).get(1)).all().int64_value(&[]) == 1);
+        assert!(cutout(&x, 0, &mut Rng::new(1)).unwrap().equal(&x));
     }
 
     #[test]

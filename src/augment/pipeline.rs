@@ -1,10 +1,12 @@
-//! The per-dataset training pipeline: crop → flip (where the dataset allows) → normalise.
-//! The policy and Cutout slot in between flip and normalise (METHOD.md).
+//! The per-dataset training pipeline and its policy-carrying form.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, TchError, Tensor};
 
+use super::ops::{AugmentError, OpOptions};
+use super::space::NUM_PAIRS;
 use crate::data::DatasetInfo;
+use crate::policy::{Draw, Sampler};
 use crate::rng::Rng;
 
 /// Per-channel normalisation, `(x/255 − mean)/std`.
@@ -25,24 +27,53 @@ impl Normalize {
     }
 }
 
-/// What happens to a training batch before the model sees it.
+/// What happens to a training batch before the model sees it (METHOD.md): random crop with
+/// padding → horizontal flip (only where the dataset allows) → the policy's ops → Cutout
+/// (one hole, always) → normalise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pipeline {
     /// Zero padding of the random crop (CIFAR: 4; ours elsewhere: size/8).
     pub crop_padding: i64,
     pub hflip: bool,
+    /// Side of the Cutout hole, 0 for none (CIFAR: 16; ours elsewhere: size/2).
+    pub cutout: i64,
+    /// Interpolation and fill of the geometric policy ops.
+    pub ops: OpOptions,
     pub normalize: Normalize,
 }
 
 impl Pipeline {
-    /// Defaults for a dataset: padding size/8, flip only where it keeps the label, and the
-    /// training images' channel statistics.
+    /// Defaults for a dataset: padding size/8, flip only where it keeps the label, Cutout
+    /// size/2, and the training images' channel statistics.
     pub fn for_dataset(info: &DatasetInfo, mean: Vec<f64>, std: Vec<f64>) -> Self {
+        let size = info.height.min(info.width);
         Self {
-            crop_padding: info.height.min(info.width) / 8,
+            crop_padding: size / 8,
             hflip: info.hflip,
+            cutout: size / 2,
+            ops: OpOptions::default(),
             normalize: Normalize { mean, std: std.into_iter().map(|s| s.max(1e-3)).collect() },
         }
+    }
+
+    pub fn with_cutout(mut self, side: i64) -> Self {
+        self.cutout = side;
+        self
+    }
+
+    pub fn with_crop_padding(mut self, pad: i64) -> Self {
+        self.crop_padding = pad;
+        self
+    }
+
+    pub fn with_hflip(mut self, on: bool) -> Self {
+        self.hflip = on;
+        self
+    }
+
+    pub fn with_ops(mut self, ops: OpOptions) -> Self {
+        self.ops = ops;
+        self
     }
 
     /// No augmentation, just normalisation (evaluation).
@@ -50,12 +81,61 @@ impl Pipeline {
         self.normalize.apply(x)
     }
 
-    /// A training batch: crop, flip, normalise.
-    pub fn train(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor, TchError> {
+    /// The uint8 batch after crop, flip, the policy (if any) and Cutout, and what the policy
+    /// drew; normalisation is left to the caller so previews can show the images.
+    pub fn augment_u8(&self, x: &Tensor, policy: Option<&Sampler>, rng: &mut Rng) -> Result<(Tensor, Option<Draw>), AugmentError> {
         let mut y = super::random_crop(x, self.crop_padding, rng)?;
         if self.hflip {
             y = super::random_hflip(&y, 0.5, rng)?;
         }
-        self.normalize.apply(&y)
+        let draw = match policy {
+            Some(p) => {
+                let (z, d) = p.apply(&y, &self.ops, rng)?;
+                y = z;
+                Some(d)
+            }
+            None => None,
+        };
+        Ok((super::cutout(&y, self.cutout, rng)?, draw))
+    }
+
+    /// A training batch without a policy: crop, flip, Cutout, normalise.
+    pub fn train(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor, AugmentError> {
+        let (y, _) = self.augment_u8(x, None, rng)?;
+        Ok(self.normalize.apply(&y)?)
+    }
+}
+
+/// The training augmentation of a policy: the pipeline with the policy's ops, counting how
+/// often each AWS pair was applied (PPO weights its surrogate by these counts).
+#[derive(Debug, Clone)]
+pub struct PolicyAugment {
+    pub pipeline: Pipeline,
+    pub sampler: Sampler,
+    /// Applications per pair since the last [`PolicyAugment::take_counts`] (AWS policies).
+    pub pair_counts: Vec<u32>,
+}
+
+impl PolicyAugment {
+    pub fn new(pipeline: Pipeline, sampler: Sampler) -> Self {
+        Self { pipeline, sampler, pair_counts: vec![0; NUM_PAIRS] }
+    }
+
+    /// Counts so far, resetting them.
+    pub fn take_counts(&mut self) -> Vec<u32> {
+        std::mem::replace(&mut self.pair_counts, vec![0; NUM_PAIRS])
+    }
+
+    /// One normalised training batch and its draw.
+    pub fn batch(&mut self, x: &Tensor, rng: &mut Rng) -> Result<(Tensor, Option<Draw>), AugmentError> {
+        let (y, draw) = self.pipeline.augment_u8(x, Some(&self.sampler), rng)?;
+        if let Some(pairs) = draw.as_ref().and_then(|d| d.pairs.as_ref()) {
+            for &p in pairs {
+                if let Some(c) = self.pair_counts.get_mut(p as usize) {
+                    *c += 1;
+                }
+            }
+        }
+        Ok((self.pipeline.normalize.apply(&y)?, draw))
     }
 }

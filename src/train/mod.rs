@@ -17,7 +17,7 @@ use tch::{Kind, Reduction, TchError, Tensor};
 pub use optim::{Sgd, SgdConfig, SgdState};
 pub use schedule::LrSchedule;
 
-use crate::augment::Normalize;
+use crate::augment::{AugmentError, Normalize};
 use crate::data::Dataset;
 use crate::model::{Model, ModelError, Weights};
 use crate::rng::Rng;
@@ -36,6 +36,8 @@ pub enum TrainError {
     Torch(String),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error("augmentation failed: {0}")]
+    Augment(#[from] AugmentError),
 }
 
 impl From<TchError> for TrainError {
@@ -126,12 +128,18 @@ impl TrainConfig {
 /// Anything that turns a uint8 training batch into the model's float input.
 /// Its random choices come from the trainer's per-epoch stream, so a run replays exactly.
 pub trait Augmenter {
-    fn augment(&mut self, images: &Tensor, rng: &mut Rng) -> Result<Tensor, TchError>;
+    fn augment(&mut self, images: &Tensor, rng: &mut Rng) -> Result<Tensor, AugmentError>;
 }
 
 impl Augmenter for crate::augment::Pipeline {
-    fn augment(&mut self, images: &Tensor, rng: &mut Rng) -> Result<Tensor, TchError> {
+    fn augment(&mut self, images: &Tensor, rng: &mut Rng) -> Result<Tensor, AugmentError> {
         self.train(images, rng)
+    }
+}
+
+impl Augmenter for crate::augment::PolicyAugment {
+    fn augment(&mut self, images: &Tensor, rng: &mut Rng) -> Result<Tensor, AugmentError> {
+        Ok(self.batch(images, rng)?.0)
     }
 }
 
