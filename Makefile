@@ -17,3 +17,4 @@ test: setup
 # Benchmarks, each against its PyTorch peer in the same run (see BENCHMARKS.md).
 bench: setup
 	$(CARGO) bench --bench train_throughput
+	$(CARGO) bench --bench augment_throughput

@@ -72,6 +72,45 @@ fn ops_match_torchvision_v2() {
     }
 }
 
+/// Every bin of AutoAugment's, RandAugment's and TrivialAugmentWide's grids is the value
+/// torchvision applies (translations compared in the whole pixels torchvision shifts by).
+#[test]
+fn magnitude_grids_match_torchvision() {
+    use augwise::policy::{magnitude, Grid};
+    let fx = fixtures();
+    let grids = fx["grids"].as_array().unwrap();
+    assert!(grids.len() >= 30);
+    for g in grids {
+        let grid = if g["grid"] == "wide" { Grid::Wide } else { Grid::Standard };
+        let kind: OpKind = g["op"].as_str().unwrap().parse().unwrap();
+        let (h, w) = (g["h"].as_i64().unwrap(), g["w"].as_i64().unwrap());
+        let bins = g["bins"].as_u64().unwrap() as usize;
+        for (bin, v) in g["values"].as_array().unwrap().iter().enumerate() {
+            let tv = v.as_f64().unwrap();
+            let ours = magnitude(grid, kind, bin, bins, h, w).unwrap();
+            match kind {
+                OpKind::TranslateX | OpKind::TranslateY => {
+                    let size = if kind == OpKind::TranslateX { w } else { h } as f64;
+                    let op = Op::new(kind, ours).unwrap();
+                    // An impulse at the origin lands where torchvision's int(tv) shift puts it.
+                    let impulse = Tensor::zeros([1, 1, h, w], (Kind::Uint8, Device::Cpu));
+                    let _ = impulse.narrow(2, 0, 1).narrow(3, 0, 1).fill_(255);
+                    let moved = apply_ops(&impulse, &[op], &OpOptions::default()).unwrap();
+                    let shift = tv.trunc() as i64;
+                    let lit = moved.eq(255).nonzero();
+                    if shift < size as i64 {
+                        let at = if kind == OpKind::TranslateX { lit.int64_value(&[0, 3]) } else { lit.int64_value(&[0, 2]) };
+                        assert_eq!(at, shift, "{kind} bin {bin}: torchvision shifts {tv} → {shift} px");
+                    } else {
+                        assert_eq!(lit.size()[0], 0, "{kind} bin {bin}: shifted out of the image");
+                    }
+                }
+                _ => assert_eq!(ours, tv, "{:?} {kind} bin {bin} of {bins}", g["grid"]),
+            }
+        }
+    }
+}
+
 #[test]
 fn a_mixed_batch_gives_each_image_its_own_op() {
     // Image i of a batch built from different cases must equal case i's torchvision output.

@@ -234,11 +234,12 @@ fn inverse_affine(center: [f64; 2], angle: f64, translate: [f64; 2], shear: [f64
     m
 }
 
-/// Whole pixels of a translation, truncated toward zero like torchvision's `int()`; the 1e-6
-/// keeps a fraction stored for an integer pixel count (p/W) from truncating to p − 1.
+/// Whole pixels of a translation, truncated toward zero like torchvision's `int()`; the 1e-9
+/// keeps a fraction stored for an integer pixel count (p/W, off by an ulp) from truncating to
+/// p − 1, and is far below the float32 steps of torchvision's grids (15.999999 stays 15).
 fn pixels(fraction: f64, size: i64) -> f64 {
     let p = fraction * size as f64;
-    p.signum() * (p.abs() + 1e-6).trunc()
+    p.signum() * (p.abs() + 1e-9).trunc()
 }
 
 /// The inverse affine matrix torchvision uses for a geometric op on an H×W image.
@@ -268,21 +269,21 @@ pub fn affine(x: &Tensor, matrices: &[[f64; 6]], opts: &OpOptions) -> Result<Ten
     let dev = x.device();
     let flat: Vec<f32> = matrices.iter().flat_map(|m| m.iter().map(|&v| v as f32)).collect();
     let theta = Tensor::f_from_slice(&flat)?.f_view([n, 2, 3])?.f_to_device(dev)?;
-    // torchvision's _affine_grid: pixel-centre base grid, theta rescaled by half the size.
-    let xs = Tensor::f_linspace((1.0 - w as f64) * 0.5, (w as f64 - 1.0) * 0.5, w, (Kind::Float, dev))?;
-    let ys = Tensor::f_linspace((1.0 - h as f64) * 0.5, (h as f64 - 1.0) * 0.5, h, (Kind::Float, dev))?;
-    let base = Tensor::f_stack(
-        &[
-            xs.f_view([1, w])?.f_expand([h, w], false)?,
-            ys.f_view([h, 1])?.f_expand([h, w], false)?,
-            Tensor::f_ones([h, w], (Kind::Float, dev))?,
-        ],
-        -1,
-    )?
-    .f_view([1, h * w, 3])?;
+    // torchvision's _affine_grid: pixel-centre base grid (x, y, 1), theta rescaled by half
+    // the size, then base·θᵀ. With three terms, bmm computes x·r0 + y·r1 + r2 in exactly this
+    // order (checked bit for bit), so we write it elementwise and skip 256 tiny GEMMs.
+    let xs = Tensor::f_linspace((1.0 - w as f64) * 0.5, (w as f64 - 1.0) * 0.5, w, (Kind::Float, dev))?.f_view([1, 1, w])?;
+    let ys = Tensor::f_linspace((1.0 - h as f64) * 0.5, (h as f64 - 1.0) * 0.5, h, (Kind::Float, dev))?.f_view([1, h, 1])?;
     let half = Tensor::f_from_slice(&[0.5 * w as f32, 0.5 * h as f32])?.f_to_device(dev)?;
-    let rescaled = theta.f_transpose(1, 2)?.f_div(&half)?;
-    let grid = base.f_expand([n, h * w, 3], false)?.f_bmm(&rescaled)?.f_view([n, h, w, 2])?;
+    let r = theta.f_transpose(1, 2)?.f_div(&half)?; // n×3×2
+    let coord = |j: i64| -> Result<Tensor, TchError> {
+        let k = |i: i64| r.f_select(1, i)?.f_select(1, j)?.f_view([n, 1, 1]);
+        xs.f_mul(&k(0)?)?.f_add(&ys.f_mul(&k(1)?)?)?.f_add(&k(2)?)
+    };
+    let grid = Tensor::f_stack(&[coord(0)?, coord(1)?], 3)?;
+    if opts.interpolation == Interpolation::Nearest && dev == Device::Cpu {
+        return nearest_gather(x, &grid, opts.fill.as_deref());
+    }
     let mode = match opts.interpolation {
         Interpolation::Bilinear => 0,
         Interpolation::Nearest => 1,
@@ -320,9 +321,47 @@ impl Ratios {
 }
 
 /// `a + b·c` rounded once to float32, as PyTorch's `add_(b, alpha=c)` computes it (a fused
-/// multiply-add): exact product and sum in float64, then one rounding.
+/// multiply-add; `addcmul` fuses the same way), so blends match torchvision bit for bit.
 fn fma_f32(a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Tensor, TchError> {
-    a.f_to_kind(Kind::Double)?.f_add(&b.f_to_kind(Kind::Double)?.f_mul(&c.f_to_kind(Kind::Double)?)?)?.f_to_kind(Kind::Float)
+    a.f_to_kind(Kind::Float)?.f_addcmul(&b.f_to_kind(Kind::Float)?, &c.f_to_kind(Kind::Float)?)
+}
+
+/// Nearest-neighbour warp as a uint8 gather: the source pixel of every output pixel is
+/// computed once per image (not per channel) exactly as the CPU `grid_sample` does —
+/// `(g + 1)·size/2 − 0.5`, rounded half to even — so the result equals torchvision's float
+/// path bit for bit while skipping the float copy and the sampler (about 4× faster).
+fn nearest_gather(x: &Tensor, grid: &Tensor, fill: Option<&[f64]>) -> Result<Tensor, TchError> {
+    let (n, c, h, w) = x.size4()?;
+    let source = |axis: i64, size: i64| -> Result<Tensor, TchError> {
+        grid.f_select(3, axis)?.f_add_scalar(1.0)?.f_mul_scalar(size as f64 / 2.0)?.f_sub_scalar(0.5)?.f_round()
+    };
+    let (ix, iy) = (source(0, w)?, source(1, h)?);
+    let inside = ix
+        .f_ge(0.0)?
+        .f_logical_and(&ix.f_le((w - 1) as f64)?)?
+        .f_logical_and(&iy.f_ge(0.0)?)?
+        .f_logical_and(&iy.f_le((h - 1) as f64)?)?;
+    let index = iy
+        .f_clamp(0.0, (h - 1) as f64)?
+        .f_mul_scalar(w as f64)?
+        .f_add(&ix.f_clamp(0.0, (w - 1) as f64)?)?
+        .f_to_kind(Kind::Int64)?
+        .f_view([n, 1, h * w])?
+        .f_expand([n, c, h * w], false)?;
+    let out = x.f_reshape([n, c, h * w])?.f_gather(2, &index, false)?.f_view([n, c, h, w])?;
+    let inside = inside.f_unsqueeze(1)?.f_to_kind(Kind::Uint8)?;
+    let kept = out.f_mul(&inside)?;
+    match fill {
+        None => Ok(kept),
+        Some(fill) => {
+            // torchvision rounds the filled float image: half to even.
+            let v: Vec<u8> = (0..c as usize)
+                .map(|i| fill.get(i).or(fill.first()).copied().unwrap_or(0.0).clamp(0.0, 255.0).round_ties_even() as u8)
+                .collect();
+            let fill_t = Tensor::f_from_slice(&v)?.f_view([1, c, 1, 1])?.f_to_device(x.device())?;
+            kept.f_add(&inside.f_neg()?.f_add_scalar(1)?.f_mul(&fill_t)?)
+        }
+    }
 }
 
 /// torchvision's `_blend`: `x·r + y·(1 − r)`, clamped, truncated to uint8.
@@ -358,21 +397,26 @@ fn contrast(x: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
 }
 
 fn sharpness(x: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
-    let (_, c, h, w) = x.size4()?;
+    let (_, _, h, w) = x.size4()?;
     if h <= 2 || w <= 2 {
         return Ok(x.shallow_clone());
     }
-    let (a, b) = (1.0f32 / 13.0, 5.0f32 / 13.0);
-    let kernel = Tensor::f_from_slice(&[a, a, a, a, b, a, a, a, a])?
-        .f_view([1, 1, 3, 3])?
-        .f_expand([c, 1, 3, 3], false)?
-        .f_to_device(x.device())?;
+    // torchvision convolves with [[1,1,1],[1,5,1],[1,1,1]]/13 and rounds. The integer sum T of
+    // that stencil is exact in float32 and T/13 is never within 1/26 of a half, so
+    // round(T/13) equals torchvision's rounded convolution — nine shifted adds instead of a
+    // grouped convolution.
     let out = x.f_to_kind(Kind::Float)?;
-    let blurred = out.f_conv2d::<Tensor>(&kernel, None, [1, 1], [0, 0], [1, 1], c)?.f_round()?;
-    let mut inner = out.f_narrow(2, 1, h - 2)?.f_narrow(3, 1, w - 2)?;
-    let sharpened = fma_f32(&inner, &blurred.f_sub(&inner)?, &f.one_minus_r)?;
-    inner.f_copy_(&sharpened)?;
-    out.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
+    let window = |dy: i64, dx: i64| out.f_narrow(2, dy, h - 2)?.f_narrow(3, dx, w - 2);
+    let mut sum = window(1, 1)?.f_mul_scalar(5.0)?;
+    for (dy, dx) in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2)] {
+        let _ = sum.f_add_(&window(dy, dx)?)?;
+    }
+    let blurred = sum.f_div_scalar(13.0)?.f_round()?;
+    // The smoothed image with the original border (torchvision blends the interior only):
+    // there `blurred − x` is 0, so one contiguous fused blend over the whole image does it.
+    let degenerate = out.f_detach_copy()?;
+    degenerate.f_narrow(2, 1, h - 2)?.f_narrow(3, 1, w - 2)?.f_copy_(&blurred)?;
+    fma_f32(&out, &degenerate.f_sub(&out)?, &f.one_minus_r)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
 }
 
 fn posterize(x: &Tensor, bits: &[f64]) -> Result<Tensor, TchError> {
@@ -387,8 +431,13 @@ fn posterize(x: &Tensor, bits: &[f64]) -> Result<Tensor, TchError> {
     x.f_bitwise_and_tensor(&m)
 }
 
-fn solarize(x: &Tensor, threshold: &Tensor) -> Result<Tensor, TchError> {
-    x.f_bitwise_not()?.f_where_self(&x.f_ge_tensor(threshold)?, x)
+/// `x ≥ t` for integer x is `x ≥ ⌈t⌉`; inverting is `x XOR 255`. All in uint8 (a `where`
+/// over the batch costs ten times more).
+fn solarize(x: &Tensor, thresholds: &[f64]) -> Result<Tensor, TchError> {
+    let t: Vec<i16> = thresholds.iter().map(|t| t.ceil().clamp(0.0, 256.0) as i16).collect();
+    let t = Tensor::f_from_slice(&t)?.f_view([thresholds.len() as i64, 1, 1, 1])?.f_to_device(x.device())?;
+    let flip = x.f_ge_tensor(&t)?.f_to_kind(Kind::Uint8)?.f_mul_scalar(255)?;
+    x.f_bitwise_xor_tensor(&flip)
 }
 
 fn autocontrast(x: &Tensor) -> Result<Tensor, TchError> {
@@ -414,15 +463,17 @@ fn equalize(x: &Tensor) -> Result<Tensor, TchError> {
     let last = cum.f_argmax(2, true)?;
     let non_max = hist.f_gather(2, &last, false)?.f_neg()?.f_add_scalar(h * w)?;
     let step = non_max.f_div_scalar_mode(255, "floor")?;
-    let valid = step.f_ne(0)?.f_unsqueeze(-1)?;
+    let valid = step.f_eq(0)?;
     let lut = cum
         .f_narrow(2, 0, 255)?
         .f_add(&step.f_div_scalar_mode(2, "floor")?)?
         .f_div_tensor_mode(&step.f_clamp_min(1)?, "floor")?
         .f_clamp(0, 255)?;
     let lut = Tensor::f_cat(&[Tensor::f_zeros([n, c, 1], (Kind::Int64, dev))?, lut], 2)?;
-    let eq = lut.f_gather(2, &flat, false)?.f_view([n, c, h, w])?.f_to_kind(Kind::Uint8)?;
-    eq.f_where_self(&valid, x)
+    // Channels torchvision leaves alone (step 0) get the identity table: one gather, no `where`.
+    let identity = Tensor::f_arange(256, (Kind::Int64, dev))?.f_view([1, 1, 256])?;
+    let lut = identity.f_where_self(&valid, &lut)?;
+    lut.f_gather(2, &flat, false)?.f_view([n, c, h, w])?.f_to_kind(Kind::Uint8)
 }
 
 /// Apply one kind to a batch, magnitude per image (ignored for ops without one).
@@ -439,7 +490,7 @@ pub fn apply_kind(kind: OpKind, x: &Tensor, magnitudes: &[f64], opts: &OpOptions
         OpKind::AutoContrast => autocontrast(x),
         OpKind::Invert => x.f_bitwise_not(),
         OpKind::Equalize => equalize(x),
-        OpKind::Solarize => solarize(x, &per_image(magnitudes, dev)?),
+        OpKind::Solarize => solarize(x, magnitudes),
         OpKind::Posterize => posterize(x, magnitudes),
         OpKind::Contrast => contrast(x, &factors()?),
         OpKind::Color => saturation(x, &factors()?),

@@ -1,9 +1,13 @@
 //! Published policies as torchvision ships them (`transforms/v2/_auto_augment.py`): the
 //! AutoAugment tables and the magnitude grids of AutoAugment/RandAugment and
-//! TrivialAugmentWide, reproduced to the float32 bit (torch.linspace's CPU formula), so the
-//! magnitudes we apply are the ones torchvision applies.
+//! TrivialAugmentWide, computed by the same libtorch kernels torchvision calls, so the
+//! magnitudes we apply are the ones torchvision applies, to the bit.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
 
 use crate::augment::OpKind;
 
@@ -16,28 +20,42 @@ pub enum Grid {
     Wide,
 }
 
-/// torch.linspace in float32, as the CPU kernel computes it (symmetric halves).
+/// torch.linspace in float32, computed by libtorch itself: its CPU kernel's rounding (vector
+/// chunks, symmetric halves) is not a formula worth re-deriving, and the same library gives
+/// the same bits torchvision sees.
 pub fn linspace_f32(start: f64, end: f64, steps: usize) -> Vec<f64> {
-    if steps == 1 {
-        return vec![start as f32 as f64];
-    }
-    let (s, e) = (start as f32, end as f32);
-    let step = (e - s) / (steps - 1) as f32;
-    let half = steps / 2;
-    (0..steps)
-        .map(|i| if i < half { s + step * i as f32 } else { e - step * (steps - i - 1) as f32 } as f64)
-        .collect()
+    let t = Tensor::linspace(start, end, steps as i64, (Kind::Float, Device::Cpu)).to_kind(Kind::Double);
+    Vec::<f64>::try_from(&t).unwrap_or_else(|_| vec![start; steps])
 }
 
-/// The magnitude of `kind` at `bin` of a `bins`-level grid, in augwise's units (ops.rs), for
-/// an H×W image; `None` for ops without magnitude.
-pub fn magnitude(grid: Grid, kind: OpKind, bin: usize, bins: usize, h: i64, w: i64) -> Option<f64> {
+/// torchvision's posterize bins: `(8 − arange(bins) / ((bins − 1) / div)).round()`, float32.
+fn posterize_bins(bins: usize, div: f64) -> Vec<f64> {
+    let t = Tensor::arange(bins as i64, (Kind::Int64, Device::Cpu))
+        .divide_scalar((bins as f64 - 1.0) / div)
+        .neg()
+        .g_add_scalar(8.0)
+        .round()
+        .to_kind(Kind::Double);
+    Vec::<f64>::try_from(&t).unwrap_or_else(|_| vec![8.0; bins])
+}
+
+type GridKey = (bool, OpKind, usize, i64, i64);
+
+/// The whole grid of `kind` (all bins), cached: policies draw from it per image.
+fn grid_values(grid: Grid, kind: OpKind, bins: usize, h: i64, w: i64) -> Vec<f64> {
+    static CACHE: Mutex<Option<HashMap<GridKey, Vec<f64>>>> = Mutex::new(None);
+    let key = (grid == Grid::Wide, kind, bins, h, w);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let map = cache.get_or_insert_with(HashMap::new);
+    if let Some(v) = map.get(&key) {
+        return v.clone();
+    }
     let (shear, rotate, enhance, posterize_div) = match grid {
         Grid::Standard => (0.3, 30.0, 0.9, 4.0),
         Grid::Wide => (0.99, 135.0, 0.99, 6.0),
     };
-    let lin = |max: f64| linspace_f32(0.0, max, bins)[bin];
-    Some(match kind {
+    let lin = |max: f64| linspace_f32(0.0, max, bins);
+    let values = match kind {
         OpKind::ShearX | OpKind::ShearY => lin(shear),
         OpKind::TranslateX | OpKind::TranslateY => {
             let size = if kind == OpKind::TranslateX { w } else { h } as f64;
@@ -45,18 +63,24 @@ pub fn magnitude(grid: Grid, kind: OpKind, bin: usize, bins: usize, h: i64, w: i
                 Grid::Standard => lin(150.0 / 331.0 * size),
                 Grid::Wide => lin(32.0),
             };
-            pixels / size
+            pixels.into_iter().map(|p| p / size).collect()
         }
         OpKind::Rotate => lin(rotate),
         OpKind::Brightness | OpKind::Color | OpKind::Contrast | OpKind::Sharpness => lin(enhance),
-        OpKind::Posterize => {
-            let v = 8.0f32 - bin as f32 / ((bins - 1) as f32 / posterize_div as f32);
-            v.round_ties_even() as f64
-        }
+        OpKind::Posterize => posterize_bins(bins, posterize_div),
         // v2 multiplies the [1, 0] grid by the dtype's maximum, 255.
-        OpKind::Solarize => 255.0 * linspace_f32(1.0, 0.0, bins)[bin],
-        OpKind::Identity | OpKind::AutoContrast | OpKind::Equalize | OpKind::Invert => return None,
-    })
+        OpKind::Solarize => linspace_f32(1.0, 0.0, bins).into_iter().map(|v| 255.0 * v).collect(),
+        OpKind::Identity | OpKind::AutoContrast | OpKind::Equalize | OpKind::Invert => vec![0.0; bins],
+    };
+    map.insert(key, values.clone());
+    values
+}
+
+/// The magnitude of `kind` at `bin` of a `bins`-level grid, in augwise's units (ops.rs), for
+/// an H×W image; `None` for ops without magnitude.
+pub fn magnitude(grid: Grid, kind: OpKind, bin: usize, bins: usize, h: i64, w: i64) -> Option<f64> {
+    kind.range()?;
+    grid_values(grid, kind, bins, h, w).get(bin).copied()
 }
 
 /// The ops RandAugment and TrivialAugmentWide draw from (no Invert), in torchvision's order.
@@ -208,6 +232,7 @@ mod tests {
         // Values torchvision computes (float32 linspace, then float()).
         assert_eq!(magnitude(Grid::Standard, OpKind::Rotate, 3, 10, 32, 32), Some(10.0));
         assert_eq!(magnitude(Grid::Standard, OpKind::ShearX, 9, 10, 32, 32), Some(0.30000001192092896));
+        assert_eq!(magnitude(Grid::Standard, OpKind::Solarize, 3, 10, 32, 32), Some(255.0 * 0.6666666865348816));
         assert_eq!(magnitude(Grid::Standard, OpKind::Posterize, 3, 10, 32, 32), Some(7.0));
         assert_eq!(magnitude(Grid::Standard, OpKind::Posterize, 6, 10, 32, 32), Some(5.0));
         assert_eq!(magnitude(Grid::Standard, OpKind::Posterize, 9, 10, 32, 32), Some(4.0));

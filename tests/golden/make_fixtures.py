@@ -112,7 +112,20 @@ def main():
                 y = torch.stack([tv_apply(img, op, m, "nearest", None) for img in x])
                 cases.append({"input": name, "op": op, "magnitude": m, "interpolation": "nearest",
                               "fill": None, "hex": y.numpy().tobytes().hex()})
+    # The magnitude grids torchvision's policies draw from, as the floats it passes to its ops.
+    from torchvision.transforms import v2
+    grids = []
+    for grid, cls, bins in [("standard", v2.AutoAugment, 10), ("standard", v2.RandAugment, 31), ("wide", v2.TrivialAugmentWide, 31)]:
+        for op, (fn, signed) in cls._AUGMENTATION_SPACE.items():
+            mags = fn(bins, 28, 32)
+            if mags is None:
+                continue
+            values = [float(m) for m in mags]
+            if op == "Solarize":
+                values = [255.0 * v for v in values]  # v2 multiplies by the uint8 maximum
+            grids.append({"grid": grid, "bins": bins, "h": 28, "w": 32, "op": op, "values": values})
     out = {
+        "grids": grids,
         "torchvision": torchvision.__version__,
         "torch": torch.__version__,
         "inputs": {k: {"shape": list(v.shape), "hex": v.numpy().tobytes().hex()} for k, v in ins.items()},

@@ -1,0 +1,114 @@
+//! Augmentation throughput on 3×32×32 uint8 batches of 256: per-image AWS pairs (θ uniform)
+//! and the AutoAugment CIFAR-10 policy, batched on the device, against torchvision v2
+//! AutoAugment applied per image (benches/peers/augment_throughput.py), same machine and
+//! threads, one command; plus the share of a ResNet-20 training step (batch 128) that the
+//! full AWS pipeline (crop, flip, pair, Cutout, normalise) takes.
+//!
+//!     cargo bench --bench augment_throughput -- [threads] [device]
+//!
+//! Goals: ≥ 10× torchvision per image on CPU; augmentation ≤ 5% of a step.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use augwise::augment::{Normalize, OpOptions, Pipeline, PolicyAugment};
+use augwise::data::DatasetInfo;
+use augwise::device::{self, DeviceSpec};
+use augwise::model::{Arch, Model};
+use augwise::policy::Policy;
+use augwise::rng::Rng;
+use augwise::train::{Sgd, SgdConfig};
+use tch::{Device, Kind, Reduction, Tensor};
+
+fn sync(dev: Device) {
+    if let Device::Cuda(i) = dev {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Images/s of `policy` alone over `rounds` batches of 256 (best of 3 runs).
+fn policy_rate(policy: &str, x: &Tensor, rounds: usize) -> Result<f64> {
+    let sampler = policy.parse::<Policy>()?.sampler()?;
+    let opts = OpOptions::default();
+    let mut rng = Rng::new(0);
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for _ in 0..rounds {
+            let (y, _) = sampler.apply(x, &opts, &mut rng)?;
+            drop(y);
+        }
+        sync(x.device());
+        best = best.max((rounds as i64 * x.size()[0]) as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let threads: i32 = args.first().map(|s| s.parse()).transpose()?.unwrap_or(2);
+    let spec: DeviceSpec = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(DeviceSpec::Cpu);
+    let dev = device::resolve(spec)?.device;
+    tch::set_num_threads(threads);
+    let mut rng = Rng::new(1);
+    let x = rng.randint(256, &[256, 3, 32, 32], dev)?.to_kind(Kind::Uint8);
+
+    let aws = policy_rate("aws:uniform", &x, 10)?;
+    let aa = policy_rate("autoaugment:cifar10", &x, 10)?;
+
+    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/augment_throughput.py");
+    let out = Command::new(py)
+        .args([script, "--threads", &threads.to_string()])
+        .output()
+        .with_context(|| format!("running the torchvision peer with {py} (run scripts/setup.sh)"))?;
+    if !out.status.success() {
+        bail!("torchvision peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let tv = peer["images_per_sec"].as_f64().context("peer printed no images_per_sec")?;
+
+    // Share of a training step: full AWS pipeline vs forward/backward/step on batch 128.
+    let info = DatasetInfo { name: "bench".into(), channels: 3, height: 32, width: 32, classes: vec![], hflip: true };
+    let pipeline = Pipeline::for_dataset(&info, vec![0.5; 3], vec![0.25; 3]);
+    let mut augment = PolicyAugment::new(pipeline, "aws:uniform".parse::<Policy>()?.sampler()?);
+    let batch = x.narrow(0, 0, 128);
+    let labels = rng.randint(10, &[128], dev)?;
+    let model = Model::new(Arch::RESNET20, 3, 10, dev, 0)?;
+    let mut opt = Sgd::new(&model, SgdConfig::default());
+    let norm = Normalize { mean: vec![0.5; 3], std: vec![0.25; 3] };
+    let steps = 12;
+    let (mut aug_s, mut step_s) = (0f64, 0f64);
+    for i in 0..steps + 2 {
+        let t = Instant::now();
+        let (input, _) = augment.batch(&batch, &mut rng)?;
+        sync(dev);
+        let a = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let logits = model.forward_t(&norm.apply(&batch)?.f_add(&(input * 0.0))?, true);
+        let loss = logits.f_cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, 0.05)?;
+        let _ = loss.f_double_value(&[])?;
+        opt.zero_grad();
+        loss.f_backward()?;
+        opt.step(0.1)?;
+        sync(dev);
+        if i >= 2 {
+            aug_s += a;
+            step_s += t.elapsed().as_secs_f64();
+        }
+    }
+    let share = aug_s / (aug_s + step_s);
+
+    println!("Augmentation, 3×32×32 uint8, batches of 256, device {}, {threads} threads", device::device_name(dev));
+    println!("  augwise AWS pairs per image (θ uniform)   {aws:9.0} images/s   {:6.1}× torchvision", aws / tv);
+    println!("  augwise AutoAugment CIFAR-10 per image    {aa:9.0} images/s   {:6.1}× torchvision", aa / tv);
+    println!("  torchvision v2 AutoAugment, per image     {tv:9.0} images/s   (torch {})", peer["torch"].as_str().unwrap_or("?"));
+    println!(
+        "  full AWS pipeline in a ResNet-20 step (batch 128): {:.1} ms of {:.1} ms = {:.1}% (goal ≤ 5%)",
+        1e3 * aug_s / steps as f64,
+        1e3 * (aug_s + step_s) / steps as f64,
+        100.0 * share
+    );
+    Ok(())
+}
