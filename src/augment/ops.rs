@@ -267,23 +267,40 @@ fn per_image(values: &[f64], device: Device) -> Result<Tensor, TchError> {
 pub fn affine(x: &Tensor, matrices: &[[f64; 6]], opts: &OpOptions) -> Result<Tensor, TchError> {
     let (n, c, h, w) = x.size4()?;
     let dev = x.device();
-    let flat: Vec<f32> = matrices.iter().flat_map(|m| m.iter().map(|&v| v as f32)).collect();
-    let theta = Tensor::f_from_slice(&flat)?.f_view([n, 2, 3])?.f_to_device(dev)?;
-    // torchvision's _affine_grid: pixel-centre base grid (x, y, 1), theta rescaled by half
-    // the size, then base·θᵀ. With three terms, bmm computes x·r0 + y·r1 + r2 in exactly this
-    // order (checked bit for bit), so we write it elementwise and skip 256 tiny GEMMs.
-    let xs = Tensor::f_linspace((1.0 - w as f64) * 0.5, (w as f64 - 1.0) * 0.5, w, (Kind::Float, dev))?.f_view([1, 1, w])?;
-    let ys = Tensor::f_linspace((1.0 - h as f64) * 0.5, (h as f64 - 1.0) * 0.5, h, (Kind::Float, dev))?.f_view([1, h, 1])?;
-    let half = Tensor::f_from_slice(&[0.5 * w as f32, 0.5 * h as f32])?.f_to_device(dev)?;
-    let r = theta.f_transpose(1, 2)?.f_div(&half)?; // n×3×2
+    // torchvision's _affine_grid: pixel-centre base grid (x, y, 1), theta (float32) rescaled
+    // by half the size, then base·θᵀ. With three terms bmm computes x·r0 + y·r1 + r2 in this
+    // order (checked bit for bit), so it is written elementwise, the rescaled coefficients
+    // computed on the host (IEEE float32, the same bits) and uploaded in one tensor.
+    let mut coef = vec![0f32; 6 * n as usize];
+    for (i, m) in matrices.iter().enumerate() {
+        for (j, half) in [(0, 0.5 * w as f32), (1, 0.5 * h as f32)] {
+            for k in 0..3 {
+                coef[(3 * j + k) * n as usize + i] = m[3 * j + k] as f32 / half;
+            }
+        }
+    }
+    let coef = Tensor::f_from_slice(&coef)?.f_view([6, n, 1, 1])?.f_to_device(dev)?;
+    // Pixel centres are half-integers: exact, whatever linspace's rounding.
+    let centres = |len: i64| (0..len).map(|i| i as f32 - (len as f32 - 1.0) * 0.5).collect::<Vec<f32>>();
+    let xs = Tensor::f_from_slice(&centres(w))?.f_view([1, 1, w])?.f_to_device(dev)?;
+    let ys = Tensor::f_from_slice(&centres(h))?.f_view([1, h, 1])?.f_to_device(dev)?;
     let coord = |j: i64| -> Result<Tensor, TchError> {
-        let k = |i: i64| r.f_select(1, i)?.f_select(1, j)?.f_view([n, 1, 1]);
+        let k = |i: i64| coef.f_select(0, 3 * j + i);
         xs.f_mul(&k(0)?)?.f_add(&ys.f_mul(&k(1)?)?)?.f_add(&k(2)?)
     };
-    let grid = Tensor::f_stack(&[coord(0)?, coord(1)?], 3)?;
+    let (gx, gy) = (coord(0)?, coord(1)?);
     if opts.interpolation == Interpolation::Nearest && dev == Device::Cpu {
-        return nearest_gather(x, &grid, opts.fill.as_deref());
+        return nearest_gather(x, &gx, &gy, opts.fill.as_deref());
     }
+    grid_sample(x, &gx, &gy, opts)
+}
+
+/// torchvision's `_apply_grid_transform`: float `grid_sample`, zeros outside, the optional fill
+/// through a mask channel, rounded back to uint8.
+fn grid_sample(x: &Tensor, gx: &Tensor, gy: &Tensor, opts: &OpOptions) -> Result<Tensor, TchError> {
+    let (n, c, h, w) = x.size4()?;
+    let dev = x.device();
+    let grid = Tensor::f_stack(&[gx, gy], 3)?;
     let mode = match opts.interpolation {
         Interpolation::Bilinear => 0,
         Interpolation::Nearest => 1,
@@ -330,12 +347,12 @@ fn fma_f32(a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Tensor, TchError> {
 /// computed once per image (not per channel) exactly as the CPU `grid_sample` does —
 /// `(g + 1)·size/2 − 0.5`, rounded half to even — so the result equals torchvision's float
 /// path bit for bit while skipping the float copy and the sampler (about 4× faster).
-fn nearest_gather(x: &Tensor, grid: &Tensor, fill: Option<&[f64]>) -> Result<Tensor, TchError> {
+fn nearest_gather(x: &Tensor, gx: &Tensor, gy: &Tensor, fill: Option<&[f64]>) -> Result<Tensor, TchError> {
     let (n, c, h, w) = x.size4()?;
-    let source = |axis: i64, size: i64| -> Result<Tensor, TchError> {
-        grid.f_select(3, axis)?.f_add_scalar(1.0)?.f_mul_scalar(size as f64 / 2.0)?.f_sub_scalar(0.5)?.f_round()
+    let source = |g: &Tensor, size: i64| -> Result<Tensor, TchError> {
+        g.f_add_scalar(1.0)?.f_mul_scalar(size as f64 / 2.0)?.f_sub_scalar(0.5)?.f_round()
     };
-    let (ix, iy) = (source(0, w)?, source(1, h)?);
+    let (ix, iy) = (source(gx, w)?, source(gy, h)?);
     let inside = ix
         .f_ge(0.0)?
         .f_logical_and(&ix.f_le((w - 1) as f64)?)?
@@ -599,6 +616,43 @@ mod tests {
         assert!(apply_ops(&x, &[Op::IDENTITY; 4], &opts).unwrap().equal(&x));
         assert!(apply_kind(OpKind::Posterize, &x, &[8.0; 4], &opts).unwrap().equal(&x));
         assert!(apply_kind(OpKind::Solarize, &x, &[256.0; 4], &opts).unwrap().equal(&x));
+    }
+
+    /// Property: the uint8 gather warp equals the float grid_sample path bit for bit, for random
+    /// shears, translations and rotations, with and without fill.
+    #[test]
+    fn nearest_gather_equals_grid_sample() {
+        let mut rng = crate::rng::Rng::new(11);
+        let x = rng.randint(256, &[300, 3, 9, 13], Device::Cpu).unwrap().to_kind(Kind::Uint8);
+        let kinds = [OpKind::ShearX, OpKind::ShearY, OpKind::TranslateX, OpKind::TranslateY, OpKind::Rotate];
+        let ops: Vec<Op> = (0..300)
+            .map(|i| {
+                let kind = kinds[i % 5];
+                let (lo, hi, _) = kind.range().unwrap();
+                Op::new(kind, lo + (hi - lo) * rng.next_f64()).unwrap()
+            })
+            .collect();
+        let m: Vec<[f64; 6]> = ops.iter().map(|&op| geometric_matrix(op, 9, 13)).collect();
+        for fill in [None, Some(vec![17.0, 128.0, 250.6])] {
+            let opts = OpOptions { interpolation: Interpolation::Nearest, fill };
+            let fast = affine(&x, &m, &opts).unwrap();
+            // The same grid through grid_sample.
+            let mut coef = vec![0f32; 6 * 300];
+            for (i, mm) in m.iter().enumerate() {
+                for (j, half) in [(0, 6.5f32), (1, 4.5f32)] {
+                    for k in 0..3 {
+                        coef[(3 * j + k) * 300 + i] = mm[3 * j + k] as f32 / half;
+                    }
+                }
+            }
+            let coef = Tensor::from_slice(&coef).view([6, 300, 1, 1]);
+            let xs = Tensor::from_slice(&(0..13).map(|i| i as f32 - 6.0).collect::<Vec<_>>()).view([1, 1, 13]);
+            let ys = Tensor::from_slice(&(0..9).map(|i| i as f32 - 4.0).collect::<Vec<_>>()).view([1, 9, 1]);
+            let g = |j: i64| &xs * coef.get(3 * j) + &ys * coef.get(3 * j + 1) + coef.get(3 * j + 2);
+            let slow = grid_sample(&x, &g(0), &g(1), &opts).unwrap();
+            let differ = fast.ne_tensor(&slow).sum(Kind::Int64).int64_value(&[]);
+            assert_eq!(differ, 0, "fill {:?}: {differ} pixels differ", opts.fill);
+        }
     }
 
     #[test]

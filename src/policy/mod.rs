@@ -269,6 +269,35 @@ mod tests {
         assert!(ra.stages.iter().flatten().all(|o| o.kind != OpKind::Invert));
     }
 
+    /// Property: for random θ, the distribution is valid, its marginals agree with p1, and
+    /// per-image draws follow it (the most likely pairs are drawn about as often as predicted).
+    #[test]
+    fn random_theta_draws_follow_the_distribution() {
+        let mut rng = Rng::new(9);
+        for trial in 0..20 {
+            let scale = 0.5 + trial as f64 * 0.25;
+            let mut t = Theta::uniform();
+            for v in t.a.iter_mut().chain(t.b.iter_mut().flatten()) {
+                *v = (rng.next_f64() - 0.5) * 2.0 * scale;
+            }
+            let d = t.distribution().unwrap();
+            assert!((d.probs().iter().sum::<f64>() - 1.0).abs() < 1e-9);
+            let (m1, _) = d.marginals();
+            for (a, b) in m1.iter().zip(t.op1_marginal()) {
+                assert!((a - b).abs() < 1e-12);
+            }
+            let n = 20_000;
+            let draw = Policy::AwsTheta { probs: d.clone(), source: None }.sampler().unwrap().draw(n, 8, 8, &mut rng);
+            let counts = pair_counts(&draw.pairs.unwrap());
+            for (k, p) in d.top(3) {
+                let expected = p * n as f64;
+                let sd = (expected * (1.0 - p)).sqrt();
+                let got = counts[k] as f64;
+                assert!((got - expected).abs() < 5.0 * sd + 1.0, "trial {trial}: pair {k} drawn {got} times, expected {expected:.1}");
+            }
+        }
+    }
+
     #[test]
     fn invalid_policies_are_rejected() {
         assert!(Policy::SubPolicies { sub_policies: vec![] }.sampler().is_err());
