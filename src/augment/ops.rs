@@ -265,7 +265,7 @@ fn per_image(values: &[f64], device: Device) -> Result<Tensor, TchError> {
 
 /// Affine warp of a uint8 batch with one output→input matrix per image.
 pub fn affine(x: &Tensor, matrices: &[[f64; 6]], opts: &OpOptions) -> Result<Tensor, TchError> {
-    let (n, c, h, w) = x.size4()?;
+    let (n, _, h, w) = x.size4()?;
     let dev = x.device();
     // torchvision's _affine_grid: pixel-centre base grid (x, y, 1), theta (float32) rescaled
     // by half the size, then base·θᵀ. With three terms bmm computes x·r0 + y·r1 + r2 in this
