@@ -5,11 +5,13 @@
 //! are thin front-ends. See `shared/METHOD.md` for the method and `DESIGN.md` for the map.
 
 pub mod augment;
+pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod model;
 pub mod policy;
 pub mod rng;
+pub mod search;
 pub mod suggest;
 pub mod train;
 

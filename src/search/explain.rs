@@ -1,0 +1,97 @@
+//! `explain [stage]`: the formulas and settings of each stage, with this session's values,
+//! for teaching. The text follows METHOD.md.
+
+use super::SearchConfig;
+
+/// Stages `explain` knows.
+pub const STAGES: [&str; 7] = ["overview", "space", "pretrain", "sample", "evaluate", "update", "fulltrain"];
+
+/// The explanation of `stage` (default: overview), with `cfg`'s settings filled in.
+pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String> {
+    let stage = stage.unwrap_or("overview").trim().to_ascii_lowercase();
+    let lr1 = cfg.finetune_lr.map(|l| format!("{l}")).unwrap_or_else(|| "0.001 (stage 1's final rate)".into());
+    let text = match stage.as_str() {
+        "overview" => format!(
+            "AWS — Augmentation-Wise Weight Sharing (Tian et al., NeurIPS 2020)\n\
+             Goal: θ* = argmax_θ ACC(ω*_θ; D_val), ω*_θ = argmin_ω L_train(ω; θ).\n\
+             Observation: augmentation matters mostly late in training, so the early part is\n\
+             trained once with all augmentations mixed (shared weights), and each candidate θ is\n\
+             scored by fine-tuning only the late part from those weights.\n\
+             Steps: pretrain → (evaluate → update) × {} → best θ → fulltrain.\n\
+             This session: {} on {}, {} pretrain epochs, {} fine-tune epochs per trajectory,\n\
+             {} trajectories per update. `explain <stage>` for: {}.",
+            cfg.updates,
+            cfg.model,
+            cfg.data,
+            cfg.pretrain_epochs,
+            cfg.finetune_epochs,
+            cfg.trajectories,
+            STAGES.join(", ")
+        ),
+        "space" => "Search space: 14 ops; 11 with a magnitude kept at levels 3, 6, 9 of AutoAugment's\n\
+             10-level grid, 3 without — 36 operations. An augmentation is an ordered pair (op1,\n\
+             op2) of them: 1,296 candidates, both always applied, signed ops with a random sign.\n\
+             θ = (a ∈ R³⁶, B ∈ R³⁶ˣ³⁶): p(op1, op2) = softmax(a)[op1] · softmax(B[op1])[op2];\n\
+             θ = 0 is uniform. Every image of every batch draws its own pair.\n\
+             Pipeline: crop (pad size/8) → flip (if allowed) → pair → Cutout (size/2) → normalise."
+            .to_owned(),
+        "pretrain" => format!(
+            "Stage 1 — shared-weight pretraining: train on search-train with pairs drawn uniformly\n\
+             per image. SGD Nesterov (momentum 0.9, weight decay 1e-4, none on BN and biases),\n\
+             batch {}, warm-up 1 epoch {} → {}, cosine to 0.001 over {} epochs, label smoothing\n\
+             0.05, gradient-norm clip 3.0. Kept: the weights ω_share and the momentum buffers.\n\
+             Official: WRN-28-10, 200 epochs, batch 256. `pretrain N` runs N more epochs of the\n\
+             same schedule; pieces give the same result as one go.",
+            cfg.batch_size,
+            cfg.pretrain_lr / 4.0,
+            cfg.pretrain_lr,
+            cfg.pretrain_epochs
+        ),
+        "sample" => "Sampling: op1 ~ softmax(a), op2 ~ softmax(B[op1]), independently per image; each\n\
+             signed op flips its sign with probability 1/2. `sample n` shows n draws with their\n\
+             probabilities and previews them on validation images."
+            .to_owned(),
+        "evaluate" => format!(
+            "Stage 2 — one trajectory: reset weights and momentum to the stage-1 snapshot;\n\
+             fine-tune {} epochs at a constant rate of {}, pairs drawn per image from θ;\n\
+             after each epoch measure top-1 accuracy on the validation split (never test).\n\
+             reward = mean of the {} best epoch accuracies. The pair counts of the trajectory\n\
+             are kept for the update. Official: 10 epochs (5% of stage 1), 8 trajectories.",
+            cfg.finetune_epochs, lr1, cfg.reward_top
+        ),
+        "update" => format!(
+            "Policy update (PPO) from the waiting trajectories, all sampled under θ_old:\n\
+             b ← {m}·b + (1 − {m})·mean(R)   (b starts at the first mean reward)\n\
+             A_t = (R_t − b) × {s}\n\
+             r_k = π_new(k) / π_old(k)   (the released code inverts this; that is a bug)\n\
+             L = mean_t Σ_k f_t(k) · min(r_k·A_t, clip(r_k, {lo}, {hi})·A_t), f_t = pair frequency\n\
+             Adam (β = 0.5, 0.999), at most {n} steps, stop once KL(π_old‖π_new) > {kl};\n\
+             lr {a} → {b} linearly over the first {w} updates. No entropy bonus.\n\
+             The θ with the best mean reward is kept as the result, not the last one.",
+            m = cfg.ppo.baseline_momentum,
+            s = cfg.ppo.advantage_scale,
+            lo = 1.0 - cfg.ppo.clip,
+            hi = 1.0 + cfg.ppo.clip,
+            n = cfg.ppo.max_inner_steps,
+            kl = cfg.ppo.kl_stop,
+            a = cfg.ppo.lr_start,
+            b = cfg.ppo.lr,
+            w = cfg.ppo.warmup_updates
+        ),
+        "fulltrain" => format!(
+            "After the search: retrain from scratch on search-train + validation with pairs drawn\n\
+             per image from the best θ ({} epochs here, official 300) and report the final-epoch\n\
+             test error. `correlate` does this for several policies and compares the ranking\n\
+             with the proxy's (Kendall τ, Spearman ρ): the paper's claim is that they agree.",
+            cfg.fulltrain_epochs
+        ),
+        other => {
+            return Err(format!(
+                "no stage `{other}`{}; stages: {}",
+                crate::suggest::hint(other, STAGES),
+                STAGES.join(", ")
+            ))
+        }
+    };
+    Ok(text)
+}

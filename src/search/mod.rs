@@ -1,0 +1,301 @@
+//! The AWS search as step-wise primitives on a resumable [`Session`]: `pretrain` (stage 1,
+//! shared weights), `sample` (pairs from θ), `evaluate` (stage-2 trajectories), `update`
+//! (PPO), and around them `step`, `probe`, `fulltrain`, `correlate` and `explain`.
+
+mod explain;
+pub mod ppo;
+mod report;
+mod session;
+pub mod stats;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use explain::{explain, STAGES};
+pub use ppo::{PpoConfig, PpoOutcome, PpoState, Trajectory};
+pub use report::*;
+pub use session::{Progress, Session};
+
+use crate::augment::AugmentError;
+use crate::checkpoint::CheckpointError;
+use crate::data::{DataError, DataSpec, SplitConfig};
+use crate::device::{DeviceError, DeviceSpec};
+use crate::model::{Arch, ModelError};
+use crate::policy::PolicyError;
+use crate::train::TrainError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("no shared weights yet: run `pretrain` first (stage 1)")]
+    NotPretrained,
+    #[error("no trajectories waiting: run `evaluate` before `update`")]
+    NothingToUpdate,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cancelled; the session is as it was before this step")]
+    Cancelled,
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Train(TrainError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Augment(#[from] AugmentError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+impl From<TrainError> for SearchError {
+    fn from(e: TrainError) -> Self {
+        match e {
+            TrainError::Cancelled { .. } => SearchError::Cancelled,
+            other => SearchError::Train(other),
+        }
+    }
+}
+
+/// Everything that defines a search; stored in every checkpoint and report header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchConfig {
+    pub data: DataSpec,
+    pub split: SplitConfig,
+    pub model: Arch,
+    pub device: DeviceSpec,
+    pub seed: u64,
+    /// Stage 1 length (the cosine schedule spans this many epochs).
+    pub pretrain_epochs: usize,
+    /// Stage 1 peak learning rate (official 0.2; warm-up starts at a quarter of it).
+    pub pretrain_lr: f64,
+    pub batch_size: i64,
+    /// Stage 2: epochs per trajectory (official 10, 5% of stage 1).
+    pub finetune_epochs: usize,
+    /// Stage 2 rate; `None` holds stage 1's final rate (official 0.001).
+    pub finetune_lr: Option<f64>,
+    /// Reward = mean of this many best epoch accuracies (official 2).
+    pub reward_top: usize,
+    /// Trajectories per update (official 8, one per GPU).
+    pub trajectories: usize,
+    /// Updates of a whole search (`run`, the main job; official 350).
+    pub updates: usize,
+    pub ppo: PpoConfig,
+    /// Trajectories a `probe` averages.
+    pub probe_trajectories: usize,
+    /// Epochs of `fulltrain` (official 300).
+    pub fulltrain_epochs: usize,
+    /// Cutout side; `None` = the dataset default (size/2).
+    pub cutout: Option<i64>,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self::cpu()
+    }
+}
+
+impl SearchConfig {
+    /// Sized so the whole demo search (pretrain, 8 updates of 4 trajectories) runs in a few
+    /// minutes on 2 CPU cores on Fashion-MNIST and still shows rewards and θ moving. Stage 2
+    /// fine-tunes at 0.02 rather than stage 1's final rate: with 8 pretrain epochs the final
+    /// rate would barely move the weights, and the rewards would be noise.
+    pub fn cpu() -> Self {
+        Self {
+            data: DataSpec::default(),
+            split: SplitConfig::default().with_limit(Some(2500)).with_test_limit(Some(2000)),
+            model: Arch::RESNET20,
+            device: DeviceSpec::Auto,
+            seed: 0,
+            pretrain_epochs: 8,
+            pretrain_lr: 0.2,
+            batch_size: 128,
+            finetune_epochs: 2,
+            finetune_lr: Some(0.02),
+            reward_top: 2,
+            trajectories: 4,
+            updates: 8,
+            ppo: PpoConfig::default(),
+            probe_trajectories: 2,
+            fulltrain_epochs: 6,
+            cutout: None,
+        }
+    }
+
+    /// METHOD.md's official settings (WRN-28-10 on CIFAR-10, 40k/10k split, 200 + 10 epochs,
+    /// 8 trajectories, 350 updates, 300-epoch retrain) — for a GPU. `data` expects CIFAR-10's
+    /// binary version in `data/cifar10` (`augwise download cifar10`).
+    pub fn paper() -> Self {
+        Self {
+            data: DataSpec::Cifar10(crate::data::data_root().join("cifar10")),
+            split: SplitConfig::default(),
+            model: Arch::WRN_28_10,
+            device: DeviceSpec::Auto,
+            seed: 0,
+            pretrain_epochs: 200,
+            pretrain_lr: 0.2,
+            batch_size: 256,
+            finetune_epochs: 10,
+            finetune_lr: None,
+            reward_top: 2,
+            trajectories: 8,
+            updates: 350,
+            ppo: PpoConfig::default(),
+            probe_trajectories: 2,
+            fulltrain_epochs: 300,
+            cutout: None,
+        }
+    }
+
+    /// A preset by name: `cpu` or `paper`.
+    pub fn preset(name: &str) -> Result<Self, SearchError> {
+        match name {
+            "cpu" | "demo" => Ok(Self::cpu()),
+            "paper" | "gpu" => Ok(Self::paper()),
+            other => Err(SearchError::Invalid(format!(
+                "unknown preset `{other}`{}; expected cpu or paper",
+                crate::suggest::hint(other, ["cpu", "paper"])
+            ))),
+        }
+    }
+
+    pub fn with_data(mut self, d: DataSpec) -> Self {
+        self.data = d;
+        self
+    }
+    pub fn with_split(mut self, s: SplitConfig) -> Self {
+        self.split = s;
+        self
+    }
+    pub fn with_model(mut self, m: Arch) -> Self {
+        self.model = m;
+        self
+    }
+    pub fn with_device(mut self, d: DeviceSpec) -> Self {
+        self.device = d;
+        self
+    }
+    pub fn with_seed(mut self, s: u64) -> Self {
+        self.seed = s;
+        self
+    }
+    pub fn with_pretrain_epochs(mut self, e: usize) -> Self {
+        self.pretrain_epochs = e;
+        self
+    }
+    pub fn with_batch_size(mut self, b: i64) -> Self {
+        self.batch_size = b;
+        self
+    }
+    pub fn with_finetune(mut self, epochs: usize, lr: Option<f64>) -> Self {
+        self.finetune_epochs = epochs;
+        self.finetune_lr = lr;
+        self
+    }
+    pub fn with_trajectories(mut self, k: usize) -> Self {
+        self.trajectories = k;
+        self
+    }
+    pub fn with_updates(mut self, u: usize) -> Self {
+        self.updates = u;
+        self
+    }
+    pub fn with_ppo(mut self, p: PpoConfig) -> Self {
+        self.ppo = p;
+        self
+    }
+    pub fn with_fulltrain_epochs(mut self, e: usize) -> Self {
+        self.fulltrain_epochs = e;
+        self
+    }
+    pub fn with_cutout(mut self, c: Option<i64>) -> Self {
+        self.cutout = c;
+        self
+    }
+
+    /// Set one field from `key=value` (the `config` command); values parse as JSON, or as a
+    /// plain string for string fields.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), SearchError> {
+        let mut doc = serde_json::to_value(&*self).map_err(|e| SearchError::Invalid(e.to_string()))?;
+        let keys: Vec<String> = doc.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let path: Vec<&str> = key.split('.').collect();
+        let mut slot = &mut doc;
+        for p in &path {
+            slot = slot.get_mut(*p).ok_or_else(|| {
+                SearchError::Invalid(format!(
+                    "unknown config key `{key}`{}; keys: {}",
+                    crate::suggest::hint(key, keys.iter().map(String::as_str)),
+                    keys.join(", ")
+                ))
+            })?;
+        }
+        *slot = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        let updated: SearchConfig =
+            serde_json::from_value(doc).map_err(|e| SearchError::Invalid(format!("`{key}={value}`: {e}")))?;
+        updated.validate()?;
+        *self = updated;
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), SearchError> {
+        let bad = |m: &str| Err(SearchError::Invalid(m.to_owned()));
+        if self.pretrain_epochs == 0 {
+            return bad("pretrain_epochs must be at least 1");
+        }
+        if self.finetune_epochs == 0 || self.reward_top == 0 {
+            return bad("finetune_epochs and reward_top must be at least 1");
+        }
+        if self.trajectories == 0 || self.probe_trajectories == 0 {
+            return bad("trajectories and probe_trajectories must be at least 1");
+        }
+        if self.batch_size < 2 {
+            return bad("batch_size must be at least 2 (BatchNorm)");
+        }
+        if !(self.pretrain_lr > 0.0) || self.finetune_lr.is_some_and(|l| !(l > 0.0)) {
+            return bad("learning rates must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// The θ with the best mean reward so far (what a search returns, not the last θ).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestTheta {
+    pub update: usize,
+    pub mean_reward: f64,
+    pub theta: crate::policy::Theta,
+}
+
+/// Where runs go unless told otherwise.
+pub fn default_run_dir() -> PathBuf {
+    PathBuf::from("runs").join("latest")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_set_and_validate() {
+        let mut c = SearchConfig::cpu();
+        c.set("trajectories", "6").unwrap();
+        assert_eq!(c.trajectories, 6);
+        c.set("model", "wrn-16-2").unwrap();
+        assert_eq!(c.model, Arch::WRN_16_2);
+        c.set("ppo.clip", "0.1").unwrap();
+        assert_eq!(c.ppo.clip, 0.1);
+        c.set("finetune_lr", "null").unwrap();
+        assert_eq!(c.finetune_lr, None);
+        let e = c.set("trajectorys", "3").unwrap_err().to_string();
+        assert!(e.contains("did you mean `trajectories`"), "{e}");
+        assert!(c.set("trajectories", "0").is_err());
+        assert!(c.set("model", "vgg").is_err());
+        assert_eq!(c.trajectories, 6, "a refused set changes nothing");
+        assert_eq!(SearchConfig::paper().model, Arch::WRN_28_10);
+        assert!(SearchConfig::preset("papr").unwrap_err().to_string().contains("paper"));
+    }
+}

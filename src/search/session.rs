@@ -1,0 +1,606 @@
+//! The resumable session: owns the device, the splits, the model and optimiser, the stage-1
+//! snapshot, θ and PPO's state, the history and the run directory. Each primitive returns a
+//! report and ends with an atomic checkpoint; a cancelled or failed primitive leaves the
+//! session as it was before it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use super::ppo::{self, PpoState, Trajectory};
+use super::{
+    BestTheta, CorrelateReport, EvaluateReport, FulltrainReport, ProbeReport, PretrainReport, SampleReport,
+    SearchConfig, SearchError, UpdateRecord,
+};
+use crate::augment::space::{aws_ops, pair_name, pair_ops, NUM_PAIRS};
+use crate::augment::{apply_ops, Pipeline, PolicyAugment};
+use crate::checkpoint::{self, CheckpointError};
+use crate::data::Splits;
+use crate::device::{self, DeviceChoice};
+use crate::model::{Model, Weights};
+use crate::policy::{Policy, Theta};
+use crate::rng::{mix, Rng};
+use crate::train::{BatchProgress, CancelFlag, LrSchedule, SgdState, TrainConfig, Trainer, TrainerState};
+
+const FORMAT: &str = "augwise-session/1";
+const STATE_FILE: &str = "session.json";
+const WEIGHTS_FILE: &str = "snapshot.safetensors";
+/// Stream ids for [`Rng::derive`] and seeds.
+const STREAM_TRAJECTORY: u64 = 11;
+const STREAM_PROBE: u64 = 12;
+const STREAM_SAMPLE: u64 = 13;
+const STREAM_FULLTRAIN: u64 = 14;
+
+/// A progress event for front-ends (progress bars, notebook lines).
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    /// `pretrain`, `evaluate`, `probe`, `fulltrain`.
+    pub stage: String,
+    /// Fraction of the primitive done, 0..1.
+    pub fraction: f64,
+    pub message: String,
+}
+
+/// Everything but the tensors, as written to `session.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionState {
+    format: String,
+    config: SearchConfig,
+    pretrain_epochs_done: usize,
+    ppo: PpoState,
+    pending: Vec<Trajectory>,
+    best: Option<BestTheta>,
+    history: History,
+}
+
+/// What happened so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub pretrain: Vec<crate::train::EpochReport>,
+    pub updates: Vec<UpdateRecord>,
+    pub probes: Vec<ProbeReport>,
+    pub fulltrains: Vec<FulltrainReport>,
+}
+
+/// An AWS search, step by step.
+pub struct Session {
+    pub config: SearchConfig,
+    pub run_dir: PathBuf,
+    pub device: DeviceChoice,
+    pub splits: Splits,
+    pub pipeline: Pipeline,
+    trainer: Trainer,
+    snapshot: Option<TrainerState>,
+    pub ppo: PpoState,
+    pub pending: Vec<Trajectory>,
+    pub best: Option<BestTheta>,
+    pub history: History,
+    cancel: CancelFlag,
+    progress: Option<Box<dyn FnMut(&Progress) + Send>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.status())
+    }
+}
+
+impl Session {
+    /// A new session: loads and splits the data, builds the model; nothing trained yet.
+    pub fn new(config: SearchConfig, run_dir: impl AsRef<Path>) -> Result<Self, SearchError> {
+        config.validate()?;
+        let device = device::resolve(config.device)?;
+        let source = config.data.load()?;
+        let splits = Splits::new(&source, &config.split)?.to_device(device.device);
+        let info = splits.train.info.clone();
+        let (mean, std) = splits.train.channel_stats();
+        let mut pipeline = Pipeline::for_dataset(&info, mean, std);
+        if let Some(c) = config.cutout {
+            pipeline = pipeline.with_cutout(c);
+        }
+        let model = Model::new(config.model, info.channels, info.num_classes(), device.device, config.seed)?;
+        let trainer = Trainer::new(model, pipeline.normalize.clone(), stage1_config(&config));
+        Ok(Self {
+            config,
+            run_dir: run_dir.as_ref().to_owned(),
+            device,
+            splits,
+            pipeline,
+            trainer,
+            snapshot: None,
+            ppo: PpoState::default(),
+            pending: Vec::new(),
+            best: None,
+            history: History::default(),
+            cancel: CancelFlag::new(),
+            progress: None,
+        })
+    }
+
+    /// Continue a run from its directory: the last checkpoint, exactly.
+    pub fn resume(dir: impl AsRef<Path>) -> Result<Self, SearchError> {
+        let dir = dir.as_ref();
+        let state: SessionState = checkpoint::read_json(&dir.join(STATE_FILE), FORMAT)?;
+        let mut s = Self::new(state.config.clone(), dir)?;
+        if state.pretrain_epochs_done > 0 {
+            let path = dir.join(WEIGHTS_FILE);
+            let tensors = checkpoint::read_tensors(&path)?;
+            let snap = s.state_from_tensors(tensors, state.pretrain_epochs_done).map_err(|why| {
+                SearchError::Checkpoint(CheckpointError::Corrupt { path: path.clone(), why })
+            })?;
+            s.trainer.restore(&snap)?;
+            s.snapshot = Some(snap);
+        }
+        s.ppo = state.ppo;
+        s.ppo.theta.validate()?;
+        s.pending = state.pending;
+        s.best = state.best;
+        s.history = state.history;
+        Ok(s)
+    }
+
+    /// The flag a front-end sets to cancel the running primitive (Ctrl-C, kernel interrupt).
+    pub fn cancel_flag(&self) -> CancelFlag {
+        self.cancel.clone()
+    }
+
+    /// Where progress events go (a progress bar, notebook output).
+    pub fn set_progress(&mut self, f: impl FnMut(&Progress) + Send + 'static) {
+        self.progress = Some(Box::new(f));
+    }
+
+    fn emit(progress: &mut Option<Box<dyn FnMut(&Progress) + Send>>, stage: &str, fraction: f64, message: String) {
+        if let Some(p) = progress.as_mut() {
+            p(&Progress { stage: stage.to_owned(), fraction, message });
+        }
+    }
+
+    /// One line: device, stage, updates — the REPL prompt's content.
+    pub fn status(&self) -> String {
+        let stage = if self.snapshot.is_none() {
+            "new".to_owned()
+        } else if self.trainer.epochs_done < self.config.pretrain_epochs {
+            format!("pretrain {}/{}", self.trainer.epochs_done, self.config.pretrain_epochs)
+        } else {
+            "search".to_owned()
+        };
+        format!(
+            "{} · {} · update {}{}",
+            device::device_name(self.device.device),
+            stage,
+            self.ppo.updates,
+            if self.pending.is_empty() { String::new() } else { format!(" · {} pending", self.pending.len()) }
+        )
+    }
+
+    pub fn pretrain_epochs_done(&self) -> usize {
+        if self.snapshot.is_some() { self.trainer.epochs_done } else { 0 }
+    }
+
+    /// θ's pair distribution now.
+    pub fn theta(&self) -> &Theta {
+        &self.ppo.theta
+    }
+
+    /// The policy of the current θ.
+    pub fn current_policy(&self) -> Result<Policy, SearchError> {
+        Ok(Policy::AwsTheta { probs: self.ppo.theta.distribution()?, source: None })
+    }
+
+    /// The policy of the best θ so far (the current θ before the first update).
+    pub fn best_policy(&self) -> Result<Policy, SearchError> {
+        let t = self.best.as_ref().map(|b| &b.theta).unwrap_or(&self.ppo.theta);
+        Ok(Policy::AwsTheta { probs: t.distribution()?, source: None })
+    }
+
+    // ---- stage 1 -------------------------------------------------------------------------
+
+    /// Stage 1: `epochs` more epochs (default: the rest of the schedule) with pairs drawn
+    /// uniformly per image; then snapshot weights and momentum and checkpoint.
+    pub fn pretrain(&mut self, epochs: Option<usize>) -> Result<PretrainReport, SearchError> {
+        if self.ppo.updates > 0 || !self.pending.is_empty() {
+            return Err(SearchError::Invalid(
+                "the search has started: more pretraining would change the shared weights its rewards were measured from. `reset` to start over".into(),
+            ));
+        }
+        let done = self.pretrain_epochs_done();
+        let n = epochs.unwrap_or(self.config.pretrain_epochs.saturating_sub(done));
+        if n == 0 {
+            return Err(SearchError::Invalid(format!(
+                "stage 1 is complete ({done} of {} epochs); `pretrain N` with N > 0 trains past the schedule at its final rate",
+                self.config.pretrain_epochs
+            )));
+        }
+        self.cancel.reset();
+        let before = self.trainer.snapshot();
+        self.trainer.config = stage1_config(&self.config);
+        let mut aug = PolicyAugment::new(self.pipeline.clone(), Policy::AwsUniform.sampler()?);
+        let (cancel, progress, total, first) = (self.cancel.clone(), &mut self.progress, n, done);
+        let result = self.trainer.fit(
+            &self.splits.train,
+            Some(&self.splits.val),
+            n,
+            &mut aug,
+            &cancel,
+            &mut |b: &BatchProgress| {
+                let f = ((b.epoch - 1 - first) as f64 + b.batch as f64 / b.batches as f64) / total as f64;
+                Self::emit(progress, "pretrain", f, format!("epoch {} batch {}/{} loss {:.4} {:.0} img/s", b.epoch, b.batch, b.batches, b.loss, b.images_per_sec));
+            },
+            &mut |_| {},
+        );
+        let epochs = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.trainer.restore(&before)?;
+                return Err(e.into());
+            }
+        };
+        let snap = self.trainer.snapshot();
+        self.snapshot = Some(snap);
+        self.history.pretrain.extend(epochs.iter().cloned());
+        self.save_all(true)?;
+        Ok(PretrainReport { epochs, epochs_done: self.trainer.epochs_done, schedule_epochs: self.config.pretrain_epochs })
+    }
+
+    // ---- sampling ------------------------------------------------------------------------
+
+    /// `n` pairs drawn from θ with their probabilities, and the current θ applied to a few
+    /// validation images (the same draws) for a preview.
+    pub fn sample(&mut self, n: usize) -> Result<SampleReport, SearchError> {
+        let n = n.clamp(1, 64);
+        let policy = self.current_policy()?;
+        let sampler = policy.sampler()?;
+        let dist = policy.distribution().ok_or(SearchError::Invalid("θ has no distribution".into()))?;
+        let mut rng = Rng::derive(self.config.seed, &[STREAM_SAMPLE, self.ppo.updates as u64, self.history.probes.len() as u64]);
+        let take = (n as i64).min(self.splits.val.len());
+        let originals = self.splits.val.images.narrow(0, 0, take).to_device(Device::Cpu);
+        let (_, _, h, w) = originals.size4().map_err(crate::augment::AugmentError::from)?;
+        let draw = sampler.draw(take as usize, h, w, &mut rng);
+        let mut augmented = originals.shallow_clone();
+        for stage in &draw.stages {
+            augmented = apply_ops(&augmented, stage, &self.pipeline.ops)?;
+        }
+        let pairs = draw.pairs.clone().unwrap_or_default();
+        let preview_ops = (0..take as usize)
+            .map(|i| draw.stages.iter().map(|s| s[i].to_string()).collect::<Vec<_>>().join(" + "))
+            .collect();
+        let to_vec = |t: &Tensor| Vec::<u8>::try_from(t.contiguous().view([-1])).unwrap_or_default();
+        let mut listed: Vec<(usize, String, f64)> =
+            pairs.iter().map(|&k| (k as usize, pair_name(k as usize), dist.probs()[k as usize])).collect();
+        // More draws than previews: list n pairs, drawing the rest without images.
+        while listed.len() < n {
+            let k = dist.sample_with(&dist.cdf(), rng.next_f64());
+            listed.push((k, pair_name(k), dist.probs()[k]));
+        }
+        Ok(SampleReport {
+            pairs: listed,
+            preview_shape: originals.size(),
+            preview_original: to_vec(&originals),
+            preview_augmented: to_vec(&augmented),
+            preview_ops,
+        })
+    }
+
+    // ---- stage 2 -------------------------------------------------------------------------
+
+    fn trajectory_seed(&self, index: usize) -> u64 {
+        mix(mix(mix(self.config.seed, STREAM_TRAJECTORY), self.ppo.updates as u64), index as u64)
+    }
+
+    /// One stage-2 trajectory of `policy` from the snapshot; `Ok(None)` if it went NaN.
+    fn run_trajectory(&mut self, policy: &Policy, seed: u64, label: &str, part: (usize, usize)) -> Result<Result<Trajectory, String>, SearchError> {
+        let snap = self.snapshot.as_ref().ok_or(SearchError::NotPretrained)?;
+        self.trainer.restore(snap)?;
+        let lr = self.config.finetune_lr.unwrap_or_else(|| stage1_config(&self.config).schedule.final_lr());
+        self.trainer.config = TrainConfig { seed, schedule: LrSchedule::Constant { lr }, ..stage1_config(&self.config) };
+        let mut aug = PolicyAugment::new(self.pipeline.clone(), policy.sampler()?);
+        let start = Instant::now();
+        let mut accuracies = Vec::with_capacity(self.config.finetune_epochs);
+        let epochs = self.config.finetune_epochs;
+        for e in 0..epochs {
+            let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
+            let r = self.trainer.train_epoch(&self.splits.train, &mut aug, &cancel, &mut |b: &BatchProgress| {
+                let within = (e as f64 + b.batch as f64 / b.batches as f64) / epochs as f64;
+                let f = (part.0 as f64 + within) / part.1 as f64;
+                Self::emit(progress, label, f, format!("trajectory {}/{} epoch {}/{} batch {}/{} loss {:.4}", part.0 + 1, part.1, e + 1, epochs, b.batch, b.batches, b.loss));
+            });
+            match r {
+                Ok(_) => {}
+                Err(crate::train::TrainError::NonFinite { epoch, batch, loss }) => {
+                    return Ok(Err(format!("trajectory seed {seed}: loss {loss} at fine-tune epoch {epoch}, batch {batch}")));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            accuracies.push(self.trainer.evaluate(&self.splits.val)?);
+        }
+        let mut best = accuracies.clone();
+        best.sort_by(|a, b| b.total_cmp(a));
+        let top = self.config.reward_top.min(best.len()).max(1);
+        let reward = best[..top].iter().sum::<f64>() / top as f64;
+        Ok(Ok(Trajectory {
+            seed,
+            reward,
+            accuracies,
+            counts: aug.take_counts(),
+            seconds: start.elapsed().as_secs_f64(),
+        }))
+    }
+
+    /// Put the model back to the snapshot and the stage-1 config (after trajectories).
+    fn back_to_snapshot(&mut self) -> Result<(), SearchError> {
+        if let Some(s) = &self.snapshot {
+            self.trainer.restore(s)?;
+        }
+        self.trainer.config = stage1_config(&self.config);
+        Ok(())
+    }
+
+    /// Run `k` trajectories of `policy`; all or nothing.
+    fn trajectories(&mut self, policy: &Policy, seeds: &[u64], label: &str) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
+        if self.snapshot.is_none() {
+            return Err(SearchError::NotPretrained);
+        }
+        self.cancel.reset();
+        let (mut done, mut discarded) = (Vec::new(), Vec::new());
+        for (i, &seed) in seeds.iter().enumerate() {
+            match self.run_trajectory(policy, seed, label, (i, seeds.len())) {
+                Ok(Ok(t)) => done.push(t),
+                Ok(Err(why)) => discarded.push(why),
+                Err(e) => {
+                    self.back_to_snapshot()?;
+                    return Err(e);
+                }
+            }
+        }
+        self.back_to_snapshot()?;
+        Ok((done, discarded))
+    }
+
+    /// Stage 2: `k` trajectories (default: the config's) under the current θ; they wait for
+    /// `update`. NaN/Inf trajectories are discarded and reported.
+    pub fn evaluate(&mut self, k: Option<usize>) -> Result<EvaluateReport, SearchError> {
+        let k = k.unwrap_or(self.config.trajectories).max(1);
+        let policy = self.current_policy()?;
+        let seeds: Vec<u64> = (0..k).map(|i| self.trajectory_seed(self.pending.len() + i)).collect();
+        let (done, discarded) = self.trajectories(&policy, &seeds, "evaluate")?;
+        self.pending.extend(done.iter().cloned());
+        self.save_all(false)?;
+        Ok(EvaluateReport { trajectories: done, discarded, pending: self.pending.len() })
+    }
+
+    // ---- the update ----------------------------------------------------------------------
+
+    /// PPO from the waiting trajectories; keeps the best θ by mean reward; checkpoints.
+    pub fn update(&mut self) -> Result<UpdateRecord, SearchError> {
+        if self.pending.is_empty() {
+            return Err(SearchError::NothingToUpdate);
+        }
+        let start = Instant::now();
+        let theta_old = self.ppo.theta.clone();
+        let mut next = self.ppo.clone();
+        let outcome = ppo::update(&mut next, &self.pending, &self.config.ppo)?;
+        let update = next.updates;
+        let best = match &self.best {
+            Some(b) if b.mean_reward >= outcome.mean_reward => b.clone(),
+            _ => BestTheta { update, mean_reward: outcome.mean_reward, theta: theta_old },
+        };
+        let dist = next.theta.distribution()?;
+        let (op1_marginal, op2_marginal) = dist.marginals();
+        let record = UpdateRecord {
+            update,
+            ppo: outcome,
+            op1_marginal,
+            op2_marginal,
+            top_pairs: dist.top(5).into_iter().map(|(k, p)| (pair_name(k), p)).collect(),
+            best_update: best.update,
+            best_mean_reward: best.mean_reward,
+            seconds: start.elapsed().as_secs_f64() + self.pending.iter().map(|t| t.seconds).sum::<f64>(),
+        };
+        self.ppo = next;
+        self.best = Some(best);
+        self.pending.clear();
+        self.history.updates.push(record.clone());
+        self.save_all(false)?;
+        Ok(record)
+    }
+
+    /// `n` × (evaluate, update). Ctrl-C keeps the completed updates and rolls back the one
+    /// in flight.
+    pub fn step(&mut self, n: usize) -> Result<Vec<(super::EvaluateReport, UpdateRecord)>, SearchError> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n.max(1) {
+            let pending_before = self.pending.len();
+            let e = self.evaluate(None)?;
+            match self.update() {
+                Ok(u) => out.push((e, u)),
+                Err(err) => {
+                    self.pending.truncate(pending_before);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- probing and ground truth ------------------------------------------------------
+
+    /// The proxy reward of any fixed policy, without touching θ.
+    pub fn probe(&mut self, policy: &Policy, k: Option<usize>) -> Result<ProbeReport, SearchError> {
+        let k = k.unwrap_or(self.config.probe_trajectories).max(1);
+        let spec = policy.to_string();
+        let tag = spec.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        let seeds: Vec<u64> = (0..k).map(|i| mix(mix(mix(self.config.seed, STREAM_PROBE), tag), i as u64)).collect();
+        let (done, discarded) = self.trajectories(policy, &seeds, "probe")?;
+        if done.is_empty() {
+            return Err(SearchError::Invalid(format!("every probe trajectory of {spec} diverged: {}", discarded.join("; "))));
+        }
+        let reward = done.iter().map(|t| t.reward).sum::<f64>() / done.len() as f64;
+        let report = ProbeReport { policy: spec, reward, trajectories: done };
+        self.history.probes.push(report.clone());
+        self.save_all(false)?;
+        Ok(report)
+    }
+
+    /// Train from scratch on search-train + validation with `policy`, and report test accuracy
+    /// after each epoch (the after-search retrain; the ground truth for `correlate`).
+    pub fn fulltrain(&mut self, policy: &Policy, epochs: Option<usize>) -> Result<FulltrainReport, SearchError> {
+        let epochs = epochs.unwrap_or(self.config.fulltrain_epochs).max(1);
+        let data = self.splits.train.concat(&self.splits.val)?;
+        let info = &data.info;
+        let seed = mix(self.config.seed, STREAM_FULLTRAIN);
+        let model = Model::new(self.config.model, info.channels, info.num_classes(), self.device.device, seed)?;
+        let cfg = TrainConfig {
+            seed,
+            schedule: LrSchedule::WarmupCosine {
+                start: self.config.pretrain_lr / 4.0,
+                peak: self.config.pretrain_lr,
+                floor: 0.001,
+                warmup_epochs: 1.0f64.min(epochs as f64),
+                total_epochs: epochs as f64,
+            },
+            ..stage1_config(&self.config)
+        };
+        let mut trainer = Trainer::new(model, self.pipeline.normalize.clone(), cfg);
+        let mut aug = PolicyAugment::new(self.pipeline.clone(), policy.sampler()?);
+        self.cancel.reset();
+        let (mut reports, mut test) = (Vec::new(), Vec::new());
+        for e in 0..epochs {
+            let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
+            let r = trainer.train_epoch(&data, &mut aug, &cancel, &mut |b: &BatchProgress| {
+                let f = (e as f64 + b.batch as f64 / b.batches as f64) / epochs as f64;
+                Self::emit(progress, "fulltrain", f, format!("epoch {}/{} batch {}/{} loss {:.4}", e + 1, epochs, b.batch, b.batches, b.loss));
+            })?;
+            test.push(trainer.evaluate(&self.splits.test)?);
+            reports.push(r);
+        }
+        let report = FulltrainReport { policy: policy.to_string(), epochs: reports, test_accuracy: test };
+        self.history.fulltrains.push(report.clone());
+        self.save_all(false)?;
+        Ok(report)
+    }
+
+    /// Probe and full-train each policy; compare the rankings.
+    pub fn correlate(&mut self, policies: &[Policy], fulltrain_epochs: Option<usize>) -> Result<CorrelateReport, SearchError> {
+        if policies.len() < 2 {
+            return Err(SearchError::Invalid("correlate needs at least two policies".into()));
+        }
+        let mut rows = Vec::with_capacity(policies.len());
+        for p in policies {
+            let proxy = self.probe(p, None)?.reward;
+            let full = self.fulltrain(p, fulltrain_epochs)?.final_test_accuracy();
+            rows.push((p.to_string(), proxy, full));
+        }
+        let x: Vec<f64> = rows.iter().map(|r| r.1).collect();
+        let y: Vec<f64> = rows.iter().map(|r| r.2).collect();
+        Ok(CorrelateReport { kendall_tau: super::stats::kendall_tau(&x, &y), spearman_rho: super::stats::spearman(&x, &y), rows })
+    }
+
+    /// Back to a fresh session with the same config (θ uniform, no snapshot).
+    pub fn reset(&mut self) -> Result<(), SearchError> {
+        let fresh = Session::new(self.config.clone(), &self.run_dir)?;
+        let progress = self.progress.take();
+        *self = fresh;
+        self.progress = progress;
+        Ok(())
+    }
+
+    // ---- checkpoints ---------------------------------------------------------------------
+
+    /// Write the checkpoint (weights only when `weights`, i.e. after stage 1 changed them).
+    fn save_all(&self, weights: bool) -> Result<(), SearchError> {
+        if weights {
+            if let Some(s) = &self.snapshot {
+                let mut tensors: Vec<(String, Tensor)> = s.weights.0.iter().map(|(k, t)| (format!("w/{k}"), t.shallow_clone())).collect();
+                tensors.extend(s.momentum.0.iter().map(|(k, t)| (format!("m/{k}"), t.shallow_clone())));
+                tensors.push(("meta/epochs".into(), Tensor::from_slice(&[s.epochs_done as i64])));
+                checkpoint::write_tensors(&self.run_dir.join(WEIGHTS_FILE), &tensors)?;
+            }
+        }
+        let state = SessionState {
+            format: FORMAT.into(),
+            config: self.config.clone(),
+            pretrain_epochs_done: self.pretrain_epochs_done(),
+            ppo: self.ppo.clone(),
+            pending: self.pending.clone(),
+            best: self.best.clone(),
+            history: self.history.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&state).map_err(|e| SearchError::Invalid(e.to_string()))?;
+        checkpoint::write_atomic(&self.run_dir.join(STATE_FILE), &json)?;
+        Ok(())
+    }
+
+    /// Write the whole checkpoint now (also to another directory: `save DIR`).
+    pub fn save(&mut self, dir: Option<&Path>) -> Result<PathBuf, SearchError> {
+        if let Some(d) = dir {
+            self.run_dir = d.to_owned();
+        }
+        self.save_all(true)?;
+        Ok(self.run_dir.clone())
+    }
+
+    fn state_from_tensors(&self, tensors: Vec<(String, Tensor)>, epochs: usize) -> Result<TrainerState, String> {
+        let mut weights = Vec::new();
+        let mut momentum = Vec::new();
+        let mut saved_epochs = None;
+        let dev = self.device.device;
+        for (k, t) in tensors {
+            if let Some(name) = k.strip_prefix("w/") {
+                weights.push((name.to_owned(), t.to_device(dev)));
+            } else if let Some(name) = k.strip_prefix("m/") {
+                momentum.push((name.to_owned(), t.to_device(dev)));
+            } else if k == "meta/epochs" {
+                saved_epochs = t.f_int64_value(&[0]).ok();
+            }
+        }
+        if saved_epochs != Some(epochs as i64) {
+            return Err(format!("weights are from epoch {saved_epochs:?} but session.json says {epochs}"));
+        }
+        weights.sort_by(|a, b| a.0.cmp(&b.0));
+        momentum.sort_by(|a, b| a.0.cmp(&b.0));
+        let expected = self.trainer.model.snapshot();
+        if weights.len() != expected.0.len() || weights.iter().zip(&expected.0).any(|(a, b)| a.0 != b.0 || a.1.size() != b.1.size()) {
+            return Err(format!("the weights do not fit a {} model", self.config.model));
+        }
+        Ok(TrainerState { weights: Weights(weights), momentum: SgdState(momentum), epochs_done: epochs })
+    }
+
+    /// The pair counts of every trajectory so far (for charts and teaching).
+    pub fn pending_counts(&self) -> Vec<u32> {
+        let mut c = vec![0u32; NUM_PAIRS];
+        for t in &self.pending {
+            for (a, b) in c.iter_mut().zip(&t.counts) {
+                *a += b;
+            }
+        }
+        c
+    }
+
+    /// The two ops of pair `k`, as operations.
+    pub fn pair(k: usize) -> (crate::augment::Op, crate::augment::Op) {
+        let (a, b) = pair_ops(k);
+        let ops = aws_ops();
+        (ops[a], ops[b])
+    }
+
+    /// Images of the training split (uint8, on the CPU), for previews.
+    pub fn preview_images(&self, n: i64) -> Tensor {
+        self.splits.val.images.narrow(0, 0, n.min(self.splits.val.len())).to_device(Device::Cpu).to_kind(Kind::Uint8)
+    }
+}
+
+/// Stage 1's training config for a search config.
+fn stage1_config(c: &SearchConfig) -> TrainConfig {
+    TrainConfig::default()
+        .with_batch_size(c.batch_size)
+        .with_seed(c.seed)
+        .with_schedule(LrSchedule::WarmupCosine {
+            start: c.pretrain_lr / 4.0,
+            peak: c.pretrain_lr,
+            floor: 0.001,
+            warmup_epochs: 1.0f64.min(c.pretrain_epochs as f64),
+            total_epochs: c.pretrain_epochs as f64,
+        })
+}
