@@ -294,7 +294,11 @@ impl Session {
         let snap = self.snapshot.as_ref().ok_or(SearchError::NotPretrained)?;
         self.trainer.restore(snap)?;
         let lr = self.config.finetune_lr.unwrap_or_else(|| stage1_config(&self.config).schedule.final_lr());
-        self.trainer.config = TrainConfig { seed, schedule: LrSchedule::Constant { lr }, ..stage1_config(&self.config) };
+        // Common random numbers (ours): every trajectory sees the data in the same order and
+        // differs only in its augmentation draws, so reward differences come from θ's draws
+        // rather than from the data order.
+        self.trainer.config =
+            TrainConfig { augment_seed: Some(seed), schedule: LrSchedule::Constant { lr }, ..stage1_config(&self.config) };
         let mut aug = PolicyAugment::new(self.pipeline.clone(), policy.sampler()?);
         let start = Instant::now();
         let mut accuracies = Vec::with_capacity(self.config.finetune_epochs);

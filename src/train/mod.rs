@@ -75,8 +75,10 @@ pub struct TrainConfig {
     pub label_smoothing: f64,
     /// Global gradient-norm bound (official: 3.0); `None` disables clipping.
     pub grad_clip: Option<f64>,
-    /// Seeds the data order and all augmentation randomness, per epoch.
+    /// Seeds the data order and, unless `augment_seed` is set, the augmentation draws.
     pub seed: u64,
+    /// Seeds the augmentation draws alone (AWS trajectories: same data order, own draws).
+    pub augment_seed: Option<u64>,
 }
 
 impl Default for TrainConfig {
@@ -90,6 +92,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.05,
             grad_clip: Some(3.0),
             seed: 0,
+            augment_seed: None,
         }
     }
 }
@@ -214,6 +217,7 @@ pub struct Trainer {
 
 /// Stream ids of [`Rng::derive`], so data order and augmentation never share numbers.
 const STREAM_TRAIN: u64 = 1;
+const STREAM_AUGMENT: u64 = 2;
 
 /// Run a closure that calls panicking tch ops, turning a libtorch panic into an error so a
 /// notebook or REPL session survives it.
@@ -264,14 +268,17 @@ impl Trainer {
     ) -> Result<EpochReport, TrainError> {
         self.check(data)?;
         let epoch = self.epochs_done;
-        // One stream per (seed, epoch): any epoch replays alone, as after a resume.
-        let mut rng = Rng::derive(self.config.seed, &[STREAM_TRAIN, epoch as u64]);
+        // One stream per (seed, epoch): any epoch replays alone, as after a resume. Data order
+        // and augmentation draw from separate streams so they can be varied separately.
+        let mut order_rng = Rng::derive(self.config.seed, &[STREAM_TRAIN, epoch as u64]);
+        let aug_seed = self.config.augment_seed.unwrap_or(self.config.seed);
+        let mut rng = Rng::derive(aug_seed, &[STREAM_AUGMENT, epoch as u64]);
         let dev = self.model.device();
         let n = data.len();
         let bs = self.config.batch_size.max(2);
         // A final batch of one cannot be batch-normalised: drop it.
         let batches = ((n / bs) + i64::from(n % bs >= 2)).max(1) as usize;
-        let perm = rng.permutation(n, dev)?;
+        let perm = order_rng.permutation(n, dev)?;
         let start = Instant::now();
         let lr_start = self.config.schedule.at(epoch as f64);
         let (mut loss_sum, mut seen, mut lr) = (0.0, 0i64, lr_start);

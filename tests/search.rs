@@ -1,0 +1,170 @@
+//! The AWS session end to end on tiny synthetic data: resume equals an uninterrupted run,
+//! cancelling leaves the session as it was, bad checkpoints give clear errors, diverging
+//! trajectories are discarded, and a short search learns to avoid label-breaking ops.
+
+use augwise::data::{DataSpec, SplitConfig};
+use augwise::search::{SearchConfig, SearchError, Session};
+use serde_json::Value;
+
+fn tiny() -> SearchConfig {
+    SearchConfig::cpu()
+        .with_data("synthetic:kind=frequency,classes=3,n=24,size=16".parse::<DataSpec>().unwrap())
+        .with_split(SplitConfig::default().with_val_fraction(0.25))
+        .with_pretrain_epochs(2)
+        .with_batch_size(16)
+        .with_finetune(1, Some(0.02))
+        .with_trajectories(2)
+        .with_fulltrain_epochs(1)
+}
+
+/// History as JSON without wall-clock fields.
+fn timeless(s: &Session) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.retain(|k, _| k != "seconds" && k != "images_per_sec");
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(&s.history).unwrap();
+    strip(&mut v);
+    serde_json::json!({ "history": v, "theta": s.ppo.theta, "best": s.best })
+}
+
+#[test]
+fn resumed_search_equals_uninterrupted_and_pretrain_pieces_equal_one_go() {
+    let a_dir = tempfile::tempdir().unwrap();
+    let mut a = Session::new(tiny(), a_dir.path()).unwrap();
+    a.pretrain(None).unwrap();
+    a.step(2).unwrap();
+
+    let b_dir = tempfile::tempdir().unwrap();
+    {
+        let mut b = Session::new(tiny(), b_dir.path()).unwrap();
+        b.pretrain(Some(1)).unwrap();
+    }
+    {
+        let mut b = Session::resume(b_dir.path()).unwrap();
+        b.pretrain(Some(1)).unwrap();
+        b.step(1).unwrap();
+    }
+    let mut b = Session::resume(b_dir.path()).unwrap();
+    b.step(1).unwrap();
+    assert_eq!(timeless(&a), timeless(&b));
+    assert_eq!(a.ppo.updates, 2);
+    assert_ne!(a.ppo.theta, augwise::policy::Theta::uniform(), "θ moved");
+}
+
+#[test]
+fn cancel_leaves_the_session_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::new(tiny(), dir.path()).unwrap();
+    s.pretrain(None).unwrap();
+    s.evaluate(Some(1)).unwrap();
+    let before = timeless(&s);
+    let pending = s.pending.clone();
+    let flag = s.cancel_flag();
+    let mut events = 0;
+    s.set_progress(move |_| {
+        events += 1;
+        if events == 3 {
+            flag.cancel();
+        }
+    });
+    assert!(matches!(s.evaluate(Some(2)), Err(SearchError::Cancelled)));
+    assert_eq!(s.pending, pending);
+    assert_eq!(timeless(&s), before);
+    // The next primitive runs normally and gives what it would have given uncancelled.
+    s.set_progress(|_| {});
+    let e = s.evaluate(Some(2)).unwrap();
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let mut t = Session::new(tiny(), fresh_dir.path()).unwrap();
+    t.pretrain(None).unwrap();
+    t.evaluate(Some(1)).unwrap();
+    let e2 = t.evaluate(Some(2)).unwrap();
+    let rewards = |r: &augwise::search::EvaluateReport| r.trajectories.iter().map(|t| t.reward).collect::<Vec<_>>();
+    assert_eq!(rewards(&e), rewards(&e2));
+    // Cancelling stage 1 rolls the weights and the epoch count back.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut p = Session::new(tiny(), dir2.path()).unwrap();
+    p.pretrain(Some(1)).unwrap();
+    let flag = p.cancel_flag();
+    p.set_progress(move |e| {
+        if e.fraction > 0.3 {
+            flag.cancel();
+        }
+    });
+    assert!(matches!(p.pretrain(Some(1)), Err(SearchError::Cancelled)));
+    assert_eq!(p.pretrain_epochs_done(), 1);
+}
+
+#[test]
+fn bad_checkpoints_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = Session::new(tiny(), dir.path()).unwrap();
+        s.pretrain(None).unwrap();
+    }
+    let weights = dir.path().join("snapshot.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let e = Session::resume(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("snapshot.safetensors") && e.contains("corrupt or truncated"), "{e}");
+
+    let state = dir.path().join("session.json");
+    std::fs::write(&state, "{\"format\": \"augwise-session/1\", \"config\": ").unwrap();
+    let e = Session::resume(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("session.json") && e.contains("corrupt"), "{e}");
+
+    std::fs::write(&state, "{\"name\": \"some other tool\"}").unwrap();
+    let e = Session::resume(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("not an augwise checkpoint"), "{e}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let e = Session::resume(empty.path()).unwrap_err().to_string();
+    assert!(e.contains("not an augwise checkpoint") && e.contains("no session.json"), "{e}");
+}
+
+#[test]
+fn primitives_refuse_to_run_out_of_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::new(tiny(), dir.path()).unwrap();
+    assert!(matches!(s.evaluate(None), Err(SearchError::NotPretrained)));
+    assert!(matches!(s.update(), Err(SearchError::NothingToUpdate)));
+    assert!(matches!(s.probe(&"autoaugment".parse().unwrap(), None), Err(SearchError::NotPretrained)));
+    s.pretrain(None).unwrap();
+    let e = s.pretrain(None).unwrap_err().to_string();
+    assert!(e.contains("stage 1 is complete"), "{e}");
+}
+
+#[test]
+fn diverging_trajectories_are_discarded_not_learned_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::new(tiny().with_finetune(1, Some(1e30)), dir.path()).unwrap();
+    s.pretrain(None).unwrap();
+    let e = s.evaluate(Some(2)).unwrap();
+    assert_eq!(e.trajectories.len(), 0);
+    assert_eq!(e.discarded.len(), 2, "{e}");
+    assert!(e.discarded[0].contains("loss"), "{}", e.discarded[0]);
+    assert!(s.pending.is_empty());
+    assert!(matches!(s.update(), Err(SearchError::NothingToUpdate)));
+}
+
+#[test]
+fn probe_fulltrain_and_correlate_report_on_the_right_splits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::new(tiny(), dir.path()).unwrap();
+    s.pretrain(None).unwrap();
+    let theta = s.ppo.theta.clone();
+    let p = s.probe(&"pair:Rotate:20+Invert".parse().unwrap(), Some(1)).unwrap();
+    assert!((0.0..=1.0).contains(&p.reward));
+    assert_eq!(s.ppo.theta, theta, "probe leaves θ alone");
+    assert!(s.pending.is_empty());
+    let c = s.correlate(&["none".parse().unwrap(), "autoaugment".parse().unwrap(), "pair:Invert+Equalize".parse().unwrap()], Some(1)).unwrap();
+    assert_eq!(c.rows.len(), 3);
+    assert!((-1.0..=1.0).contains(&c.kendall_tau) || c.kendall_tau.is_nan());
+    assert!(c.to_string().contains("Kendall τ"));
+}
