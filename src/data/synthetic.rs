@@ -7,6 +7,7 @@
 //! | frequency   | spatial frequency              | almost none                 | yes   |
 //! | polarity    | bright vs dark background (c%2) × frequency (c/2) | Invert, Solarize, strong Brightness | yes |
 //! | orientation | grating angle (c·180°/k)       | Rotate, Shear, flips        | no    |
+//! | brightness  | background level (k levels)    | Brightness, Contrast, Invert, Solarize, AutoContrast, Equalize | yes |
 
 use std::f64::consts::PI;
 
@@ -23,6 +24,7 @@ pub enum SyntheticKind {
     Frequency,
     Polarity,
     Orientation,
+    Brightness,
 }
 
 impl SyntheticKind {
@@ -31,6 +33,7 @@ impl SyntheticKind {
             Self::Frequency => "frequency",
             Self::Polarity => "polarity",
             Self::Orientation => "orientation",
+            Self::Brightness => "brightness",
         }
     }
 }
@@ -93,7 +96,8 @@ impl Synthetic {
                         "frequency" => SyntheticKind::Frequency,
                         "polarity" => SyntheticKind::Polarity,
                         "orientation" => SyntheticKind::Orientation,
-                        _ => return Err(format!("kind `{v}`: expected frequency, polarity or orientation")),
+                        "brightness" => SyntheticKind::Brightness,
+                        _ => return Err(format!("kind `{v}`: expected frequency, polarity, orientation or brightness")),
                     }
                 }
                 "n" | "per_class" => s.per_class = num(v)? as usize,
@@ -183,6 +187,10 @@ impl Synthetic {
                         rng.gen_range(25.0..50.0),
                     )
                 }
+                SyntheticKind::Brightness => {
+                    let level = 40.0 + c as f64 * 175.0 / (k - 1) as f64;
+                    (rng.gen_range(0.0..PI), rng.gen_range(1.5..(self.size as f64 / 4.0).max(2.0)), level + rng.gen_range(-8.0..8.0), rng.gen_range(8.0..20.0))
+                }
                 SyntheticKind::Orientation => {
                     let step = PI / k as f64;
                     (
@@ -234,6 +242,7 @@ impl Synthetic {
             SyntheticKind::Frequency => format!("freq{c}"),
             SyntheticKind::Polarity => format!("{}-f{}", if c % 2 == 0 { "dark" } else { "bright" }, c / 2),
             SyntheticKind::Orientation => format!("{}deg", (c * 180) / self.classes),
+            SyntheticKind::Brightness => format!("level{c}"),
         }
     }
 }
