@@ -8,7 +8,7 @@ setup:
 
 # The main job.
 run: setup
-	$(CARGO) run --release -p augwise-repl --bin augwise -- train
+	$(CARGO) run --release -p augwise-repl --bin augwise -- search
 
 # The whole test suite (what .ci/run calls).
 test: setup
@@ -18,3 +18,4 @@ test: setup
 bench: setup
 	$(CARGO) bench --bench train_throughput
 	$(CARGO) bench --bench augment_throughput
+	$(CARGO) bench --bench trajectory_throughput

@@ -56,6 +56,22 @@ enum Command {
         #[arg(long, default_value = "none")]
         policy: Policy,
     },
+    /// A whole AWS search: pretrain, updates (evaluate + PPO), best θ, exported policy.
+    Search {
+        /// cpu (a few minutes on 2 cores), gpu (one GPU, Fashion-MNIST) or paper (official
+        /// settings, CIFAR-10); default: gpu when CUDA is available, else cpu.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Run directory (checkpoints, history, best_policy.json).
+        #[arg(long, default_value = "runs/search")]
+        run_dir: PathBuf,
+        /// Override the preset's number of updates.
+        #[arg(long)]
+        updates: Option<usize>,
+        /// Continue the run in --run-dir instead of starting over.
+        #[arg(long)]
+        resume: bool,
+    },
     /// Export a policy as JSON for PyTorch training scripts (torchvision sub-policy form).
     Export {
         policy: Policy,
@@ -95,6 +111,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{name}: verified and ready in {}", out.display());
             Ok(())
         }
+        Command::Search { preset, run_dir, updates, resume } => search(cli.device, cli.seed, preset, run_dir, updates, resume),
         Command::Export { policy, top } => {
             println!("{}", serde_json::to_string_pretty(&augwise::policy::torchvision_export(&policy, top))?);
             Ok(())
@@ -164,4 +181,89 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn search(device: DeviceSpec, seed: u64, preset: Option<String>, run_dir: PathBuf, updates: Option<usize>, resume: bool) -> Result<()> {
+    use augwise::search::{SearchConfig, Session};
+    let started = std::time::Instant::now();
+    let mut session = if resume {
+        println!("resuming {}", run_dir.display());
+        Session::resume(&run_dir)?
+    } else {
+        let name = match preset {
+            Some(p) => p,
+            None if augwise::device::resolve(device).map(|d| d.device.is_cuda()).unwrap_or(false) => "gpu".into(),
+            None => "cpu".into(),
+        };
+        let mut cfg = SearchConfig::preset(&name)?.with_device(device).with_seed(seed);
+        if let Some(u) = updates {
+            cfg = cfg.with_updates(u);
+        }
+        println!("preset   {name}: {} on {}, {} pretrain epochs, {} updates × {} trajectories of {} epochs", cfg.model, cfg.data, cfg.pretrain_epochs, cfg.updates, cfg.trajectories, cfg.finetune_epochs);
+        if run_dir.join("session.json").exists() {
+            println!("note     {} already holds a run; starting over (use --resume to continue it)", run_dir.display());
+        }
+        Session::new(cfg, &run_dir)?
+    };
+    println!("device   {}", session.device);
+    println!("data     {} search-train / {} val / {} test images", session.splits.train.len(), session.splits.val.len(), session.splits.test.len());
+    let tty = std::io::stderr().is_terminal();
+    let mut last = std::time::Instant::now();
+    session.set_progress(move |p| {
+        if tty {
+            eprint!("\r\x1b[2K  {} {:5.1}%  {}", p.stage, 100.0 * p.fraction, p.message);
+        } else if last.elapsed().as_secs_f64() > 5.0 {
+            eprintln!("  {} {:5.1}%  {}", p.stage, 100.0 * p.fraction, p.message);
+            last = std::time::Instant::now();
+        }
+    });
+    let clear = || {
+        if std::io::stderr().is_terminal() {
+            eprint!("\r\x1b[2K");
+        }
+    };
+    if session.pretrain_epochs_done() < session.config.pretrain_epochs {
+        println!("\n== stage 1: shared-weight pretraining (pairs drawn uniformly per image)");
+        let r = session.pretrain(None)?;
+        clear();
+        println!("{r}");
+    }
+    let todo = session.config.updates.saturating_sub(session.ppo.updates);
+    println!("\n== search: {todo} updates of {} trajectories (stage-2 fine-tune from the snapshot, PPO on θ)", session.config.trajectories);
+    for _ in 0..todo {
+        let (e, u) = session.step(1)?.remove(0);
+        clear();
+        for d in &e.discarded {
+            println!("  discarded: {d}");
+        }
+        println!("{u}");
+    }
+    let best = session.best_policy()?;
+    let path = run_dir.join("best_policy.json");
+    augwise::checkpoint::write_atomic(&path, serde_json::to_string_pretty(&augwise::policy::torchvision_export(&best, 25))?.as_bytes())?;
+    let final_path = run_dir.join("final_policy.json");
+    let final_policy = session.current_policy()?;
+    augwise::checkpoint::write_atomic(&final_path, serde_json::to_string_pretty(&augwise::policy::torchvision_export(&final_policy, 25))?.as_bytes())?;
+    println!("\n== result");
+    let describe = |label: &str, theta: &augwise::policy::Theta| -> Result<()> {
+        let dist = theta.distribution()?;
+        println!("{label}: entropy {:.4} nats (uniform {:.4}); top pairs:", dist.entropy(), (1296f64).ln());
+        for (k, p) in dist.top(5) {
+            println!("  {:<36} {:.3}%  ({:.2}× uniform)", augwise::augment::space::pair_name(k), 100.0 * p, p * 1296.0);
+        }
+        let (m1, m2) = dist.marginals();
+        let mut ops: Vec<(usize, f64)> = m1.iter().zip(&m2).map(|(a, b)| (a + b) / 2.0).enumerate().collect();
+        ops.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let fmt = |v: &[(usize, f64)]| v.iter().map(|(i, p)| format!("{} {:.2}%", augwise::augment::space::aws_name(*i), 100.0 * p)).collect::<Vec<_>>().join(", ");
+        println!("  ops most likely:  {}", fmt(&ops[..4]));
+        println!("  ops least likely: {}", fmt(&ops[ops.len() - 4..]));
+        Ok(())
+    };
+    if let Some(b) = &session.best {
+        describe(&format!("best θ (highest mean reward, {:.2}%, sampled at update {})", 100.0 * b.mean_reward, b.update), &b.theta)?;
+    }
+    describe(&format!("final θ (after {} updates)", session.ppo.updates), &session.ppo.theta)?;
+    println!("policies exported to {} and {} (torchvision sub-policies; see examples/pytorch/augwise_policy.py)", path.display(), final_path.display());
+    println!("checkpoints in {} — continue with `augwise search --resume --run-dir {}`; total {:.0}s", run_dir.display(), run_dir.display(), started.elapsed().as_secs_f64());
+    Ok(())
 }

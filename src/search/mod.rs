@@ -151,14 +151,31 @@ impl SearchConfig {
         }
     }
 
-    /// A preset by name: `cpu` or `paper`.
+    /// The demo on one GPU: all of Fashion-MNIST (48k/12k/10k), longer stages, 8
+    /// trajectories — minutes, not hours, and no dataset download.
+    pub fn gpu() -> Self {
+        Self {
+            split: SplitConfig::default(),
+            batch_size: 256,
+            pretrain_epochs: 30,
+            finetune_epochs: 3,
+            finetune_lr: Some(0.02),
+            trajectories: 8,
+            updates: 20,
+            fulltrain_epochs: 30,
+            ..Self::cpu()
+        }
+    }
+
+    /// A preset by name: `cpu`, `gpu` or `paper`.
     pub fn preset(name: &str) -> Result<Self, SearchError> {
         match name {
             "cpu" | "demo" => Ok(Self::cpu()),
-            "paper" | "gpu" => Ok(Self::paper()),
+            "gpu" => Ok(Self::gpu()),
+            "paper" => Ok(Self::paper()),
             other => Err(SearchError::Invalid(format!(
-                "unknown preset `{other}`{}; expected cpu or paper",
-                crate::suggest::hint(other, ["cpu", "paper"])
+                "unknown preset `{other}`{}; expected cpu, gpu or paper",
+                crate::suggest::hint(other, ["cpu", "gpu", "paper"])
             ))),
         }
     }

@@ -1,0 +1,76 @@
+//! One fine-tune epoch of an AWS trajectory — per-image pairs from θ, crop, flip, Cutout,
+//! ResNet-20 SGD steps, batch 128 of 3×32×32 — against the official-style PyTorch pipeline
+//! (per-image PIL ops in DataLoader workers, benches/peers/trajectory_throughput.py), same
+//! model, machine and threads, one command:
+//!
+//!     cargo bench --bench trajectory_throughput -- [batches] [threads] [device] [workers]
+//!
+//! Goals: ≥ 1.0 on CPU, ≥ 5× on a GPU.
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use augwise::augment::{Pipeline, PolicyAugment};
+use augwise::data::{Dataset, DatasetInfo};
+use augwise::device::{self, DeviceSpec};
+use augwise::model::{Arch, Model};
+use augwise::policy::Policy;
+use augwise::rng::Rng;
+use augwise::train::{CancelFlag, LrSchedule, TrainConfig, Trainer};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let batches: i64 = args.first().map(|s| s.parse()).transpose()?.unwrap_or(20);
+    let threads: i32 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(2);
+    let spec: DeviceSpec = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(DeviceSpec::Cpu);
+    let workers: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(2);
+    let dev = device::resolve(spec)?.device;
+    tch::set_num_threads(threads);
+    let bs = 128;
+    let info = DatasetInfo {
+        name: "random".into(),
+        channels: 3,
+        height: 32,
+        width: 32,
+        classes: (0..10).map(|c| c.to_string()).collect(),
+        hflip: true,
+    };
+    let data = |n: i64, seed: u64| -> Result<Dataset> {
+        let mut rng = Rng::new(seed);
+        Ok(Dataset {
+            info: info.clone(),
+            images: rng.randint(256, &[n, 3, 32, 32], dev)?.to_kind(tch::Kind::Uint8),
+            labels: rng.randint(10, &[n], dev)?,
+        })
+    };
+    let pipeline = Pipeline::for_dataset(&info, vec![0.5; 3], vec![0.25; 3]);
+    let mut aug = PolicyAugment::new(pipeline.clone(), "aws:uniform".parse::<Policy>()?.sampler()?);
+    let model = Model::new(Arch::RESNET20, 3, 10, dev, 0)?;
+    let cfg = TrainConfig::default().with_batch_size(bs).with_schedule(LrSchedule::Constant { lr: 0.001 });
+    let mut trainer = Trainer::new(model, pipeline.normalize.clone(), cfg);
+    let cancel = CancelFlag::new();
+    trainer.train_epoch(&data(bs * 3, 1)?, &mut aug, &cancel, &mut |_| {})?;
+    let mut ours = 0f64;
+    for round in 0..2 {
+        let r = trainer.train_epoch(&data(bs * batches, 2 + round)?, &mut aug, &cancel, &mut |_| {})?;
+        ours = ours.max(r.images_per_sec);
+    }
+
+    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/trajectory_throughput.py");
+    let out = Command::new(py)
+        .args([script, "--batches", &batches.to_string(), "--threads", &threads.to_string()])
+        .args(["--workers", &workers.to_string(), "--device", &device::device_name(dev)])
+        .output()
+        .with_context(|| format!("running the PyTorch peer with {py} (run scripts/setup.sh)"))?;
+    if !out.status.success() {
+        bail!("PyTorch peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let theirs = peer["images_per_sec"].as_f64().context("peer printed no images_per_sec")?;
+    println!("AWS trajectory fine-tune epoch, ResNet-20, batch {bs}, 3×32×32, {batches} batches, device {}", device::device_name(dev));
+    println!("  augwise (batched pairs on the device)        {ours:8.1} images/s   ({threads} threads)");
+    println!("  PyTorch, PIL ops in {workers} DataLoader workers   {theirs:8.1} images/s   (torch {})", peer["torch"].as_str().unwrap_or("?"));
+    println!("  ratio {:.2}  (goal ≥ 1.0 on CPU, ≥ 5 on a GPU)", ours / theirs);
+    Ok(())
+}
