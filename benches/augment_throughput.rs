@@ -8,24 +8,18 @@
 //!
 //! Goals: ≥ 10× torchvision per image on CPU; augmentation ≤ 5% of a step.
 
-use std::process::Command;
+mod common;
+
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use augwise::augment::{Normalize, OpOptions, Pipeline, PolicyAugment};
-use augwise::data::DatasetInfo;
 use augwise::device::{self, DeviceSpec};
 use augwise::model::{Arch, Model};
 use augwise::policy::Policy;
 use augwise::rng::Rng;
 use augwise::train::{Sgd, SgdConfig};
-use tch::{Device, Kind, Reduction, Tensor};
-
-fn sync(dev: Device) {
-    if let Device::Cuda(i) = dev {
-        tch::Cuda::synchronize(i as i64);
-    }
-}
+use tch::{Kind, Reduction, Tensor};
 
 /// Images/s of `policy` alone over `rounds` batches of 256 (best of 3 runs).
 fn policy_rate(policy: &str, x: &Tensor, rounds: usize) -> Result<f64> {
@@ -39,7 +33,7 @@ fn policy_rate(policy: &str, x: &Tensor, rounds: usize) -> Result<f64> {
             let (y, _) = sampler.apply(x, &opts, &mut rng)?;
             drop(y);
         }
-        sync(x.device());
+        common::sync(x.device());
         best = best.max((rounds as i64 * x.size()[0]) as f64 / t.elapsed().as_secs_f64());
     }
     Ok(best)
@@ -57,20 +51,11 @@ fn main() -> Result<()> {
     let aws = policy_rate("aws:uniform", &x, 10)?;
     let aa = policy_rate("autoaugment:cifar10", &x, 10)?;
 
-    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/augment_throughput.py");
-    let out = Command::new(py)
-        .args([script, "--threads", &threads.to_string()])
-        .output()
-        .with_context(|| format!("running the torchvision peer with {py} (run scripts/setup.sh)"))?;
-    if !out.status.success() {
-        bail!("torchvision peer failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let peer = common::run_peer("augment_throughput.py", &["--threads".to_string(), threads.to_string()], &[])?;
     let tv = peer["images_per_sec"].as_f64().context("peer printed no images_per_sec")?;
 
     // Share of a training step: full AWS pipeline vs forward/backward/step on batch 128.
-    let info = DatasetInfo { name: "bench".into(), channels: 3, height: 32, width: 32, classes: vec![], hflip: true };
+    let info = common::cifar_like();
     let pipeline = Pipeline::for_dataset(&info, vec![0.5; 3], vec![0.25; 3]);
     let mut augment = PolicyAugment::new(pipeline, "aws:uniform".parse::<Policy>()?.sampler()?);
     let batch = x.narrow(0, 0, 128);
@@ -83,7 +68,7 @@ fn main() -> Result<()> {
     for i in 0..steps + 2 {
         let t = Instant::now();
         let (input, _) = augment.batch(&batch, &mut rng)?;
-        sync(dev);
+        common::sync(dev);
         let a = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let logits = model.forward_t(&norm.apply(&batch)?.f_add(&(input * 0.0))?, true);
@@ -92,7 +77,7 @@ fn main() -> Result<()> {
         opt.zero_grad();
         loss.f_backward()?;
         opt.step(0.1)?;
-        sync(dev);
+        common::sync(dev);
         if i >= 2 {
             aug_s += a;
             step_s += t.elapsed().as_secs_f64();

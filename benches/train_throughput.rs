@@ -8,11 +8,10 @@
 //! load on the machine does not decide the ratio. Prints both figures and the ratio (goal
 //! ≥ 1.0). Record results in BENCHMARKS.md.
 
-use std::process::Command;
+mod common;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use augwise::augment::{AugmentError, Normalize};
-use augwise::data::{Dataset, DatasetInfo};
 use augwise::device::{self, DeviceSpec};
 use augwise::model::{Arch, Model};
 use augwise::rng::Rng;
@@ -25,21 +24,6 @@ impl Augmenter for NormalizeOnly {
     fn augment(&mut self, images: &Tensor, _rng: &mut Rng) -> Result<Tensor, AugmentError> {
         Ok(self.0.apply(images)?)
     }
-}
-
-fn random_dataset(n: i64, device: tch::Device) -> Result<Dataset> {
-    let mut rng = Rng::new(0);
-    let images = rng.randint(256, &[n, 3, 32, 32], device)?.to_kind(tch::Kind::Uint8);
-    let labels = rng.randint(10, &[n], device)?;
-    let info = DatasetInfo {
-        name: "random".into(),
-        channels: 3,
-        height: 32,
-        width: 32,
-        classes: (0..10).map(|c| c.to_string()).collect(),
-        hflip: true,
-    };
-    Ok(Dataset { info, images, labels })
 }
 
 fn main() -> Result<()> {
@@ -83,31 +67,23 @@ fn augwise_round(dev: tch::Device, bs: i64, warmup: i64, batches: i64) -> Result
     let mut trainer = Trainer::new(model, norm.clone(), cfg);
     let mut aug = NormalizeOnly(norm);
     let cancel = CancelFlag::new();
-    trainer.train_epoch(&random_dataset(bs * warmup, dev)?, &mut aug, &cancel, &mut |_| {})?;
-    let timed = random_dataset(bs * batches, dev)?;
+    trainer.train_epoch(&common::random_dataset(bs * warmup, 0, dev)?, &mut aug, &cancel, &mut |_| {})?;
+    let timed = common::random_dataset(bs * batches, 0, dev)?;
     let report = trainer.train_epoch(&timed, &mut aug, &cancel, &mut |_| {})?;
-    if matches!(dev, tch::Device::Cuda(_)) {
-        tch::Cuda::synchronize(0);
-    }
+    common::sync(dev);
     Ok(report.images_per_sec)
 }
 
 /// One run of the PyTorch peer; `tuned` gives it the allocator thresholds augwise sets
 /// (device::init_runtime), to show what is allocator and what is framework.
 fn peer_round(dev: tch::Device, bs: i64, warmup: i64, batches: i64, threads: i32, tuned: bool) -> Result<serde_json::Value> {
-    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/train_throughput.py");
-    let mut cmd = Command::new(py);
-    if tuned {
-        cmd.env("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456");
-    }
-    let out = cmd
-        .args([script, "--batches", &batches.to_string(), "--warmup", &warmup.to_string(), "--batch-size", &bs.to_string()])
-            .args(["--threads", &threads.to_string(), "--device", &device::device_name(dev)])
-        .output()
-        .with_context(|| format!("running the PyTorch peer with {py} (run scripts/setup.sh)"))?;
-    if !out.status.success() {
-        bail!("PyTorch peer failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    let args: Vec<String> = [
+        "--batches", &batches.to_string(), "--warmup", &warmup.to_string(), "--batch-size", &bs.to_string(),
+        "--threads", &threads.to_string(), "--device", &device::device_name(dev),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let tunables = [("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456")];
+    common::run_peer("train_throughput.py", &args, if tuned { &tunables[..] } else { &[] })
 }

@@ -7,15 +7,13 @@
 //!
 //! Goals: ≥ 1.0 on CPU, ≥ 5× on a GPU.
 
-use std::process::Command;
+mod common;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use augwise::augment::{Pipeline, PolicyAugment};
-use augwise::data::{Dataset, DatasetInfo};
 use augwise::device::{self, DeviceSpec};
 use augwise::model::{Arch, Model};
 use augwise::policy::Policy;
-use augwise::rng::Rng;
 use augwise::train::{CancelFlag, LrSchedule, TrainConfig, Trainer};
 
 fn main() -> Result<()> {
@@ -27,22 +25,8 @@ fn main() -> Result<()> {
     let dev = device::resolve(spec)?.device;
     tch::set_num_threads(threads);
     let bs = 128;
-    let info = DatasetInfo {
-        name: "random".into(),
-        channels: 3,
-        height: 32,
-        width: 32,
-        classes: (0..10).map(|c| c.to_string()).collect(),
-        hflip: true,
-    };
-    let data = |n: i64, seed: u64| -> Result<Dataset> {
-        let mut rng = Rng::new(seed);
-        Ok(Dataset {
-            info: info.clone(),
-            images: rng.randint(256, &[n, 3, 32, 32], dev)?.to_kind(tch::Kind::Uint8),
-            labels: rng.randint(10, &[n], dev)?,
-        })
-    };
+    let info = common::cifar_like();
+    let data = |n: i64, seed: u64| common::random_dataset(n, seed, dev);
     let pipeline = Pipeline::for_dataset(&info, vec![0.5; 3], vec![0.25; 3]);
     let mut aug = PolicyAugment::new(pipeline.clone(), "aws:uniform".parse::<Policy>()?.sampler()?);
     let model = Model::new(Arch::RESNET20, 3, 10, dev, 0)?;
@@ -56,17 +40,11 @@ fn main() -> Result<()> {
         ours = ours.max(r.images_per_sec);
     }
 
-    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/trajectory_throughput.py");
-    let out = Command::new(py)
-        .args([script, "--batches", &batches.to_string(), "--threads", &threads.to_string()])
-        .args(["--workers", &workers.to_string(), "--device", &device::device_name(dev)])
-        .output()
-        .with_context(|| format!("running the PyTorch peer with {py} (run scripts/setup.sh)"))?;
-    if !out.status.success() {
-        bail!("PyTorch peer failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let args: Vec<String> = ["--batches", &batches.to_string(), "--threads", &threads.to_string(), "--workers", &workers.to_string(), "--device", &device::device_name(dev)]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let peer = common::run_peer("trajectory_throughput.py", &args, &[])?;
     let theirs = peer["images_per_sec"].as_f64().context("peer printed no images_per_sec")?;
     println!("AWS trajectory fine-tune epoch, ResNet-20, batch {bs}, 3×32×32, {batches} batches, device {}", device::device_name(dev));
     println!("  augwise (batched pairs on the device)        {ours:8.1} images/s   ({threads} threads)");
