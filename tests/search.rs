@@ -202,3 +202,20 @@ fn a_short_search_moves_probability_off_label_breaking_ops() {
     assert!(fam < 0.9 * uniform, "label-breaking family {fam:.4} vs uniform {uniform:.4}");
     assert!(fam < ctl, "label-breaking family {fam:.4} not below the control {ctl:.4}");
 }
+
+#[test]
+fn sample_lists_pairs_with_probabilities_and_previews_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::new(tiny(), dir.path()).unwrap();
+    let a = s.sample(6).unwrap();
+    assert_eq!(a.pairs.len(), 6);
+    assert!(a.pairs.iter().all(|(_, _, p)| (p - 1.0 / 1296.0).abs() < 1e-12));
+    assert_eq!(a.preview_shape, vec![6, 1, 16, 16]);
+    assert_eq!(a.preview_original.len(), 6 * 256);
+    assert_ne!(a.preview_original, a.preview_augmented);
+    assert_eq!(a.preview_ops.len(), 6);
+    assert!(a.preview_ops[0].contains(" + "), "{:?}", a.preview_ops);
+    let b = s.sample(6).unwrap();
+    assert_ne!(a.pairs, b.pairs, "each call draws afresh");
+    assert!(a.to_string().contains("π(pair)"));
+}

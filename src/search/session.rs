@@ -79,6 +79,8 @@ pub struct Session {
     pub history: History,
     cancel: CancelFlag,
     progress: Option<Box<dyn FnMut(&Progress) + Send>>,
+    /// `sample` calls so far: each draws fresh pairs.
+    samples: u64,
 }
 
 impl std::fmt::Debug for Session {
@@ -116,6 +118,7 @@ impl Session {
             history: History::default(),
             cancel: CancelFlag::new(),
             progress: None,
+            samples: 0,
         })
     }
 
@@ -253,7 +256,8 @@ impl Session {
         let policy = self.current_policy()?;
         let sampler = policy.sampler()?;
         let dist = policy.distribution().ok_or(SearchError::Invalid("θ has no distribution".into()))?;
-        let mut rng = Rng::derive(self.config.seed, &[STREAM_SAMPLE, self.ppo.updates as u64, self.history.probes.len() as u64]);
+        self.samples += 1;
+        let mut rng = Rng::derive(self.config.seed, &[STREAM_SAMPLE, self.ppo.updates as u64, self.samples]);
         let take = (n as i64).min(self.splits.val.len());
         let originals = self.splits.val.images.narrow(0, 0, take).to_device(Device::Cpu);
         let (_, _, h, w) = originals.size4().map_err(crate::augment::AugmentError::from)?;
