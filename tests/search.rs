@@ -219,3 +219,23 @@ fn sample_lists_pairs_with_probabilities_and_previews_them() {
     assert_ne!(a.pairs, b.pairs, "each call draws afresh");
     assert!(a.to_string().contains("π(pair)"));
 }
+
+/// Trajectories spread over several devices (here two CPU "devices", two threads — the code
+/// path multi-GPU machines take, one trajectory per GPU) give exactly the sequential result.
+#[test]
+fn parallel_trajectories_equal_sequential_ones() {
+    use augwise::device::DeviceSpec;
+    let run = |devices: Vec<DeviceSpec>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = tiny().with_trajectories(3);
+        cfg.trajectory_devices = devices;
+        let mut s = Session::new(cfg, dir.path()).unwrap();
+        s.pretrain(None).unwrap();
+        let e = s.evaluate(None).unwrap();
+        e.trajectories.iter().map(|t| (t.seed, t.reward, t.counts.clone())).collect::<Vec<_>>()
+    };
+    let sequential = run(vec![]);
+    let parallel = run(vec![DeviceSpec::Cpu, DeviceSpec::Cpu]);
+    assert_eq!(sequential.len(), 3);
+    assert_eq!(sequential, parallel);
+}

@@ -91,6 +91,10 @@ pub struct SearchConfig {
     pub fulltrain_epochs: usize,
     /// Cutout side; `None` = the dataset default (size/2).
     pub cutout: Option<i64>,
+    /// Devices the trajectories of one update run on in parallel, one thread each; empty =
+    /// every CUDA device when the session is on CUDA and there are several (METHOD.md: one
+    /// trajectory per GPU), else the session's device alone.
+    pub trajectory_devices: Vec<DeviceSpec>,
 }
 
 impl Default for SearchConfig {
@@ -123,6 +127,7 @@ impl SearchConfig {
             probe_trajectories: 2,
             fulltrain_epochs: 6,
             cutout: None,
+            trajectory_devices: Vec::new(),
         }
     }
 
@@ -148,6 +153,7 @@ impl SearchConfig {
             probe_trajectories: 2,
             fulltrain_epochs: 300,
             cutout: None,
+            trajectory_devices: Vec::new(),
         }
     }
 

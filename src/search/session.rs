@@ -81,6 +81,8 @@ pub struct Session {
     progress: Option<Box<dyn FnMut(&Progress) + Send>>,
     /// `sample` calls so far: each draws fresh pairs.
     samples: u64,
+    /// Models on the other trajectory devices (built on first use).
+    replicas: Vec<Replica>,
 }
 
 impl std::fmt::Debug for Session {
@@ -119,6 +121,7 @@ impl Session {
             cancel: CancelFlag::new(),
             progress: None,
             samples: 0,
+            replicas: Vec::new(),
         })
     }
 
@@ -293,49 +296,6 @@ impl Session {
         mix(mix(mix(self.config.seed, STREAM_TRAJECTORY), self.ppo.updates as u64), index as u64)
     }
 
-    /// One stage-2 trajectory of `policy` from the snapshot; `Ok(None)` if it went NaN.
-    fn run_trajectory(&mut self, policy: &Policy, seed: u64, label: &str, part: (usize, usize)) -> Result<Result<Trajectory, String>, SearchError> {
-        let snap = self.snapshot.as_ref().ok_or(SearchError::NotPretrained)?;
-        self.trainer.restore(snap)?;
-        let lr = self.config.finetune_lr.unwrap_or_else(|| stage1_config(&self.config).schedule.final_lr());
-        // Common random numbers (ours): every trajectory sees the data in the same order and
-        // differs only in its augmentation draws, so reward differences come from θ's draws
-        // rather than from the data order.
-        self.trainer.config =
-            TrainConfig { augment_seed: Some(seed), schedule: LrSchedule::Constant { lr }, ..stage1_config(&self.config) };
-        let mut aug = PolicyAugment::new(self.pipeline.clone(), policy.sampler()?);
-        let start = Instant::now();
-        let mut accuracies = Vec::with_capacity(self.config.finetune_epochs);
-        let epochs = self.config.finetune_epochs;
-        for e in 0..epochs {
-            let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
-            let r = self.trainer.train_epoch(&self.splits.train, &mut aug, &cancel, &mut |b: &BatchProgress| {
-                let within = (e as f64 + b.batch as f64 / b.batches as f64) / epochs as f64;
-                let f = (part.0 as f64 + within) / part.1 as f64;
-                Self::emit(progress, label, f, format!("trajectory {}/{} epoch {}/{} batch {}/{} loss {:.4}", part.0 + 1, part.1, e + 1, epochs, b.batch, b.batches, b.loss));
-            });
-            match r {
-                Ok(_) => {}
-                Err(crate::train::TrainError::NonFinite { epoch, batch, loss }) => {
-                    return Ok(Err(format!("trajectory seed {seed}: loss {loss} at fine-tune epoch {epoch}, batch {batch}")));
-                }
-                Err(e) => return Err(e.into()),
-            }
-            accuracies.push(self.trainer.evaluate(&self.splits.val)?);
-        }
-        let mut best = accuracies.clone();
-        best.sort_by(|a, b| b.total_cmp(a));
-        let top = self.config.reward_top.min(best.len()).max(1);
-        let reward = best[..top].iter().sum::<f64>() / top as f64;
-        Ok(Ok(Trajectory {
-            seed,
-            reward,
-            accuracies,
-            counts: aug.take_counts(),
-            seconds: start.elapsed().as_secs_f64(),
-        }))
-    }
-
     /// Put the model back to the snapshot and the stage-1 config (after trajectories).
     fn back_to_snapshot(&mut self) -> Result<(), SearchError> {
         if let Some(s) = &self.snapshot {
@@ -345,25 +305,95 @@ impl Session {
         Ok(())
     }
 
-    /// Run `k` trajectories of `policy`; all or nothing.
-    fn trajectories(&mut self, policy: &Policy, seeds: &[u64], label: &str) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
-        if self.snapshot.is_none() {
-            return Err(SearchError::NotPretrained);
+    /// The devices trajectories run on: the config's list, else every CUDA device when the
+    /// session is on CUDA and there are several, else just the session's device.
+    fn trajectory_devices(&self) -> Result<Vec<Device>, SearchError> {
+        if !self.config.trajectory_devices.is_empty() {
+            return self.config.trajectory_devices.iter().map(|&d| Ok(device::resolve(d)?.device)).collect();
         }
+        let n = device::cuda_device_count();
+        Ok(match self.device.device {
+            Device::Cuda(_) if n > 1 => (0..n).map(Device::Cuda).collect(),
+            d => vec![d],
+        })
+    }
+
+    /// Model replicas (and data copies) for every trajectory device after the first.
+    fn ensure_replicas(&mut self) -> Result<(), SearchError> {
+        let devices = self.trajectory_devices()?;
+        if self.replicas.len() + 1 == devices.len() && self.replicas.iter().zip(&devices[1..]).all(|(r, d)| r.device == *d) {
+            return Ok(());
+        }
+        let info = self.splits.train.info.clone();
+        self.replicas = devices[1..]
+            .iter()
+            .map(|&d| {
+                let model = Model::new(self.config.model, info.channels, info.num_classes(), d, self.config.seed)?;
+                Ok(Replica {
+                    device: d,
+                    trainer: Trainer::new(model, self.pipeline.normalize.clone(), stage1_config(&self.config)),
+                    train: self.splits.train.to_device(d),
+                    val: self.splits.val.to_device(d),
+                })
+            })
+            .collect::<Result<_, SearchError>>()?;
+        Ok(())
+    }
+
+    /// Run trajectories of `policy`, one per seed, spread over the trajectory devices (in
+    /// parallel threads when there are several); all or nothing.
+    fn trajectories(&mut self, policy: &Policy, seeds: &[u64], label: &str) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
+        let snap = self.snapshot.as_ref().ok_or(SearchError::NotPretrained)?.copy();
         self.cancel.reset();
-        let (mut done, mut discarded) = (Vec::new(), Vec::new());
-        for (i, &seed) in seeds.iter().enumerate() {
-            match self.run_trajectory(policy, seed, label, (i, seeds.len())) {
-                Ok(Ok(t)) => done.push(t),
-                Ok(Err(why)) => discarded.push(why),
-                Err(e) => {
-                    self.back_to_snapshot()?;
-                    return Err(e);
+        self.ensure_replicas()?;
+        let workers = self.replicas.len() + 1;
+        let job = FineTune {
+            config: self.config.clone(),
+            pipeline: self.pipeline.clone(),
+            snap,
+            policy: policy.clone(),
+            cancel: self.cancel.clone(),
+            label: label.to_owned(),
+            total: seeds.len(),
+        };
+        let mut results: Vec<Option<TrajectoryResult>> = (0..seeds.len()).map(|_| None).collect();
+        let progress = &mut self.progress;
+        let (trainer, splits) = (&mut self.trainer, &self.splits);
+        std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            for (w, replica) in self.replicas.iter_mut().enumerate() {
+                let job = FineTune { snap: job.snap.copy(), config: job.config.clone(), pipeline: job.pipeline.clone(), policy: job.policy.clone(), cancel: job.cancel.clone(), label: job.label.clone(), total: job.total };
+                handles.push(scope.spawn(move || {
+                    (w + 1..seeds.len())
+                        .step_by(workers)
+                        .map(|i| (i, job.run(&mut replica.trainer, &replica.train, &replica.val, seeds[i], i, &mut |_| {})))
+                        .collect::<Vec<_>>()
+                }));
+            }
+            // The calling thread works too, on the session's own device, and reports progress.
+            for i in (0..seeds.len()).step_by(workers) {
+                let r = job.run(trainer, &splits.train, &splits.val, seeds[i], i, &mut |p| Self::emit(progress, &p.stage, p.fraction, p.message));
+                results[i] = Some(r);
+            }
+            for h in handles {
+                match h.join() {
+                    Ok(done) => done.into_iter().for_each(|(i, r)| results[i] = Some(r)),
+                    Err(_) => {}
                 }
+            }
+        });
+        let mut outcome = Ok((Vec::new(), Vec::new()));
+        for (i, r) in results.into_iter().enumerate() {
+            match (r, &mut outcome) {
+                (Some(Ok(Ok(t))), Ok((done, _))) => done.push(t),
+                (Some(Ok(Err(why))), Ok((_, discarded))) => discarded.push(why),
+                (Some(Err(e)), Ok(_)) => outcome = Err(e),
+                (None, Ok(_)) => outcome = Err(SearchError::Invalid(format!("trajectory {i} was lost: a worker thread panicked"))),
+                _ => {}
             }
         }
         self.back_to_snapshot()?;
-        Ok((done, discarded))
+        outcome
     }
 
     /// Stage 2: `k` trajectories (default: the config's) under the current θ; they wait for
@@ -596,6 +626,69 @@ impl Session {
     /// Images of the training split (uint8, on the CPU), for previews.
     pub fn preview_images(&self, n: i64) -> Tensor {
         self.splits.val.images.narrow(0, 0, n.min(self.splits.val.len())).to_device(Device::Cpu).to_kind(Kind::Uint8)
+    }
+}
+
+type TrajectoryResult = Result<Result<Trajectory, String>, SearchError>;
+
+/// A model replica on another device, for parallel trajectories.
+struct Replica {
+    device: Device,
+    trainer: Trainer,
+    train: crate::data::Dataset,
+    val: crate::data::Dataset,
+}
+
+/// What every trajectory of one `evaluate`/`probe` needs; each worker thread owns a copy
+/// (tensors are not shareable across threads, only movable).
+struct FineTune {
+    config: SearchConfig,
+    pipeline: Pipeline,
+    snap: TrainerState,
+    policy: Policy,
+    cancel: CancelFlag,
+    label: String,
+    total: usize,
+}
+
+impl FineTune {
+    /// Stage 2 for one seed: reset weights and momentum to the snapshot, fine-tune at the
+    /// constant rate drawing pairs per image, validation accuracy per epoch, reward = mean of
+    /// the best `reward_top`. `Ok(Err(why))` when the loss went NaN/Inf (discarded).
+    fn run(&self, trainer: &mut Trainer, train: &crate::data::Dataset, val: &crate::data::Dataset, seed: u64, index: usize, progress: &mut dyn FnMut(Progress)) -> TrajectoryResult {
+        trainer.restore(&self.snap)?;
+        let lr = self.config.finetune_lr.unwrap_or_else(|| stage1_config(&self.config).schedule.final_lr());
+        // Common random numbers (ours): every trajectory sees the data in the same order and
+        // differs only in its augmentation draws, so reward differences come from θ's draws
+        // rather than from the data order.
+        trainer.config = TrainConfig { augment_seed: Some(seed), schedule: LrSchedule::Constant { lr }, ..stage1_config(&self.config) };
+        let mut aug = PolicyAugment::new(self.pipeline.clone(), self.policy.sampler()?);
+        let start = Instant::now();
+        let epochs = self.config.finetune_epochs;
+        let mut accuracies = Vec::with_capacity(epochs);
+        for e in 0..epochs {
+            let r = trainer.train_epoch(train, &mut aug, &self.cancel, &mut |b: &BatchProgress| {
+                let within = (e as f64 + b.batch as f64 / b.batches as f64) / epochs as f64;
+                progress(Progress {
+                    stage: self.label.clone(),
+                    fraction: (index as f64 + within) / self.total as f64,
+                    message: format!("trajectory {}/{} epoch {}/{} batch {}/{} loss {:.4}", index + 1, self.total, e + 1, epochs, b.batch, b.batches, b.loss),
+                });
+            });
+            match r {
+                Ok(_) => {}
+                Err(crate::train::TrainError::NonFinite { epoch, batch, loss }) => {
+                    return Ok(Err(format!("trajectory seed {seed}: loss {loss} at fine-tune epoch {epoch}, batch {batch}")));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            accuracies.push(trainer.evaluate(val)?);
+        }
+        let mut best = accuracies.clone();
+        best.sort_by(|a, b| b.total_cmp(a));
+        let top = self.config.reward_top.min(best.len()).max(1);
+        let reward = best[..top].iter().sum::<f64>() / top as f64;
+        Ok(Ok(Trajectory { seed, reward, accuracies, counts: aug.take_counts(), seconds: start.elapsed().as_secs_f64() }))
     }
 }
 
