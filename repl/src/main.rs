@@ -72,6 +72,13 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// The formulas and settings of a stage of AWS (overview, space, pretrain, sample,
+    /// evaluate, update, fulltrain), with a preset's values.
+    Explain {
+        stage: Option<String>,
+        #[arg(long, default_value = "cpu")]
+        preset: String,
+    },
     /// Export a policy as JSON for PyTorch training scripts (torchvision sub-policy form).
     Export {
         policy: Policy,
@@ -112,6 +119,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Search { preset, run_dir, updates, resume } => search(cli.device, cli.seed, preset, run_dir, updates, resume),
+        Command::Explain { stage, preset } => {
+            let cfg = augwise::search::SearchConfig::preset(&preset)?;
+            println!("{}", augwise::search::explain(stage.as_deref(), &cfg).map_err(anyhow::Error::msg)?);
+            Ok(())
+        }
         Command::Export { policy, top } => {
             println!("{}", serde_json::to_string_pretty(&augwise::policy::torchvision_export(&policy, top))?);
             Ok(())

@@ -72,6 +72,17 @@ fn trains_with_a_policy_and_exports_it() {
 }
 
 #[test]
+fn explain_teaches_each_stage() {
+    let o = augwise(&["explain", "update"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("r_k = π_new(k) / π_old(k)") && out.contains("KL"), "{out}");
+    let o = augwise(&["explain", "updat"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("did you mean `update`"));
+}
+
+#[test]
 fn version_and_help() {
     let o = augwise(&["--version"]);
     assert!(text(&o).0.starts_with("augwise 0.1.0"));

@@ -95,3 +95,21 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
     };
     Ok(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stage_explains_with_the_session_settings() {
+        let cfg = SearchConfig::cpu().with_trajectories(5);
+        for stage in STAGES {
+            let text = explain(Some(stage), &cfg).unwrap();
+            assert!(text.len() > 200, "{stage}: {text}");
+        }
+        assert!(explain(None, &cfg).unwrap().contains("5 trajectories per update"));
+        assert!(explain(Some("update"), &cfg).unwrap().contains("π_new(k) / π_old(k)"));
+        let e = explain(Some("pretrian"), &cfg).unwrap_err();
+        assert!(e.contains("did you mean `pretrain`"), "{e}");
+    }
+}
