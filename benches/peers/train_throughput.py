@@ -46,6 +46,14 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+def sgd(model, lr):
+    """METHOD.md's optimiser: Nesterov momentum 0.9, weight decay 1e-4 only on >=2-d tensors."""
+    decay = [p for p in model.parameters() if p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.dim() <= 1]
+    return torch.optim.SGD([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}],
+                           lr=lr, momentum=0.9, nesterov=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, default=20)
@@ -58,10 +66,7 @@ def main():
     torch.manual_seed(0)
     dev = torch.device(a.device)
     model = ResNet().to(dev)
-    decay = [p for p in model.parameters() if p.dim() > 1]
-    no_decay = [p for p in model.parameters() if p.dim() <= 1]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}],
-                          lr=0.1, momentum=0.9, nesterov=True)
+    opt = sgd(model, 0.1)
     bs = a.batch_size
     n = bs * (a.batches + a.warmup)
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, device=dev)

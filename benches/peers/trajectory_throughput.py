@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from train_throughput import ResNet  # noqa: E402
+from train_throughput import ResNet, sgd  # noqa: E402
 
 T = 150.0 / 331.0
 OPS = ([("AutoContrast", 0.0)] + [("Brightness", m) for m in (0.3, 0.6, 0.9)] + [("Color", m) for m in (0.3, 0.6, 0.9)]
@@ -73,10 +73,7 @@ def main():
                         drop_last=True, persistent_workers=a.workers > 0)
     dev = torch.device(a.device)
     model = ResNet().to(dev)
-    decay = [p for p in model.parameters() if p.dim() > 1]
-    other = [p for p in model.parameters() if p.dim() <= 1]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": 1e-4}, {"params": other, "weight_decay": 0.0}],
-                          lr=0.001, momentum=0.9, nesterov=True)
+    opt = sgd(model, 0.001)
     model.train()
     t, seen = None, 0
     for b, (x, y) in enumerate(loader):
