@@ -6,6 +6,7 @@
 
 pub mod augment;
 pub mod checkpoint;
+pub mod command;
 pub mod data;
 pub mod device;
 pub mod model;

@@ -1,0 +1,419 @@
+//! The one command table: name, arguments, help and handler for every command a user types in
+//! the REPL or passes to `run("…")` in a notebook. It generates `help`, checks arguments before
+//! anything runs (with the nearest valid name on a typo), and returns structured [`Output`];
+//! front-ends only render it.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::augment::space::pair_name;
+use crate::data::DataSpec;
+use crate::model::Arch;
+use crate::policy::{torchvision_export, Policy};
+use crate::search::{explain, marginal_table, SearchConfig, SearchError, Session, STAGES};
+use crate::suggest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("unknown command `{name}`{hint}; `help` lists the commands")]
+    Unknown { name: String, hint: String },
+    #[error("{command}: {message}\nusage: {usage}")]
+    Usage { command: String, message: String, usage: String },
+    #[error(transparent)]
+    Search(#[from] SearchError),
+}
+
+/// What a kind of argument accepts (checked before the handler runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    Count,
+    Policy,
+    Stage,
+    Path,
+    Data,
+    Model,
+    KeyValue,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ArgSpec {
+    pub name: &'static str,
+    pub kind: ArgKind,
+    pub optional: bool,
+    pub repeated: bool,
+}
+
+const fn arg(name: &'static str, kind: ArgKind) -> ArgSpec {
+    ArgSpec { name, kind, optional: false, repeated: false }
+}
+const fn opt(name: &'static str, kind: ArgKind) -> ArgSpec {
+    ArgSpec { name, kind, optional: true, repeated: false }
+}
+const fn many(name: &'static str, kind: ArgKind, optional: bool) -> ArgSpec {
+    ArgSpec { name, kind, optional, repeated: true }
+}
+
+type Handler = fn(&mut Shell, &[String]) -> Result<Output, CommandError>;
+
+/// One row of the table.
+pub struct Command {
+    pub name: &'static str,
+    pub args: &'static [ArgSpec],
+    pub summary: &'static str,
+    handler: Handler,
+}
+
+impl Command {
+    pub fn usage(&self) -> String {
+        let mut s = self.name.to_owned();
+        for a in self.args {
+            let dots = if a.repeated { "…" } else { "" };
+            if a.optional {
+                s.push_str(&format!(" [{}{dots}]", a.name));
+            } else {
+                s.push_str(&format!(" <{}{dots}>", a.name));
+            }
+        }
+        s
+    }
+}
+
+/// A command's result: text for terminals, structured data for notebooks and `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Output {
+    pub command: String,
+    pub text: String,
+    pub data: Value,
+    /// The front-end should end the session.
+    pub quit: bool,
+}
+
+impl Output {
+    fn text(command: &str, text: impl Into<String>) -> Self {
+        Self { command: command.into(), text: text.into(), data: Value::Null, quit: false }
+    }
+    fn report<T: Serialize + std::fmt::Display>(command: &str, r: &T) -> Self {
+        Self { command: command.into(), text: r.to_string(), data: serde_json::to_value(r).unwrap_or(Value::Null), quit: false }
+    }
+}
+
+/// The table. Order is the order of `help`.
+pub static COMMANDS: &[Command] = &[
+    Command { name: "help", args: &[opt("command", ArgKind::Text)], summary: "list the commands, or explain one", handler: cmd_help },
+    Command { name: "explain", args: &[opt("stage", ArgKind::Stage)], summary: "the formulas and settings of a stage of AWS", handler: cmd_explain },
+    Command { name: "device", args: &[], summary: "torch build, CUDA devices, threads, the device in use", handler: cmd_device },
+    Command { name: "data", args: &[arg("spec", ArgKind::Data)], summary: "choose the dataset (fashion-mnist, cifar10:DIR, synthetic:…); starts a new session", handler: cmd_data },
+    Command { name: "model", args: &[arg("name", ArgKind::Model)], summary: "choose the network (resnet20, resnet56, wrn-D-K); starts a new session", handler: cmd_model },
+    Command { name: "config", args: &[many("key=value", ArgKind::KeyValue, true)], summary: "show the configuration, or set keys (a new session picks them up)", handler: cmd_config },
+    Command { name: "pretrain", args: &[opt("epochs", ArgKind::Count)], summary: "stage 1: shared-weight pretraining (default: the rest of the schedule)", handler: cmd_pretrain },
+    Command { name: "sample", args: &[opt("n", ArgKind::Count)], summary: "draw n pairs from θ with their probabilities, preview them", handler: cmd_sample },
+    Command { name: "evaluate", args: &[opt("k", ArgKind::Count)], summary: "stage 2: k trajectories under θ, waiting for `update`", handler: cmd_evaluate },
+    Command { name: "update", args: &[], summary: "PPO update of θ from the waiting trajectories", handler: cmd_update },
+    Command { name: "step", args: &[opt("n", ArgKind::Count)], summary: "n × (evaluate, update)", handler: cmd_step },
+    Command { name: "policy", args: &[opt("top", ArgKind::Count)], summary: "θ now: top pairs, entropy, op1/op2 marginals", handler: cmd_policy },
+    Command { name: "probe", args: &[arg("policy", ArgKind::Policy)], summary: "proxy reward of any policy, θ untouched", handler: cmd_probe },
+    Command { name: "fulltrain", args: &[arg("policy", ArgKind::Policy), opt("epochs", ArgKind::Count)], summary: "train from scratch with a policy, report test accuracy", handler: cmd_fulltrain },
+    Command { name: "correlate", args: &[many("policies", ArgKind::Policy, false)], summary: "probe and full-train policies; Kendall τ and Spearman ρ", handler: cmd_correlate },
+    Command { name: "history", args: &[], summary: "every update so far: rewards, baseline, KL, entropy", handler: cmd_history },
+    Command { name: "save", args: &[opt("dir", ArgKind::Path)], summary: "write the checkpoint (to another run directory)", handler: cmd_save },
+    Command { name: "resume", args: &[arg("dir", ArgKind::Path)], summary: "continue the run in a directory from its last checkpoint", handler: cmd_resume },
+    Command { name: "export", args: &[opt("file", ArgKind::Path)], summary: "the best θ as torchvision sub-policies JSON (to a file)", handler: cmd_export },
+    Command { name: "reset", args: &[], summary: "start over: a new session with the current configuration", handler: cmd_reset },
+    Command { name: "quit", args: &[], summary: "leave (every step is already checkpointed)", handler: cmd_quit },
+];
+
+/// The command named `name`, or a did-you-mean error.
+pub fn lookup(name: &str) -> Result<&'static Command, CommandError> {
+    COMMANDS.iter().find(|c| c.name == name).ok_or_else(|| CommandError::Unknown {
+        name: name.to_owned(),
+        hint: suggest::hint(name, COMMANDS.iter().map(|c| c.name)),
+    })
+}
+
+/// Split a line into words; `"…"` or `'…'` quote words with spaces.
+pub fn split(line: &str) -> Result<Vec<String>, String> {
+    let (mut words, mut cur, mut quote, mut any) = (Vec::new(), String::new(), None, false);
+    for ch in line.chars() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(ch);
+                any = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if any || !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err("unclosed quote".into());
+    }
+    if any || !cur.is_empty() {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
+    let usage = |message: String| CommandError::Usage { command: cmd.name.into(), message, usage: cmd.usage() };
+    let required = cmd.args.iter().filter(|a| !a.optional).count();
+    let unbounded = cmd.args.iter().any(|a| a.repeated);
+    if args.len() < required {
+        let missing = &cmd.args[args.len()];
+        return Err(usage(format!("missing <{}>", missing.name)));
+    }
+    if !unbounded && args.len() > cmd.args.len() {
+        return Err(usage(format!("unexpected `{}`", args[cmd.args.len()])));
+    }
+    for (i, value) in args.iter().enumerate() {
+        let spec = cmd.args.get(i).or(cmd.args.last()).copied().ok_or_else(|| usage(format!("unexpected `{value}`")))?;
+        let bad = |why: String| usage(format!("<{}> `{value}`: {why}", spec.name));
+        match spec.kind {
+            ArgKind::Count => {
+                value.parse::<usize>().map_err(|_| bad("expected a whole number".into()))?;
+            }
+            ArgKind::Policy => {
+                Policy::from_str(value).map_err(|e| bad(e.to_string()))?;
+            }
+            ArgKind::Stage => {
+                if !STAGES.contains(&value.as_str()) {
+                    return Err(bad(format!("unknown stage{}; stages: {}", suggest::hint(value, STAGES), STAGES.join(", "))));
+                }
+            }
+            ArgKind::Data => {
+                DataSpec::from_str(value).map_err(|e| bad(e.to_string()))?;
+            }
+            ArgKind::Model => {
+                Arch::from_str(value).map_err(|e| bad(e.to_string()))?;
+            }
+            ArgKind::KeyValue => {
+                if !value.contains('=') {
+                    return Err(bad("expected key=value".into()));
+                }
+            }
+            ArgKind::Path | ArgKind::Text => {}
+        }
+    }
+    Ok(())
+}
+
+/// The state commands act on: the configuration, and a session built on first need (so a
+/// front-end starts instantly).
+pub struct Shell {
+    pub config: SearchConfig,
+    pub run_dir: PathBuf,
+    session: Option<Session>,
+}
+
+impl Shell {
+    pub fn new(config: SearchConfig, run_dir: impl Into<PathBuf>) -> Self {
+        Self { config, run_dir: run_dir.into(), session: None }
+    }
+
+    /// The session, built now if this is the first command that needs one.
+    pub fn session(&mut self) -> Result<&mut Session, CommandError> {
+        if self.session.is_none() {
+            self.session = Some(Session::new(self.config.clone(), &self.run_dir)?);
+        }
+        // Just set above when it was missing.
+        self.session.as_mut().ok_or_else(|| CommandError::Search(SearchError::Invalid("no session".into())))
+    }
+
+    /// The session if one exists (no building).
+    pub fn session_if_started(&mut self) -> Option<&mut Session> {
+        self.session.as_mut()
+    }
+
+    /// For the prompt: device, stage and update count, or "no session yet".
+    pub fn status(&self) -> String {
+        self.session.as_ref().map(Session::status).unwrap_or_else(|| format!("{} · {} · not started", self.config.model, self.config.data))
+    }
+
+    /// Parse, check and run one line.
+    pub fn run(&mut self, line: &str) -> Result<Output, CommandError> {
+        let words = split(line).map_err(|m| CommandError::Usage { command: String::new(), message: m, usage: "help".into() })?;
+        let Some((name, args)) = words.split_first() else {
+            return Ok(Output::text("", ""));
+        };
+        let cmd = lookup(name)?;
+        check(cmd, args)?;
+        (cmd.handler)(self, args)
+    }
+}
+
+fn count(args: &[String], i: usize) -> Option<usize> {
+    args.get(i).and_then(|a| a.parse().ok())
+}
+
+fn policy(args: &[String], i: usize) -> Result<Policy, CommandError> {
+    let text = args.get(i).map(String::as_str).unwrap_or("none");
+    Policy::from_str(text).map_err(|e| CommandError::Search(e.into()))
+}
+
+fn cmd_help(_: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    if let Some(name) = args.first() {
+        let c = lookup(name)?;
+        return Ok(Output::text("help", format!("{}\n  {}", c.usage(), c.summary)));
+    }
+    let width = COMMANDS.iter().map(|c| c.usage().len()).max().unwrap_or(0);
+    let text = COMMANDS.iter().map(|c| format!("{:<width$}  {}", c.usage(), c.summary)).collect::<Vec<_>>().join("\n");
+    Ok(Output { data: json!(COMMANDS.iter().map(|c| json!({"name": c.name, "usage": c.usage(), "summary": c.summary})).collect::<Vec<_>>()), ..Output::text("help", text) })
+}
+
+fn cmd_explain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let text = explain(args.first().map(String::as_str), &sh.config).map_err(|m| CommandError::Search(SearchError::Invalid(m)))?;
+    Ok(Output::text("explain", text))
+}
+
+fn cmd_device(_: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
+    Ok(Output::report("device", &crate::device::Diagnostics::collect()))
+}
+
+fn restart_note(sh: &mut Shell) -> &'static str {
+    if sh.session.take().is_some() { " (the previous session's checkpoints stay in its run directory)" } else { "" }
+}
+
+fn cmd_data(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    sh.config.data = DataSpec::from_str(&args[0]).map_err(|e| CommandError::Search(e.into()))?;
+    let note = restart_note(sh);
+    let s = sh.session()?;
+    let (t, v, x) = (s.splits.train.len(), s.splits.val.len(), s.splits.test.len());
+    Ok(Output::text("data", format!("data {}: {t} search-train / {v} val / {x} test images{note}", s.config.data)))
+}
+
+fn cmd_model(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    sh.config.model = Arch::from_str(&args[0]).map_err(|e| CommandError::Search(e.into()))?;
+    let note = restart_note(sh);
+    Ok(Output::text("model", format!("model {}{note}", sh.config.model)))
+}
+
+fn cmd_config(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let mut next = sh.config.clone();
+    for kv in args {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        next.set(k, v)?;
+    }
+    let changed = next != sh.config;
+    sh.config = next;
+    let note = if changed && sh.session.is_some() { "\n(the running session keeps its configuration; `reset` starts one with this)" } else { "" };
+    let data = serde_json::to_value(&sh.config).unwrap_or(Value::Null);
+    Ok(Output { data: data.clone(), ..Output::text("config", format!("{}{note}", serde_json::to_string_pretty(&data).unwrap_or_default())) })
+}
+
+fn cmd_pretrain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let n = count(args, 0);
+    Ok(Output::report("pretrain", &sh.session()?.pretrain(n)?))
+}
+
+fn cmd_sample(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let n = count(args, 0).unwrap_or(8);
+    Ok(Output::report("sample", &sh.session()?.sample(n)?))
+}
+
+fn cmd_evaluate(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let k = count(args, 0);
+    Ok(Output::report("evaluate", &sh.session()?.evaluate(k)?))
+}
+
+fn cmd_update(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
+    Ok(Output::report("update", &sh.session()?.update()?))
+}
+
+fn cmd_step(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let n = count(args, 0).unwrap_or(1);
+    let steps = sh.session()?.step(n)?;
+    let text = steps.iter().map(|(e, u)| format!("{e}\n{u}")).collect::<Vec<_>>().join("\n");
+    let data = json!(steps.iter().map(|(e, u)| json!({"evaluate": e, "update": u})).collect::<Vec<_>>());
+    Ok(Output { data, ..Output::text("step", text) })
+}
+
+fn cmd_policy(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let top = count(args, 0).unwrap_or(10);
+    let s = sh.session()?;
+    let dist = s.theta().distribution().map_err(|e| CommandError::Search(e.into()))?;
+    let (m1, m2) = dist.marginals();
+    let pairs: Vec<(String, f64)> = dist.top(top).into_iter().map(|(k, p)| (pair_name(k), p)).collect();
+    let mut text = format!("θ after {} updates: entropy {:.4} nats (uniform {:.4})\n", s.ppo.updates, dist.entropy(), (1296f64).ln());
+    for (name, p) in &pairs {
+        text.push_str(&format!("  {name:<36} {:.4}%  ({:.2}× uniform)\n", 100.0 * p, p * 1296.0));
+    }
+    text.push_str(&marginal_table(&m1, &m2));
+    Ok(Output { data: json!({"updates": s.ppo.updates, "entropy": dist.entropy(), "top": pairs, "op1": m1, "op2": m2}), ..Output::text("policy", text) })
+}
+
+fn cmd_probe(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let p = policy(args, 0)?;
+    Ok(Output::report("probe", &sh.session()?.probe(&p, None)?))
+}
+
+fn cmd_fulltrain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let p = policy(args, 0)?;
+    let epochs = count(args, 1);
+    Ok(Output::report("fulltrain", &sh.session()?.fulltrain(&p, epochs)?))
+}
+
+fn cmd_correlate(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let policies = (0..args.len()).map(|i| policy(args, i)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Output::report("correlate", &sh.session()?.correlate(&policies, None)?))
+}
+
+fn cmd_history(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
+    let Some(s) = sh.session.as_ref() else {
+        return Ok(Output::text("history", "nothing yet: no session has run"));
+    };
+    let mut text = format!("stage 1: {} epochs\n", s.history.pretrain.len());
+    for u in &s.history.updates {
+        text.push_str(&format!("{u}\n"));
+    }
+    for p in &s.history.probes {
+        text.push_str(&format!("{p}\n"));
+    }
+    Ok(Output { data: serde_json::to_value(&s.history).unwrap_or(Value::Null), ..Output::text("history", text.trim_end()) })
+}
+
+fn cmd_save(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let dir = args.first().map(PathBuf::from);
+    let path = sh.session()?.save(dir.as_deref())?;
+    sh.run_dir = path.clone();
+    Ok(Output { data: json!({"dir": path}), ..Output::text("save", format!("checkpoint written to {}", path.display())) })
+}
+
+fn cmd_resume(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let s = Session::resume(&args[0])?;
+    sh.config = s.config.clone();
+    sh.run_dir = PathBuf::from(&args[0]);
+    let text = format!("resumed {}: {}", args[0], s.status());
+    sh.session = Some(s);
+    Ok(Output::text("resume", text))
+}
+
+fn cmd_export(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let best = sh.session()?.best_policy()?;
+    let doc = torchvision_export(&best, 25);
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    match args.first() {
+        Some(file) => {
+            crate::checkpoint::write_atomic(std::path::Path::new(file), text.as_bytes()).map_err(SearchError::from)?;
+            Ok(Output { data: doc, ..Output::text("export", format!("best θ exported to {file}")) })
+        }
+        None => Ok(Output { data: doc, ..Output::text("export", text) }),
+    }
+}
+
+fn cmd_reset(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
+    let note = restart_note(sh);
+    Ok(Output::text("reset", format!("new session with the current configuration{note}")))
+}
+
+fn cmd_quit(_: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
+    Ok(Output { quit: true, ..Output::text("quit", "bye") })
+}

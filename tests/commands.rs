@@ -1,0 +1,104 @@
+//! Every command of the table, driven through `Shell::run` as the REPL and notebooks drive it:
+//! arguments checked before anything runs, typos answered with the nearest name, and each
+//! command's output (text and data) as it should be.
+
+use augwise::command::{split, CommandError, Shell, COMMANDS};
+use augwise::data::{DataSpec, SplitConfig};
+use augwise::search::SearchConfig;
+
+fn shell(dir: &std::path::Path) -> Shell {
+    let cfg = SearchConfig::cpu()
+        .with_data("synthetic:kind=frequency,classes=3,n=24,size=16".parse::<DataSpec>().unwrap())
+        .with_split(SplitConfig::default().with_val_fraction(0.25))
+        .with_pretrain_epochs(2)
+        .with_batch_size(16)
+        .with_finetune(1, Some(0.02))
+        .with_trajectories(2)
+        .with_fulltrain_epochs(1);
+    Shell::new(cfg, dir)
+}
+
+#[test]
+fn every_command_in_help_runs_through_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sh = shell(dir.path());
+    let help = sh.run("help").unwrap();
+    for c in COMMANDS {
+        assert!(help.text.contains(&c.usage()), "help lacks {}", c.name);
+    }
+    assert!(sh.status().contains("not started"));
+    let expect = |sh: &mut Shell, line: &str, needle: &str| {
+        let out = sh.run(line).unwrap_or_else(|e| panic!("`{line}`: {e}"));
+        assert!(out.text.contains(needle), "`{line}` printed:\n{}", out.text);
+        out
+    };
+    expect(&mut sh, "help probe", "probe <policy>");
+    expect(&mut sh, "explain update", "π_new(k) / π_old(k)");
+    expect(&mut sh, "device", "torch");
+    expect(&mut sh, "model resnet20", "model resnet20");
+    expect(&mut sh, "config trajectories=2", "\"trajectories\": 2");
+    expect(&mut sh, "data synthetic:kind=polarity,classes=2,n=24,size=16", "36 search-train / 12 val");
+    expect(&mut sh, "pretrain 1", "1 of 2 epochs");
+    expect(&mut sh, "pretrain", "2 of 2 epochs");
+    let s = expect(&mut sh, "sample 3", "π(pair)");
+    assert_eq!(s.data["pairs"].as_array().unwrap().len(), 3);
+    expect(&mut sh, "evaluate 2", "2 trajectories waiting");
+    let u = expect(&mut sh, "update", "update   1");
+    assert_eq!(u.data["update"], 1);
+    expect(&mut sh, "step 1", "update   2");
+    expect(&mut sh, "policy 3", "entropy");
+    expect(&mut sh, "probe pair:Rotate:20+Invert", "proxy reward of pair:Rotate:20+Invert");
+    expect(&mut sh, "fulltrain autoaugment 1", "final test accuracy");
+    expect(&mut sh, "correlate none aws", "Kendall τ");
+    expect(&mut sh, "history", "update   2");
+    let export = dir.path().join("best.json");
+    expect(&mut sh, &format!("export {}", export.display()), "exported");
+    assert!(std::fs::read_to_string(&export).unwrap().contains("sub_policies"));
+    let other = dir.path().join("copy");
+    expect(&mut sh, &format!("save {}", other.display()), "checkpoint written");
+    expect(&mut sh, "reset", "new session");
+    assert!(sh.status().contains("not started"));
+    expect(&mut sh, &format!("resume {}", other.display()), "update 2");
+    assert!(sh.status().contains("update 2"));
+    assert!(sh.run("quit").unwrap().quit);
+}
+
+#[test]
+fn arguments_are_checked_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sh = shell(dir.path());
+    let err = |sh: &mut Shell, line: &str| sh.run(line).unwrap_err().to_string();
+    let e = err(&mut sh, "pretrian 3");
+    assert!(e.contains("did you mean `pretrain`"), "{e}");
+    let e = err(&mut sh, "evaluate x");
+    assert!(e.contains("expected a whole number") && e.contains("usage: evaluate [k]"), "{e}");
+    let e = err(&mut sh, "probe");
+    assert!(e.contains("missing <policy>"), "{e}");
+    let e = err(&mut sh, "probe autoaugmnt");
+    assert!(e.contains("did you mean `autoaugment`"), "{e}");
+    let e = err(&mut sh, "update now");
+    assert!(e.contains("unexpected `now`"), "{e}");
+    let e = err(&mut sh, "explain pretrian");
+    assert!(e.contains("did you mean `pretrain`"), "{e}");
+    let e = err(&mut sh, "model vgg");
+    assert!(e.contains("unknown model"), "{e}");
+    let e = err(&mut sh, "config trajectories");
+    assert!(e.contains("key=value"), "{e}");
+    let e = err(&mut sh, "config trajectorys=3");
+    assert!(e.contains("did you mean `trajectories`"), "{e}");
+    // None of that built a session or changed the configuration.
+    assert!(sh.status().contains("not started"));
+    assert_eq!(sh.config.trajectories, 2);
+    // A primitive out of order is an error, and the session goes on.
+    assert!(matches!(sh.run("update"), Err(CommandError::Search(_))));
+    assert!(sh.run("help").is_ok());
+    assert!(sh.run("").unwrap().text.is_empty());
+}
+
+#[test]
+fn quoting_splits_like_a_shell() {
+    assert_eq!(split("probe 'subpolicies:(Rotate,0.5,3)'").unwrap(), vec!["probe", "subpolicies:(Rotate,0.5,3)"]);
+    assert_eq!(split("  save \"my run\"  ").unwrap(), vec!["save", "my run"]);
+    assert_eq!(split("a '' b").unwrap(), vec!["a", "", "b"]);
+    assert!(split("save 'oops").is_err());
+}
