@@ -102,3 +102,23 @@ fn quoting_splits_like_a_shell() {
     assert_eq!(split("a '' b").unwrap(), vec!["a", "", "b"]);
     assert!(split("save 'oops").is_err());
 }
+
+#[test]
+fn completion_and_hints_come_from_the_table() {
+    use augwise::command::{completions, usage_hint};
+    assert_eq!(completions("pre", 3).unwrap(), (0, vec!["pretrain".to_string()]));
+    let (start, c) = completions("probe pair:Rot", 14).unwrap();
+    assert_eq!(start, 6);
+    assert!(c.contains(&"pair:Rotate:20".to_string()), "{c:?}");
+    let (_, c) = completions("probe pair:Rotate:20+Inv", 24).unwrap();
+    assert_eq!(c, vec!["pair:Rotate:20+Invert".to_string()]);
+    let (_, c) = completions("correlate none auto", 19).unwrap();
+    assert!(c.iter().all(|x| x.starts_with("autoaugment")) && c.len() == 3);
+    assert_eq!(completions("explain upd", 11).unwrap().1, vec!["update".to_string()]);
+    assert!(completions("model wrn", 9).unwrap().1.contains(&"wrn-28-10".to_string()));
+    assert!(completions("config traj", 11).unwrap().1.contains(&"trajectories=".to_string()));
+    assert!(completions("save ", 5).is_none(), "paths are the front-end's");
+    assert_eq!(usage_hint("fulltrain ").as_deref(), Some("<policy> [epochs]"));
+    assert_eq!(usage_hint("fulltrain aws ").as_deref(), Some("[epochs]"));
+    assert_eq!(usage_hint("update "), None);
+}

@@ -1,5 +1,8 @@
-//! `augwise`: the command line. Thin: parses arguments, calls the library, prints its reports.
-//! (The interactive REPL on the library's command table arrives with issue 5.)
+//! `augwise`: the command line and the REPL. Thin: parses arguments, calls the library,
+//! prints its reports. With no subcommand it is the REPL on a terminal, and runs the commands
+//! piped to it otherwise.
+
+mod shell;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -22,12 +25,28 @@ struct Cli {
     /// Seed for splits, initialisation, data order and augmentation.
     #[arg(long, global = true, default_value_t = 0)]
     seed: u64,
+    /// Run directory of the session the REPL and scripts build.
+    #[arg(long, global = true, default_value = "runs/repl")]
+    run_dir: PathBuf,
+    /// Configuration preset of that session: cpu, gpu or paper.
+    #[arg(long, global = true, default_value = "cpu")]
+    preset: String,
+    /// Scripts and piped input: one JSON object per command result.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Scripts and piped input: go on after a failed command (exit code still 1).
+    #[arg(long, global = true)]
+    keep_going: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The interactive REPL (the default on a terminal).
+    Repl,
+    /// Run a file of REPL commands in order (`-` reads stdin).
+    Run { script: PathBuf },
     /// torch version, CUDA devices, threads, and which device `auto` picks.
     Device,
     /// Train a model on a dataset and report accuracy per epoch and on the test set.
@@ -105,8 +124,36 @@ fn main() {
     }
 }
 
+fn shell(cli: &Cli) -> Result<augwise::command::Shell> {
+    let config = augwise::search::SearchConfig::preset(&cli.preset)?.with_device(cli.device).with_seed(cli.seed);
+    Ok(augwise::command::Shell::new(config, cli.run_dir.clone()))
+}
+
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+    let Some(command) = cli.command.as_ref() else {
+        let mut sh = shell(&cli)?;
+        if std::io::stdin().is_terminal() {
+            return shell::interactive(&mut sh);
+        }
+        let lines = std::io::stdin().lines().map_while(Result::ok);
+        std::process::exit(shell::run_lines(&mut sh, lines, cli.json, cli.keep_going));
+    };
+    if let Command::Repl = command {
+        return shell::interactive(&mut shell(&cli)?);
+    }
+    if let Command::Run { script } = command {
+        let mut sh = shell(&cli)?;
+        let text = if script.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())?
+        } else {
+            std::fs::read_to_string(script).with_context(|| format!("reading script {}", script.display()))?
+        };
+        std::process::exit(shell::run_lines(&mut sh, text.lines().map(str::to_owned), cli.json, cli.keep_going));
+    }
+    let cli_device = cli.device;
+    let cli_seed = cli.seed;
+    match cli.command.expect("checked above") {
+        Command::Repl | Command::Run { .. } => Ok(()),
         Command::Device => {
             println!("{}", Diagnostics::collect());
             Ok(())
@@ -118,7 +165,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{name}: verified and ready in {}", out.display());
             Ok(())
         }
-        Command::Search { preset, run_dir, updates, resume } => search(cli.device, cli.seed, preset, run_dir, updates, resume),
+        Command::Search { preset, run_dir, updates, resume } => search(cli_device, cli_seed, preset, run_dir, updates, resume),
         Command::Explain { stage, preset } => {
             let cfg = augwise::search::SearchConfig::preset(&preset)?;
             println!("{}", augwise::search::explain(stage.as_deref(), &cfg).map_err(anyhow::Error::msg)?);
@@ -129,11 +176,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train { data, model, epochs, limit, test_limit, batch_size, lr, policy } => {
-            let choice = device::resolve(cli.device)?;
+            let choice = device::resolve(cli_device)?;
             println!("device   {choice}");
             let source = data.load().with_context(|| format!("loading `{data}`"))?;
             let split = SplitConfig::default()
-                .with_seed(cli.seed)
+                .with_seed(cli_seed)
                 .with_limit((limit > 0).then_some(limit))
                 .with_test_limit((test_limit > 0).then_some(test_limit));
             let splits = Splits::new(&source, &split)?.to_device(choice.device);
@@ -153,7 +200,7 @@ fn run(cli: Cli) -> Result<()> {
             let normalize = pipeline.normalize.clone();
             let mut augment = PolicyAugment::new(pipeline, policy.sampler()?);
             println!("policy   {policy} (then Cutout {}, after crop pad {} and flip {})", augment.pipeline.cutout, augment.pipeline.crop_padding, if augment.pipeline.hflip { "on" } else { "off" });
-            let net = Model::new(model, info.channels, info.num_classes(), choice.device, cli.seed)?;
+            let net = Model::new(model, info.channels, info.num_classes(), choice.device, cli_seed)?;
             println!("model    {model}: {} parameters", net.param_count());
             let schedule = LrSchedule::WarmupCosine {
                 start: lr / 4.0,
@@ -162,7 +209,7 @@ fn run(cli: Cli) -> Result<()> {
                 warmup_epochs: 1.0_f64.min(epochs as f64),
                 total_epochs: epochs as f64,
             };
-            let cfg = TrainConfig::default().with_batch_size(batch_size).with_schedule(schedule).with_seed(cli.seed);
+            let cfg = TrainConfig::default().with_batch_size(batch_size).with_schedule(schedule).with_seed(cli_seed);
             let mut trainer = Trainer::new(net, normalize, cfg);
             let cancel = CancelFlag::new();
             let tty = std::io::stderr().is_terminal();

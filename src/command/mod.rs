@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -13,7 +14,8 @@ use crate::augment::space::pair_name;
 use crate::data::DataSpec;
 use crate::model::Arch;
 use crate::policy::{torchvision_export, Policy};
-use crate::search::{explain, marginal_table, SearchConfig, SearchError, Session, STAGES};
+use crate::search::{explain, marginal_table, Progress, SearchConfig, SearchError, Session, STAGES};
+use crate::train::CancelFlag;
 use crate::suggest;
 
 #[derive(Debug, thiserror::Error)]
@@ -212,17 +214,49 @@ pub struct Shell {
     pub config: SearchConfig,
     pub run_dir: PathBuf,
     session: Option<Session>,
+    cancel: CancelFlag,
+    progress: Option<ProgressSink>,
 }
+
+type ProgressSink = Arc<Mutex<dyn FnMut(&Progress) + Send>>;
 
 impl Shell {
     pub fn new(config: SearchConfig, run_dir: impl Into<PathBuf>) -> Self {
-        Self { config, run_dir: run_dir.into(), session: None }
+        Self { config, run_dir: run_dir.into(), session: None, cancel: CancelFlag::new(), progress: None }
+    }
+
+    /// The flag that cancels the running step of whichever session is current (Ctrl-C).
+    pub fn cancel_flag(&self) -> CancelFlag {
+        self.cancel.clone()
+    }
+
+    /// Where every session's progress events go.
+    pub fn set_progress(&mut self, f: impl FnMut(&Progress) + Send + 'static) {
+        let sink: ProgressSink = Arc::new(Mutex::new(f));
+        self.progress = Some(sink);
+        if let Some(mut s) = self.session.take() {
+            self.attach(&mut s);
+            self.session = Some(s);
+        }
+    }
+
+    fn attach(&self, s: &mut Session) {
+        s.set_cancel_flag(self.cancel.clone());
+        if let Some(sink) = self.progress.clone() {
+            s.set_progress(move |p| {
+                if let Ok(mut f) = sink.lock() {
+                    f(p)
+                }
+            });
+        }
     }
 
     /// The session, built now if this is the first command that needs one.
     pub fn session(&mut self) -> Result<&mut Session, CommandError> {
         if self.session.is_none() {
-            self.session = Some(Session::new(self.config.clone(), &self.run_dir)?);
+            let mut s = Session::new(self.config.clone(), &self.run_dir)?;
+            self.attach(&mut s);
+            self.session = Some(s);
         }
         // Just set above when it was missing.
         self.session.as_mut().ok_or_else(|| CommandError::Search(SearchError::Invalid("no session".into())))
@@ -388,7 +422,8 @@ fn cmd_save(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
 }
 
 fn cmd_resume(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let s = Session::resume(&args[0])?;
+    let mut s = Session::resume(&args[0])?;
+    sh.attach(&mut s);
     sh.config = s.config.clone();
     sh.run_dir = PathBuf::from(&args[0]);
     let text = format!("resumed {}: {}", args[0], s.status());
@@ -416,4 +451,56 @@ fn cmd_reset(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
 
 fn cmd_quit(_: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
     Ok(Output { quit: true, ..Output::text("quit", "bye") })
+}
+
+/// What can complete the word under the cursor: (start of the word, candidates). Driven by
+/// the table: command names first, then each argument's kind. Paths are left to the front-end
+/// (`ArgKind::Path` returns `None`).
+pub fn completions(line: &str, pos: usize) -> Option<(usize, Vec<String>)> {
+    let before = &line[..pos.min(line.len())];
+    let start = before.rfind(char::is_whitespace).map(|i| i + 1).unwrap_or(0);
+    let word = &before[start..];
+    let index = before[..start].split_whitespace().count();
+    let pick = |all: Vec<String>| Some((start, all.into_iter().filter(|c| c.starts_with(word)).collect::<Vec<_>>()));
+    if index == 0 {
+        return pick(COMMANDS.iter().map(|c| c.name.to_owned()).collect());
+    }
+    let cmd = COMMANDS.iter().find(|c| Some(c.name) == before.split_whitespace().next())?;
+    let spec = cmd.args.get(index - 1).or(cmd.args.last().filter(|a| a.repeated))?;
+    match spec.kind {
+        ArgKind::Policy => {
+            let mut v: Vec<String> = ["none", "autoaugment:cifar10", "autoaugment:svhn", "autoaugment:imagenet", "randaugment", "trivialaugment", "aws", "theta:", "subpolicies:("]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            if let Some(rest) = word.strip_prefix("pair:") {
+                let names = crate::augment::space::aws_names();
+                let (head, tail) = rest.split_once('+').map(|(a, b)| (format!("pair:{a}+"), b)).unwrap_or(("pair:".into(), rest));
+                v = names.iter().filter(|n| n.starts_with(tail)).map(|n| format!("{head}{n}")).collect();
+            } else {
+                v.push("pair:".into());
+            }
+            pick(v)
+        }
+        ArgKind::Stage => pick(STAGES.iter().map(|s| s.to_string()).collect()),
+        ArgKind::Model => pick(Arch::NAMES.iter().map(|s| s.to_string()).collect()),
+        ArgKind::Data => pick(DataSpec::KINDS.iter().map(|s| s.to_string()).collect()),
+        ArgKind::Text if cmd.name == "help" => pick(COMMANDS.iter().map(|c| c.name.to_owned()).collect()),
+        ArgKind::KeyValue => {
+            let keys = serde_json::to_value(SearchConfig::default()).ok()?.as_object()?.keys().map(|k| format!("{k}=")).collect();
+            pick(keys)
+        }
+        _ => None,
+    }
+}
+
+/// The usage still to type after a complete command word (`probe ` → `<policy>`).
+pub fn usage_hint(line: &str) -> Option<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let cmd = COMMANDS.iter().find(|c| Some(&c.name) == words.first())?;
+    if !line.ends_with(' ') {
+        return None;
+    }
+    let rest: Vec<String> = cmd.args.iter().skip(words.len() - 1).map(|a| if a.optional { format!("[{}]", a.name) } else { format!("<{}>", a.name) }).collect();
+    (!rest.is_empty()).then(|| rest.join(" "))
 }

@@ -152,6 +152,11 @@ impl Session {
         self.cancel.clone()
     }
 
+    /// Use a front-end's flag (one Ctrl-C handler for every session it builds).
+    pub fn set_cancel_flag(&mut self, flag: CancelFlag) {
+        self.cancel = flag;
+    }
+
     /// Where progress events go (a progress bar, notebook output).
     pub fn set_progress(&mut self, f: impl FnMut(&Progress) + Send + 'static) {
         self.progress = Some(Box::new(f));

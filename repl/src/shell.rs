@@ -1,0 +1,199 @@
+//! The terminal front-ends of the command table: an interactive rustyline REPL and a runner
+//! for scripts and piped stdin. They parse nothing themselves and compute nothing: every line
+//! goes to `augwise::command::Shell::run`, every result is rendered from its `Output`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use augwise::command::{completions, usage_hint, Output, Shell};
+use indicatif::{ProgressBar, ProgressStyle};
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::{Hinter, HistoryHinter};
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Editor, Helper};
+
+/// Progress of long steps: a bar with ETA on a terminal (cleared before the prompt returns),
+/// a line every few seconds otherwise.
+pub fn attach_progress(shell: &mut Shell) -> Arc<Mutex<Option<ProgressBar>>> {
+    let bar: Arc<Mutex<Option<ProgressBar>>> = Arc::new(Mutex::new(None));
+    let tty = std::io::stderr().is_terminal();
+    let slot = bar.clone();
+    let mut last = std::time::Instant::now();
+    shell.set_progress(move |p| {
+        if tty {
+            let Ok(mut guard) = slot.lock() else { return };
+            let b = guard.get_or_insert_with(|| {
+                let b = ProgressBar::new(1000);
+                if let Ok(style) = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {percent:>3}% eta {eta:>4}  {msg}") {
+                    b.set_style(style.progress_chars("=> "));
+                }
+                b.enable_steady_tick(Duration::from_millis(200));
+                b
+            });
+            b.set_prefix(p.stage.clone());
+            b.set_position((p.fraction.clamp(0.0, 1.0) * 1000.0) as u64);
+            b.set_message(p.message.clone());
+        } else if last.elapsed().as_secs_f64() >= 5.0 {
+            eprintln!("  {} {:5.1}%  {}", p.stage, 100.0 * p.fraction, p.message);
+            last = std::time::Instant::now();
+        }
+    });
+    bar
+}
+
+fn clear(bar: &Arc<Mutex<Option<ProgressBar>>>) {
+    if let Ok(mut g) = bar.lock() {
+        if let Some(b) = g.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn render(out: &Output, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({"ok": true, "command": out.command, "text": out.text, "data": out.data}));
+    } else if !out.text.is_empty() {
+        println!("{}", out.text);
+    }
+}
+
+fn render_error(line: &str, e: &dyn std::fmt::Display, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({"ok": false, "line": line, "error": e.to_string()}));
+    } else {
+        eprintln!("error: {e}");
+    }
+}
+
+/// Run lines in order (a script or piped stdin). Stops at the first error with exit code 1
+/// unless `keep_going`; blank lines and `#` comments are skipped.
+pub fn run_lines(shell: &mut Shell, lines: impl Iterator<Item = String>, json: bool, keep_going: bool) -> i32 {
+    let bar = attach_progress(shell);
+    let mut code = 0;
+    for line in lines {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if !json {
+            println!("augwise> {line}");
+        }
+        let result = shell.run(line);
+        clear(&bar);
+        match result {
+            Ok(out) => {
+                render(&out, json);
+                if out.quit {
+                    break;
+                }
+            }
+            Err(e) => {
+                render_error(line, &e, json);
+                code = 1;
+                if !keep_going {
+                    break;
+                }
+            }
+        }
+    }
+    code
+}
+
+struct ReplHelper {
+    files: FilenameCompleter,
+    history: HistoryHinter,
+}
+
+impl Completer for ReplHelper {
+    type Candidate = Pair;
+    fn complete(&self, line: &str, pos: usize, ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        match completions(line, pos) {
+            Some((start, words)) => Ok((start, words.into_iter().map(|w| Pair { display: w.clone(), replacement: w }).collect())),
+            None => self.files.complete(line, pos, ctx),
+        }
+    }
+}
+
+impl Hinter for ReplHelper {
+    type Hint = String;
+    fn hint(&self, line: &str, pos: usize, ctx: &Context<'_>) -> Option<String> {
+        if let Some(h) = self.history.hint(line, pos, ctx) {
+            return Some(h);
+        }
+        usage_hint(line).map(|u| format!("  {u}"))
+    }
+}
+
+impl Highlighter for ReplHelper {}
+
+impl Validator for ReplHelper {
+    /// A trailing `\` or an open quote continues on the next line (long policy lists).
+    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        let input = ctx.input();
+        let open_quote = augwise::command::split(&input.replace("\\\n", " ")).is_err();
+        Ok(if input.ends_with('\\') || open_quote { ValidationResult::Incomplete } else { ValidationResult::Valid(None) })
+    }
+}
+
+impl Helper for ReplHelper {}
+
+fn history_path() -> Option<PathBuf> {
+    std::env::var_os("AUGWISE_HISTORY")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".augwise_history")))
+}
+
+/// The interactive REPL. Ctrl-C during a step cancels it (the session is as before the step);
+/// Ctrl-C at the prompt clears the line; Ctrl-D or `quit` leaves.
+pub fn interactive(shell: &mut Shell) -> anyhow::Result<()> {
+    let flag = shell.cancel_flag();
+    // While a step runs the terminal is in cooked mode and Ctrl-C is SIGINT.
+    let _ = ctrlc::set_handler(move || flag.cancel());
+    let bar = attach_progress(shell);
+    let mut rl: Editor<ReplHelper, rustyline::history::DefaultHistory> = Editor::new()?;
+    rl.set_helper(Some(ReplHelper { files: FilenameCompleter::new(), history: HistoryHinter::new() }));
+    let history = history_path();
+    if let Some(h) = &history {
+        let _ = rl.load_history(h);
+    }
+    println!("augwise {} — AWS auto-augment search. `help` lists the commands, Tab completes, Ctrl-D leaves.", env!("CARGO_PKG_VERSION"));
+    loop {
+        let prompt = format!("augwise [{}]> ", shell.status());
+        match rl.readline(&prompt) {
+            Ok(input) => {
+                let line = input.replace("\\\n", " ");
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let _ = rl.add_history_entry(line);
+                if let Some(h) = &history {
+                    let _ = rl.save_history(h);
+                }
+                let result = shell.run(line);
+                clear(&bar);
+                match result {
+                    Ok(out) => {
+                        render(&out, false);
+                        if out.quit {
+                            break;
+                        }
+                    }
+                    Err(e) => render_error(line, &e, false),
+                }
+                let _ = std::io::stdout().flush();
+            }
+            Err(ReadlineError::Interrupted) => println!("^C (Ctrl-D or `quit` leaves; every step is checkpointed)"),
+            Err(ReadlineError::Eof) => {
+                println!("bye");
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
