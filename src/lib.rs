@@ -5,6 +5,7 @@
 //! are thin front-ends. See `shared/METHOD.md` for the method and `DESIGN.md` for the map.
 
 pub mod augment;
+pub mod chart;
 pub mod checkpoint;
 pub mod command;
 pub mod data;

@@ -51,6 +51,19 @@ fn every_command_in_help_runs_through_the_table() {
     expect(&mut sh, "fulltrain autoaugment 1", "final test accuracy");
     expect(&mut sh, "correlate none aws", "Kendall τ");
     expect(&mut sh, "history", "update   2");
+    for chart in ["rewards", "accuracy", "theta", "marginals", "images", "correlate"] {
+        let out = expect(&mut sh, &format!("plot {chart}"), "wrote");
+        let png = std::path::PathBuf::from(out.data["png_path"].as_str().unwrap());
+        let img = image::load_from_memory(&std::fs::read(&png).unwrap()).unwrap();
+        assert_eq!((img.width() as u64, img.height() as u64), (out.data["width"].as_u64().unwrap(), out.data["height"].as_u64().unwrap()));
+        assert!(out.data["svg"].as_str().unwrap().starts_with("<svg"), "{chart}");
+    }
+    let r = expect(&mut sh, "plot rewards", "mean reward per update");
+    let svg = r.data["svg"].as_str().unwrap();
+    assert!(svg.contains("baseline (EMA)") && svg.contains("best mean reward") && svg.contains("update"), "rewards chart lacks its series");
+    let custom = dir.path().join("mine.svg");
+    expect(&mut sh, &format!("plot theta {}", custom.display()), "mine.png");
+    assert!(custom.exists());
     let export = dir.path().join("best.json");
     expect(&mut sh, &format!("export {}", export.display()), "exported");
     assert!(std::fs::read_to_string(&export).unwrap().contains("sub_policies"));
@@ -82,6 +95,8 @@ fn arguments_are_checked_before_anything_runs() {
     assert!(e.contains("did you mean `pretrain`"), "{e}");
     let e = err(&mut sh, "model vgg");
     assert!(e.contains("unknown model"), "{e}");
+    let e = err(&mut sh, "plot reward");
+    assert!(e.contains("did you mean `rewards`"), "{e}");
     let e = err(&mut sh, "config trajectories");
     assert!(e.contains("key=value"), "{e}");
     let e = err(&mut sh, "config trajectorys=3");

@@ -38,6 +38,7 @@ pub enum ArgKind {
     Data,
     Model,
     KeyValue,
+    Chart,
     Text,
 }
 
@@ -121,6 +122,7 @@ pub static COMMANDS: &[Command] = &[
     Command { name: "fulltrain", args: &[arg("policy", ArgKind::Policy), opt("epochs", ArgKind::Count)], summary: "train from scratch with a policy, report test accuracy", handler: cmd_fulltrain },
     Command { name: "correlate", args: &[many("policies", ArgKind::Policy, false)], summary: "probe and full-train policies; Kendall τ and Spearman ρ", handler: cmd_correlate },
     Command { name: "history", args: &[], summary: "every update so far: rewards, baseline, KL, entropy", handler: cmd_history },
+    Command { name: "plot", args: &[arg("chart", ArgKind::Chart), opt("file", ArgKind::Path)], summary: "draw a chart (rewards, accuracy, theta, marginals, images, correlate) to SVG + PNG", handler: cmd_plot },
     Command { name: "save", args: &[opt("dir", ArgKind::Path)], summary: "write the checkpoint (to another run directory)", handler: cmd_save },
     Command { name: "resume", args: &[arg("dir", ArgKind::Path)], summary: "continue the run in a directory from its last checkpoint", handler: cmd_resume },
     Command { name: "export", args: &[opt("file", ArgKind::Path)], summary: "the best θ as torchvision sub-policies JSON (to a file)", handler: cmd_export },
@@ -202,6 +204,12 @@ fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
                     return Err(bad("expected key=value".into()));
                 }
             }
+            ArgKind::Chart => {
+                if !crate::chart::CHARTS.contains(&value.as_str()) {
+                    let charts = crate::chart::CHARTS;
+                    return Err(bad(format!("unknown chart{}; charts: {}", suggest::hint(value, charts), charts.join(", "))));
+                }
+            }
             ArgKind::Path | ArgKind::Text => {}
         }
     }
@@ -216,13 +224,16 @@ pub struct Shell {
     session: Option<Session>,
     cancel: CancelFlag,
     progress: Option<ProgressSink>,
+    /// The last `sample` and `correlate` results, for `plot images` and `plot correlate`.
+    last_sample: Option<crate::search::SampleReport>,
+    last_correlate: Option<crate::search::CorrelateReport>,
 }
 
 type ProgressSink = Arc<Mutex<dyn FnMut(&Progress) + Send>>;
 
 impl Shell {
     pub fn new(config: SearchConfig, run_dir: impl Into<PathBuf>) -> Self {
-        Self { config, run_dir: run_dir.into(), session: None, cancel: CancelFlag::new(), progress: None }
+        Self { config, run_dir: run_dir.into(), session: None, cancel: CancelFlag::new(), progress: None, last_sample: None, last_correlate: None }
     }
 
     /// The flag that cancels the running step of whichever session is current (Ctrl-C).
@@ -350,7 +361,10 @@ fn cmd_pretrain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError>
 
 fn cmd_sample(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     let n = count(args, 0).unwrap_or(8);
-    Ok(Output::report("sample", &sh.session()?.sample(n)?))
+    let r = sh.session()?.sample(n)?;
+    let out = Output::report("sample", &r);
+    sh.last_sample = Some(r);
+    Ok(out)
 }
 
 fn cmd_evaluate(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
@@ -397,7 +411,52 @@ fn cmd_fulltrain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError
 
 fn cmd_correlate(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     let policies = (0..args.len()).map(|i| policy(args, i)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Output::report("correlate", &sh.session()?.correlate(&policies, None)?))
+    let r = sh.session()?.correlate(&policies, None)?;
+    let out = Output::report("correlate", &r);
+    sh.last_correlate = Some(r);
+    Ok(out)
+}
+
+fn cmd_plot(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    use crate::chart;
+    let name = args[0].as_str();
+    let chart_err = |e: chart::ChartError| CommandError::Search(SearchError::Invalid(e.to_string()));
+    let c = match name {
+        "rewards" => chart::rewards(&sh.session()?.history),
+        "accuracy" => chart::accuracy(&sh.session()?.history),
+        "theta" => chart::theta(sh.session()?.theta()),
+        "marginals" => chart::marginals(sh.session()?.theta()),
+        "images" => {
+            if sh.last_sample.is_none() {
+                sh.last_sample = Some(sh.session()?.sample(8)?);
+            }
+            match &sh.last_sample {
+                Some(s) => chart::images(s),
+                None => Err(chart::ChartError::Empty("no sample".into())),
+            }
+        }
+        _ => match &sh.last_correlate {
+            Some(r) => chart::correlate(r),
+            None => Err(chart::ChartError::Empty("run `correlate <policies…>` first".into())),
+        },
+    }
+    .map_err(chart_err)?;
+    let stem = match args.get(1) {
+        Some(f) => {
+            let p = PathBuf::from(f);
+            match p.extension().and_then(|e| e.to_str()) {
+                Some("svg" | "png") => p.with_extension(""),
+                _ => p,
+            }
+        }
+        None => sh.run_dir.join("plots").join(name),
+    };
+    let (svg, png) = (stem.with_extension("svg"), stem.with_extension("png"));
+    crate::checkpoint::write_atomic(&svg, c.svg.as_bytes()).map_err(SearchError::from)?;
+    crate::checkpoint::write_atomic(&png, &c.png).map_err(SearchError::from)?;
+    let text = format!("{}
+wrote {} and {}", c.text, svg.display(), png.display());
+    Ok(Output { data: json!({"chart": name, "svg": c.svg, "svg_path": svg, "png_path": png, "width": c.width, "height": c.height}), ..Output::text("plot", text) })
 }
 
 fn cmd_history(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
@@ -483,6 +542,7 @@ pub fn completions(line: &str, pos: usize) -> Option<(usize, Vec<String>)> {
             pick(v)
         }
         ArgKind::Stage => pick(STAGES.iter().map(|s| s.to_string()).collect()),
+        ArgKind::Chart => pick(crate::chart::CHARTS.iter().map(|s| s.to_string()).collect()),
         ArgKind::Model => pick(Arch::NAMES.iter().map(|s| s.to_string()).collect()),
         ArgKind::Data => pick(DataSpec::KINDS.iter().map(|s| s.to_string()).collect()),
         ArgKind::Text if cmd.name == "help" => pick(COMMANDS.iter().map(|c| c.name.to_owned()).collect()),

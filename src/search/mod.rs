@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use explain::{explain, STAGES};
 pub use ppo::{PpoConfig, PpoOutcome, PpoState, Trajectory};
 pub use report::*;
-pub use session::{Progress, Session};
+pub use session::{History, Progress, Session};
 
 use crate::augment::AugmentError;
 use crate::checkpoint::CheckpointError;

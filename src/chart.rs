@@ -1,0 +1,334 @@
+//! Charts with plotters and no system libraries: each renders to an SVG string and to PNG
+//! bytes (text drawn with the embedded DejaVu Sans through ab_glyph), plus a compact text
+//! version (sparkline or bars) for terminals.
+
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::augment::space::{aws_name, NUM_OPS};
+use crate::policy::Theta;
+use crate::search::{CorrelateReport, History, SampleReport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("nothing to plot yet: {0}")]
+    Empty(String),
+    #[error("chart drawing failed: {0}")]
+    Draw(String),
+}
+
+/// A rendered chart.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chart {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub svg: String,
+    #[serde(skip)]
+    pub png: Vec<u8>,
+    /// The trend in text, for a terminal.
+    pub text: String,
+}
+
+/// The charts `plot` knows.
+pub const CHARTS: [&str; 6] = ["rewards", "accuracy", "theta", "marginals", "images", "correlate"];
+
+const FONT: &str = "sans-serif";
+
+fn fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> ChartError {
+    ChartError::Draw(format!("{e:?}"))
+}
+
+/// Draw with `f` into an SVG string and a PNG.
+macro_rules! render {
+    ($name:expr, $w:expr, $h:expr, $text:expr, $f:expr) => {{
+        fonts();
+        let (w, h): (u32, u32) = ($w, $h);
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+            let f = $f;
+            f(&root)?;
+            root.present().map_err(err)?;
+        }
+        let mut rgb = vec![255u8; (w * h * 3) as usize];
+        {
+            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+            let f = $f;
+            f(&root)?;
+            root.present().map_err(err)?;
+        }
+        let png = encode_png(&rgb, w, h)?;
+        Ok(Chart { name: $name.to_owned(), width: w, height: h, svg, png, text: $text })
+    }};
+}
+
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
+    let mut out = Vec::new();
+    image::ImageEncoder::write_image(image::codecs::png::PngEncoder::new(&mut out), rgb, w, h, image::ExtendedColorType::Rgb8).map_err(err)?;
+    Ok(out)
+}
+
+/// `▁▂▃▅▇` for a series.
+pub fn sparkline(v: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    v.iter()
+        .map(|&x| if hi > lo { BARS[(((x - lo) / (hi - lo)) * 7.0).round() as usize] } else { BARS[3] })
+        .collect()
+}
+
+fn range(v: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.1).max(0.005);
+    (lo - pad, hi + pad)
+}
+
+/// Reward of every trajectory per update, with the baseline and the running best mean reward.
+pub fn rewards(h: &History) -> Result<Chart, ChartError> {
+    if h.updates.is_empty() {
+        return Err(ChartError::Empty("no updates yet (`step`)".into()));
+    }
+    let pts: Vec<(f64, f64)> = h.updates.iter().flat_map(|u| u.ppo.rewards.iter().map(move |r| (u.update as f64, *r))).collect();
+    let base: Vec<(f64, f64)> = h.updates.iter().map(|u| (u.update as f64, u.ppo.baseline)).collect();
+    let best: Vec<(f64, f64)> = h.updates.iter().map(|u| (u.update as f64, u.best_mean_reward)).collect();
+    let means: Vec<f64> = h.updates.iter().map(|u| u.ppo.mean_reward).collect();
+    let (lo, hi) = range(pts.iter().map(|p| p.1).chain(base.iter().map(|p| p.1)));
+    let n = h.updates.len() as f64;
+    let text = format!("mean reward per update {} {:.2}% → {:.2}%", sparkline(&means), 100.0 * means[0], 100.0 * means[means.len() - 1]);
+    render!("rewards", 800, 480, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+        root.fill(&WHITE).map_err(err)?;
+        let mut c = ChartBuilder::on(root)
+            .caption("Rewards per trajectory", (FONT, 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5..n + 0.5, lo..hi)
+            .map_err(err)?;
+        c.configure_mesh().x_desc("update").y_desc("reward (val accuracy)").label_style((FONT, 14)).draw().map_err(err)?;
+        c.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 3, BLUE.mix(0.6).filled()))).map_err(err)?.label("trajectory reward").legend(|(x, y)| Circle::new((x, y), 3, BLUE.filled()));
+        c.draw_series(LineSeries::new(base.clone(), RED.stroke_width(2))).map_err(err)?.label("baseline (EMA)").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
+        c.draw_series(LineSeries::new(best.clone(), GREEN.stroke_width(2))).map_err(err)?.label("best mean reward").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], GREEN));
+        c.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).label_font((FONT, 13)).draw().map_err(err)?;
+        Ok(())
+    })
+}
+
+/// Stage-1 train/validation accuracy per epoch, and each update's mean reward.
+pub fn accuracy(h: &History) -> Result<Chart, ChartError> {
+    if h.pretrain.is_empty() {
+        return Err(ChartError::Empty("no pretraining yet (`pretrain`)".into()));
+    }
+    let train: Vec<(f64, f64)> = h.pretrain.iter().enumerate().map(|(i, e)| (i as f64 + 1.0, e.train_acc)).collect();
+    let val: Vec<(f64, f64)> = h.pretrain.iter().enumerate().filter_map(|(i, e)| e.val_acc.map(|v| (i as f64 + 1.0, v))).collect();
+    let e0 = h.pretrain.len() as f64;
+    let fine: Vec<(f64, f64)> = h.updates.iter().map(|u| (e0 + u.update as f64, u.ppo.mean_reward)).collect();
+    let n = e0 + h.updates.len() as f64;
+    let vals: Vec<f64> = val.iter().map(|p| p.1).collect();
+    let text = format!("stage-1 val accuracy {} {:.2}%", sparkline(&vals), 100.0 * vals.last().copied().unwrap_or(0.0));
+    render!("accuracy", 800, 480, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+        root.fill(&WHITE).map_err(err)?;
+        let mut c = ChartBuilder::on(root)
+            .caption("Accuracy: stage 1, then each update's mean reward", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5..n + 0.5, 0.0..1.0)
+            .map_err(err)?;
+        c.configure_mesh().x_desc("pretrain epoch, then update").y_desc("accuracy").label_style((FONT, 14)).draw().map_err(err)?;
+        c.draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2))).map_err(err)?.label("stage 1 train (augmented)").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], BLUE));
+        c.draw_series(LineSeries::new(val.clone(), RED.stroke_width(2))).map_err(err)?.label("stage 1 validation").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
+        c.draw_series(LineSeries::new(fine.clone(), GREEN.stroke_width(2))).map_err(err)?.label("fine-tune mean reward").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], GREEN));
+        c.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).background_style(WHITE.mix(0.8)).label_font((FONT, 13)).draw().map_err(err)?;
+        Ok(())
+    })
+}
+
+fn heat(v: f64) -> RGBColor {
+    // White → dark blue.
+    let t = v.clamp(0.0, 1.0);
+    RGBColor((255.0 * (1.0 - t)) as u8, (255.0 * (1.0 - 0.8 * t)) as u8, (255.0 - 100.0 * t) as u8)
+}
+
+/// θ as a 36×36 heatmap of pair probabilities (relative to uniform), op names on both axes.
+pub fn theta(theta: &Theta) -> Result<Chart, ChartError> {
+    let dist = theta.distribution().map_err(|e| ChartError::Draw(e.to_string()))?;
+    let p = dist.probs().to_vec();
+    let max = p.iter().copied().fold(0.0, f64::max);
+    let names: Vec<String> = (0..NUM_OPS).map(aws_name).collect();
+    let top = dist.top(3).iter().map(|(k, q)| format!("{} {:.3}%", crate::augment::space::pair_name(*k), 100.0 * q)).collect::<Vec<_>>().join(", ");
+    let text = format!("θ entropy {:.4} nats (uniform {:.4}); top: {top}", dist.entropy(), (1296f64).ln());
+    render!("theta", 1000, 900, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+        root.fill(&WHITE).map_err(err)?;
+        let (left, legend) = root.split_horizontally(840);
+        let mut c = ChartBuilder::on(&left)
+            .caption("θ: p(op1, op2)", (FONT, 22))
+            .margin(10)
+            .x_label_area_size(140)
+            .y_label_area_size(130)
+            .build_cartesian_2d(0i32..NUM_OPS as i32, 0i32..NUM_OPS as i32)
+            .map_err(err)?;
+        c.draw_series((0..NUM_OPS).flat_map(|i| (0..NUM_OPS).map(move |j| (i, j))).map(|(i, j)| {
+            let y = (NUM_OPS - 1 - i) as i32;
+            let v = if max > 0.0 { p[i * NUM_OPS + j] / max } else { 0.0 };
+            Rectangle::new([(j as i32, y), (j as i32 + 1, y + 1)], heat(v).filled())
+        }))
+        .map_err(err)?;
+        // Labels after the cells, so the rotated ones are not painted over.
+        c.configure_mesh()
+            .disable_mesh()
+            .x_labels(NUM_OPS)
+            .y_labels(NUM_OPS)
+            // Rotated labels are centred on their tick: lead with as many no-break spaces as
+            // the name is long so the visible half sits below the axis, not over the cells.
+            .x_label_formatter(&|i| names.get(*i as usize).map(|n| format!("{}{n}", "\u{a0}".repeat(n.chars().count() + 1))).unwrap_or_default())
+            .y_label_formatter(&|i| names.get((NUM_OPS as i32 - 1 - *i) as usize).cloned().unwrap_or_default())
+            .x_label_style(TextStyle::from((FONT, 11).into_font()).transform(FontTransform::Rotate90))
+            .y_label_style((FONT, 11))
+            .x_desc("op2")
+            .y_desc("op1")
+            .draw()
+            .map_err(err)?;
+        legend.draw(&Text::new(format!("max {:.3}%", 100.0 * max), (10, 60), (FONT, 14))).map_err(err)?;
+        for k in 0..10 {
+            let v = 1.0 - k as f64 / 9.0;
+            legend.draw(&Rectangle::new([(20, 90 + k * 30), (50, 120 + k * 30)], heat(v).filled())).map_err(err)?;
+        }
+        legend.draw(&Text::new(format!("uniform {:.3}%", 100.0 / 1296.0), (10, 420), (FONT, 14))).map_err(err)?;
+        Ok(())
+    })
+}
+
+/// The op1 and op2 marginals as horizontal bars (op names on the axis, readable).
+pub fn marginals(theta: &Theta) -> Result<Chart, ChartError> {
+    let dist = theta.distribution().map_err(|e| ChartError::Draw(e.to_string()))?;
+    let (m1, m2) = dist.marginals();
+    let hi = m1.iter().chain(&m2).copied().fold(0.0, f64::max) * 1.15;
+    let names: Vec<String> = (0..NUM_OPS).map(aws_name).collect();
+    let text = format!("op1 marginal {}\nop2 marginal {}", sparkline(&m1), sparkline(&m2));
+    let rows = NUM_OPS as i32;
+    render!("marginals", 760, 900, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+        root.fill(&WHITE).map_err(err)?;
+        // Two units per op, top to bottom: op1's bar, then op2's; the name labels the pair.
+        let mut c = ChartBuilder::on(root)
+            .caption("θ's marginals: op1 (blue), op2 (red)", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(130)
+            .build_cartesian_2d(0.0..hi, 0i32..2 * rows)
+            .map_err(err)?;
+        c.configure_mesh()
+            .disable_y_mesh()
+            .y_labels(2 * NUM_OPS)
+            .y_label_formatter(&|y| if y % 2 == 1 { names.get((rows - 1 - y / 2) as usize).cloned().unwrap_or_default() } else { String::new() })
+            .x_label_formatter(&|x| format!("{:.1}%", 100.0 * x))
+            .x_desc("probability (line: uniform 2.78%)")
+            .label_style((FONT, 12))
+            .draw()
+            .map_err(err)?;
+        let y = |i: usize| 2 * (rows - 1 - i as i32);
+        c.draw_series(m1.iter().enumerate().map(|(i, v)| Rectangle::new([(0.0, y(i) + 1), (*v, y(i) + 2)], BLUE.filled()))).map_err(err)?;
+        c.draw_series(m2.iter().enumerate().map(|(i, v)| Rectangle::new([(0.0, y(i)), (*v, y(i) + 1)], RED.filled()))).map_err(err)?;
+        c.draw_series(LineSeries::new(vec![(1.0 / 36.0, 0), (1.0 / 36.0, 2 * rows)], BLACK.stroke_width(1))).map_err(err)?;
+        Ok(())
+    })
+}
+
+/// Originals (top row) and their augmented versions (bottom row) from `sample`.
+pub fn images(s: &SampleReport) -> Result<Chart, ChartError> {
+    let &[n, c, h, w] = s.preview_shape.as_slice() else {
+        return Err(ChartError::Empty("no preview images".into()));
+    };
+    if n == 0 {
+        return Err(ChartError::Empty("no preview images".into()));
+    }
+    let scale = (96 / h.max(w)).max(1) as u32;
+    let cell = (w as u32 * scale + 8, h as u32 * scale + 8);
+    let width = (cell.0 * n as u32).max(200);
+    let height = cell.1 * 2 + 30;
+    let pixel = |buf: &[u8], i: i64, y: i64, x: i64| -> RGBColor {
+        let at = |ch: i64| buf[(((i * c + ch.min(c - 1)) * h + y) * w + x) as usize];
+        RGBColor(at(0), at(1), at(2))
+    };
+    let text = format!("{} images: {}", n, s.preview_ops.join(" | "));
+    render!("images", width, height, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+        root.fill(&WHITE).map_err(err)?;
+        root.draw(&Text::new("original (top) / augmented (bottom)", (4, 4), (FONT, 14))).map_err(err)?;
+        for i in 0..n {
+            for (row, buf) in [&s.preview_original, &s.preview_augmented].into_iter().enumerate() {
+                let (ox, oy) = (i as u32 * cell.0 + 4, row as u32 * cell.1 + 26);
+                for y in 0..h {
+                    for x in 0..w {
+                        let (px, py) = ((ox + x as u32 * scale) as i32, (oy + y as u32 * scale) as i32);
+                        root.draw(&Rectangle::new([(px, py), (px + scale as i32, py + scale as i32)], pixel(buf, i, y, x).filled())).map_err(err)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Proxy reward against full-training accuracy, one point per policy, with τ and ρ.
+pub fn correlate(r: &CorrelateReport) -> Result<Chart, ChartError> {
+    if r.rows.is_empty() {
+        return Err(ChartError::Empty("no correlate run yet".into()));
+    }
+    let (xl, xh) = range(r.rows.iter().map(|p| p.1));
+    let (yl, yh) = range(r.rows.iter().map(|p| p.2));
+    let text = format!("Kendall τ = {:.3}, Spearman ρ = {:.3} over {} policies", r.kendall_tau, r.spearman_rho, r.rows.len());
+    render!("correlate", 800, 520, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+        root.fill(&WHITE).map_err(err)?;
+        let mut c = ChartBuilder::on(root)
+            .caption(format!("Proxy vs full training (τ = {:.2}, ρ = {:.2})", r.kendall_tau, r.spearman_rho), (FONT, 20))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xl..xh, yl..yh)
+            .map_err(err)?;
+        c.configure_mesh().x_desc("proxy reward").y_desc("full-training test accuracy").label_style((FONT, 13)).draw().map_err(err)?;
+        c.draw_series(r.rows.iter().map(|(name, x, y)| {
+            EmptyElement::at((*x, *y)) + Circle::new((0, 0), 5, BLUE.filled()) + Text::new(name.clone(), (6, -14), (FONT, 12))
+        }))
+        .map_err(err)?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparkline_spans_the_range() {
+        assert_eq!(sparkline(&[0.0, 0.5, 1.0]), "▁▅█");
+        assert_eq!(sparkline(&[2.0, 2.0]), "▄▄");
+    }
+
+    #[test]
+    fn theta_heatmap_and_marginals_render_with_labels() {
+        let mut t = Theta::uniform();
+        t.a[16] = 2.0;
+        let c = theta(&t).unwrap();
+        assert!(c.svg.contains("Rotate:20") && c.svg.contains("TranslateY:0.4532") && c.svg.contains("op1"));
+        assert_eq!(c.svg.matches("<rect").count() >= 1296, true);
+        let img = image::load_from_memory(&c.png).unwrap();
+        assert_eq!((img.width(), img.height()), (1000, 900));
+        let m = marginals(&t).unwrap();
+        assert!(m.svg.contains("Invert") && m.text.contains("op1 marginal"));
+    }
+}
