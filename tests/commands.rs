@@ -2,20 +2,12 @@
 //! arguments checked before anything runs, typos answered with the nearest name, and each
 //! command's output (text and data) as it should be.
 
+mod common;
+
 use augwise::command::{split, CommandError, Shell, COMMANDS};
-use augwise::data::{DataSpec, SplitConfig};
-use augwise::search::SearchConfig;
 
 fn shell(dir: &std::path::Path) -> Shell {
-    let cfg = SearchConfig::cpu()
-        .with_data("synthetic:kind=frequency,classes=3,n=24,size=16".parse::<DataSpec>().unwrap())
-        .with_split(SplitConfig::default().with_val_fraction(0.25))
-        .with_pretrain_epochs(2)
-        .with_batch_size(16)
-        .with_finetune(1, Some(0.02))
-        .with_trajectories(2)
-        .with_fulltrain_epochs(1);
-    Shell::new(cfg, dir)
+    Shell::new(common::tiny_config(), dir)
 }
 
 #[test]

@@ -2,19 +2,14 @@
 //! cancelling leaves the session as it was, bad checkpoints give clear errors, diverging
 //! trajectories are discarded, and a short search learns to avoid label-breaking ops.
 
+mod common;
+
 use augwise::data::{DataSpec, SplitConfig};
 use augwise::search::{SearchConfig, SearchError, Session};
 use serde_json::Value;
 
 fn tiny() -> SearchConfig {
-    SearchConfig::cpu()
-        .with_data("synthetic:kind=frequency,classes=3,n=24,size=16".parse::<DataSpec>().unwrap())
-        .with_split(SplitConfig::default().with_val_fraction(0.25))
-        .with_pretrain_epochs(2)
-        .with_batch_size(16)
-        .with_finetune(1, Some(0.02))
-        .with_trajectories(2)
-        .with_fulltrain_epochs(1)
+    common::tiny_config()
 }
 
 /// History as JSON without wall-clock fields.

@@ -69,6 +69,20 @@ fn render_error(line: &str, e: &dyn std::fmt::Display, json: bool) {
     }
 }
 
+/// Render one command's result; true when the front-end should end.
+fn show(line: &str, result: Result<Output, augwise::command::CommandError>, json: bool) -> Result<bool, ()> {
+    match result {
+        Ok(out) => {
+            render(&out, json);
+            Ok(out.quit)
+        }
+        Err(e) => {
+            render_error(line, &e, json);
+            Err(())
+        }
+    }
+}
+
 /// Run lines in order (a script or piped stdin). Stops at the first error with exit code 1
 /// unless `keep_going`; blank lines and `#` comments are skipped.
 pub fn run_lines(shell: &mut Shell, lines: impl Iterator<Item = String>, json: bool, keep_going: bool) -> i32 {
@@ -84,15 +98,10 @@ pub fn run_lines(shell: &mut Shell, lines: impl Iterator<Item = String>, json: b
         }
         let result = shell.run(line);
         clear(&bar);
-        match result {
-            Ok(out) => {
-                render(&out, json);
-                if out.quit {
-                    break;
-                }
-            }
-            Err(e) => {
-                render_error(line, &e, json);
+        match show(line, result, json) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(()) => {
                 code = 1;
                 if !keep_going {
                     break;
@@ -176,14 +185,8 @@ pub fn interactive(shell: &mut Shell) -> anyhow::Result<()> {
                 }
                 let result = shell.run(line);
                 clear(&bar);
-                match result {
-                    Ok(out) => {
-                        render(&out, false);
-                        if out.quit {
-                            break;
-                        }
-                    }
-                    Err(e) => render_error(line, &e, false),
+                if show(line, result, false) == Ok(true) {
+                    break;
                 }
                 let _ = std::io::stdout().flush();
             }

@@ -55,3 +55,16 @@ pub fn write_cifar10(dir: &std::path::Path, per: usize) {
     let names = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
     std::fs::write(dir.join("batches.meta.txt"), names).unwrap();
 }
+
+/// A search small enough for every test: 3 synthetic classes of 16×16 images, two pretrain
+/// epochs, one fine-tune epoch, two trajectories.
+pub fn tiny_config() -> augwise::search::SearchConfig {
+    augwise::search::SearchConfig::cpu()
+        .with_data("synthetic:kind=frequency,classes=3,n=24,size=16".parse().unwrap())
+        .with_split(augwise::data::SplitConfig::default().with_val_fraction(0.25))
+        .with_pretrain_epochs(2)
+        .with_batch_size(16)
+        .with_finetune(1, Some(0.02))
+        .with_trajectories(2)
+        .with_fulltrain_epochs(1)
+}
