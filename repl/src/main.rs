@@ -150,9 +150,11 @@ fn run(cli: Cli) -> Result<()> {
         };
         std::process::exit(shell::run_lines(&mut sh, text.lines().map(str::to_owned), cli.json, cli.keep_going));
     }
-    let cli_device = cli.device;
-    let cli_seed = cli.seed;
-    match cli.command.expect("checked above") {
+    let (cli_device, cli_seed) = (cli.device, cli.seed);
+    let Some(command) = cli.command else {
+        return Ok(());
+    };
+    match command {
         Command::Repl | Command::Run { .. } => Ok(()),
         Command::Device => {
             println!("{}", Diagnostics::collect());
