@@ -282,8 +282,9 @@ impl Session {
         let mut listed: Vec<(usize, String, f64)> =
             pairs.iter().map(|&k| (k as usize, pair_name(k as usize), dist.probs()[k as usize])).collect();
         // More draws than previews: list n pairs, drawing the rest without images.
+        let cdf = dist.cdf();
         while listed.len() < n {
-            let k = dist.sample_with(&dist.cdf(), rng.next_f64());
+            let k = dist.sample_with(&cdf, rng.next_f64());
             listed.push((k, pair_name(k), dist.probs()[k]));
         }
         Ok(SampleReport {
