@@ -6,9 +6,9 @@ CARGO ?= cargo
 setup:
 	@./scripts/setup.sh
 
-# The main job.
+# The main job: a whole AWS search, run as the REPL commands in scripts/demo.augwise.
 run: setup
-	$(CARGO) run --release -p augwise-repl --bin augwise -- search
+	$(CARGO) run --release -p augwise-repl --bin augwise -- --run-dir runs/demo run scripts/demo.augwise
 
 # The whole test suite (what .ci/run calls).
 test: setup

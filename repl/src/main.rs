@@ -28,8 +28,9 @@ struct Cli {
     /// Run directory of the session the REPL and scripts build.
     #[arg(long, global = true, default_value = "runs/repl")]
     run_dir: PathBuf,
-    /// Configuration preset of that session: cpu, gpu or paper.
-    #[arg(long, global = true, default_value = "cpu")]
+    /// Configuration preset of that session: cpu, gpu, paper, or auto (gpu when CUDA is
+    /// available, else cpu).
+    #[arg(long, global = true, default_value = "auto")]
     preset: String,
     /// Scripts and piped input: one JSON object per command result.
     #[arg(long, global = true)]
@@ -125,7 +126,12 @@ fn main() {
 }
 
 fn shell(cli: &Cli) -> Result<augwise::command::Shell> {
-    let config = augwise::search::SearchConfig::preset(&cli.preset)?.with_device(cli.device).with_seed(cli.seed);
+    let preset = match cli.preset.as_str() {
+        "auto" if augwise::device::resolve(cli.device).map(|d| d.device.is_cuda()).unwrap_or(false) => "gpu",
+        "auto" => "cpu",
+        other => other,
+    };
+    let config = augwise::search::SearchConfig::preset(preset)?.with_device(cli.device).with_seed(cli.seed);
     Ok(augwise::command::Shell::new(config, cli.run_dir.clone()))
 }
 
