@@ -62,7 +62,7 @@ fn main() -> Result<()> {
     let labels = rng.randint(10, &[128], dev)?;
     let model = Model::new(Arch::RESNET20, 3, 10, dev, 0)?;
     let mut opt = Sgd::new(&model, SgdConfig::default());
-    let norm = Normalize { mean: vec![0.5; 3], std: vec![0.25; 3] };
+    let norm = Normalize::new(vec![0.5; 3], vec![0.25; 3]);
     let steps = 12;
     let (mut aug_s, mut step_s) = (0f64, 0f64);
     for i in 0..steps + 2 {

@@ -60,7 +60,7 @@ fn main() -> Result<()> {
 
 fn augwise_round(dev: tch::Device, bs: i64, warmup: i64, batches: i64) -> Result<f64> {
     let model = Model::new(Arch::RESNET20, 3, 10, dev, 0)?;
-    let norm = Normalize { mean: vec![0.5; 3], std: vec![0.25; 3] };
+    let norm = Normalize::new(vec![0.5; 3], vec![0.25; 3]);
     let cfg = TrainConfig::default()
         .with_batch_size(bs)
         .with_schedule(LrSchedule::Constant { lr: 0.1 });

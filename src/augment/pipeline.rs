@@ -1,7 +1,9 @@
 //! The per-dataset training pipeline and its policy-carrying form.
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, TchError, Tensor};
+use std::sync::Mutex;
+
+use tch::{Device, Kind, TchError, Tensor};
 
 use super::ops::{AugmentError, OpOptions};
 use super::space::NUM_PAIRS;
@@ -9,21 +11,55 @@ use crate::data::DatasetInfo;
 use crate::policy::{Draw, Sampler};
 use crate::rng::Rng;
 
-/// Per-channel normalisation, `(x/255 − mean)/std`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Per-channel normalisation, `(x/255 − mean)/std`. The mean and std tensors are uploaded
+/// once per device and kept, not copied from the host on every batch.
+#[derive(Serialize, Deserialize)]
 pub struct Normalize {
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+    #[serde(skip)]
+    on_device: Mutex<Option<(Device, Tensor, Tensor)>>,
 }
 
 impl Normalize {
+    pub fn new(mean: Vec<f64>, std: Vec<f64>) -> Self {
+        Self { mean, std, on_device: Mutex::new(None) }
+    }
+
     /// Map a uint8 batch to normalised float.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor, TchError> {
-        let c = self.mean.len() as i64;
         let dev = x.device();
-        let mean = Tensor::from_slice(&self.mean).to_kind(Kind::Float).to_device(dev).view([1, c, 1, 1]);
-        let std = Tensor::from_slice(&self.std).to_kind(Kind::Float).to_device(dev).view([1, c, 1, 1]);
-        x.f_to_kind(Kind::Float)?.f_div_scalar(255.0)?.f_sub(&mean)?.f_div(&std)
+        let mut cache = self.on_device.lock().unwrap_or_else(|e| e.into_inner());
+        let stale = !matches!(&*cache, Some((d, _, _)) if *d == dev);
+        if stale {
+            let c = self.mean.len() as i64;
+            let column = |v: &[f64]| -> Result<Tensor, TchError> {
+                Tensor::f_from_slice(v)?.f_to_kind(Kind::Float)?.f_to_device(dev)?.f_view([1, c, 1, 1])
+            };
+            *cache = Some((dev, column(&self.mean)?, column(&self.std)?));
+        }
+        let Some((_, mean, std)) = cache.as_ref() else {
+            return Err(TchError::Kind("normalisation tensors missing".into()));
+        };
+        x.f_to_kind(Kind::Float)?.f_div_scalar(255.0)?.f_sub(mean)?.f_div(std)
+    }
+}
+
+impl Clone for Normalize {
+    fn clone(&self) -> Self {
+        Self::new(self.mean.clone(), self.std.clone())
+    }
+}
+
+impl PartialEq for Normalize {
+    fn eq(&self, other: &Self) -> bool {
+        self.mean == other.mean && self.std == other.std
+    }
+}
+
+impl std::fmt::Debug for Normalize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Normalize").field("mean", &self.mean).field("std", &self.std).finish()
     }
 }
 
@@ -52,7 +88,7 @@ impl Pipeline {
             hflip: info.hflip,
             cutout: size / 2,
             ops: OpOptions::default(),
-            normalize: Normalize { mean, std: std.into_iter().map(|s| s.max(1e-3)).collect() },
+            normalize: Normalize::new(mean, std.into_iter().map(|s| s.max(1e-3)).collect()),
         }
     }
 
@@ -137,5 +173,24 @@ impl PolicyAugment {
             }
         }
         Ok((self.pipeline.normalize.apply(&y)?, draw))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_is_per_channel_and_survives_serde() {
+        let n = Normalize::new(vec![0.5, 0.0], vec![0.25, 1.0]);
+        let x = Tensor::from_slice(&[255u8, 0]).view([1, 2, 1, 1]);
+        let y = n.apply(&x).unwrap();
+        assert_eq!(y.double_value(&[0, 0, 0, 0]), 2.0); // (1 − 0.5)/0.25
+        assert_eq!(y.double_value(&[0, 1, 0, 0]), 0.0);
+        // The cached tensors give the same result; a deserialised copy rebuilds them.
+        assert!(n.apply(&x).unwrap().equal(&y));
+        let back: Normalize = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
+        assert_eq!(back, n);
+        assert!(back.apply(&x).unwrap().equal(&y));
     }
 }
