@@ -59,6 +59,18 @@ fn every_command_in_help_runs_through_the_table() {
     let export = dir.path().join("best.json");
     expect(&mut sh, &format!("export {}", export.display()), "exported");
     assert!(std::fs::read_to_string(&export).unwrap().contains("sub_policies"));
+    // θ's logits load back as a policy with the same pair distribution as the json export.
+    let theta = dir.path().join("theta.json");
+    expect(&mut sh, &format!("export theta {}", theta.display()), "as theta");
+    let from_logits: augwise::policy::Policy = format!("theta:{}", theta.display()).parse().unwrap();
+    let from_export: augwise::policy::Policy = format!("theta:{}", export.display()).parse().unwrap();
+    let (p, q) = (from_logits.distribution().unwrap(), from_export.distribution().unwrap());
+    assert!(p.probs().iter().zip(q.probs()).all(|(a, b)| (a - b).abs() < 1e-12));
+    let csv = expect(&mut sh, "export csv", "rank,pair,op1,op2,probability");
+    let rows: Vec<&str> = csv.text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 36 * 36);
+    let probs: Vec<f64> = rows.iter().map(|r| r.rsplit(',').next().unwrap().parse().unwrap()).collect();
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]) && (probs.iter().sum::<f64>() - 1.0).abs() < 1e-6);
     let other = dir.path().join("copy");
     expect(&mut sh, &format!("save {}", other.display()), "checkpoint written");
     expect(&mut sh, "reset", "new session");
@@ -93,6 +105,10 @@ fn arguments_are_checked_before_anything_runs() {
     assert!(e.contains("key=value"), "{e}");
     let e = err(&mut sh, "config trajectorys=3");
     assert!(e.contains("did you mean `trajectories`"), "{e}");
+    let e = err(&mut sh, "export yaml");
+    assert!(e.contains("unknown format") && e.contains("json, theta, csv"), "{e}");
+    let e = err(&mut sh, "export thetaa out.json");
+    assert!(e.contains("did you mean `theta`"), "{e}");
     // None of that built a session or changed the configuration.
     assert!(sh.status().contains("not started"));
     assert_eq!(sh.config.trajectories, 2);

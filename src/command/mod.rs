@@ -39,6 +39,8 @@ pub enum ArgKind {
     Model,
     KeyValue,
     Chart,
+    /// An `export` format, or a file name standing in for it.
+    Format,
     Text,
 }
 
@@ -125,7 +127,7 @@ pub static COMMANDS: &[Command] = &[
     Command { name: "plot", args: &[arg("chart", ArgKind::Chart), opt("file", ArgKind::Path)], summary: "draw a chart (rewards, accuracy, theta, marginals, images, correlate) to SVG + PNG", handler: cmd_plot },
     Command { name: "save", args: &[opt("dir", ArgKind::Path)], summary: "write the checkpoint (to another run directory)", handler: cmd_save },
     Command { name: "resume", args: &[arg("dir", ArgKind::Path)], summary: "continue the run in a directory from its last checkpoint", handler: cmd_resume },
-    Command { name: "export", args: &[opt("file", ArgKind::Path)], summary: "the best θ as torchvision sub-policies JSON (to a file)", handler: cmd_export },
+    Command { name: "export", args: &[opt("format", ArgKind::Format), opt("file", ArgKind::Path)], summary: "the best θ: json (torchvision sub-policies), theta (logits) or csv (all pairs), to a file", handler: cmd_export },
     Command { name: "reset", args: &[], summary: "start over: a new session with the current configuration", handler: cmd_reset },
     Command { name: "quit", args: &[], summary: "leave (every step is already checkpointed)", handler: cmd_quit },
 ];
@@ -210,6 +212,9 @@ fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
                     return Err(bad(format!("unknown chart{}; charts: {}", suggest::hint(value, charts), charts.join(", "))));
                 }
             }
+            ArgKind::Format => {
+                export_args(args).map_err(usage)?;
+            }
             ArgKind::Path | ArgKind::Text => {}
         }
     }
@@ -280,7 +285,12 @@ impl Shell {
 
     /// For the prompt: device, stage and update count, or "no session yet".
     pub fn status(&self) -> String {
-        self.session.as_ref().map(Session::status).unwrap_or_else(|| format!("{} · {} · not started", self.config.model, self.config.data))
+        self.session.as_ref().map(Session::status).unwrap_or_else(|| {
+            // The dataset's kind only: a synthetic spec's knobs would fill the line.
+            let data = self.config.data.to_string();
+            let kind = data.split([':', ',']).next().unwrap_or_default().to_owned();
+            format!("{} · {kind} · not started", self.config.model)
+        })
     }
 
     /// Parse, check and run one line.
@@ -490,14 +500,53 @@ fn cmd_resume(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     Ok(Output::text("resume", text))
 }
 
+/// What `export` can write: the PyTorch-ready document (default), θ's logits as the search
+/// holds them (loads back with `theta:FILE`), or every pair's probability as CSV.
+pub const EXPORT_FORMATS: &[&str] = &["json", "theta", "csv"];
+
+/// `export [format] [file]`: a first word that is no format but looks like a file name is the
+/// file (format json), so `export best.json` does what it says.
+fn export_args(args: &[String]) -> Result<(&str, Option<&str>), String> {
+    match args {
+        [] => Ok(("json", None)),
+        [f, rest @ ..] if EXPORT_FORMATS.contains(&f.as_str()) => Ok((f, rest.first().map(String::as_str))),
+        [file] if file.contains(['.', '/']) => Ok(("json", Some(file))),
+        [f, ..] => Err(format!("<format> `{f}`: unknown format{}; formats: {}", suggest::hint(f, EXPORT_FORMATS.iter().copied()), EXPORT_FORMATS.join(", "))),
+    }
+}
+
 fn cmd_export(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let best = sh.session()?.best_policy()?;
-    let doc = torchvision_export(&best, 25);
-    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    match args.first() {
+    let (format, file) = export_args(args).map_err(|message| CommandError::Usage { command: "export".into(), message, usage: "export [format] [file]".into() })?;
+    let s = sh.session()?;
+    let theta = s.best.as_ref().map(|b| &b.theta).unwrap_or(&s.ppo.theta).clone();
+    let best = s.best_policy()?;
+    let (doc, text) = match format {
+        "theta" => {
+            let doc = serde_json::to_value(&theta).unwrap_or(Value::Null);
+            let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            (doc, text)
+        }
+        "csv" => {
+            let dist = best.distribution().ok_or_else(|| SearchError::Invalid("the best θ has no pair distribution".into()))?;
+            let rows = dist.top(crate::augment::space::NUM_PAIRS);
+            let mut text = String::from("rank,pair,op1,op2,probability\n");
+            for (rank, (k, p)) in rows.iter().enumerate() {
+                let (a, b) = crate::augment::space::pair_ops(*k);
+                let (a, b) = (crate::augment::space::aws_name(a), crate::augment::space::aws_name(b));
+                text.push_str(&format!("{},{},{a},{b},{p:.12e}\n", rank + 1, pair_name(*k)));
+            }
+            (json!({"rows": rows.len()}), text)
+        }
+        _ => {
+            let doc = torchvision_export(&best, 25);
+            let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            (doc, text)
+        }
+    };
+    match file {
         Some(file) => {
             crate::checkpoint::write_atomic(std::path::Path::new(file), text.as_bytes()).map_err(SearchError::from)?;
-            Ok(Output { data: doc, ..Output::text("export", format!("best θ exported to {file}")) })
+            Ok(Output { data: doc, ..Output::text("export", format!("best θ exported as {format} to {file}")) })
         }
         None => Ok(Output { data: doc, ..Output::text("export", text) }),
     }
@@ -543,6 +592,7 @@ pub fn completions(line: &str, pos: usize) -> Option<(usize, Vec<String>)> {
         }
         ArgKind::Stage => pick(STAGES.iter().map(|s| s.to_string()).collect()),
         ArgKind::Chart => pick(crate::chart::CHARTS.iter().map(|s| s.to_string()).collect()),
+        ArgKind::Format => pick(EXPORT_FORMATS.iter().map(|s| s.to_string()).collect()),
         ArgKind::Model => pick(Arch::NAMES.iter().map(|s| s.to_string()).collect()),
         ArgKind::Data => pick(DataSpec::KINDS.iter().map(|s| s.to_string()).collect()),
         ArgKind::Text if cmd.name == "help" => pick(COMMANDS.iter().map(|c| c.name.to_owned()).collect()),
