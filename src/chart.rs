@@ -217,9 +217,17 @@ pub fn theta(theta: &Theta) -> Result<Chart, ChartError> {
 pub fn marginals(theta: &Theta) -> Result<Chart, ChartError> {
     let dist = theta.distribution().map_err(|e| ChartError::Draw(e.to_string()))?;
     let (m1, m2) = dist.marginals();
-    let hi = m1.iter().chain(&m2).copied().fold(0.0, f64::max) * 1.15;
+    marginal_bars(&m1, &m2)
+}
+
+/// The marginals chart from the marginals themselves (36 each).
+pub fn marginal_bars(m1: &[f64], m2: &[f64]) -> Result<Chart, ChartError> {
+    if m1.len() != NUM_OPS || m2.len() != NUM_OPS {
+        return Err(ChartError::Empty(format!("marginals need {NUM_OPS} values each, got {} and {}", m1.len(), m2.len())));
+    }
+    let hi = m1.iter().chain(m2).copied().fold(0.0, f64::max) * 1.15;
     let names: Vec<String> = (0..NUM_OPS).map(aws_name).collect();
-    let text = format!("op1 marginal {}\nop2 marginal {}", sparkline(&m1), sparkline(&m2));
+    let text = format!("op1 marginal {}\nop2 marginal {}", sparkline(m1), sparkline(m2));
     let rows = NUM_OPS as i32;
     render!("marginals", 760, 900, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
         root.fill(&WHITE).map_err(err)?;

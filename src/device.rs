@@ -266,6 +266,9 @@ impl Diagnostics {
     }
 }
 
+impl crate::display::Rich for Diagnostics {}
+crate::evcxr_display!(Diagnostics);
+
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "torch          {}", self.torch_version)?;

@@ -25,8 +25,18 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
-/// ` (did you mean `x`?)` or nothing.
+/// ` (did you mean `x`?)` or nothing. A name that begins a few candidates (`Rotat` of
+/// `Rotate:10/20/30`) lists them all: the user has typed the start, not a typo.
 pub fn hint<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let lower = name.to_lowercase();
+    let starts: Vec<&str> = candidates.iter().copied().filter(|c| lower.len() >= 3 && c.to_lowercase().starts_with(&lower) && c.len() > name.len()).collect();
+    let quoted: Vec<String> = starts.iter().map(|c| format!("`{c}`")).collect();
+    match quoted.split_last() {
+        Some((only, [])) => return format!(" (did you mean {only}?)"),
+        Some((last, rest)) if quoted.len() <= 5 => return format!(" (did you mean {} or {last}?)", rest.join(", ")),
+        _ => {}
+    }
     nearest(name, candidates).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default()
 }
 
@@ -41,5 +51,7 @@ mod tests {
         assert_eq!(nearest("shearx", ["ShearX", "ShearY"]), Some("ShearX"));
         assert_eq!(nearest("zzzzzzzz", ["Rotate", "Invert"]), None);
         assert_eq!(hint("Invrt", ["Invert"]), " (did you mean `Invert`?)");
+        assert_eq!(hint("Rotat", ["Rotate:10", "Rotate:20", "Invert"]), " (did you mean `Rotate:10` or `Rotate:20`?)");
+        assert_eq!(hint("rot", ["Rotate:10", "Invert"]), " (did you mean `Rotate:10`?)");
     }
 }

@@ -12,9 +12,10 @@ use serde_json::{json, Value};
 
 use crate::augment::space::pair_name;
 use crate::data::DataSpec;
+use crate::display::{chart_html, pre, Rich};
 use crate::model::Arch;
 use crate::policy::{torchvision_export, Policy};
-use crate::search::{explain, marginal_table, Progress, SearchConfig, SearchError, Session, STAGES};
+use crate::search::{explain, Progress, SearchConfig, SearchError, Session, STAGES};
 use crate::train::CancelFlag;
 use crate::suggest;
 
@@ -87,24 +88,42 @@ impl Command {
     }
 }
 
-/// A command's result: text for terminals, structured data for notebooks and `--json`.
+/// A command's result: text for terminals, structured data for notebooks and `--json`, and
+/// the same result as HTML for notebooks (rendered by the library, never by a front-end).
 #[derive(Debug, Clone, Serialize)]
 pub struct Output {
     pub command: String,
     pub text: String,
     pub data: Value,
+    #[serde(skip)]
+    pub html: String,
     /// The front-end should end the session.
     pub quit: bool,
 }
 
 impl Output {
     fn text(command: &str, text: impl Into<String>) -> Self {
-        Self { command: command.into(), text: text.into(), data: Value::Null, quit: false }
+        let text = text.into();
+        Self { command: command.into(), html: pre(&text), text, data: Value::Null, quit: false }
     }
-    fn report<T: Serialize + std::fmt::Display>(command: &str, r: &T) -> Self {
-        Self { command: command.into(), text: r.to_string(), data: serde_json::to_value(r).unwrap_or(Value::Null), quit: false }
+    fn report<T: Serialize + Rich>(command: &str, r: &T) -> Self {
+        Self { command: command.into(), text: r.to_string(), data: serde_json::to_value(r).unwrap_or(Value::Null), html: r.html(), quit: false }
     }
 }
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.text)
+    }
+}
+
+impl Rich for Output {
+    fn html(&self) -> String {
+        self.html.clone()
+    }
+}
+
+crate::evcxr_display!(Output);
 
 /// The table. Order is the order of `help`.
 pub static COMMANDS: &[Command] = &[
@@ -230,8 +249,8 @@ pub struct Shell {
     cancel: CancelFlag,
     progress: Option<ProgressSink>,
     /// The last `sample` and `correlate` results, for `plot images` and `plot correlate`.
-    last_sample: Option<crate::search::SampleReport>,
-    last_correlate: Option<crate::search::CorrelateReport>,
+    pub(crate) last_sample: Option<crate::search::SampleReport>,
+    pub(crate) last_correlate: Option<crate::search::CorrelateReport>,
 }
 
 type ProgressSink = Arc<Mutex<dyn FnMut(&Progress) + Send>>;
@@ -291,6 +310,18 @@ impl Shell {
             let kind = data.split([':', ',']).next().unwrap_or_default().to_owned();
             format!("{} · {kind} · not started", self.config.model)
         })
+    }
+
+    /// Replace the session by the run in `dir`, from its last checkpoint.
+    pub fn resume(&mut self, dir: impl AsRef<std::path::Path>) -> Result<String, CommandError> {
+        let dir = dir.as_ref();
+        let mut s = Session::resume(dir)?;
+        self.attach(&mut s);
+        self.config = s.config.clone();
+        self.run_dir = dir.to_path_buf();
+        let text = format!("resumed {}: {}", dir.display(), s.status());
+        self.session = Some(s);
+        Ok(text)
     }
 
     /// Parse, check and run one line.
@@ -388,24 +419,12 @@ fn cmd_update(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
 
 fn cmd_step(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     let n = count(args, 0).unwrap_or(1);
-    let steps = sh.session()?.step(n)?;
-    let text = steps.iter().map(|(e, u)| format!("{e}\n{u}")).collect::<Vec<_>>().join("\n");
-    let data = json!(steps.iter().map(|(e, u)| json!({"evaluate": e, "update": u})).collect::<Vec<_>>());
-    Ok(Output { data, ..Output::text("step", text) })
+    Ok(Output::report("step", &sh.session()?.step(n)?))
 }
 
 fn cmd_policy(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     let top = count(args, 0).unwrap_or(10);
-    let s = sh.session()?;
-    let dist = s.theta().distribution().map_err(|e| CommandError::Search(e.into()))?;
-    let (m1, m2) = dist.marginals();
-    let pairs: Vec<(String, f64)> = dist.top(top).into_iter().map(|(k, p)| (pair_name(k), p)).collect();
-    let mut text = format!("θ after {} updates: entropy {:.4} nats (uniform {:.4})\n", s.ppo.updates, dist.entropy(), (1296f64).ln());
-    for (name, p) in &pairs {
-        text.push_str(&format!("  {name:<36} {:.4}%  ({:.2}× uniform)\n", 100.0 * p, p * 1296.0));
-    }
-    text.push_str(&marginal_table(&m1, &m2));
-    Ok(Output { data: json!({"updates": s.ppo.updates, "entropy": dist.entropy(), "top": pairs, "op1": m1, "op2": m2}), ..Output::text("policy", text) })
+    Ok(Output::report("policy", &sh.session()?.policy(top)?))
 }
 
 fn cmd_probe(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
@@ -466,21 +485,15 @@ fn cmd_plot(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     crate::checkpoint::write_atomic(&png, &c.png).map_err(SearchError::from)?;
     let text = format!("{}
 wrote {} and {}", c.text, svg.display(), png.display());
-    Ok(Output { data: json!({"chart": name, "svg": c.svg, "svg_path": svg, "png_path": png, "width": c.width, "height": c.height}), ..Output::text("plot", text) })
+    let html = chart_html(&c) + &pre(&format!("wrote {} and {}", svg.display(), png.display()));
+    Ok(Output { data: json!({"chart": name, "svg": c.svg, "svg_path": svg, "png_path": png, "width": c.width, "height": c.height}), html, ..Output::text("plot", text) })
 }
 
 fn cmd_history(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
     let Some(s) = sh.session.as_ref() else {
         return Ok(Output::text("history", "nothing yet: no session has run"));
     };
-    let mut text = format!("stage 1: {} epochs\n", s.history.pretrain.len());
-    for u in &s.history.updates {
-        text.push_str(&format!("{u}\n"));
-    }
-    for p in &s.history.probes {
-        text.push_str(&format!("{p}\n"));
-    }
-    Ok(Output { data: serde_json::to_value(&s.history).unwrap_or(Value::Null), ..Output::text("history", text.trim_end()) })
+    Ok(Output::report("history", &s.history))
 }
 
 fn cmd_save(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
@@ -491,12 +504,7 @@ fn cmd_save(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
 }
 
 fn cmd_resume(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let mut s = Session::resume(&args[0])?;
-    sh.attach(&mut s);
-    sh.config = s.config.clone();
-    sh.run_dir = PathBuf::from(&args[0]);
-    let text = format!("resumed {}: {}", args[0], s.status());
-    sh.session = Some(s);
+    let text = sh.resume(&args[0])?;
     Ok(Output::text("resume", text))
 }
 

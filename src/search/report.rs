@@ -183,3 +183,148 @@ impl fmt::Display for CorrelateReport {
         write!(f, "Kendall τ = {:.3}, Spearman ρ = {:.3} (1 = the proxy ranks exactly like full training)", self.kendall_tau, self.spearman_rho)
     }
 }
+
+/// θ now: its most likely pairs, entropy and marginals (`policy`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyReport {
+    pub updates: usize,
+    pub entropy: f64,
+    pub top: Vec<(String, f64)>,
+    pub op1: Vec<f64>,
+    pub op2: Vec<f64>,
+}
+
+impl fmt::Display for PolicyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "θ after {} updates: entropy {:.4} nats (uniform {:.4})", self.updates, self.entropy, (1296f64).ln())?;
+        for (name, p) in &self.top {
+            writeln!(f, "  {name:<36} {:.4}%  ({:.2}× uniform)", 100.0 * p, p * 1296.0)?;
+        }
+        write!(f, "{}", marginal_table(&self.op1, &self.op2).trim_end())
+    }
+}
+
+/// `step n`: each update's trajectories and PPO outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub steps: Vec<(EvaluateReport, UpdateRecord)>,
+}
+
+impl fmt::Display for StepReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text: Vec<String> = self.steps.iter().map(|(e, u)| format!("{e}\n{u}")).collect();
+        write!(f, "{}", text.join("\n"))
+    }
+}
+
+// ---- rich renderings (notebooks) ------------------------------------------------------------
+
+use crate::display::{chart_html, para, pre, Rich, Table};
+
+fn epoch_table(epochs: &[EpochReport], test: Option<&[f64]>) -> Table {
+    let mut columns = vec!["epoch", "lr", "loss", "train", "val", "img/s", "s"];
+    if test.is_some() {
+        columns.push("test");
+    }
+    let mut t = Table::new(&columns);
+    for (i, e) in epochs.iter().enumerate() {
+        let mut row = vec![
+            e.epoch.to_string(),
+            format!("{:.4}→{:.4}", e.lr_start, e.lr_end),
+            format!("{:.4}", e.loss),
+            pct(e.train_acc),
+            e.val_acc.map(pct).unwrap_or_default(),
+            format!("{:.0}", e.images_per_sec),
+            format!("{:.1}", e.seconds),
+        ];
+        if let Some(test) = test {
+            row.push(test.get(i).copied().map(pct).unwrap_or_default());
+        }
+        t.push(row);
+    }
+    t
+}
+
+fn trajectory_table(ts: &[Trajectory]) -> Table {
+    let mut t = Table::new(&["trajectory", "reward", "val accuracy per epoch", "s"]);
+    for (i, x) in ts.iter().enumerate() {
+        let accs: Vec<String> = x.accuracies.iter().map(|a| pct(*a)).collect();
+        t.push(vec![(i + 1).to_string(), pct(x.reward), accs.join(", "), format!("{:.1}", x.seconds)]);
+    }
+    t
+}
+
+impl Rich for PretrainReport {
+    fn html(&self) -> String {
+        let summary = format!("stage 1: {} of {} epochs done; shared weights and momentum snapshotted", self.epochs_done, self.schedule_epochs);
+        epoch_table(&self.epochs, None).html() + &para(&summary)
+    }
+}
+
+impl Rich for SampleReport {
+    fn html(&self) -> String {
+        let mut t = Table::new(&["pair", "ops", "π(pair)", "× uniform"]);
+        for (k, name, p) in &self.pairs {
+            t.push(vec![k.to_string(), name.clone(), format!("{:.4}%", 100.0 * p), format!("{:.2}", p * 1296.0)]);
+        }
+        let grid = crate::chart::images(self).map(|c| chart_html(&c)).unwrap_or_default();
+        t.html() + &grid + &para(&format!("applied: {}", self.preview_ops.join(" | ")))
+    }
+}
+
+impl Rich for EvaluateReport {
+    fn html(&self) -> String {
+        let mut h = trajectory_table(&self.trajectories).html();
+        for d in &self.discarded {
+            h.push_str(&para(&format!("discarded: {d}")));
+        }
+        h + &para(&format!("{} trajectories waiting for `update`", self.pending))
+    }
+}
+
+impl Rich for UpdateRecord {}
+
+impl Rich for ProbeReport {
+    fn html(&self) -> String {
+        para(&format!("proxy reward of {}: {}", self.policy, pct(self.reward))) + &trajectory_table(&self.trajectories).html()
+    }
+}
+
+impl Rich for FulltrainReport {
+    fn html(&self) -> String {
+        let summary = format!("full training with {}: final test accuracy {}", self.policy, pct(self.final_test_accuracy()));
+        epoch_table(&self.epochs, Some(&self.test_accuracy)).html() + &para(&summary)
+    }
+}
+
+impl Rich for CorrelateReport {
+    fn html(&self) -> String {
+        let mut t = Table::new(&["policy", "proxy reward", "full-training test accuracy"]);
+        for (p, x, y) in &self.rows {
+            t.push(vec![p.clone(), pct(*x), pct(*y)]);
+        }
+        let chart = crate::chart::correlate(self).map(|c| chart_html(&c)).unwrap_or_default();
+        let summary = format!("Kendall τ = {:.3}, Spearman ρ = {:.3} (1 = the proxy ranks exactly like full training)", self.kendall_tau, self.spearman_rho);
+        t.html() + &chart + &para(&summary)
+    }
+}
+
+impl Rich for PolicyReport {
+    fn html(&self) -> String {
+        let mut t = Table::new(&["pair", "π(pair)", "× uniform"]);
+        for (name, p) in &self.top {
+            t.push(vec![name.clone(), format!("{:.4}%", 100.0 * p), format!("{:.2}", p * 1296.0)]);
+        }
+        let summary = format!("θ after {} updates: entropy {:.4} nats (uniform {:.4})", self.updates, self.entropy, (1296f64).ln());
+        let bars = crate::chart::marginal_bars(&self.op1, &self.op2).map(|c| chart_html(&c)).unwrap_or_default();
+        para(&summary) + &t.html() + &bars
+    }
+}
+
+impl Rich for StepReport {
+    fn html(&self) -> String {
+        self.steps.iter().map(|(e, u)| e.html() + &pre(&u.to_string())).collect()
+    }
+}
+
+crate::evcxr_display!(PretrainReport, SampleReport, EvaluateReport, UpdateRecord, ProbeReport, FulltrainReport, CorrelateReport, PolicyReport, StepReport);

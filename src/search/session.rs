@@ -64,6 +64,32 @@ pub struct History {
     pub fulltrains: Vec<FulltrainReport>,
 }
 
+impl std::fmt::Display for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stage 1: {} epochs", self.pretrain.len())?;
+        for u in &self.updates {
+            write!(f, "\n{u}")?;
+        }
+        for p in &self.probes {
+            write!(f, "\n{p}")?;
+        }
+        for t in &self.fulltrains {
+            write!(f, "\nfull training with {}: final test accuracy {:.2}%", t.policy, 100.0 * t.final_test_accuracy())?;
+        }
+        Ok(())
+    }
+}
+
+impl crate::display::Rich for History {
+    /// The reward and accuracy charts over the text.
+    fn html(&self) -> String {
+        let charts: String = [crate::chart::rewards(self), crate::chart::accuracy(self)].iter().flatten().map(crate::display::chart_html).collect();
+        charts + &crate::display::pre(&self.to_string())
+    }
+}
+
+crate::evcxr_display!(History);
+
 /// An AWS search, step by step.
 pub struct Session {
     pub config: SearchConfig,
@@ -452,7 +478,7 @@ impl Session {
 
     /// `n` × (evaluate, update). Ctrl-C keeps the completed updates and rolls back the one
     /// in flight.
-    pub fn step(&mut self, n: usize) -> Result<Vec<(super::EvaluateReport, UpdateRecord)>, SearchError> {
+    pub fn step(&mut self, n: usize) -> Result<super::StepReport, SearchError> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n.max(1) {
             let pending_before = self.pending.len();
@@ -465,7 +491,15 @@ impl Session {
                 }
             }
         }
-        Ok(out)
+        Ok(super::StepReport { steps: out })
+    }
+
+    /// θ now: the `top` most likely pairs, entropy, marginals.
+    pub fn policy(&self, top: usize) -> Result<super::PolicyReport, SearchError> {
+        let dist = self.theta().distribution()?;
+        let (op1, op2) = dist.marginals();
+        let top = dist.top(top).into_iter().map(|(k, p)| (crate::augment::space::pair_name(k), p)).collect();
+        Ok(super::PolicyReport { updates: self.ppo.updates, entropy: dist.entropy(), top, op1, op2 })
     }
 
     // ---- probing and ground truth ------------------------------------------------------

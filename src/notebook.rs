@@ -1,0 +1,176 @@
+//! The notebook face of a search: the command table (`run("step 2")`) and the typed
+//! primitives (`pretrain(3)`) on one value, with the same results, rendered richly by evcxr,
+//! and progress lines streamed into the running cell.
+//!
+//! evcxr drops every variable when a cell is interrupted or panics. Every primitive has
+//! already checkpointed, so the one-line recovery is `let mut s = Notebook::resume(DIR)?;`
+//! (the library-level equivalent is `Session::resume(DIR)`).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use crate::chart::{self, Chart};
+use crate::command::{CommandError, Output, Shell};
+use crate::display::Cell;
+use crate::policy::Policy;
+use crate::search::{
+    CorrelateReport, EvaluateReport, FulltrainReport, History, PolicyReport, PretrainReport, ProbeReport, SampleReport, SearchConfig, SearchError, Session, StepReport, UpdateRecord,
+};
+
+/// How often a long step prints a progress line into the cell.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// A search driven from notebook cells.
+pub struct Notebook {
+    shell: Shell,
+}
+
+impl std::fmt::Debug for Notebook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Notebook({})", self.shell.status())
+    }
+}
+
+fn progress_lines(shell: &mut Shell) {
+    let mut last: Option<(String, Instant)> = None;
+    shell.set_progress(move |p| {
+        let due = match &last {
+            Some((stage, at)) => *stage != p.stage || at.elapsed() >= PROGRESS_EVERY,
+            None => true,
+        };
+        if due {
+            println!("[{} {:5.1}%] {}", p.stage, 100.0 * p.fraction, p.message);
+            last = Some((p.stage.clone(), Instant::now()));
+        }
+    });
+}
+
+fn parse(spec: &str) -> Result<Policy, CommandError> {
+    Policy::from_str(spec).map_err(|e| CommandError::Search(SearchError::from(e)))
+}
+
+impl Notebook {
+    /// A new search in `run_dir`. Data and model load now, so a bad spec fails in this cell.
+    pub fn new(config: SearchConfig, run_dir: impl Into<PathBuf>) -> Result<Self, CommandError> {
+        let mut shell = Shell::new(config, run_dir);
+        progress_lines(&mut shell);
+        shell.session()?;
+        Ok(Self { shell })
+    }
+
+    /// The search in `dir` as of its last checkpoint: the recovery after a kernel interrupt,
+    /// a panic or a restart.
+    pub fn resume(dir: impl AsRef<Path>) -> Result<Self, CommandError> {
+        let mut shell = Shell::new(SearchConfig::default(), dir.as_ref());
+        progress_lines(&mut shell);
+        let note = shell.resume(dir)?;
+        println!("{note}");
+        Ok(Self { shell })
+    }
+
+    /// One command line, exactly as typed at the REPL's prompt (`help` lists them).
+    pub fn run(&mut self, line: &str) -> Result<Output, CommandError> {
+        self.shell.run(line)
+    }
+
+    /// Several command lines, stopping at the first error; one rich block for the cell.
+    pub fn run_all(&mut self, lines: &[&str]) -> Result<Cell, CommandError> {
+        let mut cell = Cell::new();
+        for line in lines {
+            cell.push(&self.shell.run(line)?);
+        }
+        Ok(cell)
+    }
+
+    /// The session itself, for everything the shortcuts below do not cover.
+    pub fn session(&mut self) -> Result<&mut Session, CommandError> {
+        self.shell.session()
+    }
+
+    /// Device, stage and update count.
+    pub fn status(&self) -> String {
+        self.shell.status()
+    }
+
+    pub fn pretrain(&mut self, epochs: impl Into<Option<usize>>) -> Result<PretrainReport, CommandError> {
+        Ok(self.session()?.pretrain(epochs.into())?)
+    }
+
+    pub fn sample(&mut self, n: usize) -> Result<SampleReport, CommandError> {
+        let r = self.session()?.sample(n)?;
+        self.shell.last_sample = Some(r.clone());
+        Ok(r)
+    }
+
+    pub fn evaluate(&mut self, k: impl Into<Option<usize>>) -> Result<EvaluateReport, CommandError> {
+        Ok(self.session()?.evaluate(k.into())?)
+    }
+
+    pub fn update(&mut self) -> Result<UpdateRecord, CommandError> {
+        Ok(self.session()?.update()?)
+    }
+
+    pub fn step(&mut self, n: usize) -> Result<StepReport, CommandError> {
+        Ok(self.session()?.step(n)?)
+    }
+
+    pub fn policy(&mut self, top: usize) -> Result<PolicyReport, CommandError> {
+        Ok(self.session()?.policy(top)?)
+    }
+
+    /// The proxy reward of a policy spec (`autoaugment:cifar10`, `pair:Rotate:20+Invert`, …).
+    pub fn probe(&mut self, spec: &str) -> Result<ProbeReport, CommandError> {
+        let p = parse(spec)?;
+        Ok(self.session()?.probe(&p, None)?)
+    }
+
+    pub fn fulltrain(&mut self, spec: &str, epochs: impl Into<Option<usize>>) -> Result<FulltrainReport, CommandError> {
+        let p = parse(spec)?;
+        Ok(self.session()?.fulltrain(&p, epochs.into())?)
+    }
+
+    pub fn correlate(&mut self, specs: &[&str]) -> Result<CorrelateReport, CommandError> {
+        let policies = specs.iter().map(|s| parse(s)).collect::<Result<Vec<_>, _>>()?;
+        let r = self.session()?.correlate(&policies, None)?;
+        self.shell.last_correlate = Some(r.clone());
+        Ok(r)
+    }
+
+    pub fn history(&mut self) -> Result<History, CommandError> {
+        Ok(self.session()?.history.clone())
+    }
+
+    /// A chart by name (`rewards`, `accuracy`, `theta`, `marginals`, `images`, `correlate`),
+    /// without writing files (`run("plot …")` writes them).
+    pub fn chart(&mut self, name: &str) -> Result<Chart, CommandError> {
+        let invalid = |e: chart::ChartError| CommandError::Search(SearchError::Invalid(e.to_string()));
+        let s = self.shell.session()?;
+        match name {
+            "rewards" => chart::rewards(&s.history),
+            "accuracy" => chart::accuracy(&s.history),
+            "theta" => chart::theta(s.theta()),
+            "marginals" => chart::marginals(s.theta()),
+            "images" => {
+                let r = match self.shell.last_sample.clone() {
+                    Some(r) => r,
+                    None => self.sample(8)?,
+                };
+                chart::images(&r)
+            }
+            "correlate" => match &self.shell.last_correlate {
+                Some(r) => chart::correlate(r),
+                None => Err(chart::ChartError::Empty("run `correlate` first".into())),
+            },
+            other => {
+                let charts = chart::CHARTS;
+                return Err(CommandError::Usage {
+                    command: "chart".into(),
+                    message: format!("unknown chart `{other}`{}; charts: {}", crate::suggest::hint(other, charts), charts.join(", ")),
+                    usage: "chart(NAME)".into(),
+                });
+            }
+        }
+        .map_err(invalid)
+    }
+}
