@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::augment::space::{aws_name, NUM_OPS};
 use crate::policy::Theta;
-use crate::search::{CorrelateReport, History, SampleReport};
+use crate::search::{CorrelateReport, History, OpGallery, ProbeReport, SampleReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
@@ -34,7 +34,7 @@ pub struct Chart {
 }
 
 /// The charts `plot` knows.
-pub const CHARTS: [&str; 6] = ["rewards", "accuracy", "theta", "marginals", "images", "correlate"];
+pub const CHARTS: [&str; 8] = ["rewards", "accuracy", "theta", "marginals", "images", "ops", "probes", "correlate"];
 
 const FONT: &str = "sans-serif";
 
@@ -72,6 +72,45 @@ macro_rules! render {
         let png = encode_png(&rgb, w, h)?;
         Ok(Chart { name: $name.to_owned(), width: w, height: h, svg, png, text: $text })
     }};
+}
+
+/// Pixel pictures: drawn once into a bitmap; the SVG embeds that PNG (one `<rect>` per pixel
+/// would be megabytes), so both renderings show the same pixels.
+fn raster(
+    name: &str,
+    (w, h): (u32, u32),
+    text: String,
+    f: impl Fn(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), ChartError>,
+) -> Result<Chart, ChartError> {
+    fonts();
+    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        f(&root)?;
+        root.present().map_err(err)?;
+    }
+    let png = encode_png(&rgb, w, h)?;
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(&png);
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><title>{}</title><image width=\"{w}\" height=\"{h}\" href=\"data:image/png;base64,{data}\"/></svg>",
+        crate::display::escape(&text)
+    );
+    Ok(Chart { name: name.to_owned(), width: w, height: h, svg, png, text })
+}
+
+/// Draw image `i` of a uint8 N×C×H×W buffer at (ox, oy), each pixel a `scale`² square.
+fn blit(root: &DrawingArea<BitMapBackend<'_>, Shift>, buf: &[u8], shape: [i64; 4], i: i64, (ox, oy): (i32, i32), scale: i32) -> Result<(), ChartError> {
+    let [_, c, h, w] = shape;
+    let at = |ch: i64, y: i64, x: i64| buf.get((((i * c + ch.min(c - 1)) * h + y) * w + x) as usize).copied().unwrap_or(0);
+    for y in 0..h {
+        for x in 0..w {
+            let (px, py) = (ox + x as i32 * scale, oy + y as i32 * scale);
+            let color = RGBColor(at(0, y, x), at(1, y, x), at(2, y, x));
+            root.draw(&Rectangle::new([(px, py), (px + scale, py + scale)], color.filled())).map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
@@ -261,32 +300,93 @@ pub fn images(s: &SampleReport) -> Result<Chart, ChartError> {
     let &[n, c, h, w] = s.preview_shape.as_slice() else {
         return Err(ChartError::Empty("no preview images".into()));
     };
-    if n == 0 {
+    if n == 0 || s.preview_original.len() as i64 != n * c * h * w || s.preview_augmented.len() != s.preview_original.len() {
         return Err(ChartError::Empty("no preview images".into()));
     }
-    let scale = (96 / h.max(w)).max(1) as u32;
-    let cell = (w as u32 * scale + 8, h as u32 * scale + 8);
-    let width = (cell.0 * n as u32).max(200);
-    let height = cell.1 * 2 + 30;
-    let pixel = |buf: &[u8], i: i64, y: i64, x: i64| -> RGBColor {
-        let at = |ch: i64| buf[(((i * c + ch.min(c - 1)) * h + y) * w + x) as usize];
-        RGBColor(at(0), at(1), at(2))
-    };
+    let scale = (96 / h.max(w)).max(1) as i32;
+    let cell = (w as i32 * scale + 8, h as i32 * scale + 8);
+    let width = (cell.0 * n as i32).max(260) as u32;
+    let height = (cell.1 * 2 + 30) as u32;
     let text = format!("{} images: {}", n, s.preview_ops.join(" | "));
-    render!("images", width, height, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+    raster("images", (width, height), text, |root| {
         root.fill(&WHITE).map_err(err)?;
         root.draw(&Text::new("original (top) / augmented (bottom)", (4, 4), (FONT, 14))).map_err(err)?;
         for i in 0..n {
             for (row, buf) in [&s.preview_original, &s.preview_augmented].into_iter().enumerate() {
-                let (ox, oy) = (i as u32 * cell.0 + 4, row as u32 * cell.1 + 26);
-                for y in 0..h {
-                    for x in 0..w {
-                        let (px, py) = ((ox + x as u32 * scale) as i32, (oy + y as u32 * scale) as i32);
-                        root.draw(&Rectangle::new([(px, py), (px + scale as i32, py + scale as i32)], pixel(buf, i, y, x).filled())).map_err(err)?;
-                    }
-                }
+                blit(root, buf, [n, c, h, w], i, (i as i32 * cell.0 + 4, row as i32 * cell.1 + 26), scale)?;
             }
         }
+        Ok(())
+    })
+}
+
+/// One image under each of the 36 operations, the original first, each with its name.
+pub fn ops(g: &OpGallery) -> Result<Chart, ChartError> {
+    let &[n, c, h, w] = g.shape.as_slice() else {
+        return Err(ChartError::Empty("no gallery images".into()));
+    };
+    if n == 0 || g.pixels.len() as i64 != n * c * h * w || g.labels.len() as i64 != n {
+        return Err(ChartError::Empty("no gallery images".into()));
+    }
+    const COLS: i64 = 8;
+    let scale = (80 / h.max(w)).max(1) as i32;
+    let cell = ((w as i32 * scale).max(104) + 8, h as i32 * scale + 24);
+    let rows = (n + COLS - 1) / COLS;
+    let (width, height) = ((cell.0 * COLS as i32) as u32, (cell.1 * rows as i32 + 30) as u32);
+    let text = format!("{} operations on one validation image: {}", n - 1, g.labels.iter().skip(1).cloned().collect::<Vec<_>>().join(", "));
+    raster("ops", (width, height), text, |root| {
+        root.fill(&WHITE).map_err(err)?;
+        root.draw(&Text::new("The 36 operations of the AWS search space (positive sign)", (4, 4), (FONT, 15))).map_err(err)?;
+        for i in 0..n {
+            let (ox, oy) = ((i % COLS) as i32 * cell.0 + 4, (i / COLS) as i32 * cell.1 + 28);
+            blit(root, &g.pixels, [n, c, h, w], i, (ox, oy), scale)?;
+            root.draw(&Text::new(g.labels[i as usize].clone(), (ox, oy + h as i32 * scale + 3), (FONT, 12))).map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+/// The proxy reward of every policy probed so far, as bars (latest probe per policy).
+pub fn probes(p: &[ProbeReport]) -> Result<Chart, ChartError> {
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    for r in p {
+        match rows.iter_mut().find(|(name, _)| *name == r.policy) {
+            Some(row) => row.1 = r.reward,
+            None => rows.push((r.policy.clone(), r.reward)),
+        }
+    }
+    if rows.is_empty() {
+        return Err(ChartError::Empty("no probes yet (`probe <policy>`)".into()));
+    }
+    let (lo, hi) = range(rows.iter().map(|r| r.1));
+    let lo = lo.min(rows.iter().map(|r| r.1).fold(f64::INFINITY, f64::min) - 0.01).max(0.0);
+    let n = rows.len() as i32;
+    let text = rows.iter().map(|(name, r)| format!("{name:<36} {:6.2}%", 100.0 * r)).collect::<Vec<_>>().join("\n");
+    let label_width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(8) as u32 * 7 + 16;
+    render!("probes", 760 + label_width, 80 + 34 * n as u32, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+        root.fill(&WHITE).map_err(err)?;
+        let mut c = ChartBuilder::on(root)
+            .caption("Proxy reward per policy", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(label_width)
+            .build_cartesian_2d(lo..hi, 0i32..3 * n)
+            .map_err(err)?;
+        // Three units per policy, top to bottom: a bar over two, a gap; the name at its middle.
+        c.configure_mesh()
+            .disable_y_mesh()
+            .y_labels(3 * n as usize + 1)
+            .y_label_formatter(&|y| if y % 3 == 1 { rows.get((n - 1 - y / 3) as usize).map(|r| r.0.clone()).unwrap_or_default() } else { String::new() })
+            .x_label_formatter(&|x| format!("{:.1}%", 100.0 * x))
+            .x_desc("proxy reward (mean of the best two val accuracies)")
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(err)?;
+        c.draw_series(rows.iter().enumerate().map(|(i, (_, r))| {
+            let y = 3 * (n - 1 - i as i32);
+            Rectangle::new([(lo, y), (*r, y + 2)], BLUE.mix(0.7).filled())
+        }))
+        .map_err(err)?;
         Ok(())
     })
 }

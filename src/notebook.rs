@@ -137,6 +137,11 @@ impl Notebook {
         Ok(r)
     }
 
+    /// What each of the 36 operations does to validation image `index`.
+    pub fn gallery(&mut self, index: usize) -> Result<crate::search::OpGallery, CommandError> {
+        Ok(self.session()?.gallery(index)?)
+    }
+
     pub fn history(&mut self) -> Result<History, CommandError> {
         Ok(self.session()?.history.clone())
     }
@@ -158,6 +163,8 @@ impl Notebook {
                 };
                 chart::images(&r)
             }
+            "ops" => chart::ops(&s.gallery(0)?),
+            "probes" => chart::probes(&s.history.probes),
             "correlate" => match &self.shell.last_correlate {
                 Some(r) => chart::correlate(r),
                 None => Err(chart::ChartError::Empty("run `correlate` first".into())),

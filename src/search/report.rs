@@ -184,6 +184,28 @@ impl fmt::Display for CorrelateReport {
     }
 }
 
+/// One image under each of the 36 operations (positive sign), the original first: what each
+/// operation of the search space does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpGallery {
+    /// uint8 N×C×H×W, N = 37.
+    pub shape: Vec<i64>,
+    pub pixels: Vec<u8>,
+    pub labels: Vec<String>,
+}
+
+impl fmt::Display for OpGallery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} operations applied to one validation image: {}", self.labels.len().saturating_sub(1), self.labels.iter().skip(1).cloned().collect::<Vec<_>>().join(", "))
+    }
+}
+
+impl Rich for OpGallery {
+    fn html(&self) -> String {
+        crate::chart::ops(self).map(|c| chart_html(&c)).unwrap_or_else(|e| para(&e.to_string()))
+    }
+}
+
 /// θ now: its most likely pairs, entropy and marginals (`policy`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyReport {
@@ -327,4 +349,4 @@ impl Rich for StepReport {
     }
 }
 
-crate::evcxr_display!(PretrainReport, SampleReport, EvaluateReport, UpdateRecord, ProbeReport, FulltrainReport, CorrelateReport, PolicyReport, StepReport);
+crate::evcxr_display!(OpGallery, PretrainReport, SampleReport, EvaluateReport, UpdateRecord, ProbeReport, FulltrainReport, CorrelateReport, PolicyReport, StepReport);

@@ -322,6 +322,23 @@ impl Session {
         })
     }
 
+    /// Validation image `index` under each of the 36 operations (positive sign).
+    pub fn gallery(&self, index: usize) -> Result<super::OpGallery, SearchError> {
+        let n = self.splits.val.len();
+        if n == 0 {
+            return Err(SearchError::Invalid("the validation split is empty".into()));
+        }
+        let i = (index as i64).min(n - 1);
+        let one = self.splits.val.images.narrow(0, i, 1).to_device(Device::Cpu);
+        let ops = crate::augment::space::aws_ops();
+        let batch = one.f_expand(&[ops.len() as i64, -1, -1, -1], false).and_then(|t| t.f_contiguous()).map_err(crate::augment::AugmentError::from)?;
+        let augmented = apply_ops(&batch, &ops, &self.pipeline.ops)?;
+        let all = Tensor::f_cat(&[&one, &augmented], 0).map_err(crate::augment::AugmentError::from)?;
+        let mut labels = vec!["original".to_owned()];
+        labels.extend((0..ops.len()).map(crate::augment::space::aws_name));
+        Ok(super::OpGallery { shape: all.size(), pixels: Vec::<u8>::try_from(all.contiguous().view([-1])).unwrap_or_default(), labels })
+    }
+
     // ---- stage 2 -------------------------------------------------------------------------
 
     fn trajectory_seed(&self, index: usize) -> u64 {
