@@ -1,6 +1,7 @@
 # The README's commands. Every target runs the idempotent set-up first (venv + pinned torch,
 # Fashion-MNIST from Debian, then cargo builds what it needs).
-.PHONY: setup run test bench
+.PHONY: setup run test notebooks kernel lab bench
+JUPYTERLAB_VERSION ?= 4.6.6
 CARGO ?= cargo
 
 setup:
@@ -10,9 +11,25 @@ setup:
 run: setup
 	$(CARGO) run --release -p augwise-repl --bin augwise -- --run-dir runs/demo run scripts/demo.augwise
 
-# The whole test suite (what .ci/run calls).
+# The whole test suite (what .ci/run calls): cargo's tests, then every notebook executed
+# headless on the augwise kernel.
 test: setup
 	$(CARGO) test --release --workspace
+	$(MAKE) --no-print-directory notebooks
+
+# The Jupyter kernel "Rust (augwise)" (installs evcxr_jupyter the first time, ~7 min).
+kernel: setup
+	$(CARGO) run --release -p augwise-kernel -- install
+
+# Execute notebooks/*.ipynb headless into target/notebooks; fails on an error cell or a
+# notebook without charts. The first run compiles augwise and tch inside the kernel (~5 min).
+notebooks: kernel
+	$(CARGO) run --release -p augwise-kernel -- execute notebooks/*.ipynb
+
+# JupyterLab on notebooks/ with the augwise kernel.
+lab: kernel
+	@[ -x .venv/bin/jupyter-lab ] || .venv/bin/pip install --quiet --disable-pip-version-check "jupyterlab==$(JUPYTERLAB_VERSION)"
+	.venv/bin/jupyter lab notebooks/
 
 # Benchmarks, each against its PyTorch peer in the same run (see BENCHMARKS.md).
 bench: setup

@@ -2,6 +2,7 @@
 # One-time, idempotent set-up for augwise on a fresh machine (2nd run: a few seconds).
 #  1. .venv with PyPI torch pinned to the version tch expects (+ torchvision for the peers),
 #     and the stable symlink .venv/libtorch that .cargo/config.toml points LIBTORCH at;
+#     plus nbclient (`jupyter execute`, the headless notebook runner);
 #  2. the default dataset, Fashion-MNIST, from Debian's dataset-fashion-mnist package,
 #     unpacked without root into data/fashion-mnist.
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.13.0        # tch 0.26 checks for exactly this version
 TORCHVISION_VERSION=0.28.0  # the torchvision built against it
+NBCLIENT_VERSION=0.11.0     # `jupyter execute`: runs the notebooks headless (CI)
 PYTHON=${PYTHON:-python3}
 
 have_torch() {
@@ -23,6 +25,10 @@ if ! have_torch; then
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check \
     "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+fi
+if [ ! -x .venv/bin/jupyter-execute ]; then
+  echo "setup: installing nbclient==$NBCLIENT_VERSION into .venv (jupyter execute)"
+  .venv/bin/pip install --quiet --disable-pip-version-check "nbclient==$NBCLIENT_VERSION" "nbformat==5.11.1"
 fi
 site=$(.venv/bin/python -c "import torch, os; print(os.path.relpath(os.path.dirname(torch.__file__), '.venv'))")
 if [ "$(readlink .venv/libtorch 2>/dev/null)" != "$site" ]; then

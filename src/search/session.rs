@@ -331,7 +331,7 @@ impl Session {
         let i = (index as i64).min(n - 1);
         let one = self.splits.val.images.narrow(0, i, 1).to_device(Device::Cpu);
         let ops = crate::augment::space::aws_ops();
-        let batch = one.f_expand(&[ops.len() as i64, -1, -1, -1], false).and_then(|t| t.f_contiguous()).map_err(crate::augment::AugmentError::from)?;
+        let batch = one.f_expand([ops.len() as i64, -1, -1, -1], false).and_then(|t| t.f_contiguous()).map_err(crate::augment::AugmentError::from)?;
         let augmented = apply_ops(&batch, &ops, &self.pipeline.ops)?;
         let all = Tensor::f_cat(&[&one, &augmented], 0).map_err(crate::augment::AugmentError::from)?;
         let mut labels = vec!["original".to_owned()];
