@@ -86,15 +86,7 @@ fn a_dropped_notebook_resumes_from_its_last_checkpoint() {
         nb.pretrain(None).unwrap();
         nb.step(1).unwrap();
         // A step cancelled part-way (a kernel interrupt), then every variable dropped.
-        let s = nb.session().unwrap();
-        let flag = s.cancel_flag();
-        let mut events = 0;
-        s.set_progress(move |_| {
-            events += 1;
-            if events == 3 {
-                flag.cancel();
-            }
-        });
+        common::cancel_at_event(nb.session().unwrap(), 3);
         assert!(nb.step(1).unwrap_err().to_string().contains("cancelled"));
         let s = nb.session().unwrap();
         (s.theta().clone(), s.history.clone(), s.status())

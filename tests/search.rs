@@ -61,14 +61,7 @@ fn cancel_leaves_the_session_as_before() {
     s.evaluate(Some(1)).unwrap();
     let before = timeless(&s);
     let pending = s.pending.clone();
-    let flag = s.cancel_flag();
-    let mut events = 0;
-    s.set_progress(move |_| {
-        events += 1;
-        if events == 3 {
-            flag.cancel();
-        }
-    });
+    common::cancel_at_event(&mut s, 3);
     assert!(matches!(s.evaluate(Some(2)), Err(SearchError::Cancelled)));
     assert_eq!(s.pending, pending);
     assert_eq!(timeless(&s), before);

@@ -119,6 +119,16 @@ impl Layout {
             std::fs::write(&path, text).map_err(io(&path))?;
             written.push(path);
         }
+        // evcxr resolves its crate's dependencies afresh; seeded with augwise's lockfile, the
+        // kernel compiles the versions the tests ran with (cargo drops the entries it does
+        // not need and adds evcxr's own crate).
+        let (lock, seed) = (self.build_dir().join("Cargo.lock"), self.repo.join("Cargo.lock"));
+        if !lock.exists() && seed.exists() {
+            let dir = self.build_dir();
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            std::fs::copy(&seed, &lock).map_err(io(&lock))?;
+            written.push(lock);
+        }
         Ok(written)
     }
 }
@@ -255,11 +265,19 @@ mod tests {
         assert!(l.prelude().contains("use augwise::prelude::*;"));
 
         let dir = tempfile::tempdir().unwrap();
-        let l = Layout { kernel_dir: dir.path().join("kernels").join("augwise"), ..l };
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::write(repo.join("Cargo.lock"), "# locked\n").unwrap();
+        let l = Layout { kernel_dir: dir.path().join("kernels").join("augwise"), cache: dir.path().join("cache"), repo, ..l };
         let files = l.install().unwrap();
-        assert_eq!(files.len(), 3);
+        assert_eq!(files.len(), 4);
         let back: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
         assert_eq!(back, l.kernel_json());
+        // The build cache starts from augwise's lockfile, and a later install leaves it alone.
+        assert_eq!(std::fs::read_to_string(l.build_dir().join("Cargo.lock")).unwrap(), "# locked\n");
+        std::fs::write(l.build_dir().join("Cargo.lock"), "# evcxr's own\n").unwrap();
+        assert_eq!(l.install().unwrap().len(), 3);
+        assert_eq!(std::fs::read_to_string(l.build_dir().join("Cargo.lock")).unwrap(), "# evcxr's own\n");
     }
 
     fn nb(outputs: Value, count: Value) -> Value {

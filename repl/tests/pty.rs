@@ -179,6 +179,9 @@ fn ctrl_c_cancels_a_running_step_and_ctrl_d_quits() {
     t.send("history\r");
     t.expect("stage 1: 1 epochs");
 
+    // Control keys only once the prompt is back: between commands the terminal is in cooked
+    // mode, where Ctrl-D is no byte at all but an end-of-file no one is reading.
+    t.expect("update 0]> ");
     t.send("\x04");
     t.expect("bye");
     let status = t.wait();

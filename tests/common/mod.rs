@@ -68,3 +68,16 @@ pub fn tiny_config() -> augwise::search::SearchConfig {
         .with_trajectories(2)
         .with_fulltrain_epochs(1)
 }
+
+/// Cancel the session's next primitive at its `n`-th progress event (a Ctrl-C or a kernel
+/// interrupt part-way through).
+pub fn cancel_at_event(s: &mut augwise::search::Session, n: usize) {
+    let flag = s.cancel_flag();
+    let mut events = 0;
+    s.set_progress(move |_| {
+        events += 1;
+        if events == n {
+            flag.cancel();
+        }
+    });
+}
