@@ -138,6 +138,8 @@ fn completion_and_hints_come_from_the_table() {
     let (_, c) = completions("correlate none auto", 19).unwrap();
     assert!(c.iter().all(|x| x.starts_with("autoaugment")) && c.len() == 3);
     assert_eq!(completions("explain upd", 11).unwrap().1, vec!["update".to_string()]);
+    assert_eq!(completions("export th", 9).unwrap().1, vec!["theta".to_string()]);
+    assert_eq!(completions("plot pro", 8).unwrap().1, vec!["probes".to_string()]);
     assert!(completions("model wrn", 9).unwrap().1.contains(&"wrn-28-10".to_string()));
     assert!(completions("config traj", 11).unwrap().1.contains(&"trajectories=".to_string()));
     assert!(completions("save ", 5).is_none(), "paths are the front-end's");

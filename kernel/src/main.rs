@@ -104,7 +104,7 @@ fn install(prefix: Option<&Path>) -> Result<()> {
         l.libtorch.display(),
         l.build_dir().display()
     );
-    println!("its first start compiles augwise and tch (about 5 minutes on 2 cores); later starts take seconds");
+    println!("its first start compiles augwise and tch (2½–5 minutes on 2 cores); later starts take seconds");
     Ok(())
 }
 
@@ -207,7 +207,7 @@ fn doctor() -> Vec<Check> {
             v.push(Check {
                 what: "build cache",
                 ok: true,
-                detail: format!("{} ({})", cache.display(), if warm { "warm: kernels start in seconds" } else { "cold: the first kernel start compiles tch, ~5 min" }),
+                detail: format!("{} ({})", cache.display(), if warm { "warm: kernels start in seconds" } else { "cold: the first kernel start compiles tch, 2½–5 min" }),
                 fix: String::new(),
             });
         }
