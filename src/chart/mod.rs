@@ -1,8 +1,11 @@
 //! Charts with plotters and no system libraries: each renders to an SVG string and to PNG
-//! bytes (text drawn with the embedded DejaVu Sans through ab_glyph), plus a compact text
-//! version (sparkline or bars) for terminals.
+//! bytes, both with the embedded DejaVu Sans (drawn through ab_glyph in the PNG, as glyph
+//! outlines in the SVG), plus a compact text version (sparkline or bars) for terminals.
 
 use std::sync::Once;
+
+mod text;
+pub use text::outline_text;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -62,6 +65,8 @@ macro_rules! render {
             f(&root)?;
             root.present().map_err(err)?;
         }
+        // The SVG carries its font: text as DejaVu Sans outlines, like the PNG.
+        let svg = outline_text(&svg);
         let mut rgb = vec![255u8; (w * h * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
@@ -128,6 +133,15 @@ pub fn sparkline(v: &[f64]) -> String {
         .collect()
 }
 
+/// Epochs and updates are counted: label whole numbers only.
+fn whole(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-6 && *x >= 0.5 {
+        format!("{:.0}", x)
+    } else {
+        String::new()
+    }
+}
+
 fn range(v: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
     if !lo.is_finite() {
@@ -158,7 +172,14 @@ pub fn rewards(h: &History) -> Result<Chart, ChartError> {
             .y_label_area_size(60)
             .build_cartesian_2d(0.5..n + 0.5, lo..hi)
             .map_err(err)?;
-        c.configure_mesh().x_desc("update").y_desc("reward (val accuracy)").label_style((FONT, 14)).draw().map_err(err)?;
+        c.configure_mesh()
+            .x_desc("update")
+            .y_desc("reward (val accuracy)")
+            .x_label_formatter(&whole)
+            .y_label_formatter(&|y| format!("{:.1}%", 100.0 * y))
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
         c.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 3, BLUE.mix(0.6).filled()))).map_err(err)?.label("trajectory reward").legend(|(x, y)| Circle::new((x, y), 3, BLUE.filled()));
         c.draw_series(LineSeries::new(base.clone(), RED.stroke_width(2))).map_err(err)?.label("baseline (EMA)").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
         c.draw_series(LineSeries::new(best.clone(), GREEN.stroke_width(2))).map_err(err)?.label("best mean reward").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], GREEN));
@@ -188,7 +209,14 @@ pub fn accuracy(h: &History) -> Result<Chart, ChartError> {
             .y_label_area_size(60)
             .build_cartesian_2d(0.5..n + 0.5, 0.0..1.0)
             .map_err(err)?;
-        c.configure_mesh().x_desc("pretrain epoch, then update").y_desc("accuracy").label_style((FONT, 14)).draw().map_err(err)?;
+        c.configure_mesh()
+            .x_desc("pretrain epoch, then update")
+            .y_desc("accuracy")
+            .x_label_formatter(&whole)
+            .y_label_formatter(&|y| format!("{:.0}%", 100.0 * y))
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
         c.draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2))).map_err(err)?.label("stage 1 train (augmented)").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], BLUE));
         c.draw_series(LineSeries::new(val.clone(), RED.stroke_width(2))).map_err(err)?.label("stage 1 validation").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
         c.draw_series(LineSeries::new(fine.clone(), GREEN.stroke_width(2))).map_err(err)?.label("fine-tune mean reward").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], GREEN));
@@ -432,7 +460,9 @@ mod tests {
         let mut t = Theta::uniform();
         t.a[16] = 2.0;
         let c = theta(&t).unwrap();
-        assert!(c.svg.contains("Rotate:20") && c.svg.contains("TranslateY:0.4532") && c.svg.contains("op1"));
+        assert!(c.svg.contains("<title>Rotate:20</title>") && c.svg.contains("TranslateY:0.4532") && c.svg.contains("<title>op1</title>"));
+        // The SVG carries its font: every label is glyph outlines, none is left to the viewer.
+        assert!(!c.svg.contains("<text") && c.svg.contains("<defs><path id=\"g") && c.svg.contains("<use href=\"#g"));
         assert!(c.svg.matches("<rect").count() >= 1296);
         let img = image::load_from_memory(&c.png).unwrap();
         assert_eq!((img.width(), img.height()), (1000, 900));
