@@ -257,7 +257,7 @@ mod tests {
         let a = s.generate().unwrap();
         let b = s.generate().unwrap();
         assert_eq!(a.train.images.size(), vec![32, 3, 32, 32]);
-        assert_eq!(a.test.len(), 4 * 1);
+        assert_eq!(a.test.len(), 4);
         assert!(a.train.images.equal(&b.train.images));
         assert!(!a.train.images.equal(&s.clone().with_seed(1).generate().unwrap().train.images));
         // Mean brightness separates dark (even) from bright (odd) classes.

@@ -312,7 +312,7 @@ mod tests {
         assert!(col("pair:Rotate:20+Invrt").1.contains("did you mean `Invert`"));
         assert_eq!(col("subpolicies:(Rotate,0.7,2)(Invrt,0.1)").0, 28);
         assert_eq!(col("subpolicies:(Rotate,1.7,2)").0, 21);
-        assert_eq!(col("subpolicies:(Rotate,0.7)").1.contains("needs a magnitude bin"), true);
+        assert!(col("subpolicies:(Rotate,0.7)").1.contains("needs a magnitude bin"));
         assert!(col("subpolicies:(Rotate,0.7,12)").1.contains("0..=9"));
         assert!(col("subpolicies:(Invert,0.5);").1.contains("empty sub-policy"));
         assert!(col("subpolicies:").1.contains("empty sub-policy"));

@@ -278,6 +278,8 @@ impl SearchConfig {
         if self.batch_size < 2 {
             return bad("batch_size must be at least 2 (BatchNorm)");
         }
+        // Written so that NaN fails too.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if !(self.pretrain_lr > 0.0) || self.finetune_lr.is_some_and(|l| !(l > 0.0)) {
             return bad("learning rates must be positive");
         }

@@ -90,6 +90,9 @@ impl crate::display::Rich for History {
 
 crate::evcxr_display!(History);
 
+/// Where a session's progress events go.
+type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
+
 /// An AWS search, step by step.
 pub struct Session {
     pub config: SearchConfig,
@@ -104,7 +107,7 @@ pub struct Session {
     pub best: Option<BestTheta>,
     pub history: History,
     cancel: CancelFlag,
-    progress: Option<Box<dyn FnMut(&Progress) + Send>>,
+    progress: Option<ProgressFn>,
     /// `sample` calls so far: each draws fresh pairs.
     samples: u64,
     /// Models on the other trajectory devices (built on first use).
@@ -188,7 +191,7 @@ impl Session {
         self.progress = Some(Box::new(f));
     }
 
-    fn emit(progress: &mut Option<Box<dyn FnMut(&Progress) + Send>>, stage: &str, fraction: f64, message: String) {
+    fn emit(progress: &mut Option<ProgressFn>, stage: &str, fraction: f64, message: String) {
         if let Some(p) = progress.as_mut() {
             p(&Progress { stage: stage.to_owned(), fraction, message });
         }
@@ -425,9 +428,9 @@ impl Session {
                 results[i] = Some(r);
             }
             for h in handles {
-                match h.join() {
-                    Ok(done) => done.into_iter().for_each(|(i, r)| results[i] = Some(r)),
-                    Err(_) => {}
+                // A panicked worker leaves its slots empty; they are reported as failures below.
+                if let Ok(done) = h.join() {
+                    done.into_iter().for_each(|(i, r)| results[i] = Some(r));
                 }
             }
         });
