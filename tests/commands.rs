@@ -37,7 +37,10 @@ fn every_command_in_help_runs_through_the_table() {
     expect(&mut sh, "evaluate 2", "2 trajectories waiting");
     let u = expect(&mut sh, "update", "update   1");
     assert_eq!(u.data["update"], 1);
-    expect(&mut sh, "step 1", "update   2");
+    let st = expect(&mut sh, "step 1", "update   2");
+    // --json consumers get named parts: each step's trajectories and the update they fed.
+    assert_eq!(st.data["steps"][0]["update"]["update"], 2);
+    assert_eq!(st.data["steps"][0]["evaluate"]["trajectories"].as_array().unwrap().len(), 2);
     expect(&mut sh, "policy 3", "entropy");
     expect(&mut sh, "probe pair:Rotate:20+Invert", "proxy reward of pair:Rotate:20+Invert");
     expect(&mut sh, "fulltrain autoaugment 1", "final test accuracy");

@@ -98,7 +98,7 @@ fn a_dropped_notebook_resumes_from_its_last_checkpoint() {
     assert_eq!(s.history, history);
     assert_eq!(s.ppo.updates, 1);
     // And it goes on.
-    assert_eq!(back.step(1).unwrap().steps[0].1.update, 2);
+    assert_eq!(back.step(1).unwrap().steps[0].update.update, 2);
     let missing = Notebook::resume(dir.path().join("nope")).unwrap_err().to_string();
     assert!(missing.contains("nope"), "{missing}");
 }

@@ -181,7 +181,7 @@ fn a_short_search_moves_probability_off_label_breaking_ops() {
     let mut s = Session::new(cfg, dir.path()).unwrap();
     s.pretrain(None).unwrap();
     let steps = s.step(12).unwrap();
-    let last = &steps.steps.last().unwrap().1;
+    let last = &steps.steps.last().unwrap().update;
     let family = |m: &[f64]| m[11] + m[27] + m[28] + m[29]; // Invert, Solarize:170.67/85.33/0
     let control = |m: &[f64]| m[0] + m[10] + m[12] + m[13]; // AutoContrast, Equalize, Posterize:7/5
     let uniform = 2.0 * 4.0 / 36.0;

@@ -298,7 +298,7 @@ fn search(device: DeviceSpec, seed: u64, preset: Option<String>, run_dir: PathBu
     let todo = session.config.updates.saturating_sub(session.ppo.updates);
     println!("\n== search: {todo} updates of {} trajectories (stage-2 fine-tune from the snapshot, PPO on θ)", session.config.trajectories);
     for _ in 0..todo {
-        let (e, u) = session.step(1)?.steps.remove(0);
+        let augwise::search::Step { evaluate: e, update: u } = session.step(1)?.steps.remove(0);
         clear();
         for d in &e.discarded {
             println!("  discarded: {d}");

@@ -226,15 +226,22 @@ impl fmt::Display for PolicyReport {
     }
 }
 
+/// One `step`: the trajectories evaluated, then the PPO update they fed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub evaluate: EvaluateReport,
+    pub update: UpdateRecord,
+}
+
 /// `step n`: each update's trajectories and PPO outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
-    pub steps: Vec<(EvaluateReport, UpdateRecord)>,
+    pub steps: Vec<Step>,
 }
 
 impl fmt::Display for StepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text: Vec<String> = self.steps.iter().map(|(e, u)| format!("{e}\n{u}")).collect();
+        let text: Vec<String> = self.steps.iter().map(|s| format!("{}\n{}", s.evaluate, s.update)).collect();
         write!(f, "{}", text.join("\n"))
     }
 }
@@ -345,7 +352,7 @@ impl Rich for PolicyReport {
 
 impl Rich for StepReport {
     fn html(&self) -> String {
-        self.steps.iter().map(|(e, u)| e.html() + &pre(&u.to_string())).collect()
+        self.steps.iter().map(|s| s.evaluate.html() + &pre(&s.update.to_string())).collect()
     }
 }
 

@@ -504,7 +504,7 @@ impl Session {
             let pending_before = self.pending.len();
             let e = self.evaluate(None)?;
             match self.update() {
-                Ok(u) => out.push((e, u)),
+                Ok(u) => out.push(super::Step { evaluate: e, update: u }),
                 Err(err) => {
                     self.pending.truncate(pending_before);
                     return Err(err);
