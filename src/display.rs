@@ -53,9 +53,14 @@ pub fn para(s: &str) -> String {
     format!("<p style=\"margin:0.3em 0\">{}</p>", escape(s))
 }
 
+/// PNG bytes as a `data:` URI (inline images in HTML and SVG).
+pub fn png_data_uri(png: &[u8]) -> String {
+    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
+}
+
 /// PNG bytes as an inline image.
 pub fn png_img(png: &[u8], alt: &str) -> String {
-    format!("<img alt=\"{}\" src=\"data:image/png;base64,{}\"/>", escape(alt), base64::engine::general_purpose::STANDARD.encode(png))
+    format!("<img alt=\"{}\" src=\"{}\"/>", escape(alt), png_data_uri(png))
 }
 
 /// A chart inline: SVG (sharp, searchable), except pixel grids, which are PNG (an SVG of

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::chart::{self, Chart};
+use crate::chart::Chart;
 use crate::command::{CommandError, Output, Shell};
 use crate::display::Cell;
 use crate::policy::Policy;
@@ -146,38 +146,9 @@ impl Notebook {
         Ok(self.session()?.history.clone())
     }
 
-    /// A chart by name (`rewards`, `accuracy`, `theta`, `marginals`, `images`, `correlate`),
-    /// without writing files (`run("plot …")` writes them).
+    /// A chart by name (`rewards`, `accuracy`, `theta`, `marginals`, `images`, `ops`, `probes`,
+    /// `correlate`), without writing files (`run("plot …")` writes them).
     pub fn chart(&mut self, name: &str) -> Result<Chart, CommandError> {
-        let invalid = |e: chart::ChartError| CommandError::Search(SearchError::Invalid(e.to_string()));
-        let s = self.shell.session()?;
-        match name {
-            "rewards" => chart::rewards(&s.history),
-            "accuracy" => chart::accuracy(&s.history),
-            "theta" => chart::theta(s.theta()),
-            "marginals" => chart::marginals(s.theta()),
-            "images" => {
-                let r = match self.shell.last_sample.clone() {
-                    Some(r) => r,
-                    None => self.sample(8)?,
-                };
-                chart::images(&r)
-            }
-            "ops" => chart::ops(&s.gallery(0)?),
-            "probes" => chart::probes(&s.history.probes),
-            "correlate" => match &self.shell.last_correlate {
-                Some(r) => chart::correlate(r),
-                None => Err(chart::ChartError::Empty("run `correlate` first".into())),
-            },
-            other => {
-                let charts = chart::CHARTS;
-                return Err(CommandError::Usage {
-                    command: "chart".into(),
-                    message: format!("unknown chart `{other}`{}; charts: {}", crate::suggest::hint(other, charts), charts.join(", ")),
-                    usage: "chart(NAME)".into(),
-                });
-            }
-        }
-        .map_err(invalid)
+        self.shell.chart(name)
     }
 }

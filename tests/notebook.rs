@@ -38,12 +38,12 @@ fn run_and_the_typed_api_give_the_same_search() {
     assert_eq!(timeless(s1.data.clone()), timeless(serde_json::to_value(&s2).unwrap()));
     assert_eq!(by_command.session().unwrap().theta(), typed.session().unwrap().theta());
     // Rendered the same way: the command's HTML is the report's.
-    assert!(s1.html.contains("<table") && s1.html.contains("reward"), "{}", s1.html);
+    assert!(s1.html().contains("<table") && s1.html().contains("reward"), "{}", s1.html());
 
     let q1 = by_command.run("policy 5").unwrap();
     let q2 = typed.policy(5).unwrap();
-    assert_eq!(q1.html, q2.html());
-    assert!(q1.html.contains("<svg") && q1.html.contains("Rotate:20"), "policy shows its marginals chart");
+    assert_eq!(q1.html(), q2.html());
+    assert!(q1.html().contains("<svg") && q1.html().contains("Rotate:20"), "policy shows its marginals chart");
 
     let probe = typed.probe("pair:Rotate:20+Invert").unwrap();
     assert!(probe.html().contains("proxy reward of pair:Rotate:20+Invert"));

@@ -116,13 +116,14 @@ fn uninstall(purge: bool) -> Result<()> {
     let dir = kernel_dir(None)?;
     let spec = dir.join("kernel.json");
     let spec_json: Option<serde_json::Value> = std::fs::read_to_string(&spec).ok().and_then(|t| serde_json::from_str(&t).ok());
-    match std::fs::read_to_string(&spec) {
-        Ok(text) if text.contains(DISPLAY_NAME) => {
+    match &spec_json {
+        Some(k) if k["display_name"] == DISPLAY_NAME => {
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
             println!("removed {}", dir.display());
         }
-        Ok(_) => bail!("{} is not augwise's kernelspec; left alone", spec.display()),
-        Err(_) => println!("no augwise kernelspec at {}", dir.display()),
+        Some(_) => bail!("{} is not augwise's kernelspec; left alone", spec.display()),
+        None if spec.exists() => bail!("{} is not a readable kernelspec; left alone", spec.display()),
+        None => println!("no augwise kernelspec at {}", dir.display()),
     }
     if purge {
         if let Some(cache) = build_dir_of(&spec_json) {

@@ -48,6 +48,21 @@ fn install_writes_a_kernelspec_that_finds_libtorch_and_preloads_augwise() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
     assert!(init.contains(&format!(":dep augwise = {{ path = \"{}\" }}", repo.display())), "{init}");
     assert!(std::fs::read_to_string(spec_dir.join("config/prelude.rs")).unwrap().contains("use augwise::prelude::*;"));
+
+    // The per-user install (JUPYTER_DATA_DIR), then `uninstall --purge` removes it and its cache.
+    let data = dir.path().join("jupyter");
+    let env = [("PATH", Path::new(&path)), ("XDG_CACHE_HOME", cache.as_path()), ("JUPYTER_DATA_DIR", data.as_path())];
+    assert!(kernel(&["install"], &env).status.success());
+    let user_spec = data.join("kernels/augwise/kernel.json");
+    assert!(user_spec.exists());
+    let o = kernel(&["uninstall", "--purge"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!user_spec.exists() && !build.exists(), "{}", text(&o));
+    // Someone else's kernelspec under our name is left alone.
+    std::fs::create_dir_all(user_spec.parent().unwrap()).unwrap();
+    std::fs::write(&user_spec, r#"{"display_name": "Rust"}"#).unwrap();
+    let o = kernel(&["uninstall"], &env);
+    assert!(!o.status.success() && text(&o).contains("left alone") && user_spec.exists(), "{}", text(&o));
 }
 
 #[test]

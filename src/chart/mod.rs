@@ -95,11 +95,10 @@ fn raster(
         root.present().map_err(err)?;
     }
     let png = encode_png(&rgb, w, h)?;
-    use base64::Engine;
-    let data = base64::engine::general_purpose::STANDARD.encode(&png);
     let svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><title>{}</title><image width=\"{w}\" height=\"{h}\" href=\"data:image/png;base64,{data}\"/></svg>",
-        crate::display::escape(&text)
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><title>{}</title><image width=\"{w}\" height=\"{h}\" href=\"{}\"/></svg>",
+        crate::display::escape(&text),
+        crate::display::png_data_uri(&png)
     );
     Ok(Chart { name: name.to_owned(), width: w, height: h, svg, png, text })
 }

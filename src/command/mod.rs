@@ -89,25 +89,46 @@ impl Command {
 }
 
 /// A command's result: text for terminals, structured data for notebooks and `--json`, and
-/// the same result as HTML for notebooks (rendered by the library, never by a front-end).
+/// the same result as HTML for notebooks — rendered by the library on request, so a terminal
+/// never pays for charts it does not show.
 #[derive(Debug, Clone, Serialize)]
 pub struct Output {
     pub command: String,
     pub text: String,
     pub data: Value,
     #[serde(skip)]
-    pub html: String,
+    rich: Html,
     /// The front-end should end the session.
     pub quit: bool,
 }
 
+/// Where an output's HTML comes from.
+#[derive(Clone)]
+enum Html {
+    /// The text, preformatted.
+    Text,
+    /// Already rendered (a plotted chart).
+    Ready(String),
+    /// The report's own rendering.
+    Report(Arc<dyn Rich + Send + Sync>),
+}
+
+impl std::fmt::Debug for Html {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Html::Text => "Text",
+            Html::Ready(_) => "Ready",
+            Html::Report(_) => "Report",
+        })
+    }
+}
+
 impl Output {
     fn text(command: &str, text: impl Into<String>) -> Self {
-        let text = text.into();
-        Self { command: command.into(), html: pre(&text), text, data: Value::Null, quit: false }
+        Self { command: command.into(), text: text.into(), data: Value::Null, rich: Html::Text, quit: false }
     }
-    fn report<T: Serialize + Rich>(command: &str, r: &T) -> Self {
-        Self { command: command.into(), text: r.to_string(), data: serde_json::to_value(r).unwrap_or(Value::Null), html: r.html(), quit: false }
+    fn report<T: Serialize + Rich + Clone + Send + Sync + 'static>(command: &str, r: &T) -> Self {
+        Self { command: command.into(), text: r.to_string(), data: serde_json::to_value(r).unwrap_or(Value::Null), rich: Html::Report(Arc::new(r.clone())), quit: false }
     }
 }
 
@@ -119,7 +140,11 @@ impl std::fmt::Display for Output {
 
 impl Rich for Output {
     fn html(&self) -> String {
-        self.html.clone()
+        match &self.rich {
+            Html::Text => pre(&self.text),
+            Html::Ready(h) => h.clone(),
+            Html::Report(r) => r.html(),
+        }
     }
 }
 
@@ -324,6 +349,42 @@ impl Shell {
         Ok(text)
     }
 
+    /// Chart `name` (one of [`crate::chart::CHARTS`]) of the current session; `images` draws
+    /// a sample first if there is none, `correlate` needs a `correlate` run.
+    pub fn chart(&mut self, name: &str) -> Result<crate::chart::Chart, CommandError> {
+        use crate::chart;
+        let c = match name {
+            "rewards" => chart::rewards(&self.session()?.history),
+            "accuracy" => chart::accuracy(&self.session()?.history),
+            "theta" => chart::theta(self.session()?.theta()),
+            "marginals" => chart::marginals(self.session()?.theta()),
+            "images" => {
+                if self.last_sample.is_none() {
+                    self.last_sample = Some(self.session()?.sample(8)?);
+                }
+                match &self.last_sample {
+                    Some(s) => chart::images(s),
+                    None => Err(chart::ChartError::Empty("no sample".into())),
+                }
+            }
+            "ops" => chart::ops(&self.session()?.gallery(0)?),
+            "probes" => chart::probes(&self.session()?.history.probes),
+            "correlate" => match &self.last_correlate {
+                Some(r) => chart::correlate(r),
+                None => Err(chart::ChartError::Empty("run `correlate <policies…>` first".into())),
+            },
+            other => {
+                let charts = chart::CHARTS;
+                return Err(CommandError::Usage {
+                    command: "plot".into(),
+                    message: format!("unknown chart `{other}`{}; charts: {}", suggest::hint(other, charts), charts.join(", ")),
+                    usage: "plot <chart> [file]".into(),
+                });
+            }
+        };
+        c.map_err(|e| CommandError::Search(SearchError::Invalid(e.to_string())))
+    }
+
     /// Parse, check and run one line.
     pub fn run(&mut self, line: &str) -> Result<Output, CommandError> {
         let words = split(line).map_err(|m| CommandError::Usage { command: String::new(), message: m, usage: "help".into() })?;
@@ -447,31 +508,8 @@ fn cmd_correlate(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError
 }
 
 fn cmd_plot(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    use crate::chart;
     let name = args[0].as_str();
-    let chart_err = |e: chart::ChartError| CommandError::Search(SearchError::Invalid(e.to_string()));
-    let c = match name {
-        "rewards" => chart::rewards(&sh.session()?.history),
-        "accuracy" => chart::accuracy(&sh.session()?.history),
-        "theta" => chart::theta(sh.session()?.theta()),
-        "marginals" => chart::marginals(sh.session()?.theta()),
-        "images" => {
-            if sh.last_sample.is_none() {
-                sh.last_sample = Some(sh.session()?.sample(8)?);
-            }
-            match &sh.last_sample {
-                Some(s) => chart::images(s),
-                None => Err(chart::ChartError::Empty("no sample".into())),
-            }
-        }
-        "ops" => chart::ops(&sh.session()?.gallery(0)?),
-        "probes" => chart::probes(&sh.session()?.history.probes),
-        _ => match &sh.last_correlate {
-            Some(r) => chart::correlate(r),
-            None => Err(chart::ChartError::Empty("run `correlate <policies…>` first".into())),
-        },
-    }
-    .map_err(chart_err)?;
+    let c = sh.chart(name)?;
     let stem = match args.get(1) {
         Some(f) => {
             let p = PathBuf::from(f);
@@ -487,8 +525,8 @@ fn cmd_plot(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     crate::checkpoint::write_atomic(&png, &c.png).map_err(SearchError::from)?;
     let text = format!("{}
 wrote {} and {}", c.text, svg.display(), png.display());
-    let html = chart_html(&c) + &pre(&format!("wrote {} and {}", svg.display(), png.display()));
-    Ok(Output { data: json!({"chart": name, "svg": c.svg, "svg_path": svg, "png_path": png, "width": c.width, "height": c.height}), html, ..Output::text("plot", text) })
+    let html = Html::Ready(chart_html(&c) + &pre(&format!("wrote {} and {}", svg.display(), png.display())));
+    Ok(Output { data: json!({"chart": name, "svg": c.svg, "svg_path": svg, "png_path": png, "width": c.width, "height": c.height}), rich: html, ..Output::text("plot", text) })
 }
 
 fn cmd_history(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
