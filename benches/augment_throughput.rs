@@ -65,9 +65,10 @@ fn main() -> Result<()> {
     let norm = Normalize::new(vec![0.5; 3], vec![0.25; 3]);
     let steps = 12;
     let (mut aug_s, mut step_s) = (0f64, 0f64);
+    let mut policy_rng = Rng::new(1);
     for i in 0..steps + 2 {
         let t = Instant::now();
-        let (input, _) = augment.batch(&batch, &mut rng)?;
+        let (input, _) = augment.batch(&batch, &mut rng, &mut policy_rng)?;
         common::sync(dev);
         let a = t.elapsed().as_secs_f64();
         let t = Instant::now();

@@ -21,7 +21,7 @@ use tch::Tensor;
 struct NormalizeOnly(Normalize);
 
 impl Augmenter for NormalizeOnly {
-    fn augment(&mut self, images: &Tensor, _rng: &mut Rng) -> Result<Tensor, AugmentError> {
+    fn augment(&mut self, images: &Tensor, _rng: &mut Rng, _policy_rng: &mut Rng) -> Result<Tensor, AugmentError> {
         Ok(self.0.apply(images)?)
     }
 }

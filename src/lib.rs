@@ -29,7 +29,7 @@ pub mod prelude {
     pub use crate::display::{Cell, Rich, Table};
     pub use crate::notebook::Notebook;
     pub use crate::policy::{Policy, Theta};
-    pub use crate::search::{SearchConfig, SearchError, Session};
+    pub use crate::search::{Pairing, SearchConfig, SearchError, Session};
     pub use crate::model::{Arch, Model};
     pub use crate::train::{CancelFlag, EpochReport, LrSchedule, SgdConfig, TrainConfig, Trainer};
     pub use tch::{Device, Kind, Tensor};

@@ -125,6 +125,20 @@ impl Notebook {
         Ok(self.session()?.probe(&p, None)?)
     }
 
+    /// Paired proxy comparison of policy specs with `k` trajectories each (default: the probe
+    /// count), common random numbers: difference, 95% interval, p-value, verdict.
+    pub fn compare(&mut self, specs: &[&str], k: impl Into<Option<usize>>) -> Result<crate::search::CompareReport, CommandError> {
+        let policies = specs.iter().map(|s| parse(s)).collect::<Result<Vec<_>, _>>()?;
+        let r = self.session()?.compare(&policies, k.into(), crate::search::Pairing::CommonRandomNumbers)?;
+        self.shell.last_compare = Some(r.clone());
+        Ok(r)
+    }
+
+    /// The search against its noise-only null (`replicates` null searches, default 100).
+    pub fn null(&mut self, replicates: impl Into<Option<usize>>) -> Result<crate::search::NullReport, CommandError> {
+        Ok(self.session()?.null(replicates.into())?)
+    }
+
     pub fn fulltrain(&mut self, spec: &str, epochs: impl Into<Option<usize>>) -> Result<FulltrainReport, CommandError> {
         let p = parse(spec)?;
         Ok(self.session()?.fulltrain(&p, epochs.into())?)
@@ -147,7 +161,7 @@ impl Notebook {
     }
 
     /// A chart by name (`rewards`, `accuracy`, `theta`, `marginals`, `images`, `ops`, `probes`,
-    /// `correlate`), without writing files (`run("plot …")` writes them).
+    /// `compare`, `correlate`), without writing files (`run("plot …")` writes them).
     pub fn chart(&mut self, name: &str) -> Result<Chart, CommandError> {
         self.shell.chart(name)
     }

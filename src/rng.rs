@@ -64,6 +64,47 @@ impl Rng {
     pub fn next_f64(&mut self) -> f64 {
         self.0.gen()
     }
+
+    /// A standard normal draw (host side).
+    pub fn normal(&mut self) -> f64 {
+        rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut self.0)
+    }
+
+    /// Shuffle a slice in place (Fisher–Yates).
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.0.gen_range(0..=i);
+            v.swap(i, j);
+        }
+    }
+
+    /// Counts of `n` independent draws from the distribution `probs` (a multinomial), by
+    /// conditional binomials: cost is one binomial per category, whatever `n`.
+    pub fn multinomial(&mut self, n: u64, probs: &[f64]) -> Vec<u32> {
+        let mut out = vec![0u32; probs.len()];
+        let (mut left, mut mass) = (n, 1.0f64);
+        for (slot, &p) in out.iter_mut().zip(probs) {
+            if left == 0 {
+                break;
+            }
+            let q = if mass > 0.0 { (p / mass).clamp(0.0, 1.0) } else { 1.0 };
+            let c = match rand_distr::Binomial::new(left, q) {
+                Ok(b) => rand_distr::Distribution::sample(&b, &mut self.0),
+                Err(_) => 0,
+            };
+            *slot = c.min(u32::MAX as u64) as u32;
+            left -= c;
+            mass -= p;
+        }
+        // Rounding can leave a few draws when the last categories' mass is ~0: put them on
+        // the most likely category so the total is exact.
+        if left > 0 {
+            if let Some(k) = (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b])) {
+                out[k] += left as u32;
+            }
+        }
+        out
+    }
 }
 
 /// Serialises the few places that must use torch's global generator (weight initialisation).
@@ -90,5 +131,28 @@ mod tests {
         assert_eq!(r.min().int64_value(&[]), 0);
         assert_eq!(r.max().int64_value(&[]), 2);
         assert_eq!(r.kind(), Kind::Int64);
+    }
+
+    #[test]
+    fn multinomial_counts_sum_and_follow_the_probabilities() {
+        let probs = [0.5, 0.25, 0.125, 0.125, 0.0];
+        let mut rng = Rng::new(3);
+        let mut total = [0u64; 5];
+        for _ in 0..200 {
+            let c = rng.multinomial(1000, &probs);
+            assert_eq!(c.iter().map(|&x| x as u64).sum::<u64>(), 1000);
+            assert_eq!(c[4], 0, "a zero-probability category is never drawn");
+            total.iter_mut().zip(&c).for_each(|(t, &x)| *t += x as u64);
+        }
+        // 200k draws: each share within 5 standard errors (≤ 0.6%) of its probability.
+        for (t, p) in total.iter().zip(probs) {
+            let share = *t as f64 / 200_000.0;
+            assert!((share - p).abs() < 5.0 * (p * (1.0 - p) / 200_000.0f64).sqrt() + 1e-12, "{share} vs {p}");
+        }
+        let mut v: Vec<u32> = (0..20).collect();
+        rng.shuffle(&mut v);
+        let mut w = v.clone();
+        w.sort();
+        assert_eq!(w, (0..20).collect::<Vec<_>>());
     }
 }

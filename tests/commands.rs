@@ -43,6 +43,16 @@ fn every_command_in_help_runs_through_the_table() {
     assert_eq!(st.data["steps"][0]["evaluate"]["trajectories"].as_array().unwrap().len(), 2);
     expect(&mut sh, "policy 3", "entropy");
     expect(&mut sh, "probe pair:Rotate:20+Invert", "proxy reward of pair:Rotate:20+Invert");
+    expect(&mut sh, "probe none 2", "95% CI");
+    let c = expect(&mut sh, "compare none pair:Invert+Solarize:0 2", "no difference detectable with k = 2");
+    assert_eq!((c.data["difference"].as_f64(), c.data["p_value"].as_f64()), (Some(0.0), Some(1.0)));
+    assert!(c.data.get("ci95").is_some());
+    let c3 = expect(&mut sh, "compare none aws pair:Invert+Equalize 2", "Holm");
+    assert_eq!(c3.data["comparisons"].as_array().unwrap().len(), 3);
+    assert!(c3.data["p_value"].is_null(), "several pairs: no single p-value at the top");
+    let n = expect(&mut sh, "null 10", "The search");
+    assert_eq!(n.data["replicates"], 10);
+    expect(&mut sh, "policy 3", "null: 10 searches");
     expect(&mut sh, "fulltrain autoaugment 1", "final test accuracy");
     expect(&mut sh, "correlate none aws", "Kendall τ");
     expect(&mut sh, "history", "update   2");

@@ -332,5 +332,10 @@ fn search(device: DeviceSpec, seed: u64, preset: Option<String>, run_dir: PathBu
     describe(&format!("final θ (after {} updates)", session.ppo.updates), &session.ppo.theta)?;
     println!("policies exported to {} and {} (torchvision sub-policies; see examples/pytorch/augwise_policy.py)", path.display(), final_path.display());
     println!("checkpoints in {} — continue with `augwise search --resume --run-dir {}`; total {:.0}s", run_dir.display(), run_dir.display(), started.elapsed().as_secs_f64());
+    // The last word: did θ move further than the same search on information-free rewards?
+    if session.ppo.updates > 0 {
+        println!("\n== against the noise-only null");
+        println!("{}", session.null(None)?);
+    }
     Ok(())
 }

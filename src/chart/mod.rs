@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::augment::space::{aws_name, NUM_OPS};
 use crate::policy::Theta;
-use crate::search::{CorrelateReport, History, OpGallery, ProbeReport, SampleReport};
+use crate::search::stats::Estimate;
+use crate::search::{CompareReport, CorrelateReport, History, NullReport, OpGallery, ProbeReport, SampleReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
@@ -37,7 +38,7 @@ pub struct Chart {
 }
 
 /// The charts `plot` knows.
-pub const CHARTS: [&str; 8] = ["rewards", "accuracy", "theta", "marginals", "images", "ops", "probes", "correlate"];
+pub const CHARTS: [&str; 9] = ["rewards", "accuracy", "theta", "marginals", "images", "ops", "probes", "compare", "correlate"];
 
 const FONT: &str = "sans-serif";
 
@@ -159,9 +160,18 @@ pub fn rewards(h: &History) -> Result<Chart, ChartError> {
     let base: Vec<(f64, f64)> = h.updates.iter().map(|u| (u.update as f64, u.ppo.baseline)).collect();
     let best: Vec<(f64, f64)> = h.updates.iter().map(|u| (u.update as f64, u.best_mean_reward)).collect();
     let means: Vec<f64> = h.updates.iter().map(|u| u.ppo.mean_reward).collect();
-    let (lo, hi) = range(pts.iter().map(|p| p.1).chain(base.iter().map(|p| p.1)));
+    // Each update's mean with its 95% interval across trajectories.
+    let bars: Vec<(f64, Estimate)> = h.updates.iter().map(|u| (u.update as f64, Estimate::of(&u.ppo.rewards))).collect();
+    let bounds = bars.iter().flat_map(|(_, e)| e.ci95.map(|(a, b)| [a, b]).unwrap_or([e.mean, e.mean]));
+    let (lo, hi) = range(pts.iter().map(|p| p.1).chain(base.iter().map(|p| p.1)).chain(bounds));
     let n = h.updates.len() as f64;
-    let text = format!("mean reward per update {} {:.2}% → {:.2}%", sparkline(&means), 100.0 * means[0], 100.0 * means[means.len() - 1]);
+    let last = &bars[bars.len() - 1].1;
+    let text = format!(
+        "mean reward per update {} {:.2}% → {} (bars: 95% CI across trajectories)",
+        sparkline(&means),
+        100.0 * means[0],
+        last.percent_short()
+    );
     render!("rewards", 800, 480, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
         root.fill(&WHITE).map_err(err)?;
         let mut c = ChartBuilder::on(root)
@@ -179,7 +189,14 @@ pub fn rewards(h: &History) -> Result<Chart, ChartError> {
             .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
-        c.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 3, BLUE.mix(0.6).filled()))).map_err(err)?.label("trajectory reward").legend(|(x, y)| Circle::new((x, y), 3, BLUE.filled()));
+        c.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 3, BLUE.mix(0.5).filled()))).map_err(err)?.label("trajectory reward").legend(|(x, y)| Circle::new((x, y), 3, BLUE.filled()));
+        c.draw_series(bars.iter().map(|(x, e)| {
+            let (a, b) = e.ci95.unwrap_or((e.mean, e.mean));
+            ErrorBar::new_vertical(*x, a, e.mean, b, BLACK.stroke_width(2), 12)
+        }))
+        .map_err(err)?
+        .label("mean ± 95% CI")
+        .legend(|(x, y)| PathElement::new(vec![(x, y - 6), (x, y + 6)], BLACK.stroke_width(2)));
         c.draw_series(LineSeries::new(base.clone(), RED.stroke_width(2))).map_err(err)?.label("baseline (EMA)").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
         c.draw_series(LineSeries::new(best.clone(), GREEN.stroke_width(2))).map_err(err)?.label("best mean reward").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], GREEN));
         c.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).label_font((FONT, 13)).draw().map_err(err)?;
@@ -283,23 +300,30 @@ pub fn theta(theta: &Theta) -> Result<Chart, ChartError> {
 pub fn marginals(theta: &Theta) -> Result<Chart, ChartError> {
     let dist = theta.distribution().map_err(|e| ChartError::Draw(e.to_string()))?;
     let (m1, m2) = dist.marginals();
-    marginal_bars(&m1, &m2)
+    marginal_bars(&m1, &m2, None)
 }
 
-/// The marginals chart from the marginals themselves (36 each).
-pub fn marginal_bars(m1: &[f64], m2: &[f64]) -> Result<Chart, ChartError> {
+/// The marginals chart from the marginals themselves (36 each); with a null (judged at this
+/// θ), each bar carries its simultaneous 95% null band as an outlined box.
+pub fn marginal_bars(m1: &[f64], m2: &[f64], null: Option<&NullReport>) -> Result<Chart, ChartError> {
     if m1.len() != NUM_OPS || m2.len() != NUM_OPS {
         return Err(ChartError::Empty(format!("marginals need {NUM_OPS} values each, got {} and {}", m1.len(), m2.len())));
     }
-    let hi = m1.iter().chain(m2).copied().fold(0.0, f64::max) * 1.15;
+    let band = null.filter(|n| n.ops.len() == 2 * NUM_OPS).map(|n| n.ops.clone()).unwrap_or_default();
+    let hi = m1.iter().chain(m2).copied().chain(band.iter().map(|b| b.hi)).fold(0.0, f64::max) * 1.15;
     let names: Vec<String> = (0..NUM_OPS).map(aws_name).collect();
-    let text = format!("op1 marginal {}\nop2 marginal {}", sparkline(m1), sparkline(m2));
+    let mut text = format!("op1 marginal {}\nop2 marginal {}", sparkline(m1), sparkline(m2));
+    if let Some(n) = null {
+        let outside: Vec<String> = n.ops_outside().iter().map(|b| b.name.clone()).collect();
+        text.push_str(&format!("\nnull band (simultaneous 95%, {} null searches): outside: {}", n.replicates, if outside.is_empty() { "none".into() } else { outside.join(", ") }));
+    }
+    let caption = if band.is_empty() { "θ's marginals: op1 (blue), op2 (red)" } else { "θ's marginals: op1 (blue), op2 (red); boxes: noise-only null band" };
     let rows = NUM_OPS as i32;
     render!("marginals", 760, 900, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
         root.fill(&WHITE).map_err(err)?;
         // Two units per op, top to bottom: op1's bar, then op2's; the name labels the pair.
         let mut c = ChartBuilder::on(root)
-            .caption("θ's marginals: op1 (blue), op2 (red)", (FONT, 20))
+            .caption(caption, (FONT, 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(130)
@@ -317,6 +341,12 @@ pub fn marginal_bars(m1: &[f64], m2: &[f64]) -> Result<Chart, ChartError> {
         let y = |i: usize| 2 * (rows - 1 - i as i32);
         c.draw_series(m1.iter().enumerate().map(|(i, v)| Rectangle::new([(0.0, y(i) + 1), (*v, y(i) + 2)], BLUE.filled()))).map_err(err)?;
         c.draw_series(m2.iter().enumerate().map(|(i, v)| Rectangle::new([(0.0, y(i)), (*v, y(i) + 1)], RED.filled()))).map_err(err)?;
+        // Null bands: entries 0..36 are op1's, 36..72 op2's.
+        c.draw_series(band.iter().enumerate().map(|(j, b)| {
+            let (i, row) = (j % NUM_OPS, if j < NUM_OPS { 1 } else { 0 });
+            Rectangle::new([(b.lo.max(0.0), y(i) + row), (b.hi, y(i) + row + 1)], BLACK.stroke_width(1))
+        }))
+        .map_err(err)?;
         c.draw_series(LineSeries::new(vec![(1.0 / 36.0, 0), (1.0 / 36.0, 2 * rows)], BLACK.stroke_width(1))).map_err(err)?;
         Ok(())
     })
@@ -373,27 +403,47 @@ pub fn ops(g: &OpGallery) -> Result<Chart, ChartError> {
     })
 }
 
-/// The proxy reward of every policy probed so far, as bars (latest probe per policy).
+/// The proxy reward of every policy probed so far (latest probe per policy), with 95%
+/// intervals.
 pub fn probes(p: &[ProbeReport]) -> Result<Chart, ChartError> {
-    let mut rows: Vec<(String, f64)> = Vec::new();
+    let mut rows: Vec<(String, Estimate)> = Vec::new();
     for r in p {
+        // Probes from before intervals existed carry only their trajectories.
+        let e = if r.estimate.n > 0 { r.estimate } else { Estimate::of(&r.trajectories.iter().map(|t| t.reward).collect::<Vec<_>>()) };
         match rows.iter_mut().find(|(name, _)| *name == r.policy) {
-            Some(row) => row.1 = r.reward,
-            None => rows.push((r.policy.clone(), r.reward)),
+            Some(row) => row.1 = e,
+            None => rows.push((r.policy.clone(), e)),
         }
     }
     if rows.is_empty() {
         return Err(ChartError::Empty("no probes yet (`probe <policy>`)".into()));
     }
-    let (lo, hi) = range(rows.iter().map(|r| r.1));
-    let lo = lo.min(rows.iter().map(|r| r.1).fold(f64::INFINITY, f64::min) - 0.01).max(0.0);
+    interval_bars("probes", "Proxy reward per policy (bars: 95% CI)", &rows)
+}
+
+/// Each policy of a `compare` with its 95% interval (the paired differences are in the text).
+pub fn compare(r: &CompareReport) -> Result<Chart, ChartError> {
+    let rows: Vec<(String, Estimate)> = r.policies.iter().cloned().zip(r.estimates.iter().copied()).collect();
+    if rows.is_empty() {
+        return Err(ChartError::Empty("no compare run yet".into()));
+    }
+    let mut c = interval_bars("compare", "Proxy reward, paired trajectories (bars: 95% CI)", &rows)?;
+    c.text = format!("{}\n{}", c.text, r.comparisons.iter().map(|x| format!("{} − {}: {}", x.a, x.b, x.verdict)).collect::<Vec<_>>().join("\n"));
+    Ok(c)
+}
+
+/// Horizontal bars with 95% error bars, one per named estimate.
+fn interval_bars(name: &str, caption: &str, rows: &[(String, Estimate)]) -> Result<Chart, ChartError> {
+    let bounds = |e: &Estimate| e.ci95.unwrap_or((e.mean, e.mean));
+    let (lo, hi) = range(rows.iter().flat_map(|(_, e)| [bounds(e).0, bounds(e).1]));
+    let lo = lo.min(rows.iter().map(|r| bounds(&r.1).0).fold(f64::INFINITY, f64::min) - 0.01).max(0.0);
     let n = rows.len() as i32;
-    let text = rows.iter().map(|(name, r)| format!("{name:<36} {:6.2}%", 100.0 * r)).collect::<Vec<_>>().join("\n");
+    let text = rows.iter().map(|(name, e)| format!("{name:<36} {}", e.percent_short())).collect::<Vec<_>>().join("\n");
     let label_width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(8) as u32 * 7 + 16;
-    render!("probes", 760 + label_width, 80 + 34 * n as u32, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+    render!(name, 760 + label_width, 80 + 34 * n as u32, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
         root.fill(&WHITE).map_err(err)?;
         let mut c = ChartBuilder::on(root)
-            .caption("Proxy reward per policy", (FONT, 20))
+            .caption(caption, (FONT, 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(label_width)
@@ -409,9 +459,14 @@ pub fn probes(p: &[ProbeReport]) -> Result<Chart, ChartError> {
             .label_style((FONT, 13))
             .draw()
             .map_err(err)?;
-        c.draw_series(rows.iter().enumerate().map(|(i, (_, r))| {
+        c.draw_series(rows.iter().enumerate().map(|(i, (_, e))| {
             let y = 3 * (n - 1 - i as i32);
-            Rectangle::new([(lo, y), (*r, y + 2)], BLUE.mix(0.7).filled())
+            Rectangle::new([(lo, y), (e.mean, y + 2)], BLUE.mix(0.5).filled())
+        }))
+        .map_err(err)?;
+        c.draw_series(rows.iter().enumerate().filter_map(|(i, (_, e))| {
+            let (a, b) = e.ci95?;
+            Some(ErrorBar::new_horizontal(3 * (n - 1 - i as i32) + 1, a, e.mean, b, BLACK.stroke_width(2), 10))
         }))
         .map_err(err)?;
         Ok(())
@@ -423,19 +478,36 @@ pub fn correlate(r: &CorrelateReport) -> Result<Chart, ChartError> {
     if r.rows.is_empty() {
         return Err(ChartError::Empty("no correlate run yet".into()));
     }
-    let (xl, xh) = range(r.rows.iter().map(|p| p.1));
+    let ci = |e: Option<&Estimate>, x: f64| e.and_then(|e| e.ci95).unwrap_or((x, x));
+    let (xl, xh) = range(r.rows.iter().enumerate().flat_map(|(i, p)| {
+        let (a, b) = ci(r.proxy.get(i), p.1);
+        [a, b]
+    }));
     let (yl, yh) = range(r.rows.iter().map(|p| p.2));
-    let text = format!("Kendall τ = {:.3}, Spearman ρ = {:.3} over {} policies", r.kendall_tau, r.spearman_rho, r.rows.len());
+    let fmt_ci = |c: Option<(f64, f64)>| c.map(|(a, b)| format!(" [{a:+.2}, {b:+.2}]")).unwrap_or_default();
+    let text = format!(
+        "Kendall τ = {:.3}{}, Spearman ρ = {:.3}{} over {} policies (95% bootstrap CIs; bars: proxy 95% CI)",
+        r.kendall_tau,
+        fmt_ci(r.kendall_tau_ci95),
+        r.spearman_rho,
+        fmt_ci(r.spearman_rho_ci95),
+        r.rows.len()
+    );
     render!("correlate", 800, 520, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
         root.fill(&WHITE).map_err(err)?;
         let mut c = ChartBuilder::on(root)
-            .caption(format!("Proxy vs full training (τ = {:.2}, ρ = {:.2})", r.kendall_tau, r.spearman_rho), (FONT, 20))
+            .caption(format!("Proxy vs full training (τ = {:.2}{}, ρ = {:.2}{})", r.kendall_tau, fmt_ci(r.kendall_tau_ci95), r.spearman_rho, fmt_ci(r.spearman_rho_ci95)), (FONT, 18))
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(xl..xh, yl..yh)
             .map_err(err)?;
         c.configure_mesh().x_desc("proxy reward").y_desc("full-training test accuracy").label_style((FONT, 13)).draw().map_err(err)?;
+        c.draw_series(r.rows.iter().enumerate().map(|(i, (_, x, y))| {
+            let (a, b) = ci(r.proxy.get(i), *x);
+            ErrorBar::new_horizontal(*y, a, *x, b, BLUE.stroke_width(1), 8)
+        }))
+        .map_err(err)?;
         c.draw_series(r.rows.iter().map(|(name, x, y)| {
             EmptyElement::at((*x, *y)) + Circle::new((0, 0), 5, BLUE.filled()) + Text::new(name.clone(), (6, -14), (FONT, 12))
         }))

@@ -42,6 +42,8 @@ pub enum ArgKind {
     Chart,
     /// An `export` format, or a file name standing in for it.
     Format,
+    /// A policy, or (last) a trajectory count: `compare A B C 8`.
+    PolicyOrCount,
     Text,
 }
 
@@ -164,7 +166,9 @@ pub static COMMANDS: &[Command] = &[
     Command { name: "update", args: &[], summary: "PPO update of θ from the waiting trajectories", handler: cmd_update },
     Command { name: "step", args: &[opt("n", ArgKind::Count)], summary: "n × (evaluate, update)", handler: cmd_step },
     Command { name: "policy", args: &[opt("top", ArgKind::Count)], summary: "θ now: top pairs, entropy, op1/op2 marginals", handler: cmd_policy },
-    Command { name: "probe", args: &[arg("policy", ArgKind::Policy)], summary: "proxy reward of any policy, θ untouched", handler: cmd_probe },
+    Command { name: "probe", args: &[arg("policy", ArgKind::Policy), opt("k", ArgKind::Count)], summary: "proxy reward of any policy with its 95% interval over k trajectories (default 4), θ untouched", handler: cmd_probe },
+    Command { name: "compare", args: &[arg("a", ArgKind::Policy), arg("b", ArgKind::Policy), many("more… [k]", ArgKind::PolicyOrCount, true)], summary: "paired proxy comparison (common random numbers): difference, 95% CI, p-value, verdict", handler: cmd_compare },
+    Command { name: "null", args: &[opt("replicates", ArgKind::Count)], summary: "replay the search on rewards that carry no information; did θ move further than noise?", handler: cmd_null },
     Command { name: "fulltrain", args: &[arg("policy", ArgKind::Policy), opt("epochs", ArgKind::Count)], summary: "train from scratch with a policy, report test accuracy", handler: cmd_fulltrain },
     Command { name: "correlate", args: &[many("policies", ArgKind::Policy, false)], summary: "probe and full-train policies; Kendall τ and Spearman ρ", handler: cmd_correlate },
     Command { name: "history", args: &[], summary: "every update so far: rewards, baseline, KL, entropy", handler: cmd_history },
@@ -259,6 +263,12 @@ fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
             ArgKind::Format => {
                 export_args(args).map_err(usage)?;
             }
+            ArgKind::PolicyOrCount => {
+                let last = i + 1 == args.len();
+                if value.parse::<usize>().is_err() || !last {
+                    Policy::from_str(value).map_err(|e| bad(if last { format!("{e} (or a trajectory count)") } else { e.to_string() }))?;
+                }
+            }
             ArgKind::Path | ArgKind::Text => {}
         }
     }
@@ -276,13 +286,14 @@ pub struct Shell {
     /// The last `sample` and `correlate` results, for `plot images` and `plot correlate`.
     pub(crate) last_sample: Option<crate::search::SampleReport>,
     pub(crate) last_correlate: Option<crate::search::CorrelateReport>,
+    pub(crate) last_compare: Option<crate::search::CompareReport>,
 }
 
 type ProgressSink = Arc<Mutex<dyn FnMut(&Progress) + Send>>;
 
 impl Shell {
     pub fn new(config: SearchConfig, run_dir: impl Into<PathBuf>) -> Self {
-        Self { config, run_dir: run_dir.into(), session: None, cancel: CancelFlag::new(), progress: None, last_sample: None, last_correlate: None }
+        Self { config, run_dir: run_dir.into(), session: None, cancel: CancelFlag::new(), progress: None, last_sample: None, last_correlate: None, last_compare: None }
     }
 
     /// The flag that cancels the running step of whichever session is current (Ctrl-C).
@@ -357,7 +368,11 @@ impl Shell {
             "rewards" => chart::rewards(&self.session()?.history),
             "accuracy" => chart::accuracy(&self.session()?.history),
             "theta" => chart::theta(self.session()?.theta()),
-            "marginals" => chart::marginals(self.session()?.theta()),
+            "marginals" => {
+                let s = self.session()?;
+                let (op1, op2) = s.theta().distribution().map_err(SearchError::from)?.marginals();
+                chart::marginal_bars(&op1, &op2, s.current_null())
+            }
             "images" => {
                 if self.last_sample.is_none() {
                     self.last_sample = Some(self.session()?.sample(8)?);
@@ -369,6 +384,10 @@ impl Shell {
             }
             "ops" => chart::ops(&self.session()?.gallery(0)?),
             "probes" => chart::probes(&self.session()?.history.probes),
+            "compare" => match &self.last_compare {
+                Some(r) => chart::compare(r),
+                None => Err(chart::ChartError::Empty("run `compare <a> <b> [k]` first".into())),
+            },
             "correlate" => match &self.last_correlate {
                 Some(r) => chart::correlate(r),
                 None => Err(chart::ChartError::Empty("run `correlate <policies…>` first".into())),
@@ -490,7 +509,25 @@ fn cmd_policy(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
 
 fn cmd_probe(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     let p = policy(args, 0)?;
-    Ok(Output::report("probe", &sh.session()?.probe(&p, None)?))
+    let k = count(args, 1);
+    Ok(Output::report("probe", &sh.session()?.probe(&p, k)?))
+}
+
+fn cmd_compare(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let (k, specs) = match args.split_last() {
+        Some((last, rest)) if args.len() > 2 && last.parse::<usize>().is_ok() => (last.parse::<usize>().ok(), rest),
+        _ => (None, args),
+    };
+    let policies = (0..specs.len()).map(|i| policy(specs, i)).collect::<Result<Vec<_>, _>>()?;
+    let r = sh.session()?.compare(&policies, k, crate::search::Pairing::CommonRandomNumbers)?;
+    let out = Output::report("compare", &r);
+    sh.last_compare = Some(r);
+    Ok(out)
+}
+
+fn cmd_null(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+    let r = count(args, 0);
+    Ok(Output::report("null", &sh.session()?.null(r)?))
 }
 
 fn cmd_fulltrain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {

@@ -4,7 +4,7 @@
 use super::SearchConfig;
 
 /// Stages `explain` knows.
-pub const STAGES: [&str; 7] = ["overview", "space", "pretrain", "sample", "evaluate", "update", "fulltrain"];
+pub const STAGES: [&str; 8] = ["overview", "space", "pretrain", "sample", "evaluate", "update", "fulltrain", "noise"];
 
 /// The explanation of `stage` (default: overview), with `cfg`'s settings filled in.
 pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String> {
@@ -62,13 +62,16 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
         "update" => format!(
             "Policy update (PPO) from the waiting trajectories, all sampled under θ_old:\n\
              b ← {m}·b + (1 − {m})·mean(R)   (b starts at the first mean reward)\n\
-             A_t = (R_t − b) × {s}\n\
+             A_t = (R_t − b) × {u} × {s}   (rewards in percent, the official units)\n\
              r_k = π_new(k) / π_old(k)   (the released code inverts this; that is a bug)\n\
              L = mean_t Σ_k f_t(k) · min(r_k·A_t, clip(r_k, {lo}, {hi})·A_t), f_t = pair frequency\n\
-             Adam (β = 0.5, 0.999), at most {n} steps, stop once KL(π_old‖π_new) > {kl};\n\
-             lr {a} → {b} linearly over the first {w} updates. No entropy bonus.\n\
-             The θ with the best mean reward is kept as the result, not the last one.",
+             Adam (β = 0.5, 0.999), at most {n} steps. Each step measures KL(π_old‖π_θ) at the θ it\n\
+             starts from; when that exceeds {kl} the step is still taken and is the last (the official\n\
+             schedule). lr {a} → {b} linearly over the first {w} updates. No entropy bonus.\n\
+             The θ with the best mean reward is kept as the result: the θ its rewards were measured\n\
+             under, not the one its update produced.",
             m = cfg.ppo.baseline_momentum,
+            u = cfg.ppo.reward_unit,
             s = cfg.ppo.advantage_scale,
             lo = 1.0 - cfg.ppo.clip,
             hi = 1.0 + cfg.ppo.clip,
@@ -80,10 +83,36 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
         ),
         "fulltrain" => format!(
             "After the search: retrain from scratch on search-train + validation with pairs drawn\n\
-             per image from the best θ ({} epochs here, official 300) and report the final-epoch\n\
-             test error. `correlate` does this for several policies and compares the ranking\n\
-             with the proxy's (Kendall τ, Spearman ρ): the paper's claim is that they agree.",
-            cfg.fulltrain_epochs
+             per image from the best θ ({} epochs here, official 300; rate {} → {} over {} epochs, cosine\n\
+             to {}) and report the final-epoch test error. `correlate` does this for several policies and\n\
+             compares the ranking with the proxy's (Kendall τ, Spearman ρ, with bootstrap intervals): the\n\
+             paper's claim is that they agree.",
+            cfg.fulltrain_epochs,
+            cfg.fulltrain_schedule.start,
+            cfg.fulltrain_schedule.peak,
+            cfg.fulltrain_schedule.warmup_epochs,
+            cfg.fulltrain_schedule.floor
+        ),
+        "noise" => format!(
+            "Noise, and what a result needs to be trusted. Two trajectories of one θ differ: the\n\
+             reward moves with the data order, crops, flips, Cutout holes and θ's own draws. So every\n\
+             reward is shown with a 95% interval across trajectories (mean ± t·sd/√k); `sd` is one\n\
+             trajectory's noise. Reading them:\n\
+             • Intervals that overlap do not mean equal. `compare A B k` pairs the two policies'\n\
+               trajectories with common random numbers (same data order, crops, flips, holes; only the\n\
+               policies' own draws differ), so the noise they share cancels. It gives the difference\n\
+               with its interval, an exact sign-flip p-value (k ≤ 20), a verdict, and how many\n\
+               trajectories would resolve a difference of the size seen. A verdict of \"no difference\n\
+               detectable with k = …\" means just that, not \"equal\". Several policies: all pairs,\n\
+               Holm-corrected.\n\
+             • θ always moves: Adam steps by about its learning rate whatever the rewards say, so a\n\
+               search on pure noise changes θ too. `null` replays this search {} times on the same\n\
+               rewards shuffled across each update's trajectories (rewards that carry no information\n\
+               about θ) and compares how far θ moved: KL from uniform (= the entropy drop) and each\n\
+               op's marginal against simultaneous 95% bands. Only a θ outside its null is evidence.\n\
+             • The best θ is the highest of several noisy means, so it looks better than it is:\n\
+               check it with `compare` against `aws:uniform`.",
+            cfg.null_replicates
         ),
         other => {
             return Err(format!(

@@ -3,6 +3,7 @@
 //! (PPO), and around them `step`, `probe`, `fulltrain`, `correlate` and `explain`.
 
 mod explain;
+pub mod null;
 pub mod ppo;
 mod report;
 mod session;
@@ -15,7 +16,8 @@ use serde::{Deserialize, Serialize};
 pub use explain::{explain, STAGES};
 pub use ppo::{PpoConfig, PpoOutcome, PpoState, Trajectory};
 pub use report::*;
-pub use session::{History, Progress, Session};
+pub use null::NullReport;
+pub use session::{History, Progress, Session, TrajectorySeeds};
 
 use crate::augment::AugmentError;
 use crate::checkpoint::CheckpointError;
@@ -29,6 +31,8 @@ use crate::train::TrainError;
 pub enum SearchError {
     #[error("no shared weights yet: run `pretrain` first (stage 1)")]
     NotPretrained,
+    #[error("stage 1 is not complete ({done} of {total} epochs): stage 2 measures rewards from the shared weights at the end of stage 1. Run `pretrain` to finish it")]
+    Stage1Incomplete { done: usize, total: usize },
     #[error("no trajectories waiting: run `evaluate` before `update`")]
     NothingToUpdate,
     #[error("{0}")]
@@ -89,6 +93,15 @@ pub struct SearchConfig {
     pub probe_trajectories: usize,
     /// Epochs of `fulltrain` (official 300).
     pub fulltrain_epochs: usize,
+    /// `fulltrain`'s rate: warm-up then cosine over the run (official retrain: 0.1 → 0.4 over
+    /// 1.5 epochs, cosine to 0).
+    pub fulltrain_schedule: FulltrainSchedule,
+    /// Trajectories of one update share crops, flips and Cutout as well as the data order,
+    /// so their rewards differ only through θ's draws (ours, a variance reduction; the
+    /// official trajectories share nothing).
+    pub common_random_numbers: bool,
+    /// Null searches `null` runs by default.
+    pub null_replicates: usize,
     /// Cutout side; `None` = the dataset default (size/2).
     pub cutout: Option<i64>,
     /// Devices the trajectories of one update run on in parallel, one thread each; empty =
@@ -124,8 +137,11 @@ impl SearchConfig {
             trajectories: 4,
             updates: 8,
             ppo: PpoConfig::default(),
-            probe_trajectories: 2,
+            probe_trajectories: 4,
             fulltrain_epochs: 6,
+            fulltrain_schedule: FulltrainSchedule::like_stage1(0.2),
+            common_random_numbers: false,
+            null_replicates: 100,
             cutout: None,
             trajectory_devices: Vec::new(),
         }
@@ -150,8 +166,11 @@ impl SearchConfig {
             trajectories: 8,
             updates: 350,
             ppo: PpoConfig::default(),
-            probe_trajectories: 2,
+            probe_trajectories: 4,
             fulltrain_epochs: 300,
+            fulltrain_schedule: FulltrainSchedule::OFFICIAL,
+            common_random_numbers: false,
+            null_replicates: 100,
             cutout: None,
             trajectory_devices: Vec::new(),
         }
@@ -275,6 +294,14 @@ impl SearchConfig {
         if self.trajectories == 0 || self.probe_trajectories == 0 {
             return bad("trajectories and probe_trajectories must be at least 1");
         }
+        if self.null_replicates < 2 {
+            return bad("null_replicates must be at least 2");
+        }
+        let f = &self.fulltrain_schedule;
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        if !(f.start >= 0.0 && f.peak > 0.0 && f.floor >= 0.0 && f.warmup_epochs >= 0.0) {
+            return bad("fulltrain_schedule: start, floor and warmup_epochs must be ≥ 0 and peak > 0");
+        }
         if self.batch_size < 2 {
             return bad("batch_size must be at least 2 (BatchNorm)");
         }
@@ -284,6 +311,43 @@ impl SearchConfig {
             return bad("learning rates must be positive");
         }
         Ok(())
+    }
+}
+
+/// Warm-up from `start` to `peak` over `warmup_epochs`, then cosine to `floor` at the end of
+/// however many epochs the run has.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FulltrainSchedule {
+    pub start: f64,
+    pub peak: f64,
+    pub warmup_epochs: f64,
+    pub floor: f64,
+}
+
+impl FulltrainSchedule {
+    /// The official retrain: 0.1 → 0.4 over 1.5 epochs, cosine to 0.
+    pub const OFFICIAL: Self = Self { start: 0.1, peak: 0.4, warmup_epochs: 1.5, floor: 0.0 };
+
+    /// Stage 1's shape (a quarter of `peak` → `peak` in one epoch, cosine to 0.001): the CPU
+    /// presets' short retrains.
+    pub fn like_stage1(peak: f64) -> Self {
+        Self { start: peak / 4.0, peak, warmup_epochs: 1.0, floor: 0.001 }
+    }
+
+    pub fn for_epochs(&self, epochs: usize) -> crate::train::LrSchedule {
+        crate::train::LrSchedule::WarmupCosine {
+            start: self.start,
+            peak: self.peak,
+            floor: self.floor,
+            warmup_epochs: self.warmup_epochs.min(epochs as f64),
+            total_epochs: epochs as f64,
+        }
+    }
+}
+
+impl Default for FulltrainSchedule {
+    fn default() -> Self {
+        Self::like_stage1(0.2)
     }
 }
 
@@ -322,5 +386,18 @@ mod tests {
         assert_eq!(c.trajectories, 6, "a refused set changes nothing");
         assert_eq!(SearchConfig::paper().model, Arch::WRN_28_10);
         assert!(SearchConfig::preset("papr").unwrap_err().to_string().contains("paper"));
+    }
+
+    #[test]
+    fn paper_retrain_schedule_is_the_official_one() {
+        let s = SearchConfig::paper().fulltrain_schedule.for_epochs(300);
+        assert!((s.at(0.0) - 0.1).abs() < 1e-12);
+        assert!((s.at(0.75) - 0.25).abs() < 1e-12, "halfway through the 1.5-epoch warm-up");
+        assert!((s.at(1.5) - 0.4).abs() < 1e-12);
+        assert!(s.at(300.0).abs() < 1e-12, "cosine to 0");
+        let mut c = SearchConfig::cpu();
+        c.set("fulltrain_schedule.peak", "0.1").unwrap();
+        assert_eq!(c.fulltrain_schedule.peak, 0.1);
+        assert!(c.set("fulltrain_schedule.peak", "-1").is_err());
     }
 }

@@ -3,13 +3,17 @@
 //!
 //! ```text
 //! b ← 0.9·b + 0.1·mean(R)            (b starts at the first update's mean reward)
-//! A_t = (R_t − b) · 0.5
+//! A_t = (R_t − b) · 100 · 0.5        (rewards in percent, the official units)
 //! r_k = π_new(k) / π_old(k)          (the released code inverts this ratio; we do not)
 //! L(θ) = mean_t Σ_k f_t(k) · min(r_k·A_t, clip(r_k, 0.8, 1.2)·A_t)
 //!        f_t(k) = how often pair k was applied in trajectory t, as a frequency
-//! maximise L with Adam(β = 0.5, 0.999), ≤ 5 steps, stop once KL(π_old‖π_new) > 0.002
+//! maximise L with Adam(β = 0.5, 0.999), ≤ 5 steps; each step measures KL(π_old‖π_θ) at
+//! the θ it starts from and, if that exceeds 0.002, is the last one (the official schedule)
 //! lr = 0.0125 → 0.1 linearly over the first 10 updates, then 0.1; no entropy bonus
 //! ```
+//! Units matter: Adam divides by √v + ε, so advantages in fractions (±0.005) would leave the
+//! gradients of rarely applied pairs within reach of ε and damp their steps; in percent, as
+//! the official code feeds them, ε is negligible and the step is scale-free.
 //! θ lives on the CPU in float64: it is tiny and this keeps updates bit-reproducible.
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +35,9 @@ pub struct PpoConfig {
     pub warmup_updates: usize,
     pub betas: (f64, f64),
     pub eps: f64,
+    /// Rewards (accuracies, fractions) enter the advantage × this: 100 = percent, the
+    /// official units.
+    pub reward_unit: f64,
 }
 
 impl Default for PpoConfig {
@@ -47,6 +54,7 @@ impl Default for PpoConfig {
             warmup_updates: 10,
             betas: (0.5, 0.999),
             eps: 1e-8,
+            reward_unit: 100.0,
         }
     }
 }
@@ -104,7 +112,12 @@ pub struct PpoOutcome {
     pub rewards: Vec<f64>,
     pub mean_reward: f64,
     pub baseline: f64,
+    /// (R − b) × reward_unit × advantage_scale: percentage points × 0.5 by default.
     pub advantages: Vec<f64>,
+    /// Pair applications in each trajectory (its images × fine-tune epochs): what a null
+    /// search needs to replay this update with rewards that carry no information.
+    #[serde(default)]
+    pub applications: Vec<u64>,
     pub lr: f64,
     pub inner_steps: usize,
     pub kl: f64,
@@ -130,6 +143,15 @@ fn log_pairs(a: &Tensor, b: &Tensor) -> Tensor {
     (a.log_softmax(0, Kind::Double).view([NUM_OPS as i64, 1]) + b.log_softmax(1, Kind::Double)).view([-1])
 }
 
+/// L = mean_t Σ_k f_t(k) · min(r_k·A_t, clip(r_k)·A_t), r = exp(log π_new − log π_old);
+/// `freq` is T × 1296, `adv` T × 1.
+fn surrogate_of(log_new: &Tensor, log_old: &Tensor, freq: &Tensor, adv: &Tensor, clip: f64) -> Tensor {
+    let ratio = (log_new - log_old).exp().view([1, NUM_PAIRS as i64]);
+    let unclipped = &ratio * adv;
+    let clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * adv;
+    (unclipped.minimum(&clipped) * freq).sum_dim_intlist(&[1i64][..], false, Kind::Double).mean(Kind::Double)
+}
+
 /// One PPO update of `state` from `trajectories` (all sampled under `state.theta`).
 pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig) -> Result<PpoOutcome, PolicyError> {
     if trajectories.is_empty() {
@@ -147,7 +169,8 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
         Some(b) => m * b + (1.0 - m) * mean_reward,
     };
     state.baseline = Some(baseline);
-    let advantages: Vec<f64> = rewards.iter().map(|r| (r - baseline) * cfg.advantage_scale).collect();
+    let advantages: Vec<f64> = rewards.iter().map(|r| (r - baseline) * cfg.reward_unit * cfg.advantage_scale).collect();
+    let applications: Vec<u64> = trajectories.iter().map(|t| t.counts.iter().map(|&c| c as u64).sum()).collect();
 
     let (a0, b0) = to_tensor(&state.theta);
     let log_old = log_pairs(&a0, &b0).detach();
@@ -171,13 +194,13 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
     let (mut va, mut vb) = to_tensor(&state.adam_v);
     let lr = cfg.lr_at(state.updates);
     let (beta1, beta2) = cfg.betas;
-    let (mut inner_steps, mut kl, mut surrogate) = (0, 0.0, 0.0);
+    let (mut inner_steps, mut surrogate) = (0, 0.0);
     for _ in 0..cfg.max_inner_steps {
         let log_new = log_pairs(&a, &b);
-        let ratio = (&log_new - &log_old).exp().view([1, NUM_PAIRS as i64]);
-        let unclipped = &ratio * &adv;
-        let clipped = ratio.clamp(1.0 - cfg.clip, 1.0 + cfg.clip) * &adv;
-        let objective = (unclipped.minimum(&clipped) * &freq).sum_dim_intlist(&[1i64][..], false, Kind::Double).mean(Kind::Double);
+        // The official schedule: KL at the θ this step starts from, from the same forward
+        // pass as the loss; the step is taken, and is the last if that KL is past the bound.
+        let kl_before = (&p_old * (&log_old - log_new.detach())).sum(Kind::Double).double_value(&[]);
+        let objective = surrogate_of(&log_new, &log_old, &freq, &adv, cfg.clip);
         surrogate = objective.double_value(&[]);
         let loss = -objective;
         a.zero_grad();
@@ -197,12 +220,12 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
             }
         });
         inner_steps += 1;
-        let log_new = tch::no_grad(|| log_pairs(&a, &b));
-        kl = (&p_old * (&log_old - &log_new)).sum(Kind::Double).double_value(&[]);
-        if kl > cfg.kl_stop {
+        if kl_before > cfg.kl_stop {
             break;
         }
     }
+    // What the update did in the end: KL(π_old‖π_new) of the θ it keeps.
+    let kl = tch::no_grad(|| (&p_old * (&log_old - log_pairs(&a, &b))).sum(Kind::Double).double_value(&[]));
     state.theta = from_tensor(&a.detach(), &b.detach());
     state.adam_m = from_tensor(&ma, &mb);
     state.adam_v = from_tensor(&va, &vb);
@@ -213,6 +236,7 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
         mean_reward,
         baseline,
         advantages,
+        applications,
         lr,
         inner_steps,
         kl,
@@ -253,7 +277,9 @@ mod tests {
         assert!(prob(&s, good) > before.0, "rewarded pair did not gain");
         assert!(prob(&s, bad) < before.1, "penalised pair did not lose");
         assert_eq!(out.baseline, 0.7);
-        assert!((out.advantages[0] - 0.1).abs() < 1e-12 && (out.advantages[1] + 0.1).abs() < 1e-12);
+        // (0.9 − 0.7) in points × 0.5 = +10, and −10.
+        assert!((out.advantages[0] - 10.0).abs() < 1e-9 && (out.advantages[1] + 10.0).abs() < 1e-9, "{:?}", out.advantages);
+        assert_eq!(out.applications, vec![100, 100]);
         assert!(out.entropy_after < out.entropy_before);
         // The rest of the pairs keep (nearly) their share relative to each other.
         let d = s.theta.distribution().unwrap();
@@ -273,8 +299,8 @@ mod tests {
         let mut s2 = PpoState::default();
         s2.baseline = Some(0.0);
         let out = update(&mut s2, &[traj(1.0, &[(k, 10)])], &PpoConfig { max_inner_steps: 1, ..Default::default() }).unwrap();
-        // b = 0.9·0 + 0.1·1 = 0.1, A = (1 − 0.1)·0.5 = 0.45, all of the trajectory on pair k.
-        assert!((out.surrogate - 0.45).abs() < 1e-12, "{}", out.surrogate);
+        // b = 0.9·0 + 0.1·1 = 0.1, A = (1 − 0.1)·100·0.5 = 45, all of the trajectory on pair k.
+        assert!((out.surrogate - 45.0).abs() < 1e-9, "{}", out.surrogate);
     }
 
     #[test]
@@ -296,6 +322,117 @@ mod tests {
         let mut s = PpoState { baseline: Some(0.0), ..Default::default() };
         update(&mut s, &[traj(1.0, &[(k, 10)])], &unclipped).unwrap();
         assert!(prob(&s, k) * 1296.0 > r + 0.5, "without the clip the pair keeps gaining");
+    }
+
+    /// Realistic counts: 2,000 images × 2 epochs spread over all pairs by θ's draws.
+    fn spread(reward: f64, seed: u64) -> Trajectory {
+        let mut rng = crate::rng::Rng::new(seed);
+        let counts = rng.multinomial(4000, &[1.0 / 1296.0; NUM_PAIRS]);
+        Trajectory { seed, reward, accuracies: vec![reward], counts, seconds: 0.0 }
+    }
+
+    /// ‖x − y‖₂ over all 36 + 1,296 logits.
+    fn distance(x: &Theta, y: &Theta) -> f64 {
+        x.a.iter().zip(&y.a).chain(x.b.concat().iter().zip(y.b.concat().iter())).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt()
+    }
+
+    #[test]
+    fn rewards_in_percent_make_the_step_scale_free() {
+        // Adam's step is invariant to the scale of the advantages unless ε matters. With
+        // rewards half a point apart, percent units (official) keep ε negligible: rewards
+        // ten times further apart give the same θ. In fractions, ε damps the step.
+        let run = |unit: f64, spread_by: f64| {
+            let cfg = PpoConfig { reward_unit: unit, ..Default::default() };
+            let mut s = PpoState { baseline: Some(0.66), ..Default::default() };
+            let ts: Vec<Trajectory> = (0..4).map(|i| spread(0.66 + spread_by * (i as f64 - 1.5) * 0.002, i)).collect();
+            update(&mut s, &ts, &cfg).unwrap();
+            s.theta
+        };
+        let (p1, p10) = (run(100.0, 1.0), run(100.0, 10.0));
+        let (f1, f10) = (run(1.0, 1.0), run(1.0, 10.0));
+        let moved = distance(&p10, &Theta::uniform());
+        // Measured: percent 0.3% of the movement, fractions 12.7%.
+        assert!(distance(&p1, &p10) < 1e-2 * moved, "percent: {} of {moved}", distance(&p1, &p10));
+        assert!(distance(&f1, &f10) > 5e-2 * moved, "fractions should be damped by ε: {}", distance(&f1, &f10));
+    }
+
+    #[test]
+    fn kl_is_checked_before_each_step_as_the_official_code_does() {
+        // A rate at which one step already passes the KL bound: the official schedule measures
+        // KL at the θ a step starts from, so the first step (KL 0) is followed by a second,
+        // which sees KL > bound and is the last. Checking after each step would stop at one.
+        let k = 7;
+        let cfg = PpoConfig { lr_start: 1.0, lr: 1.0, ..Default::default() };
+        let one = PpoConfig { max_inner_steps: 1, ..cfg.clone() };
+        let mut s1 = PpoState { baseline: Some(0.0), ..Default::default() };
+        let after_one = update(&mut s1, &[traj(1.0, &[(k, 10)])], &one).unwrap();
+        assert!(after_one.kl > cfg.kl_stop, "the first step must pass the bound for this test: {}", after_one.kl);
+        let mut s = PpoState { baseline: Some(0.0), ..Default::default() };
+        let out = update(&mut s, &[traj(1.0, &[(k, 10)])], &cfg).unwrap();
+        assert_eq!(out.inner_steps, 2);
+        assert!(out.kl > after_one.kl, "the reported KL is the kept θ's");
+        // A small rate never reaches the bound: all five steps.
+        let mut s = PpoState { baseline: Some(0.0), ..Default::default() };
+        let gentle = PpoConfig { lr_start: 1e-4, lr: 1e-4, ..Default::default() };
+        assert_eq!(update(&mut s, &[traj(1.0, &[(k, 10)])], &gentle).unwrap().inner_steps, 5);
+    }
+
+    /// METHOD.md's surrogate written out with loops over pairs, independent of the tensor code.
+    fn reference_surrogate(theta: &Theta, old: &Theta, ts: &[Trajectory], adv: &[f64], clip: f64) -> f64 {
+        let (new, old) = (theta.distribution().unwrap(), old.distribution().unwrap());
+        let mut total = 0.0;
+        for (t, a) in ts.iter().zip(adv) {
+            let n: f64 = t.counts.iter().map(|&c| c as f64).sum();
+            for k in 0..NUM_PAIRS {
+                let r = new.probs()[k] / old.probs()[k];
+                total += t.counts[k] as f64 / n * (r * a).min(r.clamp(1.0 - clip, 1.0 + clip) * a);
+            }
+        }
+        total / ts.len() as f64
+    }
+
+    #[test]
+    fn surrogate_gradient_matches_finite_differences() {
+        let mut rng = crate::rng::Rng::new(5);
+        let mut old = Theta::uniform();
+        old.a.iter_mut().for_each(|x| *x = 0.3 * rng.normal());
+        old.b.iter_mut().flatten().for_each(|x| *x = 0.3 * rng.normal());
+        let mut theta = old.clone();
+        theta.a.iter_mut().for_each(|x| *x += 0.05 * rng.normal());
+        theta.b.iter_mut().flatten().for_each(|x| *x += 0.05 * rng.normal());
+        let ts: Vec<Trajectory> = (0..3).map(|i| spread(0.6, 10 + i)).collect();
+        let adv = [1.5, -0.7, 0.2];
+        let clip = 0.2;
+        // The tensor objective and its autograd gradient at θ.
+        let freq: Vec<f64> = ts.iter().flat_map(|t| t.counts.iter().map(|&c| c as f64 / 4000.0)).collect();
+        let freq = Tensor::from_slice(&freq).view([3, NUM_PAIRS as i64]);
+        let advt = Tensor::from_slice(&adv).view([3, 1]);
+        let (ao, bo) = to_tensor(&old);
+        let log_old = log_pairs(&ao, &bo);
+        let (a, b) = to_tensor(&theta);
+        let (a, b) = (a.set_requires_grad(true), b.set_requires_grad(true));
+        let obj = surrogate_of(&log_pairs(&a, &b), &log_old, &freq, &advt, clip);
+        assert!((obj.double_value(&[]) - reference_surrogate(&theta, &old, &ts, &adv, clip)).abs() < 1e-12);
+        obj.backward();
+        let (ga, gb) = (a.grad(), b.grad());
+        // Central differences of the loop version, on a spread of coordinates.
+        let h = 1e-6;
+        for i in [0usize, 5, 17, 35] {
+            let (mut p, mut m) = (theta.clone(), theta.clone());
+            p.a[i] += h;
+            m.a[i] -= h;
+            let fd = (reference_surrogate(&p, &old, &ts, &adv, clip) - reference_surrogate(&m, &old, &ts, &adv, clip)) / (2.0 * h);
+            let g = ga.double_value(&[i as i64]);
+            assert!((fd - g).abs() < 1e-6 * (1.0 + g.abs()), "∂L/∂a[{i}]: autograd {g}, finite difference {fd}");
+        }
+        for (i, j) in [(0usize, 0usize), (3, 30), (20, 7), (35, 35)] {
+            let (mut p, mut m) = (theta.clone(), theta.clone());
+            p.b[i][j] += h;
+            m.b[i][j] -= h;
+            let fd = (reference_surrogate(&p, &old, &ts, &adv, clip) - reference_surrogate(&m, &old, &ts, &adv, clip)) / (2.0 * h);
+            let g = gb.double_value(&[i as i64, j as i64]);
+            assert!((fd - g).abs() < 1e-6 * (1.0 + g.abs()), "∂L/∂B[{i}][{j}]: autograd {g}, finite difference {fd}");
+        }
     }
 
     #[test]

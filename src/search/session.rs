@@ -32,6 +32,8 @@ const STREAM_TRAJECTORY: u64 = 11;
 const STREAM_PROBE: u64 = 12;
 const STREAM_SAMPLE: u64 = 13;
 const STREAM_FULLTRAIN: u64 = 14;
+const STREAM_NULL: u64 = 15;
+const STREAM_BOOTSTRAP: u64 = 16;
 
 /// A progress event for front-ends (progress bars, notebook lines).
 #[derive(Debug, Clone, Serialize)]
@@ -62,6 +64,9 @@ pub struct History {
     pub updates: Vec<UpdateRecord>,
     pub probes: Vec<ProbeReport>,
     pub fulltrains: Vec<FulltrainReport>,
+    /// The last noise-only null (`null`), judged at `null.updates` updates.
+    #[serde(default)]
+    pub null: Option<super::NullReport>,
 }
 
 impl std::fmt::Display for History {
@@ -75,6 +80,13 @@ impl std::fmt::Display for History {
         }
         for t in &self.fulltrains {
             write!(f, "\nfull training with {}: final test accuracy {:.2}%", t.policy, 100.0 * t.final_test_accuracy())?;
+        }
+        if !self.updates.is_empty() {
+            match &self.null {
+                Some(n) if n.updates == self.updates.len() => write!(f, "\n{n}")?,
+                Some(n) => write!(f, "\n(the null was run at update {}; `null` again to judge θ now)", n.updates)?,
+                None => write!(f, "\nθ has not been judged against its noise-only null: `null` runs it (seconds)")?,
+            }
         }
         Ok(())
     }
@@ -344,8 +356,33 @@ impl Session {
 
     // ---- stage 2 -------------------------------------------------------------------------
 
-    fn trajectory_seed(&self, index: usize) -> u64 {
-        mix(mix(mix(self.config.seed, STREAM_TRAJECTORY), self.ppo.updates as u64), index as u64)
+    /// Seeds of trajectory `index` of the current update: the data order is stage 1's; with
+    /// `common_random_numbers` crops, flips and Cutout are shared by the update's trajectories
+    /// too, so only θ's draws differ between them.
+    fn trajectory_seeds(&self, index: usize) -> TrajectorySeeds {
+        let update = mix(mix(self.config.seed, STREAM_TRAJECTORY), self.ppo.updates as u64);
+        let own = mix(update, index as u64);
+        let augment = if self.config.common_random_numbers { mix(update, u64::MAX) } else { own };
+        TrajectorySeeds { order: self.config.seed, augment, policy: own }
+    }
+
+    /// Seeds of probe trajectory `index`: the same for every policy, so probes and `compare`
+    /// pair trajectories with common random numbers.
+    fn probe_seeds(&self, index: usize) -> TrajectorySeeds {
+        let s = mix(mix(self.config.seed, STREAM_PROBE), index as u64);
+        TrajectorySeeds { order: self.config.seed, augment: s, policy: s }
+    }
+
+    /// Stage 2 measures rewards from the weights at the *end* of stage 1; refuse before.
+    fn require_stage1(&self) -> Result<(), SearchError> {
+        let done = self.pretrain_epochs_done();
+        if done == 0 {
+            return Err(SearchError::NotPretrained);
+        }
+        if done < self.config.pretrain_epochs {
+            return Err(SearchError::Stage1Incomplete { done, total: self.config.pretrain_epochs });
+        }
+        Ok(())
     }
 
     /// Put the model back to the snapshot and the stage-1 config (after trajectories).
@@ -394,7 +431,8 @@ impl Session {
 
     /// Run trajectories of `policy`, one per seed, spread over the trajectory devices (in
     /// parallel threads when there are several); all or nothing.
-    fn trajectories(&mut self, policy: &Policy, seeds: &[u64], label: &str) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
+    fn trajectories(&mut self, policy: &Policy, seeds: &[TrajectorySeeds], label: &str) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
+        self.require_stage1()?;
         let snap = self.snapshot.as_ref().ok_or(SearchError::NotPretrained)?.copy();
         self.cancel.reset();
         self.ensure_replicas()?;
@@ -453,11 +491,11 @@ impl Session {
     pub fn evaluate(&mut self, k: Option<usize>) -> Result<EvaluateReport, SearchError> {
         let k = k.unwrap_or(self.config.trajectories).max(1);
         let policy = self.current_policy()?;
-        let seeds: Vec<u64> = (0..k).map(|i| self.trajectory_seed(self.pending.len() + i)).collect();
+        let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.trajectory_seeds(self.pending.len() + i)).collect();
         let (done, discarded) = self.trajectories(&policy, &seeds, "evaluate")?;
         self.pending.extend(done.iter().cloned());
         self.save_all(false)?;
-        Ok(EvaluateReport { trajectories: done, discarded, pending: self.pending.len() })
+        Ok(EvaluateReport::new(done, discarded, self.pending.len()))
     }
 
     // ---- the update ----------------------------------------------------------------------
@@ -480,6 +518,7 @@ impl Session {
         let (op1_marginal, op2_marginal) = dist.marginals();
         let record = UpdateRecord {
             update,
+            reward: super::stats::Estimate::of(&outcome.rewards),
             ppo: outcome,
             op1_marginal,
             op2_marginal,
@@ -519,7 +558,7 @@ impl Session {
         let dist = self.theta().distribution()?;
         let (op1, op2) = dist.marginals();
         let top = dist.top(top).into_iter().map(|(k, p)| (crate::augment::space::pair_name(k), p)).collect();
-        Ok(super::PolicyReport { updates: self.ppo.updates, entropy: dist.entropy(), top, op1, op2 })
+        Ok(super::PolicyReport { updates: self.ppo.updates, entropy: dist.entropy(), top, op1, op2, null: self.current_null().cloned() })
     }
 
     // ---- probing and ground truth ------------------------------------------------------
@@ -528,17 +567,96 @@ impl Session {
     pub fn probe(&mut self, policy: &Policy, k: Option<usize>) -> Result<ProbeReport, SearchError> {
         let k = k.unwrap_or(self.config.probe_trajectories).max(1);
         let spec = policy.to_string();
-        let tag = spec.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-        let seeds: Vec<u64> = (0..k).map(|i| mix(mix(mix(self.config.seed, STREAM_PROBE), tag), i as u64)).collect();
+        let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.probe_seeds(i)).collect();
         let (done, discarded) = self.trajectories(policy, &seeds, "probe")?;
         if done.is_empty() {
             return Err(SearchError::Invalid(format!("every probe trajectory of {spec} diverged: {}", discarded.join("; "))));
         }
-        let reward = done.iter().map(|t| t.reward).sum::<f64>() / done.len() as f64;
-        let report = ProbeReport { policy: spec, reward, trajectories: done };
+        let report = ProbeReport::new(spec, done);
         self.history.probes.push(report.clone());
         self.save_all(false)?;
         Ok(report)
+    }
+
+    /// Paired proxy comparison of two or more policies: `k` trajectories each (default: the
+    /// probe count) with common random numbers — trajectory i of every policy shares the data
+    /// order, crops, flips and Cutout holes, so the differences are the policies' own. Every
+    /// pair of policies is tested (exact sign-flip test, Holm-corrected across pairs).
+    /// `pairing: Independent` runs each policy's trajectories on their own random numbers,
+    /// as separate official-style runs would (the benchmark's baseline).
+    pub fn compare(&mut self, policies: &[Policy], k: Option<usize>, pairing: super::Pairing) -> Result<super::CompareReport, SearchError> {
+        if policies.len() < 2 {
+            return Err(SearchError::Invalid("compare needs at least two policies: `compare A B [k]`".into()));
+        }
+        let k = k.unwrap_or(self.config.probe_trajectories);
+        if k == 0 {
+            return Err(SearchError::Invalid("compare needs at least one trajectory per policy".into()));
+        }
+        let start = Instant::now();
+        let mut rewards: Vec<Vec<Option<f64>>> = Vec::with_capacity(policies.len());
+        let mut discarded = Vec::new();
+        for (j, p) in policies.iter().enumerate() {
+            let seeds: Vec<TrajectorySeeds> = (0..k)
+                .map(|i| {
+                    let s = self.probe_seeds(i);
+                    match pairing {
+                        super::Pairing::CommonRandomNumbers => s,
+                        super::Pairing::Independent => {
+                            let own = mix(s.policy, j as u64 + 1);
+                            TrajectorySeeds { order: own, augment: own, policy: own }
+                        }
+                    }
+                })
+                .collect();
+            let label = format!("compare {}/{}", j + 1, policies.len());
+            let (done, dropped) = self.trajectories(p, &seeds, &label)?;
+            discarded.extend(dropped.into_iter().map(|d| format!("{p}: {d}")));
+            // Keep trajectory i's place so pairs stay aligned when one diverged.
+            let by_seed: Vec<Option<f64>> = seeds.iter().map(|s| done.iter().find(|t| t.seed == s.policy).map(|t| t.reward)).collect();
+            rewards.push(by_seed);
+        }
+        let names: Vec<String> = policies.iter().map(ToString::to_string).collect();
+        Ok(super::CompareReport::new(names, rewards, pairing, discarded, start.elapsed().as_secs_f64()))
+    }
+
+    /// Run the search's noise-only null (`replicates` searches, default the config's) over
+    /// the updates so far and judge θ against it; kept in the history.
+    pub fn null(&mut self, replicates: Option<usize>) -> Result<super::NullReport, SearchError> {
+        let replicates = replicates.unwrap_or(self.config.null_replicates);
+        if replicates < 2 {
+            return Err(SearchError::Invalid("a null needs at least 2 replicates".into()));
+        }
+        if self.history.updates.is_empty() {
+            return Err(SearchError::Invalid("no updates yet: the null replays the search's updates; run `step` first".into()));
+        }
+        let mut inputs = Vec::with_capacity(self.history.updates.len());
+        for u in &self.history.updates {
+            if u.ppo.applications.len() != u.ppo.rewards.len() {
+                return Err(SearchError::Invalid(format!("update {} was recorded before augwise kept pair-application totals; a null needs a search run with this version", u.update)));
+            }
+            inputs.push(super::null::NullInput { rewards: u.ppo.rewards.clone(), applications: u.ppo.applications.clone() });
+        }
+        self.cancel.reset();
+        let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
+        let seed = mix(self.config.seed, STREAM_NULL);
+        let sims = super::null::simulate(&inputs, &self.config.ppo, replicates, seed, &mut |done| {
+            Self::emit(progress, "null", done as f64 / replicates as f64, format!("null search {done}/{replicates}"));
+            !cancel.is_cancelled()
+        });
+        let sims = match sims {
+            Ok(s) => s,
+            Err(_) if self.cancel.is_cancelled() => return Err(SearchError::Cancelled),
+            Err(e) => return Err(e.into()),
+        };
+        let report = super::null::judge(&self.ppo.theta, self.ppo.updates, &sims)?;
+        self.history.null = Some(report.clone());
+        self.save_all(false)?;
+        Ok(report)
+    }
+
+    /// The null of the current θ, if one was run since the last update.
+    pub fn current_null(&self) -> Option<&super::NullReport> {
+        self.history.null.as_ref().filter(|n| n.updates == self.ppo.updates)
     }
 
     /// Train from scratch on search-train + validation with `policy`, and report test accuracy
@@ -549,17 +667,7 @@ impl Session {
         let info = &data.info;
         let seed = mix(self.config.seed, STREAM_FULLTRAIN);
         let model = Model::new(self.config.model, info.channels, info.num_classes(), self.device.device, seed)?;
-        let cfg = TrainConfig {
-            seed,
-            schedule: LrSchedule::WarmupCosine {
-                start: self.config.pretrain_lr / 4.0,
-                peak: self.config.pretrain_lr,
-                floor: 0.001,
-                warmup_epochs: 1.0f64.min(epochs as f64),
-                total_epochs: epochs as f64,
-            },
-            ..stage1_config(&self.config)
-        };
+        let cfg = TrainConfig { seed, schedule: self.config.fulltrain_schedule.for_epochs(epochs), ..stage1_config(&self.config) };
         let mut trainer = Trainer::new(model, self.pipeline.normalize.clone(), cfg);
         let mut aug = PolicyAugment::new(self.pipeline.clone(), policy.sampler()?);
         self.cancel.reset();
@@ -585,14 +693,14 @@ impl Session {
             return Err(SearchError::Invalid("correlate needs at least two policies".into()));
         }
         let mut rows = Vec::with_capacity(policies.len());
+        let mut proxies = Vec::with_capacity(policies.len());
         for p in policies {
-            let proxy = self.probe(p, None)?.reward;
+            let proxy = self.probe(p, None)?.estimate;
             let full = self.fulltrain(p, fulltrain_epochs)?.final_test_accuracy();
-            rows.push((p.to_string(), proxy, full));
+            rows.push((p.to_string(), proxy.mean, full));
+            proxies.push(proxy);
         }
-        let x: Vec<f64> = rows.iter().map(|r| r.1).collect();
-        let y: Vec<f64> = rows.iter().map(|r| r.2).collect();
-        Ok(CorrelateReport { kendall_tau: super::stats::kendall_tau(&x, &y), spearman_rho: super::stats::spearman(&x, &y), rows })
+        Ok(CorrelateReport::new(rows, proxies, mix(self.config.seed, STREAM_BOOTSTRAP)))
     }
 
     /// Back to a fresh session with the same config (θ uniform, no snapshot).
@@ -691,6 +799,19 @@ impl Session {
 
 type TrajectoryResult = Result<Result<Trajectory, String>, SearchError>;
 
+/// The random numbers of one stage-2 trajectory, by source. Two trajectories with equal
+/// `order` and `augment` seeds see the same batches, crops, flips and Cutout holes and differ
+/// only in the policy's own draws (common random numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrajectorySeeds {
+    /// Data order (stage 1's seed unless the trajectories should be independent).
+    pub order: u64,
+    /// Crop, flip and Cutout.
+    pub augment: u64,
+    /// Which ops, signs and magnitudes the policy draws per image.
+    pub policy: u64,
+}
+
 /// A model replica on another device, for parallel trajectories.
 struct Replica {
     device: Device,
@@ -715,13 +836,17 @@ impl FineTune {
     /// Stage 2 for one seed: reset weights and momentum to the snapshot, fine-tune at the
     /// constant rate drawing pairs per image, validation accuracy per epoch, reward = mean of
     /// the best `reward_top`. `Ok(Err(why))` when the loss went NaN/Inf (discarded).
-    fn run(&self, trainer: &mut Trainer, train: &crate::data::Dataset, val: &crate::data::Dataset, seed: u64, index: usize, progress: &mut dyn FnMut(Progress)) -> TrajectoryResult {
+    fn run(&self, trainer: &mut Trainer, train: &crate::data::Dataset, val: &crate::data::Dataset, seeds: TrajectorySeeds, index: usize, progress: &mut dyn FnMut(Progress)) -> TrajectoryResult {
         trainer.restore(&self.snap)?;
         let lr = self.config.finetune_lr.unwrap_or_else(|| stage1_config(&self.config).schedule.final_lr());
-        // Common random numbers (ours): every trajectory sees the data in the same order and
-        // differs only in its augmentation draws, so reward differences come from θ's draws
-        // rather than from the data order.
-        trainer.config = TrainConfig { augment_seed: Some(seed), schedule: LrSchedule::Constant { lr }, ..stage1_config(&self.config) };
+        let seed = seeds.policy;
+        trainer.config = TrainConfig {
+            seed: seeds.order,
+            augment_seed: Some(seeds.augment),
+            policy_seed: Some(seeds.policy),
+            schedule: LrSchedule::Constant { lr },
+            ..stage1_config(&self.config)
+        };
         let mut aug = PolicyAugment::new(self.pipeline.clone(), self.policy.sampler()?);
         let start = Instant::now();
         let epochs = self.config.finetune_epochs;

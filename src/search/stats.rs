@@ -1,4 +1,330 @@
-//! Rank correlations for `correlate`: does the proxy rank policies like full training?
+//! The uncertainty every number augwise shows comes with: means with 95% intervals across
+//! trajectories, paired comparisons (exact sign-flip test for small k), Holm's correction for
+//! several comparisons, bootstrap intervals for rank correlations, and empirical p-values
+//! against a null distribution. Pure arithmetic, no tensors: cheap enough to run on every
+//! report.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Two-sided level of every interval and test augwise reports.
+pub const ALPHA: f64 = 0.05;
+
+/// A mean over independent measurements (trajectories) with its 95% interval (Student t).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub mean: f64,
+    /// Spread of one measurement (sample standard deviation; 0 for one measurement).
+    pub sd: f64,
+    pub n: usize,
+    /// 95% interval of the mean; `None` with fewer than two measurements.
+    pub ci95: Option<(f64, f64)>,
+}
+
+impl Default for Estimate {
+    /// No measurements (what checkpoints written before intervals existed load as).
+    fn default() -> Self {
+        Self { mean: f64::NAN, sd: 0.0, n: 0, ci95: None }
+    }
+}
+
+impl Estimate {
+    pub fn of(xs: &[f64]) -> Self {
+        let n = xs.len();
+        let mean = if n == 0 { f64::NAN } else { xs.iter().sum::<f64>() / n as f64 };
+        let sd = sample_sd(xs);
+        let ci95 = (n >= 2).then(|| {
+            let h = student_t_quantile(1.0 - ALPHA / 2.0, (n - 1) as f64) * sd / (n as f64).sqrt();
+            (mean - h, mean + h)
+        });
+        Self { mean, sd, n, ci95 }
+    }
+
+    /// Half the interval's width (`None` without an interval).
+    pub fn half_width(&self) -> Option<f64> {
+        self.ci95.map(|(lo, hi)| (hi - lo) / 2.0)
+    }
+
+    /// `67.12% ± 0.85 (95% CI, sd 0.53, n = 4)` for accuracies (fractions shown as percent).
+    pub fn percent(&self) -> String {
+        match self.half_width() {
+            Some(h) => format!("{:.2}% ± {:.2} (95% CI, sd {:.2}, n = {})", 100.0 * self.mean, 100.0 * h, 100.0 * self.sd, self.n),
+            None => format!("{:.2}% (n = {}, no interval from one trajectory)", 100.0 * self.mean, self.n),
+        }
+    }
+
+    /// Compact `67.12 ± 0.85%` for tables.
+    pub fn percent_short(&self) -> String {
+        match self.half_width() {
+            Some(h) => format!("{:.2} ± {:.2}%", 100.0 * self.mean, 100.0 * h),
+            None => format!("{:.2}%", 100.0 * self.mean),
+        }
+    }
+}
+
+impl fmt::Display for Estimate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ci95 {
+            Some((lo, hi)) => write!(f, "{:.4} (95% CI {lo:.4} to {hi:.4}, sd {:.4}, n = {})", self.mean, self.sd, self.n),
+            None => write!(f, "{:.4} (n = {})", self.mean, self.n),
+        }
+    }
+}
+
+/// Sample standard deviation (n − 1); 0 for fewer than two values.
+pub fn sample_sd(xs: &[f64]) -> f64 {
+    let n = xs.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let m = xs.iter().sum::<f64>() / n as f64;
+    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+}
+
+/// A paired comparison: differences d_i = A_i − B_i of trajectories that share every random
+/// number but the policies' own draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedTest {
+    pub n: usize,
+    /// Mean difference and its 95% interval (Student t on the differences).
+    pub difference: f64,
+    pub sd: f64,
+    pub ci95: Option<(f64, f64)>,
+    /// Two-sided p-value; `None` without differences.
+    pub p_value: Option<f64>,
+    /// `exact sign-flip` (all 2^n sign patterns, n ≤ 20) or `paired t`.
+    pub method: String,
+}
+
+/// Largest n the sign-flip test enumerates exactly (2^20 patterns).
+pub const EXACT_MAX: usize = 20;
+
+impl PairedTest {
+    pub fn of(diffs: &[f64]) -> Self {
+        let e = Estimate::of(diffs);
+        let n = diffs.len();
+        let (p_value, method) = if n == 0 {
+            (None, "none")
+        } else if n <= EXACT_MAX {
+            (Some(sign_flip_p(diffs)), "exact sign-flip")
+        } else {
+            (Some(paired_t_p(e.mean, e.sd, n)), "paired t")
+        };
+        Self { n, difference: e.mean, sd: e.sd, ci95: e.ci95, p_value, method: method.into() }
+    }
+}
+
+/// Exact two-sided sign-flip (permutation) test of a zero mean: the share of the 2^n sign
+/// patterns whose |Σ s_i d_i| reaches the observed |Σ d_i|. All-zero differences give 1.
+pub fn sign_flip_p(d: &[f64]) -> f64 {
+    let n = d.len().min(EXACT_MAX);
+    let d = &d[..n];
+    let observed = d.iter().sum::<f64>().abs();
+    // Sums equal up to rounding count as reaching the observed one.
+    let tol = 1e-12 * d.iter().map(|x| x.abs()).sum::<f64>().max(1e-300);
+    let total = 1u64 << n;
+    let mut hits = 0u64;
+    for mask in 0..total {
+        let s: f64 = d.iter().enumerate().map(|(i, &x)| if mask >> i & 1 == 1 { -x } else { x }).sum();
+        if s.abs() >= observed - tol {
+            hits += 1;
+        }
+    }
+    hits as f64 / total as f64
+}
+
+fn paired_t_p(mean: f64, sd: f64, n: usize) -> f64 {
+    if sd == 0.0 {
+        return if mean == 0.0 { 1.0 } else { 0.0 };
+    }
+    let t = mean / (sd / (n as f64).sqrt());
+    2.0 * (1.0 - student_t_cdf(t.abs(), (n - 1) as f64))
+}
+
+/// Holm–Bonferroni adjusted p-values (same order as given): controls the chance of any false
+/// "different" across all the comparisons at the nominal level.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut idx: Vec<usize> = (0..m).collect();
+    idx.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut out = vec![0.0; m];
+    let mut running: f64 = 0.0;
+    for (rank, &i) in idx.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+        out[i] = running;
+    }
+    out
+}
+
+/// Trajectories per policy a paired comparison needs to separate a true difference of
+/// `difference` with spread `sd` at the 5% level with 80% power (normal approximation), and
+/// never fewer than 6 — below that even the most lopsided sign-flip result has p ≥ 0.0625.
+/// `None` when there is no difference to resolve.
+pub fn trajectories_needed(difference: f64, sd: f64) -> Option<usize> {
+    if !difference.is_finite() || difference == 0.0 || !sd.is_finite() {
+        return None;
+    }
+    let z = normal_quantile(1.0 - ALPHA / 2.0) + normal_quantile(0.8);
+    let k = (z * sd / difference.abs()).powi(2).ceil();
+    Some((k.min(1e9) as usize).max(6))
+}
+
+/// Percentile bootstrap 95% interval of `stat` over resamples (with replacement) of `n` rows,
+/// from a seeded stream so a report replays. Resamples where the statistic is undefined (NaN:
+/// all rows tied) are skipped; `None` when most are.
+pub fn bootstrap_ci(n: usize, resamples: usize, seed: u64, stat: impl Fn(&[usize]) -> f64) -> Option<(f64, f64)> {
+    if n < 2 {
+        return None;
+    }
+    let mut rng = crate::rng::Rng::new(seed);
+    let mut values = Vec::with_capacity(resamples);
+    let mut idx = vec![0usize; n];
+    for _ in 0..resamples {
+        for slot in idx.iter_mut() {
+            *slot = ((rng.next_f64() * n as f64) as usize).min(n - 1);
+        }
+        let v = stat(&idx);
+        if v.is_finite() {
+            values.push(v);
+        }
+    }
+    if values.len() * 2 < resamples {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    Some((quantile_sorted(&values, ALPHA / 2.0), quantile_sorted(&values, 1.0 - ALPHA / 2.0)))
+}
+
+/// The q-quantile of sorted values (linear interpolation).
+pub fn quantile_sorted(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// Empirical one-sided p-value of `observed` against `null` draws (larger = more extreme):
+/// (1 + #{null ≥ observed}) / (R + 1), never 0.
+pub fn empirical_p(observed: f64, null: &[f64]) -> f64 {
+    let hits = null.iter().filter(|&&x| x >= observed).count();
+    (1 + hits) as f64 / (null.len() + 1) as f64
+}
+
+// ---- distributions --------------------------------------------------------------------------
+
+fn ln_gamma(x: f64) -> f64 {
+    // Lanczos approximation (g = 7, n = 9), |error| < 1e-13 for x > 0.
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + 7.5;
+    for (i, &c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// Regularised incomplete beta I_x(a, b), by its continued fraction (modified Lentz).
+fn inc_beta(a: f64, b: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
+    // The fraction converges fast for x < (a + 1)/(a + b + 2); use the symmetry otherwise.
+    if x > (a + 1.0) / (a + b + 2.0) {
+        return 1.0 - inc_beta(b, a, 1.0 - x);
+    }
+    let tiny = 1e-300;
+    let (mut c, mut d) = (1.0, 1.0 - (a + b) * x / (a + 1.0));
+    if d.abs() < tiny {
+        d = tiny;
+    }
+    d = 1.0 / d;
+    let mut h = d;
+    for m in 1..300 {
+        let m = m as f64;
+        let num = m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m));
+        for num in [num, -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0))] {
+            d = 1.0 + num * d;
+            if d.abs() < tiny {
+                d = tiny;
+            }
+            c = 1.0 + num / c;
+            if c.abs() < tiny {
+                c = tiny;
+            }
+            d = 1.0 / d;
+            h *= d * c;
+        }
+        if (d * c - 1.0).abs() < 1e-15 {
+            break;
+        }
+    }
+    front * h / a
+}
+
+/// P(T ≤ t) for Student's t with `df` degrees of freedom.
+pub fn student_t_cdf(t: f64, df: f64) -> f64 {
+    if t.is_nan() {
+        return f64::NAN;
+    }
+    let tail = 0.5 * inc_beta(df / 2.0, 0.5, df / (df + t * t));
+    if t >= 0.0 { 1.0 - tail } else { tail }
+}
+
+/// The p-quantile of Student's t (bisection on the CDF; p in (0, 1)).
+pub fn student_t_quantile(p: f64, df: f64) -> f64 {
+    bisect(|t| student_t_cdf(t, df), p)
+}
+
+/// Standard normal CDF.
+pub fn normal_cdf(z: f64) -> f64 {
+    // Student t with 10⁷ degrees of freedom is Φ to ~1e-7, and its incomplete beta stays
+    // accurate (ln x of x = df/(df + z²) keeps ~10 digits).
+    student_t_cdf(z, 1e7)
+}
+
+/// The p-quantile of the standard normal.
+pub fn normal_quantile(p: f64) -> f64 {
+    bisect(normal_cdf, p)
+}
+
+fn bisect(cdf: impl Fn(f64) -> f64, p: f64) -> f64 {
+    if !(p > 0.0 && p < 1.0) {
+        return f64::NAN;
+    }
+    let (mut lo, mut hi) = (-1e3, 1e3);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if cdf(mid) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+// ---- rank correlations (`correlate`: does the proxy rank policies like full training?) ------
 
 /// Ranks from 1, ties sharing their average rank.
 pub fn ranks(x: &[f64]) -> Vec<f64> {
@@ -77,5 +403,77 @@ mod tests {
         assert!((spearman(&x, &y) - 0.9).abs() < 1e-12);
         assert_eq!(ranks(&[10.0, 20.0, 10.0]), vec![1.5, 3.0, 1.5]);
         assert!(spearman(&[1.0], &[1.0]).is_nan());
+    }
+
+    #[test]
+    fn distributions_match_tables() {
+        // Student t 97.5% quantiles (any statistics table) and the normal's.
+        for (df, q) in [(1.0, 12.706_204_736), (3.0, 3.182_446_305), (7.0, 2.364_624_252), (30.0, 2.042_272_456)] {
+            assert!((student_t_quantile(0.975, df) - q).abs() < 1e-6, "df {df}: {}", student_t_quantile(0.975, df));
+        }
+        assert!((normal_quantile(0.975) - 1.959_963_985).abs() < 1e-6);
+        assert!((normal_quantile(0.8) - 0.841_621_234).abs() < 1e-6);
+        assert!((student_t_cdf(0.0, 5.0) - 0.5).abs() < 1e-12);
+        assert!((student_t_cdf(2.015_048_373, 5.0) - 0.95).abs() < 1e-7);
+    }
+
+    #[test]
+    fn estimate_interval() {
+        let e = Estimate::of(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(e.mean, 2.5);
+        assert!((e.sd - 1.290_994_448_7).abs() < 1e-9);
+        let h = 3.182_446_305 * e.sd / 2.0;
+        let (lo, hi) = e.ci95.unwrap();
+        assert!((lo - (2.5 - h)).abs() < 1e-6 && (hi - (2.5 + h)).abs() < 1e-6);
+        let one = Estimate::of(&[0.7]);
+        assert_eq!((one.mean, one.sd, one.ci95), (0.7, 0.0, None));
+        assert!(one.percent().contains("no interval"));
+        assert!(Estimate::of(&[]).mean.is_nan());
+    }
+
+    #[test]
+    fn sign_flip_test_is_exact() {
+        // All eight differences positive: only the all-plus and all-minus patterns reach it.
+        let t = PairedTest::of(&[0.3, 0.1, 0.2, 0.5, 0.4, 0.6, 0.7, 0.8]);
+        assert_eq!(t.p_value, Some(2.0 / 256.0));
+        assert_eq!(t.method, "exact sign-flip");
+        // Identical results: no evidence at all.
+        assert_eq!(PairedTest::of(&[0.0; 8]).p_value, Some(1.0));
+        // Symmetric differences: mean zero, every pattern reaches |0|.
+        assert_eq!(sign_flip_p(&[1.0, -1.0]), 1.0);
+        // [1, 2, 3]: patterns with |sum| ≥ 6 are ±(1+2+3): 2 of 8.
+        assert_eq!(sign_flip_p(&[1.0, 2.0, 3.0]), 0.25);
+        assert_eq!(PairedTest::of(&[]).p_value, None);
+        // Past the exact range, the paired t-test: large consistent differences are significant.
+        let many: Vec<f64> = (0..30).map(|i| 1.0 + 0.1 * (i % 5) as f64).collect();
+        let t = PairedTest::of(&many);
+        assert_eq!(t.method, "paired t");
+        assert!(t.p_value.unwrap() < 1e-10);
+    }
+
+    #[test]
+    fn holm_adjusts_in_order() {
+        // m = 3: sorted 0.01·3, 0.02·2, 0.04·1 → 0.03, 0.04, 0.04 (monotone).
+        let adj = holm(&[0.04, 0.01, 0.02]);
+        assert!((adj[1] - 0.03).abs() < 1e-12 && (adj[2] - 0.04).abs() < 1e-12 && (adj[0] - 0.04).abs() < 1e-12);
+        assert_eq!(holm(&[0.9, 0.8]), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn sample_size_and_bootstrap() {
+        // d = sd: (1.96 + 0.84)² ≈ 7.85 → 8.
+        assert_eq!(trajectories_needed(1.0, 1.0), Some(8));
+        assert_eq!(trajectories_needed(1.0, 0.1), Some(6), "never below what the exact test can resolve");
+        assert_eq!(trajectories_needed(0.0, 1.0), None);
+        // A perfect monotone relation stays perfect in every resample with two distinct rows.
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let ci = bootstrap_ci(6, 500, 7, |idx| {
+            let a: Vec<f64> = idx.iter().map(|&i| x[i]).collect();
+            spearman(&a, &a)
+        })
+        .unwrap();
+        assert_eq!(ci, (1.0, 1.0));
+        assert_eq!(empirical_p(5.0, &[1.0, 2.0, 6.0]), 0.5);
+        assert_eq!(quantile_sorted(&[0.0, 10.0], 0.25), 2.5);
     }
 }

@@ -77,8 +77,12 @@ pub struct TrainConfig {
     pub grad_clip: Option<f64>,
     /// Seeds the data order and, unless `augment_seed` is set, the augmentation draws.
     pub seed: u64,
-    /// Seeds the augmentation draws alone (AWS trajectories: same data order, own draws).
+    /// Seeds the pipeline's own draws (crop, flip, Cutout) alone, and the policy's draws
+    /// unless `policy_seed` is set (AWS trajectories: same data order, own draws).
     pub augment_seed: Option<u64>,
+    /// Seeds the policy's draws alone (which ops, signs, magnitudes): common random numbers
+    /// for two policies share everything else.
+    pub policy_seed: Option<u64>,
 }
 
 impl Default for TrainConfig {
@@ -93,6 +97,7 @@ impl Default for TrainConfig {
             grad_clip: Some(3.0),
             seed: 0,
             augment_seed: None,
+            policy_seed: None,
         }
     }
 }
@@ -129,20 +134,21 @@ impl TrainConfig {
 }
 
 /// Anything that turns a uint8 training batch into the model's float input.
-/// Its random choices come from the trainer's per-epoch stream, so a run replays exactly.
+/// Its random choices come from the trainer's per-epoch streams, so a run replays exactly:
+/// `rng` for the pipeline's own draws (crop, flip, Cutout), `policy_rng` for the policy's.
 pub trait Augmenter {
-    fn augment(&mut self, images: &Tensor, rng: &mut Rng) -> Result<Tensor, AugmentError>;
+    fn augment(&mut self, images: &Tensor, rng: &mut Rng, policy_rng: &mut Rng) -> Result<Tensor, AugmentError>;
 }
 
 impl Augmenter for crate::augment::Pipeline {
-    fn augment(&mut self, images: &Tensor, rng: &mut Rng) -> Result<Tensor, AugmentError> {
+    fn augment(&mut self, images: &Tensor, rng: &mut Rng, _policy_rng: &mut Rng) -> Result<Tensor, AugmentError> {
         self.train(images, rng)
     }
 }
 
 impl Augmenter for crate::augment::PolicyAugment {
-    fn augment(&mut self, images: &Tensor, rng: &mut Rng) -> Result<Tensor, AugmentError> {
-        Ok(self.batch(images, rng)?.0)
+    fn augment(&mut self, images: &Tensor, rng: &mut Rng, policy_rng: &mut Rng) -> Result<Tensor, AugmentError> {
+        Ok(self.batch(images, rng, policy_rng)?.0)
     }
 }
 
@@ -218,6 +224,7 @@ pub struct Trainer {
 /// Stream ids of [`Rng::derive`], so data order and augmentation never share numbers.
 const STREAM_TRAIN: u64 = 1;
 const STREAM_AUGMENT: u64 = 2;
+const STREAM_POLICY: u64 = 3;
 
 /// Run a closure that calls panicking tch ops, turning a libtorch panic into an error so a
 /// notebook or REPL session survives it.
@@ -273,6 +280,8 @@ impl Trainer {
         let mut order_rng = Rng::derive(self.config.seed, &[STREAM_TRAIN, epoch as u64]);
         let aug_seed = self.config.augment_seed.unwrap_or(self.config.seed);
         let mut rng = Rng::derive(aug_seed, &[STREAM_AUGMENT, epoch as u64]);
+        let policy_seed = self.config.policy_seed.unwrap_or(aug_seed);
+        let mut policy_rng = Rng::derive(policy_seed, &[STREAM_POLICY, epoch as u64]);
         let dev = self.model.device();
         let n = data.len();
         let bs = self.config.batch_size.max(2);
@@ -291,7 +300,7 @@ impl Trainer {
             lr = self.config.schedule.at(epoch as f64 + b as f64 / batches as f64);
             let loss = guarded(|| {
                 let idx = perm.f_narrow(0, b as i64 * bs, len)?;
-                let x = aug.augment(&data.images.f_index_select(0, &idx)?, &mut rng)?;
+                let x = aug.augment(&data.images.f_index_select(0, &idx)?, &mut rng, &mut policy_rng)?;
                 let y = data.labels.f_index_select(0, &idx)?;
                 let logits = self.model.forward_t(&x, true);
                 let loss = logits.f_cross_entropy_loss::<Tensor>(

@@ -1,0 +1,251 @@
+//! The search against its own noise-only null. PPO moves θ on any rewards — Adam normalises
+//! its steps, so pure noise moves θ about as fast as signal does, only without a direction.
+//! To say whether a search found anything, augwise replays the same search with rewards
+//! that carry no information about θ and compares how far θ moved:
+//!
+//! ```text
+//! for each of R null searches, from θ = 0 with PPO's own state:
+//!   for each update u of the real search:
+//!     rewards  = the real rewards of update u, permuted across its trajectories
+//!     counts_t ~ Multinomial(applications_t, π_θ)     (the null θ's own per-image draws)
+//!     PPO update (same settings)
+//! compare the real θ with the R null θs: KL from uniform (= the entropy drop ln 1296 − H),
+//! each op's op1/op2 marginal and each pair's probability (simultaneous 95% bands)
+//! ```
+//! Only PPO's arithmetic runs — no network — so a null of a CPU search takes seconds.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::ppo::{self, PpoConfig, PpoState, Trajectory};
+use super::stats::{empirical_p, quantile_sorted, ALPHA};
+use crate::augment::space::{aws_name, pair_name, NUM_OPS, NUM_PAIRS};
+use crate::policy::{PolicyError, Theta};
+use crate::rng::Rng;
+
+/// What one update of a search gives its null: the rewards (permuted there) and how many pair
+/// applications each trajectory drew.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NullInput {
+    pub rewards: Vec<f64>,
+    pub applications: Vec<u64>,
+}
+
+/// How far a θ is from uniform, in the terms the null is judged on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Movement {
+    /// KL(π‖uniform) = ln 1296 − H(π): the entropy drop.
+    pub kl_from_uniform: f64,
+    /// op1 marginals then op2 marginals (72).
+    pub marginals: Vec<f64>,
+    /// All 1,296 pair probabilities.
+    pub pairs: Vec<f64>,
+}
+
+impl Movement {
+    pub fn of(theta: &Theta) -> Result<Self, PolicyError> {
+        let d = theta.distribution()?;
+        let (op1, op2) = d.marginals();
+        Ok(Self { kl_from_uniform: (NUM_PAIRS as f64).ln() - d.entropy(), marginals: op1.into_iter().chain(op2).collect(), pairs: d.probs().to_vec() })
+    }
+}
+
+/// θ after each of `replicates` null searches over `inputs`. `on_replicate(done)` returns
+/// false to stop early (cancel).
+pub fn simulate(inputs: &[NullInput], cfg: &PpoConfig, replicates: usize, seed: u64, on_replicate: &mut dyn FnMut(usize) -> bool) -> Result<Vec<Movement>, PolicyError> {
+    let mut out = Vec::with_capacity(replicates);
+    for r in 0..replicates {
+        let mut rng = Rng::derive(seed, &[r as u64]);
+        let mut state = PpoState::default();
+        for input in inputs {
+            let probs = state.theta.distribution()?.probs().to_vec();
+            let mut rewards = input.rewards.clone();
+            rng.shuffle(&mut rewards);
+            let trajectories: Vec<Trajectory> = rewards
+                .iter()
+                .zip(&input.applications)
+                .map(|(&reward, &n)| Trajectory { seed: 0, reward, accuracies: vec![reward], counts: rng.multinomial(n, &probs), seconds: 0.0 })
+                .collect();
+            ppo::update(&mut state, &trajectories, cfg)?;
+        }
+        out.push(Movement::of(&state.theta)?);
+        if !on_replicate(r + 1) {
+            return Err(PolicyError::Theta("cancelled".into()));
+        }
+    }
+    Ok(out)
+}
+
+/// One op's marginal against its simultaneous null band.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Band {
+    pub name: String,
+    pub observed: f64,
+    pub null_mean: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Band {
+    pub fn outside(&self) -> bool {
+        self.observed < self.lo || self.observed > self.hi
+    }
+    fn describe(&self) -> String {
+        let dir = if self.observed > self.hi { "above" } else { "below" };
+        format!("{} {:.3}% ({dir} its null band {:.3}–{:.3}%)", self.name, 100.0 * self.observed, 100.0 * self.lo, 100.0 * self.hi)
+    }
+}
+
+/// The real search judged against its null.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NullReport {
+    /// Null searches run.
+    pub replicates: usize,
+    /// Updates of the search (and of each null search).
+    pub updates: usize,
+    /// θ's KL from uniform (= entropy drop), nats.
+    pub kl_from_uniform: f64,
+    pub null_kl_median: f64,
+    pub null_kl_q95: f64,
+    /// Share of null searches that moved θ at least as far in KL (empirical, one-sided).
+    pub p_kl: f64,
+    /// Share of null searches with some op marginal at least as far out (max-|z| over the 72
+    /// marginals): sensitive to a search that moves a few ops consistently.
+    pub p_ops: f64,
+    /// The verdict's p-value: Bonferroni over the two tests, min(1, 2·min(p_kl, p_ops)).
+    pub p_value: f64,
+    /// op1 marginals (names `op1 X`) then op2 marginals, each with its simultaneous 95% band
+    /// (all 72 bands hold together in 95% of null searches).
+    pub ops: Vec<Band>,
+    /// Pairs whose probability lies outside their simultaneous 95% band.
+    pub pairs_outside: Vec<Band>,
+    /// The search moved θ further than noise does (p < 0.05).
+    pub found: bool,
+}
+
+/// Simultaneous bands for coordinates of `null` rows: mean ± c·sd, with c the 95% quantile of
+/// the largest standardised deviation across coordinates (max-|z|), so all bands hold
+/// together in 95% of null searches. Also returns the observed max-|z| and its empirical
+/// p-value: the global test "does any coordinate lie further out than noise puts one?".
+fn bands(null: &[&[f64]], observed: &[f64], name: impl Fn(usize) -> String) -> (Vec<Band>, f64) {
+    let dims = observed.len();
+    let stats = |rows: &[&[f64]]| {
+        let r = rows.len() as f64;
+        let mean: Vec<f64> = (0..dims).map(|j| rows.iter().map(|x| x[j]).sum::<f64>() / r).collect();
+        let sd: Vec<f64> = (0..dims).map(|j| (rows.iter().map(|x| (x[j] - mean[j]).powi(2)).sum::<f64>() / (r - 1.0).max(1.0)).sqrt()).collect();
+        (mean, sd)
+    };
+    let max_z = |x: &[f64], mean: &[f64], sd: &[f64]| (0..dims).filter(|&j| sd[j] > 0.0).map(|j| (x[j] - mean[j]).abs() / sd[j]).fold(0.0, f64::max);
+    // The bands: from the null searches alone.
+    let (mean, sd) = stats(null);
+    let mut maxz: Vec<f64> = null.iter().map(|x| max_z(x, &mean, &sd)).collect();
+    maxz.sort_by(f64::total_cmp);
+    let c = quantile_sorted(&maxz, 1.0 - ALPHA);
+    let bands = (0..dims).map(|j| Band { name: name(j), observed: observed[j], null_mean: mean[j], lo: mean[j] - c * sd[j], hi: mean[j] + c * sd[j] }).collect();
+    // The p-value: standardise with the observed row pooled in, so it and the null rows are
+    // exchangeable under the null (standardising by the null rows alone would make them look
+    // tamer than a new draw and the test too eager).
+    let mut pooled: Vec<&[f64]> = null.to_vec();
+    pooled.push(observed);
+    let (pm, ps) = stats(&pooled);
+    let null_z: Vec<f64> = null.iter().map(|x| max_z(x, &pm, &ps)).collect();
+    (bands, empirical_p(max_z(observed, &pm, &ps), &null_z))
+}
+
+/// Judge `theta` (after `updates` updates) against null searches' θs.
+pub fn judge(theta: &Theta, updates: usize, null: &[Movement]) -> Result<NullReport, PolicyError> {
+    if null.len() < 2 {
+        return Err(PolicyError::Theta("a null needs at least 2 replicates".into()));
+    }
+    let obs = Movement::of(theta)?;
+    let mut kls: Vec<f64> = null.iter().map(|m| m.kl_from_uniform).collect();
+    let p_kl = empirical_p(obs.kl_from_uniform, &kls);
+    kls.sort_by(f64::total_cmp);
+    let marg: Vec<&[f64]> = null.iter().map(|m| m.marginals.as_slice()).collect();
+    let (ops, p_ops) = bands(&marg, &obs.marginals, |j| format!("op{} {}", 1 + j / NUM_OPS, aws_name(j % NUM_OPS)));
+    let pairs: Vec<&[f64]> = null.iter().map(|m| m.pairs.as_slice()).collect();
+    let mut pairs_outside: Vec<Band> = bands(&pairs, &obs.pairs, pair_name).0.into_iter().filter(Band::outside).collect();
+    let p_value = (2.0 * p_kl.min(p_ops)).min(1.0);
+    pairs_outside.sort_by(|a, b| b.observed.total_cmp(&a.observed));
+    Ok(NullReport {
+        replicates: null.len(),
+        updates,
+        kl_from_uniform: obs.kl_from_uniform,
+        null_kl_median: quantile_sorted(&kls, 0.5),
+        null_kl_q95: quantile_sorted(&kls, 1.0 - ALPHA),
+        p_kl,
+        p_ops,
+        p_value,
+        ops,
+        pairs_outside,
+        found: p_value < ALPHA,
+    })
+}
+
+impl NullReport {
+    pub fn ops_outside(&self) -> Vec<&Band> {
+        self.ops.iter().filter(|b| b.outside()).collect()
+    }
+
+    /// One sentence: did the search find anything beyond noise?
+    pub fn verdict(&self) -> String {
+        let ops = self.ops_outside().len();
+        if self.found {
+            format!(
+                "The search moved θ beyond its noise-only null (p = {:.3}, {} null searches): KL from uniform {:.4} nats vs {:.4} at the null's 95th percentile (p = {:.3}); {ops} op marginal(s) outside their band (p = {:.3}).",
+                self.p_value, self.replicates, self.kl_from_uniform, self.null_kl_q95, self.p_kl, self.p_ops
+            )
+        } else {
+            format!(
+                "The search found nothing beyond noise (p = {:.3}, {} null searches on rewards carrying no information): θ's KL from uniform {:.4} nats (null 95th percentile {:.4}) and its op marginals are within what noise moves them to; θ's top pairs are not evidence.",
+                self.p_value, self.replicates, self.kl_from_uniform, self.null_kl_q95
+            )
+        }
+    }
+}
+
+impl fmt::Display for NullReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "null: {} searches of {} updates on rewards permuted across each update's trajectories; θ's KL from uniform (= entropy drop) {:.4} nats, null median {:.4}, 95th percentile {:.4}",
+            self.replicates, self.updates, self.kl_from_uniform, self.null_kl_median, self.null_kl_q95
+        )?;
+        let ops = self.ops_outside();
+        if ops.is_empty() {
+            writeln!(f, "ops outside their simultaneous 95% null band: none")?;
+        } else {
+            writeln!(f, "ops outside their simultaneous 95% null band: {}", ops.iter().map(|b| b.describe()).collect::<Vec<_>>().join("; "))?;
+        }
+        if self.pairs_outside.is_empty() {
+            writeln!(f, "pairs outside their simultaneous 95% null band: none")?;
+        } else {
+            let shown: Vec<String> = self.pairs_outside.iter().take(8).map(Band::describe).collect();
+            let more = self.pairs_outside.len().saturating_sub(8);
+            writeln!(f, "pairs outside their simultaneous 95% null band: {}{}", shown.join("; "), if more > 0 { format!(" and {more} more") } else { String::new() })?;
+        }
+        write!(f, "{}", self.verdict())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bands_hold_together_and_flag_outliers() {
+        // Null rows: coordinate j ~ j ± 1 (deterministic spread); observed far off in one.
+        let rows: Vec<Vec<f64>> = (0..200).map(|r| (0..5).map(|j| j as f64 + ((r * 7 + j * 3) % 11) as f64 / 5.0 - 1.0).collect()).collect();
+        let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
+        let mut obs: Vec<f64> = (0..5).map(|j| j as f64).collect();
+        obs[2] = 50.0;
+        let (b, p) = bands(&refs, &obs, |j| j.to_string());
+        assert_eq!(p, 1.0 / 201.0, "the outlier is further out than every null row");
+        let outside: Vec<&str> = b.iter().filter(|x| x.outside()).map(|x| x.name.as_str()).collect();
+        assert_eq!(outside, vec!["2"]);
+        // By construction at most 5% of the null rows leave any band.
+        let escaped = rows.iter().filter(|x| x.iter().zip(&b).any(|(v, band)| *v < band.lo || *v > band.hi)).count();
+        assert!(escaped <= 10, "{escaped} of 200");
+    }
+}
