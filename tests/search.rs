@@ -205,6 +205,36 @@ fn compare_is_exact_under_common_random_numbers_and_sees_label_breaking() {
     assert!(three.comparisons.iter().all(|c| c.p_adjusted.unwrap() >= c.p_value.unwrap()));
 }
 
+/// Rewards are accuracies of the fine-tuned model on the *un-augmented* validation split:
+/// the inspected trajectory equals `probe`'s, its last accuracy equals a hand-computed top-1
+/// on the raw validation images, and not the accuracy on validation images put through the
+/// policy (which, for a label-breaking policy, is far lower or higher).
+#[test]
+fn rewards_come_from_the_unaugmented_validation_split() {
+    use tch::Kind;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::new(polarity(), dir.path()).unwrap();
+    s.pretrain(None).unwrap();
+    let policy: augwise::policy::Policy = "pair:Invert+Equalize".parse().unwrap();
+    let (t, trainer) = s.trajectory_with_model(&policy, 0).unwrap();
+    let probe = s.probe(&policy, Some(1)).unwrap();
+    assert_eq!(probe.trajectories[0].reward, t.reward, "the inspected trajectory is probe's");
+    let val = &s.splits.val;
+    let by_hand = tch::no_grad(|| {
+        let logits = trainer.model.forward_t(&trainer.normalize.apply(&val.images).unwrap(), false);
+        logits.argmax(1, false).eq_tensor(&val.labels).to_kind(Kind::Double).mean(Kind::Double).double_value(&[])
+    });
+    assert!((t.accuracies.last().unwrap() - by_hand).abs() < 1e-12, "{:?} vs {by_hand}", t.accuracies);
+    // The same model on validation images put through the policy scores differently.
+    let mut rng = augwise::rng::Rng::new(0);
+    let (augmented, _) = policy.sampler().unwrap().apply(&val.images, &s.pipeline.ops, &mut rng).unwrap();
+    let on_augmented = tch::no_grad(|| {
+        let logits = trainer.model.forward_t(&trainer.normalize.apply(&augmented).unwrap(), false);
+        logits.argmax(1, false).eq_tensor(&val.labels).to_kind(Kind::Double).mean(Kind::Double).double_value(&[])
+    });
+    assert!((on_augmented - by_hand).abs() > 0.1, "Invert must matter on polarity data: {on_augmented} vs {by_hand}");
+}
+
 /// The best θ is the θ its rewards were measured under (θ before the update that used them),
 /// and stage 2 refuses to run from a half-finished stage 1.
 #[test]

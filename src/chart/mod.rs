@@ -247,14 +247,24 @@ fn heat(v: f64) -> RGBColor {
     RGBColor((255.0 * (1.0 - t)) as u8, (255.0 * (1.0 - 0.8 * t)) as u8, (255.0 - 100.0 * t) as u8)
 }
 
-/// θ as a 36×36 heatmap of pair probabilities (relative to uniform), op names on both axes.
-pub fn theta(theta: &Theta) -> Result<Chart, ChartError> {
+/// θ as a 36×36 heatmap of pair probabilities (relative to uniform), op names on both axes;
+/// with a null judged at this θ, how far θ moved against how far noise moves it.
+pub fn theta(theta: &Theta, null: Option<&NullReport>) -> Result<Chart, ChartError> {
     let dist = theta.distribution().map_err(|e| ChartError::Draw(e.to_string()))?;
     let p = dist.probs().to_vec();
     let max = p.iter().copied().fold(0.0, f64::max);
     let names: Vec<String> = (0..NUM_OPS).map(aws_name).collect();
     let top = dist.top(3).iter().map(|(k, q)| format!("{} {:.3}%", crate::augment::space::pair_name(*k), 100.0 * q)).collect::<Vec<_>>().join(", ");
-    let text = format!("θ entropy {:.4} nats (uniform {:.4}); top: {top}", dist.entropy(), (1296f64).ln());
+    let mut text = format!("θ entropy {:.4} nats (uniform {:.4}); top: {top}", dist.entropy(), (1296f64).ln());
+    let kl = (1296f64).ln() - dist.entropy();
+    let mut moved = vec!["KL from uniform".to_owned(), format!("{kl:.4} nats")];
+    match null {
+        Some(n) => {
+            text.push_str(&format!("\n{}", n.verdict()));
+            moved.extend([format!("null 95%: {:.4}", n.null_kl_q95), format!("p = {:.3}", n.p_value), if n.found { "beyond noise".into() } else { "within noise".into() }]);
+        }
+        None => moved.push("(no null run)".into()),
+    }
     render!("theta", 1000, 900, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
         root.fill(&WHITE).map_err(err)?;
         let (left, legend) = root.split_horizontally(840);
@@ -292,6 +302,10 @@ pub fn theta(theta: &Theta) -> Result<Chart, ChartError> {
             legend.draw(&Rectangle::new([(20, 90 + k * 30), (50, 120 + k * 30)], heat(v).filled())).map_err(err)?;
         }
         legend.draw(&Text::new(format!("uniform {:.3}%", 100.0 / 1296.0), (10, 420), (FONT, 14))).map_err(err)?;
+        // How far θ moved, and against what.
+        for (i, line) in moved.iter().enumerate() {
+            legend.draw(&Text::new(line.clone(), (10, 470 + 20 * i as i32), (FONT, 13))).map_err(err)?;
+        }
         Ok(())
     })
 }
@@ -530,7 +544,7 @@ mod tests {
     fn theta_heatmap_and_marginals_render_with_labels() {
         let mut t = Theta::uniform();
         t.a[16] = 2.0;
-        let c = theta(&t).unwrap();
+        let c = theta(&t, None).unwrap();
         assert!(c.svg.contains("<title>Rotate:20</title>") && c.svg.contains("TranslateY:0.4532") && c.svg.contains("<title>op1</title>"));
         // The SVG carries its font: every label is glyph outlines, none is left to the viewer.
         assert!(!c.svg.contains("<text") && c.svg.contains("<defs><path id=\"g") && c.svg.contains("<use href=\"#g"));

@@ -367,7 +367,10 @@ impl Shell {
         let c = match name {
             "rewards" => chart::rewards(&self.session()?.history),
             "accuracy" => chart::accuracy(&self.session()?.history),
-            "theta" => chart::theta(self.session()?.theta()),
+            "theta" => {
+                let s = self.session()?;
+                chart::theta(s.theta(), s.current_null())
+            }
             "marginals" => {
                 let s = self.session()?;
                 let (op1, op2) = s.theta().distribution().map_err(SearchError::from)?.marginals();

@@ -408,11 +408,15 @@ impl CompareReport {
             (Some(p), _) => format!("p = {p:.4}"),
             _ => "p undefined".into(),
         };
-        let need = match c.trajectories_needed {
+        let mut need = match c.trajectories_needed {
             Some(n) if !c.verdict.ends_with("better") => format!("; about {n} trajectories each would resolve a difference this size"),
             None if !c.verdict.ends_with("better") => "; the trajectories gave identical rewards".into(),
             _ => String::new(),
         };
+        // The exact test's floor: with k pairs no result is rarer than 2 of 2^k sign patterns.
+        if c.method == "exact sign-flip" && !c.verdict.ends_with("better") && c.k >= 1 && c.k < 6 {
+            need.push_str(&format!(" (with k = {} the exact test cannot go below p = {})", c.k, 2.0 / f64::powi(2.0, c.k as i32)));
+        }
         format!("{} − {}: {} points ({ci}; {p}, {}, k = {}) → {}{need}", c.a, c.b, signed_points(c.difference), c.method, c.k, c.verdict)
     }
 }

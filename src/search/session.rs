@@ -578,6 +578,21 @@ impl Session {
         Ok(report)
     }
 
+    /// Probe trajectory `index` of `policy` on a model of its own, returned with the
+    /// fine-tuned trainer: what the reward was measured on can be inspected (the same seeds,
+    /// so the same trajectory as `probe`'s `index`-th).
+    pub fn trajectory_with_model(&mut self, policy: &Policy, index: usize) -> Result<(Trajectory, Trainer), SearchError> {
+        self.require_stage1()?;
+        let snap = self.snapshot.as_ref().ok_or(SearchError::NotPretrained)?.copy();
+        let info = &self.splits.train.info;
+        let model = Model::new(self.config.model, info.channels, info.num_classes(), self.device.device, self.config.seed)?;
+        let mut trainer = Trainer::new(model, self.pipeline.normalize.clone(), stage1_config(&self.config));
+        self.cancel.reset();
+        let job = FineTune { config: self.config.clone(), pipeline: self.pipeline.clone(), snap, policy: policy.clone(), cancel: self.cancel.clone(), label: "trajectory".into(), total: 1 };
+        let t = job.run(&mut trainer, &self.splits.train, &self.splits.val, self.probe_seeds(index), 0, &mut |_| {})?.map_err(SearchError::Invalid)?;
+        Ok((t, trainer))
+    }
+
     /// Paired proxy comparison of two or more policies: `k` trajectories each (default: the
     /// probe count) with common random numbers — trajectory i of every policy shares the data
     /// order, crops, flips and Cutout holes, so the differences are the policies' own. Every

@@ -134,6 +134,55 @@ pub fn sign_flip_p(d: &[f64]) -> f64 {
     hits as f64 / total as f64
 }
 
+/// Two-sided test of equal means for two independent samples (no pairing): the exact
+/// permutation test over all C(n+m, n) relabellings while that is ≤ 2·10⁶, Welch's t beyond.
+/// The test for trajectories that share no random numbers.
+pub fn two_sample_p(a: &[f64], b: &[f64]) -> Option<f64> {
+    let (n, m) = (a.len(), b.len());
+    if n == 0 || m == 0 {
+        return None;
+    }
+    let all: Vec<f64> = a.iter().chain(b).copied().collect();
+    let total: f64 = all.iter().sum();
+    let observed = (a.iter().sum::<f64>() / n as f64 - b.iter().sum::<f64>() / m as f64).abs();
+    let tol = 1e-12 * all.iter().map(|x| x.abs()).sum::<f64>().max(1e-300);
+    let combos = (1..=n).fold(1.0f64, |c, i| c * (m + i) as f64 / i as f64);
+    if combos <= 2e6 {
+        // Enumerate the n-subsets of the pooled values that play "a".
+        let (mut hits, mut count) = (0u64, 0u64);
+        let mut idx: Vec<usize> = (0..n).collect();
+        loop {
+            let sa: f64 = idx.iter().map(|&i| all[i]).sum();
+            let diff = (sa / n as f64 - (total - sa) / m as f64).abs();
+            count += 1;
+            if diff >= observed - tol {
+                hits += 1;
+            }
+            // Next combination in lexicographic order.
+            let mut i = n;
+            while i > 0 && idx[i - 1] == i - 1 + m {
+                i -= 1;
+            }
+            if i == 0 {
+                break;
+            }
+            idx[i - 1] += 1;
+            for j in i..n {
+                idx[j] = idx[j - 1] + 1;
+            }
+        }
+        return Some(hits as f64 / count as f64);
+    }
+    let (ea, eb) = (Estimate::of(a), Estimate::of(b));
+    let (va, vb) = (ea.sd.powi(2) / n as f64, eb.sd.powi(2) / m as f64);
+    if va + vb == 0.0 {
+        return Some(if ea.mean == eb.mean { 1.0 } else { 0.0 });
+    }
+    let t = (ea.mean - eb.mean) / (va + vb).sqrt();
+    let df = (va + vb).powi(2) / (va.powi(2) / (n as f64 - 1.0) + vb.powi(2) / (m as f64 - 1.0));
+    Some(2.0 * (1.0 - student_t_cdf(t.abs(), df)))
+}
+
 fn paired_t_p(mean: f64, sd: f64, n: usize) -> f64 {
     if sd == 0.0 {
         return if mean == 0.0 { 1.0 } else { 0.0 };
@@ -449,6 +498,21 @@ mod tests {
         let t = PairedTest::of(&many);
         assert_eq!(t.method, "paired t");
         assert!(t.p_value.unwrap() < 1e-10);
+    }
+
+    #[test]
+    fn two_sample_permutation_test_is_exact() {
+        // Completely separated samples of 3 and 3: only the observed split and its mirror
+        // reach the observed |difference|, 2 of C(6, 3) = 20.
+        assert_eq!(two_sample_p(&[1.0, 2.0, 3.0], &[10.0, 11.0, 12.0]), Some(0.1));
+        // 4 and 4 separated: 2/70 < 0.05 — the smallest unpaired design that can resolve.
+        assert!((two_sample_p(&[1.0, 2.0, 3.0, 4.0], &[10.0, 11.0, 12.0, 13.0]).unwrap() - 2.0 / 70.0).abs() < 1e-12);
+        assert_eq!(two_sample_p(&[5.0, 5.0], &[5.0, 5.0]), Some(1.0));
+        assert_eq!(two_sample_p(&[], &[1.0]), None);
+        // Large samples go to Welch: clearly different means, tiny p.
+        let a: Vec<f64> = (0..40).map(|i| (i % 7) as f64).collect();
+        let b: Vec<f64> = (0..40).map(|i| 10.0 + (i % 5) as f64).collect();
+        assert!(two_sample_p(&a, &b).unwrap() < 1e-10);
     }
 
     #[test]
