@@ -36,3 +36,4 @@ bench: setup
 	$(CARGO) bench --bench train_throughput
 	$(CARGO) bench --bench augment_throughput
 	$(CARGO) bench --bench trajectory_throughput
+	$(CARGO) bench --bench compare_power
