@@ -294,8 +294,8 @@ impl SearchConfig {
         if self.trajectories == 0 || self.probe_trajectories == 0 {
             return bad("trajectories and probe_trajectories must be at least 1");
         }
-        if self.null_replicates < 2 {
-            return bad("null_replicates must be at least 2");
+        if !(2..=null::MAX_REPLICATES).contains(&self.null_replicates) {
+            return bad("null_replicates must be between 2 and 10000");
         }
         let f = &self.fulltrain_schedule;
         #[allow(clippy::neg_cmp_op_on_partial_ord)]

@@ -51,10 +51,14 @@ impl Movement {
     }
 }
 
+/// Null searches one `null` may run: 10,000 replays are minutes even for the paper's 350
+/// updates; more is a typo.
+pub const MAX_REPLICATES: usize = 10_000;
+
 /// θ after each of `replicates` null searches over `inputs`. `on_replicate(done)` returns
 /// false to stop early (cancel).
 pub fn simulate(inputs: &[NullInput], cfg: &PpoConfig, replicates: usize, seed: u64, on_replicate: &mut dyn FnMut(usize) -> bool) -> Result<Vec<Movement>, PolicyError> {
-    let mut out = Vec::with_capacity(replicates);
+    let mut out = Vec::with_capacity(replicates.min(MAX_REPLICATES));
     for r in 0..replicates {
         let mut rng = Rng::derive(seed, &[r as u64]);
         let mut state = PpoState::default();

@@ -33,6 +33,8 @@ const STREAM_PROBE: u64 = 12;
 const STREAM_SAMPLE: u64 = 13;
 const STREAM_FULLTRAIN: u64 = 14;
 const STREAM_NULL: u64 = 15;
+/// More trajectories than this per policy is a typo, not a plan (and each one is minutes).
+const MAX_COMPARE_TRAJECTORIES: usize = 1000;
 const STREAM_BOOTSTRAP: u64 = 16;
 
 /// A progress event for front-ends (progress bars, notebook lines).
@@ -604,8 +606,8 @@ impl Session {
             return Err(SearchError::Invalid("compare needs at least two policies: `compare A B [k]`".into()));
         }
         let k = k.unwrap_or(self.config.probe_trajectories);
-        if k == 0 {
-            return Err(SearchError::Invalid("compare needs at least one trajectory per policy".into()));
+        if k == 0 || k > MAX_COMPARE_TRAJECTORIES {
+            return Err(SearchError::Invalid(format!("compare takes 1 to {MAX_COMPARE_TRAJECTORIES} trajectories per policy, not {k}")));
         }
         let start = Instant::now();
         let mut rewards: Vec<Vec<Option<f64>>> = Vec::with_capacity(policies.len());
@@ -638,8 +640,8 @@ impl Session {
     /// the updates so far and judge θ against it; kept in the history.
     pub fn null(&mut self, replicates: Option<usize>) -> Result<super::NullReport, SearchError> {
         let replicates = replicates.unwrap_or(self.config.null_replicates);
-        if replicates < 2 {
-            return Err(SearchError::Invalid("a null needs at least 2 replicates".into()));
+        if !(2..=super::null::MAX_REPLICATES).contains(&replicates) {
+            return Err(SearchError::Invalid(format!("a null takes 2 to {} replicates, not {replicates}", super::null::MAX_REPLICATES)));
         }
         if self.history.updates.is_empty() {
             return Err(SearchError::Invalid("no updates yet: the null replays the search's updates; run `step` first".into()));
