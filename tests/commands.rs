@@ -51,6 +51,7 @@ fn every_command_in_help_runs_through_the_table() {
     assert_eq!(c3.data["comparisons"].as_array().unwrap().len(), 3);
     assert!(c3.data["p_value"].is_null(), "several pairs: no single p-value at the top");
     assert!(sh.run("null 100000000").unwrap_err().to_string().contains("2 to 10000 replicates"));
+    assert!(sh.run("probe none 1000000000").unwrap_err().to_string().contains("probe takes 1 to 1000 trajectories"));
     assert!(sh.run("compare none aws 18446744073709551615").unwrap_err().to_string().contains("1 to 1000 trajectories"));
     let n = expect(&mut sh, "null 10", "The search");
     assert_eq!(n.data["replicates"], 10);

@@ -120,14 +120,14 @@ impl Pipeline {
     /// The uint8 batch after crop, flip, the policy (if any) and Cutout, and what the policy
     /// drew; normalisation is left to the caller so previews can show the images. The crop,
     /// flip and Cutout draw from `rng`, the policy from `policy_rng`: two policies given the
-    /// same streams see the same crops, flips and holes (common random numbers).
-    pub fn augment_u8(&self, x: &Tensor, policy: Option<&Sampler>, rng: &mut Rng, policy_rng: &mut Rng) -> Result<(Tensor, Option<Draw>), AugmentError> {
+    /// same `rng` see the same crops, flips and holes (common random numbers).
+    pub fn augment_u8(&self, x: &Tensor, policy: Option<(&Sampler, &mut Rng)>, rng: &mut Rng) -> Result<(Tensor, Option<Draw>), AugmentError> {
         let mut y = super::random_crop(x, self.crop_padding, rng)?;
         if self.hflip {
             y = super::random_hflip(&y, 0.5, rng)?;
         }
         let draw = match policy {
-            Some(p) => {
+            Some((p, policy_rng)) => {
                 let (z, d) = p.apply(&y, &self.ops, policy_rng)?;
                 y = z;
                 Some(d)
@@ -139,7 +139,7 @@ impl Pipeline {
 
     /// A training batch without a policy: crop, flip, Cutout, normalise.
     pub fn train(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor, AugmentError> {
-        let (y, _) = self.augment_u8(x, None, rng, &mut Rng::new(0))?;
+        let (y, _) = self.augment_u8(x, None, rng)?;
         Ok(self.normalize.apply(&y)?)
     }
 }
@@ -167,7 +167,7 @@ impl PolicyAugment {
     /// One normalised training batch and its draw (`rng`: crop, flip, Cutout; `policy_rng`:
     /// the policy's choices).
     pub fn batch(&mut self, x: &Tensor, rng: &mut Rng, policy_rng: &mut Rng) -> Result<(Tensor, Option<Draw>), AugmentError> {
-        let (y, draw) = self.pipeline.augment_u8(x, Some(&self.sampler), rng, policy_rng)?;
+        let (y, draw) = self.pipeline.augment_u8(x, Some((&self.sampler, policy_rng)), rng)?;
         if let Some(pairs) = draw.as_ref().and_then(|d| d.pairs.as_ref()) {
             for &p in pairs {
                 if let Some(c) = self.pair_counts.get_mut(p as usize) {

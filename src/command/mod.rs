@@ -517,8 +517,9 @@ fn cmd_probe(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
 }
 
 fn cmd_compare(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let (k, specs) = match args.split_last() {
-        Some((last, rest)) if args.len() > 2 && last.parse::<usize>().is_ok() => (last.parse::<usize>().ok(), rest),
+    // A trailing count (after at least two policies) is k.
+    let (k, specs) = match args.split_last().map(|(last, rest)| (last.parse::<usize>(), rest)) {
+        Some((Ok(k), rest)) if rest.len() >= 2 => (Some(k), rest),
         _ => (None, args),
     };
     let policies = (0..specs.len()).map(|i| policy(specs, i)).collect::<Result<Vec<_>, _>>()?;

@@ -33,8 +33,17 @@ const STREAM_PROBE: u64 = 12;
 const STREAM_SAMPLE: u64 = 13;
 const STREAM_FULLTRAIN: u64 = 14;
 const STREAM_NULL: u64 = 15;
-/// More trajectories than this per policy is a typo, not a plan (and each one is minutes).
-const MAX_COMPARE_TRAJECTORIES: usize = 1000;
+/// More trajectories than this in one primitive is a typo, not a plan (each one is minutes).
+const MAX_TRAJECTORIES: usize = 1000;
+
+/// `k` trajectories for `what`, or the default; refused outside 1..=MAX_TRAJECTORIES before
+/// anything is allocated for them.
+fn trajectory_count(k: Option<usize>, default: usize, what: &str) -> Result<usize, SearchError> {
+    match k.unwrap_or(default) {
+        k @ 1..=MAX_TRAJECTORIES => Ok(k),
+        k => Err(SearchError::Invalid(format!("{what} takes 1 to {MAX_TRAJECTORIES} trajectories, not {k}"))),
+    }
+}
 const STREAM_BOOTSTRAP: u64 = 16;
 
 /// A progress event for front-ends (progress bars, notebook lines).
@@ -433,21 +442,18 @@ impl Session {
 
     /// Run trajectories of `policy`, one per seed, spread over the trajectory devices (in
     /// parallel threads when there are several); all or nothing.
-    fn trajectories(&mut self, policy: &Policy, seeds: &[TrajectorySeeds], label: &str) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
+    /// What `total` trajectories of `policy` need, once stage 1 is complete.
+    fn fine_tune_job(&self, policy: &Policy, label: &str, total: usize) -> Result<FineTune, SearchError> {
         self.require_stage1()?;
         let snap = self.snapshot.as_ref().ok_or(SearchError::NotPretrained)?.copy();
+        Ok(FineTune { config: self.config.clone(), pipeline: self.pipeline.clone(), snap, policy: policy.clone(), cancel: self.cancel.clone(), label: label.to_owned(), total })
+    }
+
+    fn trajectories(&mut self, policy: &Policy, seeds: &[TrajectorySeeds], label: &str) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
+        let job = self.fine_tune_job(policy, label, seeds.len())?;
         self.cancel.reset();
         self.ensure_replicas()?;
         let workers = self.replicas.len() + 1;
-        let job = FineTune {
-            config: self.config.clone(),
-            pipeline: self.pipeline.clone(),
-            snap,
-            policy: policy.clone(),
-            cancel: self.cancel.clone(),
-            label: label.to_owned(),
-            total: seeds.len(),
-        };
         let mut results: Vec<Option<TrajectoryResult>> = (0..seeds.len()).map(|_| None).collect();
         let progress = &mut self.progress;
         let (trainer, splits) = (&mut self.trainer, &self.splits);
@@ -491,7 +497,7 @@ impl Session {
     /// Stage 2: `k` trajectories (default: the config's) under the current θ; they wait for
     /// `update`. NaN/Inf trajectories are discarded and reported.
     pub fn evaluate(&mut self, k: Option<usize>) -> Result<EvaluateReport, SearchError> {
-        let k = k.unwrap_or(self.config.trajectories).max(1);
+        let k = trajectory_count(k, self.config.trajectories, "evaluate")?;
         let policy = self.current_policy()?;
         let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.trajectory_seeds(self.pending.len() + i)).collect();
         let (done, discarded) = self.trajectories(&policy, &seeds, "evaluate")?;
@@ -567,7 +573,7 @@ impl Session {
 
     /// The proxy reward of any fixed policy, without touching θ.
     pub fn probe(&mut self, policy: &Policy, k: Option<usize>) -> Result<ProbeReport, SearchError> {
-        let k = k.unwrap_or(self.config.probe_trajectories).max(1);
+        let k = trajectory_count(k, self.config.probe_trajectories, "probe")?;
         let spec = policy.to_string();
         let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.probe_seeds(i)).collect();
         let (done, discarded) = self.trajectories(policy, &seeds, "probe")?;
@@ -584,13 +590,11 @@ impl Session {
     /// fine-tuned trainer: what the reward was measured on can be inspected (the same seeds,
     /// so the same trajectory as `probe`'s `index`-th).
     pub fn trajectory_with_model(&mut self, policy: &Policy, index: usize) -> Result<(Trajectory, Trainer), SearchError> {
-        self.require_stage1()?;
-        let snap = self.snapshot.as_ref().ok_or(SearchError::NotPretrained)?.copy();
+        let job = self.fine_tune_job(policy, "trajectory", 1)?;
         let info = &self.splits.train.info;
         let model = Model::new(self.config.model, info.channels, info.num_classes(), self.device.device, self.config.seed)?;
         let mut trainer = Trainer::new(model, self.pipeline.normalize.clone(), stage1_config(&self.config));
         self.cancel.reset();
-        let job = FineTune { config: self.config.clone(), pipeline: self.pipeline.clone(), snap, policy: policy.clone(), cancel: self.cancel.clone(), label: "trajectory".into(), total: 1 };
         let t = job.run(&mut trainer, &self.splits.train, &self.splits.val, self.probe_seeds(index), 0, &mut |_| {})?.map_err(SearchError::Invalid)?;
         Ok((t, trainer))
     }
@@ -605,10 +609,7 @@ impl Session {
         if policies.len() < 2 {
             return Err(SearchError::Invalid("compare needs at least two policies: `compare A B [k]`".into()));
         }
-        let k = k.unwrap_or(self.config.probe_trajectories);
-        if k == 0 || k > MAX_COMPARE_TRAJECTORIES {
-            return Err(SearchError::Invalid(format!("compare takes 1 to {MAX_COMPARE_TRAJECTORIES} trajectories per policy, not {k}")));
-        }
+        let k = trajectory_count(k, self.config.probe_trajectories, "compare")?;
         let start = Instant::now();
         let mut rewards: Vec<Vec<Option<f64>>> = Vec::with_capacity(policies.len());
         let mut discarded = Vec::new();

@@ -117,9 +117,9 @@ impl PairedTest {
 
 /// Exact two-sided sign-flip (permutation) test of a zero mean: the share of the 2^n sign
 /// patterns whose |Σ s_i d_i| reaches the observed |Σ d_i|. All-zero differences give 1.
-pub fn sign_flip_p(d: &[f64]) -> f64 {
-    let n = d.len().min(EXACT_MAX);
-    let d = &d[..n];
+/// Only for n ≤ EXACT_MAX ([`PairedTest::of`] chooses).
+fn sign_flip_p(d: &[f64]) -> f64 {
+    let n = d.len();
     let observed = d.iter().sum::<f64>().abs();
     // Sums equal up to rounding count as reaching the observed one.
     let tol = 1e-12 * d.iter().map(|x| x.abs()).sum::<f64>().max(1e-300);
