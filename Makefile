@@ -1,6 +1,6 @@
 # The README's commands. Every target runs the idempotent set-up first (venv + pinned torch,
 # Fashion-MNIST from Debian, then cargo builds what it needs).
-.PHONY: setup run test notebooks kernel lab bench
+.PHONY: setup run test notebooks kernel lab bench gpu-check gpu-check-cpu
 JUPYTERLAB_VERSION ?= 4.6.6
 CARGO ?= cargo
 
@@ -15,6 +15,7 @@ run: setup
 # headless on the augwise kernel.
 test: setup
 	$(CARGO) test --release --workspace
+	$(MAKE) --no-print-directory gpu-check-cpu
 	$(MAKE) --no-print-directory notebooks
 
 # The Jupyter kernel "Rust (augwise)" (installs evcxr_jupyter the first time, ~7 min).
@@ -37,3 +38,13 @@ bench: setup
 	$(CARGO) bench --bench augment_throughput
 	$(CARGO) bench --bench trajectory_throughput
 	$(CARGO) bench --bench compare_power
+
+# What travels to a GPU host (no Rust, no network, its own torch 2.11.0): stripped binaries in
+# target/gpu-check/bin and packed in target/gpu-check/bundle.tar.xz. On the host, from the
+# repository root with that file and data/fashion-mnist: `bash scripts/gpu-check.sh`.
+gpu-check: setup
+	./scripts/gpu-bundle.sh
+
+# The same check on this machine's CPU at toy sizes, so it cannot rot (part of `make test`).
+gpu-check-cpu: gpu-check
+	bash scripts/gpu-check.sh --cpu

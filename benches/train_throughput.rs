@@ -2,7 +2,11 @@
 //! (normalise only, no augmentation) against the same model and optimiser in PyTorch eager
 //! (benches/peers/train_throughput.py), same machine, same threads, one command:
 //!
-//!     make bench            # or: cargo bench --bench train_throughput -- [batches] [threads] [device]
+//!     make bench            # or: cargo bench --bench train_throughput -- [batches] [threads] [device] [key=value…]
+//!
+//! Keys: `arch=wrn-28-10` (any `Arch`), `precision=bf16`, `channels_last=1`, `rounds=N`,
+//! `batch=N`, `peak_tflops=X` (the device's dense bf16 peak for model-FLOPs utilisation;
+//! 989 = H100 SXM). Model FLOPs come from the peer (torch's FlopCounterMode, 3× forward).
 //!
 //! The two alternate for `ROUNDS` rounds and the best round of each counts, so a burst of
 //! load on the machine does not decide the ratio. Prints both figures and the ratio (goal
@@ -12,6 +16,7 @@ mod common;
 
 use anyhow::{Context, Result};
 use augwise::augment::{AugmentError, Normalize};
+use augwise::amp::Precision;
 use augwise::device::{self, DeviceSpec};
 use augwise::model::{Arch, Model};
 use augwise::rng::Rng;
@@ -26,43 +31,87 @@ impl Augmenter for NormalizeOnly {
     }
 }
 
+/// What one run measures.
+struct Setup {
+    dev: tch::Device,
+    arch: Arch,
+    precision: Precision,
+    channels_last: bool,
+    bs: i64,
+    warmup: i64,
+    batches: i64,
+    threads: i32,
+}
+
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let all: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let (kv, args): (Vec<String>, Vec<String>) = all.into_iter().partition(|a| a.contains('='));
+    let key = |k: &str| kv.iter().find_map(|a| a.strip_prefix(k).and_then(|r| r.strip_prefix('=')));
     let batches: i64 = args.first().map(|s| s.parse()).transpose()?.unwrap_or(20);
     let threads: i32 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(2);
     let spec: DeviceSpec = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(DeviceSpec::Cpu);
     let dev = device::resolve(spec)?.device;
     tch::set_num_threads(threads);
-    let bs = 128;
-    let warmup = 3;
+    let rounds: usize = key("rounds").map(str::parse).transpose()?.unwrap_or(3);
+    let peak: f64 = key("peak_tflops").map(str::parse).transpose()?.unwrap_or(989.0);
+    let s = Setup {
+        dev,
+        arch: key("arch").map(str::parse).transpose().map_err(anyhow::Error::msg)?.unwrap_or(Arch::RESNET20),
+        precision: key("precision").map(str::parse).transpose().map_err(anyhow::Error::msg)?.unwrap_or_default(),
+        channels_last: key("channels_last").is_some_and(|v| v == "1" || v == "true"),
+        bs: key("batch").map(str::parse).transpose()?.unwrap_or(128),
+        warmup: 3,
+        batches,
+        threads,
+    };
 
-    const ROUNDS: usize = 3;
     let (mut ours, mut theirs, mut tuned, mut peer) = (0f64, 0f64, 0f64, serde_json::Value::Null);
     let rate = |p: &serde_json::Value| p["images_per_sec"].as_f64().context("peer printed no images_per_sec");
-    for _ in 0..ROUNDS {
-        ours = ours.max(augwise_round(dev, bs, warmup, batches)?);
-        let p = peer_round(dev, bs, warmup, batches, threads, false)?;
+    for _ in 0..rounds {
+        ours = ours.max(augwise_round(&s)?);
+        let p = peer_round(&s, false)?;
         theirs = theirs.max(rate(&p)?);
-        tuned = tuned.max(rate(&peer_round(dev, bs, warmup, batches, threads, true)?)?);
+        if !dev.is_cuda() {
+            tuned = tuned.max(rate(&peer_round(&s, true)?)?);
+        }
         peer = p;
     }
     println!(
-        "ResNet-20 training step, batch {bs}, 3×32×32, {batches} timed batches, best of {ROUNDS} rounds, device {}",
-        device::device_name(dev)
+        "{} training step, batch {}, 3×32×32, {} timed batches, best of {rounds} rounds, device {}, {}{}",
+        s.arch,
+        s.bs,
+        s.batches,
+        device::device_name(dev),
+        s.precision,
+        if s.channels_last { ", channels-last" } else { "" }
     );
     println!("  threads         {threads} (augwise) / {} (PyTorch)", peer["threads"]);
     println!("  augwise (tch)   {ours:8.1} images/s");
     println!("  PyTorch eager   {theirs:8.1} images/s   (torch {})", peer["torch"].as_str().unwrap_or("?"));
     println!("  ratio           {:8.3}  (goal ≥ 1.0)", ours / theirs);
-    println!("  PyTorch eager with augwise's allocator thresholds (GLIBC_TUNABLES): {tuned:.1} images/s, ratio {:.3}", ours / tuned);
+    if let Some(flops) = peer["train_flops_per_image"].as_f64().filter(|_| dev.is_cuda()) {
+        let mfu = |r: f64| 100.0 * r * flops / (peak * 1e12);
+        println!(
+            "  model FLOPs utilisation ({:.2} GFLOP per image per step, peak {peak} TFLOP/s): augwise {:.1}%, PyTorch {:.1}%",
+            flops / 1e9,
+            mfu(ours),
+            mfu(theirs)
+        );
+    }
+    if !dev.is_cuda() {
+        println!("  PyTorch eager with augwise's allocator thresholds (GLIBC_TUNABLES): {tuned:.1} images/s, ratio {:.3}", ours / tuned);
+    }
     Ok(())
 }
 
-fn augwise_round(dev: tch::Device, bs: i64, warmup: i64, batches: i64) -> Result<f64> {
-    let model = Model::new(Arch::RESNET20, 3, 10, dev, 0)?;
+fn augwise_round(s: &Setup) -> Result<f64> {
+    let (dev, bs, warmup, batches) = (s.dev, s.bs, s.warmup, s.batches);
+    let model = Model::new(s.arch, 3, 10, dev, 0)?;
     let norm = Normalize::new(vec![0.5; 3], vec![0.25; 3]);
     let cfg = TrainConfig::default()
         .with_batch_size(bs)
+        .with_precision(s.precision)
+        .with_channels_last(s.channels_last)
         .with_schedule(LrSchedule::Constant { lr: 0.1 });
     let mut trainer = Trainer::new(model, norm.clone(), cfg);
     let mut aug = NormalizeOnly(norm);
@@ -76,14 +125,18 @@ fn augwise_round(dev: tch::Device, bs: i64, warmup: i64, batches: i64) -> Result
 
 /// One run of the PyTorch peer; `tuned` gives it the allocator thresholds augwise sets
 /// (device::init_runtime), to show what is allocator and what is framework.
-fn peer_round(dev: tch::Device, bs: i64, warmup: i64, batches: i64, threads: i32, tuned: bool) -> Result<serde_json::Value> {
-    let args: Vec<String> = [
-        "--batches", &batches.to_string(), "--warmup", &warmup.to_string(), "--batch-size", &bs.to_string(),
-        "--threads", &threads.to_string(), "--device", &device::device_name(dev),
+fn peer_round(s: &Setup, tuned: bool) -> Result<serde_json::Value> {
+    let mut args: Vec<String> = [
+        "--batches", &s.batches.to_string(), "--warmup", &s.warmup.to_string(), "--batch-size", &s.bs.to_string(),
+        "--threads", &s.threads.to_string(), "--device", &device::device_name(s.dev),
+        "--arch", &s.arch.to_string(), "--precision", &s.precision.to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if s.channels_last {
+        args.push("--channels-last".into());
+    }
     let tunables = [("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456")];
     common::run_peer("train_throughput.py", &args, if tuned { &tunables[..] } else { &[] })
 }

@@ -1,7 +1,7 @@
-//! rpath to libtorch so the binary runs without LD_LIBRARY_PATH (see the root build.rs).
+//! rpath to libtorch and the torch build's version, for the REPL and its launcher (see
+//! build-support/torch_env.rs).
+include!("../build-support/torch_env.rs");
+
 fn main() {
-    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-    }
+    torch_env();
 }

@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TORCH_VERSION=2.13.0        # tch 0.26 checks for exactly this version
-TORCHVISION_VERSION=0.28.0  # the torchvision built against it
+TORCH_VERSION=2.11.0        # tch 0.24 checks for exactly this version (the GPU hosts ship it)
+TORCHVISION_VERSION=0.26.0  # the torchvision built against it
 NBCLIENT_VERSION=0.11.0     # `jupyter execute`: runs the notebooks headless (CI)
 PYTHON=${PYTHON:-python3}
 

@@ -15,8 +15,29 @@ use tch::Device;
 
 /// Directory of the libtorch shared libraries this crate was built against.
 pub const TORCH_LIB_DIR: &str = env!("AUGWISE_TORCH_LIB");
-/// Version of the PyPI torch wheel this crate was built against (e.g. `2.13.0+cu130`).
+/// Version of the PyPI torch wheel this crate was built against (e.g. `2.11.0+cu130`).
 pub const TORCH_VERSION: &str = env!("AUGWISE_TORCH_VERSION");
+
+/// The directory of the libtorch this process actually loaded (read from the loader's own
+/// map, so it is true whatever RUNPATH, `LD_LIBRARY_PATH` or the launcher said).
+pub fn loaded_libtorch_dir() -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cpu.so"))
+        .and_then(|p| std::path::Path::new(p).parent().map(|d| d.display().to_string()))
+}
+
+/// Why that libtorch: the `augwise` launcher's choice, else the loader's own search.
+pub fn libtorch_reason() -> String {
+    match std::env::var("AUGWISE_LIBTORCH_CHOSEN") {
+        Ok(why) if !why.is_empty() => format!("chosen by the augwise launcher: {why}"),
+        _ if std::env::var_os("LD_LIBRARY_PATH").is_some_and(|p| !p.is_empty()) => {
+            "dynamic loader: LD_LIBRARY_PATH, then the build's RUNPATH".into()
+        }
+        _ => "dynamic loader: the build's RUNPATH".into(),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -128,7 +149,7 @@ pub fn resolve(spec: DeviceSpec) -> Result<DeviceChoice, DeviceError> {
     init_runtime();
     let load = ensure_cuda_loaded();
     let count = cuda_device_count();
-    match spec {
+    let choice = match spec {
         DeviceSpec::Cpu => Ok(DeviceChoice { device: Device::Cpu, reason: "requested".into() }),
         DeviceSpec::Auto if count > 0 => Ok(DeviceChoice {
             device: Device::Cuda(0),
@@ -145,7 +166,13 @@ pub fn resolve(spec: DeviceSpec) -> Result<DeviceChoice, DeviceError> {
         DeviceSpec::Cuda(index) => {
             Ok(DeviceChoice { device: Device::Cuda(index), reason: "requested".into() })
         }
+    };
+    if choice.as_ref().is_ok_and(|c| c.device.is_cuda()) {
+        // Fixed 32×32 shapes: cuDNN's autotuner pays for itself within a few batches (the
+        // PyTorch peers set it too). GPU convolutions are not bit-reproducible either way.
+        tch::Cuda::cudnn_set_benchmark(true);
     }
+    choice
 }
 
 /// Number of CUDA devices libtorch can use (after [`ensure_cuda_loaded`]).
@@ -227,7 +254,11 @@ fn dlopen_global(path: &str) -> Result<(), String> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnostics {
     pub torch_version: String,
+    /// Where the build linked libtorch.
     pub libtorch_dir: String,
+    /// Where the running process loaded it from, and why.
+    pub libtorch_loaded: String,
+    pub libtorch_reason: String,
     pub nvidia_driver: bool,
     pub cuda_backend_loaded: bool,
     pub cuda_note: String,
@@ -251,6 +282,8 @@ impl Diagnostics {
         Self {
             torch_version: TORCH_VERSION.to_owned(),
             libtorch_dir: TORCH_LIB_DIR.to_owned(),
+            libtorch_loaded: loaded_libtorch_dir().unwrap_or_else(|| "unknown (no /proc/self/maps)".into()),
+            libtorch_reason: libtorch_reason(),
             nvidia_driver: load.driver_present,
             cuda_backend_loaded: load.loaded,
             cuda_note: load.note.clone(),
@@ -272,7 +305,11 @@ crate::evcxr_display!(Diagnostics);
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "torch          {}", self.torch_version)?;
-        writeln!(f, "libtorch       {}", self.libtorch_dir)?;
+        writeln!(f, "libtorch       {} ({})", self.libtorch_loaded, self.libtorch_reason)?;
+        let canon = |p: &str| std::fs::canonicalize(p).ok();
+        if canon(&self.libtorch_loaded) != canon(&self.libtorch_dir) {
+            writeln!(f, "built against  {}", self.libtorch_dir)?;
+        }
         writeln!(f, "NVIDIA driver  {}", if self.nvidia_driver { "yes" } else { "no" })?;
         writeln!(f, "CUDA backend   {}", self.cuda_note)?;
         writeln!(
@@ -325,7 +362,14 @@ mod tests {
     #[test]
     fn diagnostics_name_the_torch_build() {
         let d = Diagnostics::collect();
-        assert!(d.torch_version.starts_with("2.13.0"), "{}", d.torch_version);
+        assert!(d.torch_version.starts_with("2.11.0"), "{}", d.torch_version);
+        // The loader's map names the libtorch in use; in tests that is the build's own.
+        let loaded = loaded_libtorch_dir().expect("libtorch_cpu.so is mapped");
+        assert_eq!(
+            std::fs::canonicalize(&loaded).unwrap(),
+            std::fs::canonicalize(TORCH_LIB_DIR).unwrap(),
+            "{d}"
+        );
         assert!(d.threads >= 1);
         assert!(d.to_string().contains("torch"));
     }

@@ -4,6 +4,7 @@
 //! Everything that computes lives here; the REPL (`repl/`) and the Jupyter kernel (`kernel/`)
 //! are thin front-ends. See `shared/METHOD.md` for the method and `DESIGN.md` for the map.
 
+pub mod amp;
 pub mod augment;
 pub mod chart;
 pub mod checkpoint;

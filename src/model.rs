@@ -270,6 +270,21 @@ impl Model {
         self.net.forward_t(x, train)
     }
 
+    /// Re-lay every 4-D variable (convolution weights) channels-last, in place: values, names
+    /// and optimiser order are unchanged; cuDNN then runs NHWC kernels. Call before building
+    /// the optimiser so its momentum buffers take the same layout.
+    pub fn to_channels_last(&mut self) -> Result<(), ModelError> {
+        tch::no_grad(|| {
+            for (name, mut t) in self.vs.variables() {
+                if t.dim() == 4 && !crate::amp::is_channels_last(&t) {
+                    let nhwc = crate::amp::channels_last(&t).map_err(|e| ModelError::Mismatch(format!("{name}: {e}")))?;
+                    t.set_data(&nhwc);
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Number of trainable scalars.
     pub fn param_count(&self) -> i64 {
         self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()

@@ -14,7 +14,9 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn fixtures() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/torchvision_ops.json");
+    // The source tree, or the current directory when the binary travels (scripts/gpu-check.sh).
+    let built = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/torchvision_ops.json");
+    let path = if std::path::Path::new(built).exists() { built } else { "tests/golden/torchvision_ops.json" };
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

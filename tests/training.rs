@@ -54,6 +54,36 @@ fn learns_synthetic_frequencies_well_above_chance() {
     }
 }
 
+/// bf16 autocast and channels-last (issue 13): on CUDA they still learn, weights stay fp32 and
+/// conv weights go NHWC; on the CPU they are off, so the run is bit-identical to fp32.
+#[test]
+fn bf16_and_channels_last_learn_on_cuda_and_change_nothing_on_cpu() {
+    use augwise::amp::{is_channels_last, Precision};
+    for device in common::devices() {
+        let (splits, mut p) = data(device);
+        let mut fast = trainer(device, 1, 6.0);
+        fast = Trainer::new(
+            Model::new(Arch::RESNET20, 1, 4, device, 1).unwrap(),
+            p.normalize.clone(),
+            fast.config.clone().with_precision(Precision::Bf16).with_channels_last(true),
+        );
+        let reports = fit(&mut fast, &splits, &mut p, 6);
+        let val = reports.last().unwrap().val_acc.unwrap();
+        assert!(val > 0.6, "{device:?}: bf16 val accuracy {val} (chance 0.25); {reports:?}");
+        let vars = fast.model.named_parameters();
+        assert!(vars.iter().all(|(_, t)| t.kind() == tch::Kind::Float), "master weights stay fp32");
+        // A conv with several input channels (the stem's single channel is both layouts).
+        let conv = &vars.iter().find(|(n, _)| n == "layer1.0.conv1.weight").unwrap().1;
+        assert_eq!(is_channels_last(conv), device.is_cuda(), "{device:?}");
+        if device == Device::Cpu {
+            let (splits, mut p) = data(device);
+            let mut plain = trainer(device, 1, 6.0);
+            let base = fit(&mut plain, &splits, &mut p, 6);
+            assert_eq!(base.iter().map(key).collect::<Vec<_>>(), reports.iter().map(key).collect::<Vec<_>>());
+        }
+    }
+}
+
 #[test]
 fn same_seed_gives_bit_identical_reports_and_weights_on_cpu() {
     let (splits, mut p) = data(Device::Cpu);

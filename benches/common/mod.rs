@@ -34,11 +34,17 @@ pub fn sync(dev: Device) {
     }
 }
 
-/// Run `benches/peers/<script>` with the project venv's Python; parse its JSON line.
+/// Run `benches/peers/<script>`; parse its JSON line. The Python is `AUGWISE_PEER_PYTHON`
+/// (a GPU host's own torch) or the project venv's; the scripts are found under
+/// `AUGWISE_ROOT`, the build's source tree, or the current directory (a copied bundle).
 pub fn run_peer(script: &str, args: &[String], env: &[(&str, &str)]) -> Result<serde_json::Value> {
-    let py = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    let path = format!("{}/benches/peers/{script}", env!("CARGO_MANIFEST_DIR"));
-    let mut cmd = Command::new(py);
+    let root = std::env::var("AUGWISE_ROOT").unwrap_or_else(|_| {
+        let built = env!("CARGO_MANIFEST_DIR");
+        if std::path::Path::new(built).join("benches/peers").is_dir() { built.to_owned() } else { ".".to_owned() }
+    });
+    let py = std::env::var("AUGWISE_PEER_PYTHON").unwrap_or_else(|_| format!("{root}/.venv/bin/python"));
+    let path = format!("{root}/benches/peers/{script}");
+    let mut cmd = Command::new(&py);
     cmd.arg(&path).args(args);
     for (k, v) in env {
         cmd.env(k, v);
@@ -47,5 +53,7 @@ pub fn run_peer(script: &str, args: &[String], env: &[(&str, &str)]) -> Result<s
     if !out.status.success() {
         bail!("PyTorch peer {script} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    let line = String::from_utf8_lossy(&out.stdout);
+    let last = line.lines().rev().find(|l| l.trim_start().starts_with('{')).context("the peer printed no JSON line")?;
+    Ok(serde_json::from_str(last)?)
 }

@@ -15,8 +15,38 @@ fn device_report_names_torch_and_threads() {
     let o = augwise(&["device"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("torch          2.13.0"), "{out}");
+    assert!(out.contains("torch          2.11.0"), "{out}");
+    assert!(out.contains("dynamic loader: the build's RUNPATH") || out.contains("LD_LIBRARY_PATH"), "{out}");
     assert!(out.contains("CPU threads") && out.contains("default device"), "{out}");
+}
+
+/// The launcher (repl/src/launch.rs): an explicit AUGWISE_LIBTORCH is used, and only it; a
+/// wrong one or a torch of another version is a clear error, not a loader crash.
+#[test]
+fn launcher_takes_augwise_libtorch_and_refuses_a_wrong_one() {
+    let lib = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/libtorch/lib")).unwrap();
+    let run = |dir: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_augwise-launch")).arg("device").env("AUGWISE_LIBTORCH", dir).output().unwrap()
+    };
+    let o = run(&lib);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("chosen by the augwise launcher") && out.contains("(AUGWISE_LIBTORCH)"), "{out}");
+    assert!(out.contains(&lib.display().to_string()), "{out}");
+
+    let missing = std::env::temp_dir().join("augwise-no-libtorch-here");
+    let o = run(&missing);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o).1;
+    assert!(err.contains("no libtorch 2.11.0 found") && err.contains("no libtorch_cpu.so there") && err.contains("AUGWISE_LIBTORCH"), "{err}");
+
+    let other = tempfile::tempdir().unwrap();
+    std::fs::create_dir(other.path().join("lib")).unwrap();
+    std::fs::write(other.path().join("lib/libtorch_cpu.so"), b"").unwrap();
+    std::fs::write(other.path().join("version.py"), "__version__ = '2.13.0+cu130'\n").unwrap();
+    let o = run(other.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("torch 2.13.0+cu130, but this build needs 2.11.0"), "{}", text(&o).1);
 }
 
 #[test]

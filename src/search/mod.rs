@@ -108,6 +108,11 @@ pub struct SearchConfig {
     /// every CUDA device when the session is on CUDA and there are several (METHOD.md: one
     /// trajectory per GPU), else the session's device alone.
     pub trajectory_devices: Vec<DeviceSpec>,
+    /// Forward precision of every stage: `bf16` autocasts on CUDA (no loss scaling needed),
+    /// and does nothing on the CPU.
+    pub precision: crate::amp::Precision,
+    /// Channels-last weights and inputs on CUDA.
+    pub channels_last: bool,
 }
 
 impl Default for SearchConfig {
@@ -144,6 +149,8 @@ impl SearchConfig {
             null_replicates: 100,
             cutout: None,
             trajectory_devices: Vec::new(),
+            precision: crate::amp::Precision::Fp32,
+            channels_last: false,
         }
     }
 
@@ -173,6 +180,8 @@ impl SearchConfig {
             null_replicates: 100,
             cutout: None,
             trajectory_devices: Vec::new(),
+            precision: crate::amp::Precision::Fp32,
+            channels_last: false,
         }
     }
 

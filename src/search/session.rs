@@ -900,6 +900,8 @@ fn stage1_config(c: &SearchConfig) -> TrainConfig {
     TrainConfig::default()
         .with_batch_size(c.batch_size)
         .with_seed(c.seed)
+        .with_precision(c.precision)
+        .with_channels_last(c.channels_last)
         .with_schedule(LrSchedule::WarmupCosine {
             start: c.pretrain_lr / 4.0,
             peak: c.pretrain_lr,

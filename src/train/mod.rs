@@ -83,6 +83,10 @@ pub struct TrainConfig {
     /// Seeds the policy's draws alone (which ops, signs, magnitudes): common random numbers
     /// for two policies share everything else.
     pub policy_seed: Option<u64>,
+    /// Forward-pass precision (bf16 autocast acts on CUDA only; see `amp`).
+    pub precision: crate::amp::Precision,
+    /// Channels-last (NHWC) weights and inputs; on the CPU it is left off.
+    pub channels_last: bool,
 }
 
 impl Default for TrainConfig {
@@ -98,6 +102,8 @@ impl Default for TrainConfig {
             seed: 0,
             augment_seed: None,
             policy_seed: None,
+            precision: crate::amp::Precision::Fp32,
+            channels_last: false,
         }
     }
 }
@@ -106,6 +112,14 @@ impl TrainConfig {
     /// The official stage-1 settings for `epochs` epochs.
     pub fn official(epochs: f64) -> Self {
         Self { batch_size: 256, schedule: LrSchedule::official(epochs), ..Default::default() }
+    }
+    pub fn with_precision(mut self, p: crate::amp::Precision) -> Self {
+        self.precision = p;
+        self
+    }
+    pub fn with_channels_last(mut self, on: bool) -> Self {
+        self.channels_last = on;
+        self
     }
     pub fn with_batch_size(mut self, b: i64) -> Self {
         self.batch_size = b;
@@ -243,9 +257,23 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, TrainError>) -> Result<T, TrainError
 }
 
 impl Trainer {
-    pub fn new(model: Model, normalize: Normalize, config: TrainConfig) -> Self {
+    pub fn new(mut model: Model, normalize: Normalize, config: TrainConfig) -> Self {
+        if config.channels_last && model.device().is_cuda() {
+            // Only fails on a malformed variable, which Model::new cannot make; the contiguous
+            // layout is a correct fallback.
+            let _ = model.to_channels_last();
+        }
         let opt = Sgd::new(&model, config.sgd.clone());
         Self { model, opt, config, normalize, epochs_done: 0 }
+    }
+
+    /// The model's input in the configured layout.
+    fn layout(&self, x: Tensor) -> Result<Tensor, tch::TchError> {
+        if self.config.channels_last && self.model.device().is_cuda() {
+            crate::amp::channels_last(&x)
+        } else {
+            Ok(x)
+        }
     }
 
     fn check(&self, data: &Dataset) -> Result<(), TrainError> {
@@ -301,15 +329,19 @@ impl Trainer {
             let loss = guarded(|| {
                 let idx = perm.f_narrow(0, b as i64 * bs, len)?;
                 let x = aug.augment(&data.images.f_index_select(0, &idx)?, &mut rng, &mut policy_rng)?;
+                let x = self.layout(x)?;
                 let y = data.labels.f_index_select(0, &idx)?;
-                let logits = self.model.forward_t(&x, true);
-                let loss = logits.f_cross_entropy_loss::<Tensor>(
-                    &y,
-                    None,
-                    Reduction::Mean,
-                    -100,
-                    self.config.label_smoothing,
-                )?;
+                let (logits, loss) = crate::amp::forward(self.config.precision, dev, || {
+                    let logits = self.model.forward_t(&x, true);
+                    let loss = logits.f_cross_entropy_loss::<Tensor>(
+                        &y,
+                        None,
+                        Reduction::Mean,
+                        -100,
+                        self.config.label_smoothing,
+                    );
+                    loss.map(|l| (logits, l))
+                })?;
                 let value = loss.f_double_value(&[])?;
                 if !value.is_finite() {
                     return Err(TrainError::NonFinite { epoch: epoch + 1, batch: b, loss: value });
@@ -361,9 +393,10 @@ impl Trainer {
                 let mut start = 0;
                 while start < n {
                     let len = bs.min(n - start);
-                    let x = self.normalize.apply(&data.images.f_narrow(0, start, len)?)?;
+                    let x = self.layout(self.normalize.apply(&data.images.f_narrow(0, start, len)?)?)?;
                     let y = data.labels.f_narrow(0, start, len)?;
-                    let pred = self.model.forward_t(&x, false).f_argmax(1, false)?;
+                    let logits = crate::amp::forward(self.config.precision, self.model.device(), || self.model.forward_t(&x, false));
+                    let pred = logits.f_argmax(1, false)?;
                     let _ = correct.f_add_(&pred.f_eq_tensor(&y)?.f_sum(Kind::Int64)?)?;
                     start += len;
                 }
