@@ -38,6 +38,7 @@ bench: setup
 	$(CARGO) bench --bench augment_throughput
 	$(CARGO) bench --bench trajectory_throughput
 	$(CARGO) bench --bench compare_power
+	$(CARGO) bench --bench batched_trajectories
 
 # What travels to a GPU host (no Rust, no network, its own torch 2.11.0): stripped binaries in
 # target/gpu-check/bin and packed in target/gpu-check/bundle.tar.xz. On the host, from the

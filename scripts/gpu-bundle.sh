@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds what scripts/gpu-check.sh runs on a GPU host that has no Rust and no network
-# (`make gpu-check`): stripped release binaries — the augwise launcher and REPL, the three
-# throughput benchmarks, the device test suites — in target/gpu-check/bin, and the same
+# (`make gpu-check`): stripped release binaries — the augwise launcher and REPL, the
+# benchmarks, the device test suites — in target/gpu-check/bin, and the same
 # packed as target/gpu-check/bundle.tar.xz (what travels; ~20 MB of the 64 MiB allowed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ mkdir -p "$out/bin"
 exe() { grep -o '"executable":"[^"]*"' | sed 's/"executable":"//; s/"$//'; }
 cargo build --release -p augwise-repl --bins
 benches=$(cargo build --release --benches --message-format=json | exe)
-tests=$(cargo test --release --no-run --test training --test golden --message-format=json | exe)
+tests=$(cargo test --release --no-run --test training --test golden --test batched --message-format=json | exe)
 
 # Shipped names: `augwise` is the launcher (finds the host's libtorch), `augwise-repl` the REPL.
 strip -o "$out/bin/augwise" target/release/augwise-launch

@@ -5,8 +5,8 @@
 #   1. shows which libtorch the launcher found (the host's own torch, through its Python) and
 #      that the REPL also runs with nothing but LD_LIBRARY_PATH;
 #   2. runs every device test (tests written once over the CPU and CUDA) on CUDA;
-#   3. runs the augmentation, training (ResNet-20; WRN-28-10 fp32 / bf16 / bf16 channels-last)
-#      and trajectory benchmarks against their PyTorch peers on the same GPU;
+#   3. runs the augmentation, training (ResNet-20; WRN-28-10 fp32 / bf16 / bf16 channels-last),
+#      trajectory and batched-trajectory benchmarks against their PyTorch peers on the GPU;
 #   4. times the `gpu` preset's main job, command by command (scripts/gpu-check.augwise);
 # and writes every figure to one file, $OUT/gpu-check.md, that BENCHMARKS.md takes as it is.
 #
@@ -101,6 +101,7 @@ stage device-ld-library-path 60 "$bin/augwise-repl" device
 # 2. Device tests (each runs its cases on the CPU, then on CUDA when present).
 stage tests-training 120 "$bin/test-training" --test-threads 1
 stage tests-golden 60 "$bin/test-golden" --test-threads 1
+stage tests-batched 120 "$bin/test-batched" --test-threads 1
 
 # 3. Benchmarks against the PyTorch peers, same device, same run.
 stage bench-augment 90 "$bin/bench-augment_throughput" "$threads" "$device"
@@ -113,11 +114,9 @@ if [ "$big" = 1 ]; then
 else
   stage bench-train-wrn-16-2-bf16 120 "$bin/bench-train_throughput" "$wrn_batches" "$threads" "$device" arch=wrn-16-2 rounds=1 precision=bf16 channels_last=1
 fi
-# The technique batched trajectories would use, measured in PyTorch first: k ResNet-20s one
-# after another vs one grouped model holding all k.
-stage probe-batched-trajectories 90 "$AUGWISE_PEER_PYTHON" benches/peers/batched_trajectories.py --device "$device" \
-  --threads "$threads" --k "$([ "$big" = 1 ] && echo 8 || echo 2)" --batches "$([ "$big" = 1 ] && echo 30 || echo 2)" \
-  --batch-size "$([ "$big" = 1 ] && echo 128 || echo 32)"
+# k trajectories one after another vs as one grouped model (augwise and the PyTorch peer).
+stage bench-batched-trajectories 120 "$bin/bench-batched_trajectories" "$([ "$big" = 1 ] && echo 30 || echo 2)" "$threads" "$device" \
+  "$([ "$big" = 1 ] && echo 8 || echo 2)"
 stage bench-trajectory 120 "$bin/bench-trajectory_throughput" "$traj_batches" "$threads" "$device" "$workers"
 
 # 4. The preset's main job, one REPL command per process (each later one starts with

@@ -95,13 +95,47 @@ impl TryFrom<String> for Arch {
     }
 }
 
-fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64) -> nn::Conv2D {
-    let cfg = nn::ConvConfig { stride, padding: k / 2, bias: false, ..Default::default() };
-    nn::conv2d(p, i, o, k, cfg)
+/// A conv of `g` independent members (`g` = 1: a plain conv): member j maps input channels
+/// j·i.. to output channels j·o.. (a grouped convolution), so the members share nothing.
+fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, g: i64) -> nn::Conv2D {
+    let cfg = nn::ConvConfig { stride, padding: k / 2, bias: false, groups: g, ..Default::default() };
+    nn::conv2d(p, g * i, g * o, k, cfg)
 }
 
-fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, c, Default::default())
+/// BatchNorm over `g` members' channels: statistics are per channel, hence per member.
+fn bn(p: nn::Path, c: i64, g: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(p, g * c, Default::default())
+}
+
+/// The classifier of `g` members: weights stacked `[g, classes, features]`, one matmul for all.
+#[derive(Debug)]
+struct StackedLinear {
+    ws: Tensor,
+    bs: Tensor,
+}
+
+impl StackedLinear {
+    fn new(p: nn::Path, g: i64, i: i64, o: i64) -> Self {
+        let bound = 1.0 / (i as f64).sqrt();
+        Self {
+            ws: p.var("weight", &[g, o, i], nn::Init::Uniform { lo: -bound, up: bound }),
+            bs: p.var("bias", &[g, o], nn::Init::Uniform { lo: -bound, up: bound }),
+        }
+    }
+
+    /// `[B, g·features]` → `[g·B, classes]`, member-major (member j's rows j·B..).
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (b, g) = (x.size()[0], self.ws.size()[0]);
+        let f = x.view([b, g, -1]).transpose(0, 1);
+        self.bs.unsqueeze(1).baddbmm(&f, &self.ws.transpose(1, 2), 1.0, 1.0).reshape([g * b, -1])
+    }
+}
+
+/// Plain or stacked classifier.
+#[derive(Debug)]
+enum Classifier {
+    One(nn::Linear),
+    Stacked(StackedLinear),
 }
 
 /// Post-activation basic block (He et al. 2016, CIFAR).
@@ -115,13 +149,13 @@ struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn new(p: &nn::Path, i: i64, o: i64, stride: i64) -> Self {
-        let shortcut = (stride != 1 || i != o).then(|| (conv(p / "sc_conv", i, o, 1, stride), bn(p / "sc_bn", o)));
+    fn new(p: &nn::Path, i: i64, o: i64, stride: i64, g: i64) -> Self {
+        let shortcut = (stride != 1 || i != o).then(|| (conv(p / "sc_conv", i, o, 1, stride, g), bn(p / "sc_bn", o, g)));
         Self {
-            conv1: conv(p / "conv1", i, o, 3, stride),
-            bn1: bn(p / "bn1", o),
-            conv2: conv(p / "conv2", o, o, 3, 1),
-            bn2: bn(p / "bn2", o),
+            conv1: conv(p / "conv1", i, o, 3, stride, g),
+            bn1: bn(p / "bn1", o, g),
+            conv2: conv(p / "conv2", o, o, 3, 1, g),
+            bn2: bn(p / "bn2", o, g),
             shortcut,
         }
     }
@@ -150,13 +184,13 @@ struct WideBlock {
 }
 
 impl WideBlock {
-    fn new(p: &nn::Path, i: i64, o: i64, stride: i64) -> Self {
+    fn new(p: &nn::Path, i: i64, o: i64, stride: i64, g: i64) -> Self {
         Self {
-            bn1: bn(p / "bn1", i),
-            conv1: conv(p / "conv1", i, o, 3, stride),
-            bn2: bn(p / "bn2", o),
-            conv2: conv(p / "conv2", o, o, 3, 1),
-            shortcut: (stride != 1 || i != o).then(|| conv(p / "sc_conv", i, o, 1, stride)),
+            bn1: bn(p / "bn1", i, g),
+            conv1: conv(p / "conv1", i, o, 3, stride, g),
+            bn2: bn(p / "bn2", o, g),
+            conv2: conv(p / "conv2", o, o, 3, 1, g),
+            shortcut: (stride != 1 || i != o).then(|| conv(p / "sc_conv", i, o, 1, stride, g)),
         }
     }
 }
@@ -179,7 +213,7 @@ struct Net {
     stem_bn: Option<nn::BatchNorm>,
     blocks: Vec<Box<dyn ModuleT>>,
     final_bn: Option<nn::BatchNorm>,
-    fc: nn::Linear,
+    fc: Classifier,
 }
 
 impl ModuleT for Net {
@@ -194,35 +228,45 @@ impl ModuleT for Net {
         if let Some(b) = &self.final_bn {
             y = y.apply_t(b, train).relu();
         }
-        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
+        let y = y.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        match &self.fc {
+            Classifier::One(fc) => y.apply(fc),
+            Classifier::Stacked(fc) => fc.forward(&y),
+        }
     }
 }
 
-fn build(arch: Arch, p: &nn::Path, in_channels: i64, classes: i64) -> Net {
+/// The network of `arch`, or `g` > 1 independent copies of it in one (grouped convolutions,
+/// per-member BN channels, a stacked classifier), with the same variable names.
+fn build(arch: Arch, p: &nn::Path, in_channels: i64, classes: i64, g: i64) -> Net {
     let (n, widths, wide) = match arch {
         Arch::ResNet { depth } => ((depth - 2) / 6, [16, 32, 64], false),
         Arch::Wrn { depth, widen } => ((depth - 4) / 6, [16 * widen, 32 * widen, 64 * widen], true),
     };
     let mut blocks: Vec<Box<dyn ModuleT>> = Vec::new();
     let mut i = 16;
-    for (g, &o) in widths.iter().enumerate() {
+    for (stage, &o) in widths.iter().enumerate() {
         for b in 0..n {
-            let stride = if g > 0 && b == 0 { 2 } else { 1 };
-            let bp = p / format!("layer{}", g + 1) / b;
+            let stride = if stage > 0 && b == 0 { 2 } else { 1 };
+            let bp = p / format!("layer{}", stage + 1) / b;
             if wide {
-                blocks.push(Box::new(WideBlock::new(&bp, i, o, stride)));
+                blocks.push(Box::new(WideBlock::new(&bp, i, o, stride, g)));
             } else {
-                blocks.push(Box::new(BasicBlock::new(&bp, i, o, stride)));
+                blocks.push(Box::new(BasicBlock::new(&bp, i, o, stride, g)));
             }
             i = o;
         }
     }
     Net {
-        stem: conv(p / "conv1", in_channels, 16, 3, 1),
-        stem_bn: (!wide).then(|| bn(p / "bn1", 16)),
+        stem: conv(p / "conv1", in_channels, 16, 3, 1, g),
+        stem_bn: (!wide).then(|| bn(p / "bn1", 16, g)),
         blocks,
-        final_bn: wide.then(|| bn(p / "bn_final", i)),
-        fc: nn::linear(p / "fc", i, classes, Default::default()),
+        final_bn: wide.then(|| bn(p / "bn_final", i, g)),
+        fc: if g == 1 {
+            Classifier::One(nn::linear(p / "fc", i, classes, Default::default()))
+        } else {
+            Classifier::Stacked(StackedLinear::new(p / "fc", g, i, classes))
+        },
     }
 }
 
@@ -234,6 +278,9 @@ pub struct Model {
     pub arch: Arch,
     pub in_channels: i64,
     pub classes: i64,
+    /// Independent copies of `arch` held in this one network (1: an ordinary model). Member
+    /// j reads input channels j·in_channels.. and owns logits rows j·B.. (see [`Model::members`]).
+    pub members: i64,
 }
 
 /// A deep copy of every variable (parameters and BN running statistics), by name.
@@ -244,6 +291,20 @@ impl Model {
     /// Build with torch's default initialisation drawn from `seed`: the same weights on every
     /// device and in every thread (initialised on the CPU under a lock, then moved).
     pub fn new(arch: Arch, in_channels: i64, classes: i64, device: Device, seed: u64) -> Result<Self, ModelError> {
+        Self::build(arch, in_channels, classes, 1, device, seed)
+    }
+
+    /// `k` independent copies of `arch` as one network (the batched-trajectories technique,
+    /// "model ensembling"): each member keeps its own weights, BN statistics and, through the
+    /// optimiser, momentum; one forward trains all k. Load members with [`Model::load_members`].
+    pub fn members(arch: Arch, in_channels: i64, classes: i64, k: i64, device: Device) -> Result<Self, ModelError> {
+        if !(1..=64).contains(&k) {
+            return Err(ModelError::Invalid { name: arch.to_string(), why: format!("{k} members (1 to 64)") });
+        }
+        Self::build(arch, in_channels, classes, k, device, 0)
+    }
+
+    fn build(arch: Arch, in_channels: i64, classes: i64, k: i64, device: Device, seed: u64) -> Result<Self, ModelError> {
         if !(1..=4).contains(&in_channels) || classes < 2 {
             return Err(ModelError::Invalid {
                 name: arch.to_string(),
@@ -255,10 +316,67 @@ impl Model {
         let net = {
             let _guard = crate::rng::TORCH_GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
             tch::manual_seed(seed as i64);
-            build(arch, &vs.root(), in_channels, classes)
+            build(arch, &vs.root(), in_channels, classes, k)
         };
         vs.set_device(device);
-        Ok(Self { vs, net, arch, in_channels, classes })
+        Ok(Self { vs, net, arch, in_channels, classes, members: k })
+    }
+
+    /// Variables stacked along a new leading member axis (`[k, …]`: the classifier); every
+    /// other variable concatenates the members along its first axis (`[k·n, …]`).
+    fn stacked(&self, name: &str) -> bool {
+        self.members > 1 && name.starts_with("fc.")
+    }
+
+    /// Rank of one member's copy of variable `name` (weight decay goes by it).
+    pub fn member_rank(&self, name: &str, t: &Tensor) -> usize {
+        t.dim() - usize::from(self.stacked(name))
+    }
+
+    /// `src`, one member's tensor for variable `name`, repeated for all members.
+    pub fn tile(&self, name: &str, src: &Tensor) -> Result<Tensor, TchError> {
+        let copies: Vec<Tensor> = (0..self.members).map(|_| src.shallow_clone()).collect();
+        if self.stacked(name) {
+            Tensor::f_stack(&copies, 0)
+        } else {
+            Tensor::f_cat(&copies, 0)
+        }
+    }
+
+    /// Member `j`'s part of variable `name`'s tensor `t` (a view).
+    pub fn member_of(&self, name: &str, t: &Tensor, j: i64) -> Result<Tensor, TchError> {
+        if self.stacked(name) {
+            t.f_select(0, j)
+        } else {
+            let n = t.size()[0] / self.members;
+            t.f_narrow(0, j * n, n)
+        }
+    }
+
+    /// Every member set to the one-model weights `w` (the shared stage-1 snapshot).
+    pub fn load_members(&mut self, w: &Weights) -> Result<(), ModelError> {
+        let tiled = w.0.iter().map(|(n, t)| Ok((n.clone(), self.tile(n, t)?))).collect::<Result<Vec<_>, TchError>>()?;
+        self.restore(&Weights(tiled))
+    }
+
+    /// Member `j` as one-model weights (deep copy), e.g. to fully train or compare it.
+    pub fn member_snapshot(&self, j: i64) -> Result<Weights, ModelError> {
+        if !(0..self.members).contains(&j) {
+            return Err(ModelError::Mismatch(format!("member {j} of {}", self.members)));
+        }
+        let mut v = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| {
+                let part = self.member_of(&n, &t.detach(), j)?;
+                let mut copy = part.f_zeros_like()?;
+                copy.f_copy_(&part)?;
+                Ok((n.clone(), copy))
+            })
+            .collect::<Result<Vec<_>, TchError>>()?;
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Weights(v))
     }
 
     pub fn device(&self) -> Device {
@@ -380,5 +498,30 @@ mod tests {
         }
         let other = Model::new(Arch::RESNET56, 1, 3, Device::Cpu, 0).unwrap();
         assert!(m.restore(&other.snapshot()).is_err());
+    }
+
+    /// k members hold k copies of a model: member j's logits are exactly that model's on
+    /// member j's images (grouped convs compute each group as a plain conv would).
+    #[test]
+    fn members_compute_what_each_model_computes() {
+        let k = 3;
+        let one = Model::new(Arch::RESNET20, 1, 4, Device::Cpu, 7).unwrap();
+        let mut many = Model::members(Arch::RESNET20, 1, 4, k, Device::Cpu).unwrap();
+        many.load_members(&one.snapshot()).unwrap();
+        let x = Tensor::randn([k, 5, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let joint = many.forward_t(&x.transpose(0, 1).reshape([5, k, 8, 8]), false);
+        assert_eq!(joint.size(), vec![k * 5, 4]);
+        for j in 0..k {
+            let alone = one.forward_t(&x.get(j), false);
+            let diff = (joint.narrow(0, j * 5, 5) - &alone).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "member {j}: {diff}");
+        }
+        let back = many.member_snapshot(1).unwrap();
+        for ((a, x), (b, y)) in one.snapshot().0.iter().zip(&back.0) {
+            assert_eq!(a, b);
+            assert!(x.equal(y), "{a}");
+        }
+        assert!(many.member_snapshot(k).is_err());
+        assert!(Model::members(Arch::RESNET20, 1, 4, 0, Device::Cpu).is_err());
     }
 }

@@ -321,3 +321,32 @@ fn parallel_trajectories_equal_sequential_ones() {
     assert_eq!(sequential.len(), 3);
     assert_eq!(sequential, parallel);
 }
+
+/// `trajectory_batch` (issue 13): an update's trajectories trained together as one grouped
+/// model give the sequential trajectories — the same seeds and pair counts exactly, rewards
+/// within one validation image (float reassociation) — and diverging ones are still dropped.
+#[test]
+fn batched_trajectories_equal_sequential_ones() {
+    let run = |batch: usize, lr: Option<f64>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = tiny().with_trajectories(3);
+        cfg.trajectory_batch = batch;
+        if let Some(lr) = lr {
+            cfg = cfg.with_finetune(1, Some(lr));
+        }
+        let mut s = Session::new(cfg, dir.path()).unwrap();
+        s.pretrain(None).unwrap();
+        let val = s.splits.val.len() as f64;
+        (s.evaluate(None).unwrap(), val)
+    };
+    let (sequential, val) = run(1, None);
+    let (batched, _) = run(2, None); // a chunk of 2, then 1: both paths
+    assert_eq!(sequential.trajectories.len(), 3);
+    for (a, b) in sequential.trajectories.iter().zip(&batched.trajectories) {
+        assert_eq!((a.seed, &a.counts), (b.seed, &b.counts));
+        assert!((a.reward - b.reward).abs() <= 1.0 / val + 1e-12, "{} vs {}", a.reward, b.reward);
+    }
+    let (diverged, _) = run(3, Some(1e30));
+    assert_eq!(diverged.trajectories.len(), 0);
+    assert_eq!(diverged.discarded.len(), 3, "{diverged}");
+}

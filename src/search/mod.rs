@@ -108,6 +108,11 @@ pub struct SearchConfig {
     /// every CUDA device when the session is on CUDA and there are several (METHOD.md: one
     /// trajectory per GPU), else the session's device alone.
     pub trajectory_devices: Vec<DeviceSpec>,
+    /// Trajectories trained together as one grouped model on one device (`Model::members`):
+    /// 0 = automatic (8 on CUDA, where one small ResNet leaves the GPU idle; 1 on the CPU,
+    /// where it does not pay — BENCHMARKS.md), 1 = one after another. Results equal the
+    /// sequential ones up to float error (tests/batched.rs).
+    pub trajectory_batch: usize,
     /// Forward precision of every stage: `bf16` autocasts on CUDA (no loss scaling needed),
     /// and does nothing on the CPU.
     pub precision: crate::amp::Precision,
@@ -149,6 +154,7 @@ impl SearchConfig {
             null_replicates: 100,
             cutout: None,
             trajectory_devices: Vec::new(),
+            trajectory_batch: 0,
             precision: crate::amp::Precision::Fp32,
             channels_last: false,
         }
@@ -180,6 +186,7 @@ impl SearchConfig {
             null_replicates: 100,
             cutout: None,
             trajectory_devices: Vec::new(),
+            trajectory_batch: 0,
             precision: crate::amp::Precision::Fp32,
             channels_last: false,
         }

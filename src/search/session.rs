@@ -22,7 +22,7 @@ use crate::device::{self, DeviceChoice};
 use crate::model::{Model, Weights};
 use crate::policy::{Policy, Theta};
 use crate::rng::{mix, Rng};
-use crate::train::{BatchProgress, CancelFlag, LrSchedule, SgdState, TrainConfig, Trainer, TrainerState};
+use crate::train::{BatchProgress, BatchedTrainer, CancelFlag, LrSchedule, SgdState, TrainConfig, Trainer, TrainerState};
 
 const FORMAT: &str = "augwise-session/1";
 const STATE_FILE: &str = "session.json";
@@ -449,11 +449,25 @@ impl Session {
         Ok(FineTune { config: self.config.clone(), pipeline: self.pipeline.clone(), snap, policy: policy.clone(), cancel: self.cancel.clone(), label: label.to_owned(), total })
     }
 
+    /// How many trajectories train together as one grouped model (the config's
+    /// `trajectory_batch`; 0 = 8 on CUDA, 1 on the CPU).
+    fn trajectory_batch(&self) -> usize {
+        match self.config.trajectory_batch {
+            0 if self.device.device.is_cuda() => 8,
+            0 => 1,
+            n => n,
+        }
+    }
+
     fn trajectories(&mut self, policy: &Policy, seeds: &[TrajectorySeeds], label: &str) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
         let job = self.fine_tune_job(policy, label, seeds.len())?;
         self.cancel.reset();
         self.ensure_replicas()?;
         let workers = self.replicas.len() + 1;
+        let batch = self.trajectory_batch();
+        if workers == 1 && batch > 1 && seeds.len() > 1 {
+            return self.batched_trajectories(&job, seeds, batch);
+        }
         let mut results: Vec<Option<TrajectoryResult>> = (0..seeds.len()).map(|_| None).collect();
         let progress = &mut self.progress;
         let (trainer, splits) = (&mut self.trainer, &self.splits);
@@ -492,6 +506,27 @@ impl Session {
         }
         self.back_to_snapshot()?;
         outcome
+    }
+
+    /// `trajectories` on the session's device, `batch` at a time as one grouped model.
+    fn batched_trajectories(&mut self, job: &FineTune, seeds: &[TrajectorySeeds], batch: usize) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
+        let info = self.splits.train.info.clone();
+        let (mut done, mut discarded) = (Vec::new(), Vec::new());
+        let progress = &mut self.progress;
+        for (c, chunk) in seeds.chunks(batch).enumerate() {
+            let model = Model::members(self.config.model, info.channels, info.num_classes(), chunk.len() as i64, self.device.device)?;
+            let configs = chunk.iter().map(|s| job.trajectory_config(*s)).collect();
+            let mut trainer = BatchedTrainer::new(model, self.pipeline.normalize.clone(), configs)?;
+            let results = job.run_batched(&mut trainer, &self.splits.train, &self.splits.val, chunk, c * batch, &mut |p| Self::emit(progress, &p.stage, p.fraction, p.message))?;
+            for r in results {
+                match r {
+                    Ok(t) => done.push(t),
+                    Err(why) => discarded.push(why),
+                }
+            }
+        }
+        self.back_to_snapshot()?;
+        Ok((done, discarded))
     }
 
     /// Stage 2: `k` trajectories (default: the config's) under the current θ; they wait for
@@ -856,15 +891,8 @@ impl FineTune {
     /// the best `reward_top`. `Ok(Err(why))` when the loss went NaN/Inf (discarded).
     fn run(&self, trainer: &mut Trainer, train: &crate::data::Dataset, val: &crate::data::Dataset, seeds: TrajectorySeeds, index: usize, progress: &mut dyn FnMut(Progress)) -> TrajectoryResult {
         trainer.restore(&self.snap)?;
-        let lr = self.config.finetune_lr.unwrap_or_else(|| stage1_config(&self.config).schedule.final_lr());
         let seed = seeds.policy;
-        trainer.config = TrainConfig {
-            seed: seeds.order,
-            augment_seed: Some(seeds.augment),
-            policy_seed: Some(seeds.policy),
-            schedule: LrSchedule::Constant { lr },
-            ..stage1_config(&self.config)
-        };
+        trainer.config = self.trajectory_config(seeds);
         let mut aug = PolicyAugment::new(self.pipeline.clone(), self.policy.sampler()?);
         let start = Instant::now();
         let epochs = self.config.finetune_epochs;
@@ -887,11 +915,69 @@ impl FineTune {
             }
             accuracies.push(trainer.evaluate(val)?);
         }
-        let mut best = accuracies.clone();
+        let reward = self.reward(&accuracies);
+        Ok(Ok(Trajectory { seed, reward, accuracies, counts: aug.take_counts(), seconds: start.elapsed().as_secs_f64() }))
+    }
+
+    /// Stage 2's training config for one trajectory: the constant fine-tune rate, its seeds.
+    fn trajectory_config(&self, seeds: TrajectorySeeds) -> TrainConfig {
+        let lr = self.config.finetune_lr.unwrap_or_else(|| stage1_config(&self.config).schedule.final_lr());
+        TrainConfig {
+            seed: seeds.order,
+            augment_seed: Some(seeds.augment),
+            policy_seed: Some(seeds.policy),
+            schedule: LrSchedule::Constant { lr },
+            ..stage1_config(&self.config)
+        }
+    }
+
+    /// METHOD.md's reward: the mean of the best `reward_top` validation accuracies.
+    fn reward(&self, accuracies: &[f64]) -> f64 {
+        let mut best = accuracies.to_vec();
         best.sort_by(|a, b| b.total_cmp(a));
         let top = self.config.reward_top.min(best.len()).max(1);
-        let reward = best[..top].iter().sum::<f64>() / top as f64;
-        Ok(Ok(Trajectory { seed, reward, accuracies, counts: aug.take_counts(), seconds: start.elapsed().as_secs_f64() }))
+        best[..top].iter().sum::<f64>() / top as f64
+    }
+
+    /// The trajectories of `seeds` (indices `first`.. of `total`) as one grouped model: the
+    /// same per-trajectory results `run` gives each, up to float error (tests/batched.rs).
+    fn run_batched(&self, trainer: &mut BatchedTrainer, train: &crate::data::Dataset, val: &crate::data::Dataset, seeds: &[TrajectorySeeds], first: usize, progress: &mut dyn FnMut(Progress)) -> Result<Vec<Result<Trajectory, String>>, SearchError> {
+        trainer.restore(&self.snap)?;
+        let mut augs = seeds.iter().map(|_| Ok(PolicyAugment::new(self.pipeline.clone(), self.policy.sampler()?))).collect::<Result<Vec<_>, SearchError>>()?;
+        let start = Instant::now();
+        let epochs = self.config.finetune_epochs;
+        let k = seeds.len();
+        let mut accuracies = vec![Vec::with_capacity(epochs); k];
+        let mut dropped: Vec<Option<String>> = vec![None; k];
+        for e in 0..epochs {
+            let reports = trainer.train_epoch(train, &mut augs, &self.cancel, &mut |b: &BatchProgress| {
+                let within = (e as f64 + b.batch as f64 / b.batches as f64) / epochs as f64;
+                progress(Progress {
+                    stage: self.label.clone(),
+                    fraction: (first as f64 + within * k as f64) / self.total as f64,
+                    message: format!("trajectories {}–{}/{} together, epoch {}/{} batch {}/{} loss {:.4}", first + 1, first + k, self.total, e + 1, epochs, b.batch, b.batches, b.loss),
+                });
+            })?;
+            for (j, r) in reports.into_iter().enumerate() {
+                if let (Err(crate::train::TrainError::NonFinite { epoch, batch, loss }), None) = (r, &dropped[j]) {
+                    dropped[j] = Some(format!("trajectory seed {}: loss {loss} at fine-tune epoch {epoch}, batch {batch}", seeds[j].policy));
+                }
+            }
+            for (j, a) in trainer.evaluate(val)?.into_iter().enumerate() {
+                accuracies[j].push(a);
+            }
+        }
+        let seconds = start.elapsed().as_secs_f64() / k as f64;
+        Ok(seeds
+            .iter()
+            .zip(augs.iter_mut())
+            .zip(accuracies)
+            .zip(dropped)
+            .map(|(((s, aug), accuracies), dropped)| match dropped {
+                Some(why) => Err(why),
+                None => Ok(Trajectory { seed: s.policy, reward: self.reward(&accuracies), accuracies, counts: aug.take_counts(), seconds }),
+            })
+            .collect())
     }
 }
 

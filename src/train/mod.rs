@@ -3,6 +3,7 @@
 //! evaluation, per-epoch reports, NaN/Inf detection, cancellation between batches, and state
 //! (weights + momentum) that can be snapshotted and restored.
 
+mod batched;
 mod optim;
 mod schedule;
 
@@ -14,6 +15,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, TchError, Tensor};
 
+pub use batched::BatchedTrainer;
 pub use optim::{Sgd, SgdConfig, SgdState};
 pub use schedule::LrSchedule;
 
@@ -240,6 +242,49 @@ const STREAM_TRAIN: u64 = 1;
 const STREAM_AUGMENT: u64 = 2;
 const STREAM_POLICY: u64 = 3;
 
+/// The three random streams of one epoch (data order, crop/flip/Cutout, the policy's draws):
+/// one per (seed, epoch), so any epoch replays alone, and the batched trainer's member j sees
+/// exactly what a `Trainer` with member j's config sees.
+fn epoch_streams(config: &TrainConfig, epoch: usize) -> (Rng, Rng, Rng) {
+    let order = Rng::derive(config.seed, &[STREAM_TRAIN, epoch as u64]);
+    let aug_seed = config.augment_seed.unwrap_or(config.seed);
+    let augment = Rng::derive(aug_seed, &[STREAM_AUGMENT, epoch as u64]);
+    let policy = Rng::derive(config.policy_seed.unwrap_or(aug_seed), &[STREAM_POLICY, epoch as u64]);
+    (order, augment, policy)
+}
+
+/// Batches of an epoch over `n` images: a final batch of one cannot be batch-normalised, so
+/// it is dropped.
+fn batch_count(n: i64, bs: i64) -> usize {
+    ((n / bs) + i64::from(n % bs >= 2)).max(1) as usize
+}
+
+/// The model's input in the configured layout (channels-last on CUDA when asked).
+fn layout(config: &TrainConfig, model: &Model, x: Tensor) -> Result<Tensor, TchError> {
+    if config.channels_last && model.device().is_cuda() {
+        crate::amp::channels_last(&x)
+    } else {
+        Ok(x)
+    }
+}
+
+/// `data` is non-empty and fits the model's input channels and classes.
+fn check_data(model: &Model, data: &Dataset) -> Result<(), TrainError> {
+    if data.is_empty() {
+        return Err(TrainError::EmptyData(data.info.name.clone()));
+    }
+    if data.info.channels != model.in_channels || data.info.num_classes() > model.classes {
+        return Err(TrainError::Incompatible {
+            expected: model.in_channels,
+            classes: model.classes,
+            name: data.info.name.clone(),
+            got: data.info.channels,
+            got_classes: data.info.num_classes(),
+        });
+    }
+    Ok(())
+}
+
 /// Run a closure that calls panicking tch ops, turning a libtorch panic into an error so a
 /// notebook or REPL session survives it.
 fn guarded<T>(f: impl FnOnce() -> Result<T, TrainError>) -> Result<T, TrainError> {
@@ -269,27 +314,11 @@ impl Trainer {
 
     /// The model's input in the configured layout.
     fn layout(&self, x: Tensor) -> Result<Tensor, tch::TchError> {
-        if self.config.channels_last && self.model.device().is_cuda() {
-            crate::amp::channels_last(&x)
-        } else {
-            Ok(x)
-        }
+        layout(&self.config, &self.model, x)
     }
 
     fn check(&self, data: &Dataset) -> Result<(), TrainError> {
-        if data.is_empty() {
-            return Err(TrainError::EmptyData(data.info.name.clone()));
-        }
-        if data.info.channels != self.model.in_channels || data.info.num_classes() > self.model.classes {
-            return Err(TrainError::Incompatible {
-                expected: self.model.in_channels,
-                classes: self.model.classes,
-                name: data.info.name.clone(),
-                got: data.info.channels,
-                got_classes: data.info.num_classes(),
-            });
-        }
-        Ok(())
+        check_data(&self.model, data)
     }
 
     /// One epoch over `data` in a seeded random order. On error the weights are as after the
@@ -303,18 +332,11 @@ impl Trainer {
     ) -> Result<EpochReport, TrainError> {
         self.check(data)?;
         let epoch = self.epochs_done;
-        // One stream per (seed, epoch): any epoch replays alone, as after a resume. Data order
-        // and augmentation draw from separate streams so they can be varied separately.
-        let mut order_rng = Rng::derive(self.config.seed, &[STREAM_TRAIN, epoch as u64]);
-        let aug_seed = self.config.augment_seed.unwrap_or(self.config.seed);
-        let mut rng = Rng::derive(aug_seed, &[STREAM_AUGMENT, epoch as u64]);
-        let policy_seed = self.config.policy_seed.unwrap_or(aug_seed);
-        let mut policy_rng = Rng::derive(policy_seed, &[STREAM_POLICY, epoch as u64]);
+        let (mut order_rng, mut rng, mut policy_rng) = epoch_streams(&self.config, epoch);
         let dev = self.model.device();
         let n = data.len();
         let bs = self.config.batch_size.max(2);
-        // A final batch of one cannot be batch-normalised: drop it.
-        let batches = ((n / bs) + i64::from(n % bs >= 2)).max(1) as usize;
+        let batches = batch_count(n, bs);
         let perm = order_rng.permutation(n, dev)?;
         let start = Instant::now();
         let lr_start = self.config.schedule.at(epoch as f64);

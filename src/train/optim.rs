@@ -43,6 +43,8 @@ struct Param {
 pub struct Sgd {
     pub config: SgdConfig,
     params: Vec<Param>,
+    /// Independent members of the model (see `Model::members`): clipping is per member.
+    members: i64,
 }
 
 /// Deep copy of the momentum buffers, by parameter name.
@@ -61,13 +63,13 @@ impl Sgd {
             .named_parameters()
             .into_iter()
             .map(|(name, tensor)| Param {
-                decay: tensor.dim() > 1,
+                decay: model.member_rank(&name, &tensor) > 1,
                 momentum: tensor.zeros_like(),
                 name,
                 tensor,
             })
             .collect();
-        Self { config, params }
+        Self { config, params, members: model.members }
     }
 
     /// Names of the parameters that get weight decay (for inspection and tests).
@@ -82,11 +84,15 @@ impl Sgd {
     }
 
     /// Scale gradients so their global L2 norm is at most `max_norm` (PyTorch's
-    /// `clip_grad_norm_`: no host sync). Returns the norm before clipping, on the device.
+    /// `clip_grad_norm_`: no host sync). Returns the norm before clipping, on the device; for
+    /// a model of several members each member is clipped by its own norm (shape `[k]`).
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> Result<Tensor, TchError> {
         let grads: Vec<Tensor> = self.params.iter().map(|p| p.tensor.grad()).filter(Tensor::defined).collect();
         if grads.is_empty() {
             return Ok(Tensor::from(0f32));
+        }
+        if self.members > 1 {
+            return clip_members(&grads, self.members, max_norm);
         }
         let norms: Vec<Tensor> = grads.iter().map(|g| g.f_norm()).collect::<Result<_, _>>()?;
         let total = Tensor::f_stack(&norms, 0)?.f_norm()?;
@@ -95,6 +101,11 @@ impl Sgd {
             let _ = g.f_mul_(&coef)?;
         }
         Ok(total)
+    }
+
+    /// Members of the model this optimiser updates.
+    pub fn members(&self) -> i64 {
+        self.members
     }
 
     /// One update at learning rate `lr` from the current gradients.
@@ -147,6 +158,25 @@ impl Sgd {
     pub fn momentum_l1(&self) -> f64 {
         self.params.iter().map(|p| p.momentum.abs().sum(Kind::Double).double_value(&[])).sum()
     }
+}
+
+/// Per-member clipping: every variable's rows split into k equal member blocks (both layouts
+/// of `Model::members` do), one norm per member, one coefficient per member.
+fn clip_members(grads: &[Tensor], k: i64, max_norm: f64) -> Result<Tensor, TchError> {
+    let norms: Vec<Tensor> = grads
+        .iter()
+        .map(|g| g.f_reshape([k, -1])?.f_norm_scalaropt_dim(2.0, [1i64].as_slice(), false))
+        .collect::<Result<_, _>>()?;
+    let total = Tensor::f_stack(&norms, 0)?.f_norm_scalaropt_dim(2.0, [0i64].as_slice(), false)?;
+    let coef = (total.f_add_scalar(1e-6)?.f_reciprocal()? * max_norm).f_clamp_max(1.0)?;
+    for g in grads {
+        let rows = g.size()[0];
+        let mut shape = vec![rows];
+        shape.extend(std::iter::repeat(1).take(g.dim() - 1));
+        let per_row = coef.f_repeat_interleave_self_int(rows / k, Some(0), None)?.f_view(shape.as_slice())?;
+        let _ = g.shallow_clone().f_mul_(&per_row)?;
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

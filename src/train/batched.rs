@@ -1,0 +1,213 @@
+//! k trajectories trained together on one device (issue 13, item 3): the k models live in one
+//! network of k members (`Model::members`: grouped convolutions, per-member BN channels, a
+//! stacked classifier), so one forward/backward/step trains all of them — on a GPU the k
+//! small ResNets become one kernel each instead of k launch-bound ones.
+//!
+//! Member j is exactly the trajectory a [`Trainer`](super::Trainer) with `configs[j]` would
+//! run: its own weights, BN statistics, momentum, gradient-norm clip, data order and
+//! augmentation draws (the same three random streams per epoch, consumed in the same order).
+//! Its gradient is its own: the loss is the sum of the members' mean losses. A member whose
+//! loss turns NaN/Inf is dropped from the sum (and reported) while the others go on.
+
+use std::time::Instant;
+
+use tch::{Device, Kind, Reduction, Tensor};
+
+use super::{batch_count, check_data, epoch_streams, guarded, layout, Augmenter, BatchProgress, CancelFlag, EpochReport, Sgd, TrainConfig, TrainError, TrainerState};
+use crate::augment::Normalize;
+use crate::data::Dataset;
+use crate::model::{Model, ModelError};
+
+/// k members trained in lock-step; see the module docs.
+#[derive(Debug)]
+pub struct BatchedTrainer {
+    pub model: Model,
+    pub opt: Sgd,
+    /// One config per member: the seeds may differ, everything else is shared (checked).
+    pub configs: Vec<TrainConfig>,
+    pub normalize: Normalize,
+    pub epochs_done: usize,
+    /// Why a member stopped (its NaN/Inf loss), per member.
+    dropped: Vec<Option<TrainError>>,
+}
+
+impl BatchedTrainer {
+    /// `model` must have `configs.len()` members; the configs may differ only in their seeds.
+    pub fn new(mut model: Model, normalize: Normalize, configs: Vec<TrainConfig>) -> Result<Self, TrainError> {
+        if configs.is_empty() || model.members != configs.len() as i64 {
+            return Err(ModelError::Mismatch(format!("{} configs for a model of {} members", configs.len(), model.members)).into());
+        }
+        let shared = |c: &TrainConfig| TrainConfig { seed: 0, augment_seed: None, policy_seed: None, ..c.clone() };
+        if configs.iter().any(|c| shared(c) != shared(&configs[0])) {
+            return Err(ModelError::Mismatch("batched trajectories must share every setting but their seeds".into()).into());
+        }
+        if configs[0].channels_last && model.device().is_cuda() {
+            model.to_channels_last()?;
+        }
+        let opt = Sgd::new(&model, configs[0].sgd.clone());
+        let dropped = configs.iter().map(|_| None).collect();
+        Ok(Self { model, opt, configs, normalize, epochs_done: 0, dropped })
+    }
+
+    pub fn members(&self) -> usize {
+        self.configs.len()
+    }
+
+    /// Every member set to one trainer's state (the stage-1 snapshot): weights, momentum,
+    /// position in the schedule; every member alive again.
+    pub fn restore(&mut self, s: &TrainerState) -> Result<(), TrainError> {
+        self.model.load_members(&s.weights)?;
+        let tiled = s
+            .momentum
+            .0
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), self.model.tile(n, t)?)))
+            .collect::<Result<Vec<_>, tch::TchError>>()?;
+        self.opt.load_state(&super::SgdState(tiled)).map_err(|e| TrainError::Model(ModelError::Mismatch(e)))?;
+        self.epochs_done = s.epochs_done;
+        self.dropped.iter_mut().for_each(|d| *d = None);
+        Ok(())
+    }
+
+    /// One epoch of every member over `data`, member j augmented by `augs[j]`. Per member: its
+    /// report, or the NaN/Inf error that dropped it (now or in an earlier epoch).
+    pub fn train_epoch<A: Augmenter>(
+        &mut self,
+        data: &Dataset,
+        augs: &mut [A],
+        cancel: &CancelFlag,
+        on_batch: &mut dyn FnMut(&BatchProgress),
+    ) -> Result<Vec<Result<EpochReport, TrainError>>, TrainError> {
+        check_data(&self.model, data)?;
+        let k = self.members();
+        if augs.len() != k {
+            return Err(ModelError::Mismatch(format!("{} augmenters for {k} members", augs.len())).into());
+        }
+        let epoch = self.epochs_done;
+        let cfg = self.configs[0].clone();
+        let dev = self.model.device();
+        let mut streams: Vec<_> = self.configs.iter().map(|c| epoch_streams(c, epoch)).collect();
+        let n = data.len();
+        let bs = cfg.batch_size.max(2);
+        let batches = batch_count(n, bs);
+        let perms = streams.iter_mut().map(|(order, _, _)| order.permutation(n, dev)).collect::<Result<Vec<_>, _>>()?;
+        let start = Instant::now();
+        let lr_start = cfg.schedule.at(epoch as f64);
+        let (mut lr, mut seen) = (lr_start, 0i64);
+        let mut loss_sums = vec![0.0; k];
+        let mut correct = Tensor::f_zeros([k as i64], (Kind::Int64, dev))?;
+        for b in 0..batches {
+            if cancel.is_cancelled() {
+                return Err(TrainError::Cancelled { epoch: epoch + 1, batch: b });
+            }
+            let len = bs.min(n - b as i64 * bs);
+            lr = cfg.schedule.at(epoch as f64 + b as f64 / batches as f64);
+            let values = guarded(|| {
+                let (mut xs, mut ys) = (Vec::with_capacity(k), Vec::with_capacity(k));
+                for ((perm, (_, rng, policy_rng)), aug) in perms.iter().zip(streams.iter_mut()).zip(augs.iter_mut()) {
+                    let idx = perm.f_narrow(0, b as i64 * bs, len)?;
+                    xs.push(aug.augment(&data.images.f_index_select(0, &idx)?, rng, policy_rng)?);
+                    ys.push(data.labels.f_index_select(0, &idx)?);
+                }
+                // Member j's images become input channels j·C.. of one batch.
+                let x = Tensor::f_stack(&xs, 1)?;
+                let (c, h, w) = (x.size()[2], x.size()[3], x.size()[4]);
+                let x = layout(&cfg, &self.model, x.f_reshape([len, k as i64 * c, h, w])?)?;
+                let y = Tensor::f_cat(&ys, 0)?;
+                let (logits, per_member) = crate::amp::forward(cfg.precision, dev, || {
+                    let logits = self.model.forward_t(&x, true);
+                    let per = logits
+                        .f_cross_entropy_loss::<Tensor>(&y, None, Reduction::None, -100, cfg.label_smoothing)
+                        .and_then(|l| l.f_view([k as i64, len]))
+                        .and_then(|l| l.f_mean_dim(1, false, Kind::Float));
+                    per.map(|p| (logits, p))
+                })?;
+                let values: Vec<f64> = Vec::<f64>::try_from(per_member.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?)?;
+                for (j, v) in values.iter().enumerate() {
+                    if self.dropped[j].is_none() && !v.is_finite() {
+                        self.dropped[j] = Some(TrainError::NonFinite { epoch: epoch + 1, batch: b, loss: *v });
+                    }
+                }
+                let alive: Vec<bool> = self.dropped.iter().map(Option::is_none).collect();
+                if !alive.iter().any(|a| *a) {
+                    return Ok(values);
+                }
+                let mask = Tensor::f_from_slice(&alive)?.f_to_device(dev)?;
+                let loss = per_member.f_where_self(&mask, &per_member.f_zeros_like()?)?.f_sum(Kind::Float)?;
+                self.opt.zero_grad();
+                loss.f_backward()?;
+                if let Some(clip) = cfg.grad_clip {
+                    let _ = self.opt.clip_grad_norm(clip)?;
+                }
+                self.opt.step(lr)?;
+                let hits = logits.f_argmax(1, false)?.f_eq_tensor(&y)?.f_view([k as i64, len])?.f_sum_dim_intlist(1, false, Kind::Int64)?;
+                let _ = correct.f_add_(&hits)?;
+                Ok(values)
+            })?;
+            for (sum, v) in loss_sums.iter_mut().zip(&values) {
+                *sum += v * len as f64;
+            }
+            seen += len;
+            let live: Vec<f64> = values.iter().zip(&self.dropped).filter(|(_, d)| d.is_none()).map(|(v, _)| *v).collect();
+            if live.is_empty() {
+                break;
+            }
+            let secs = start.elapsed().as_secs_f64().max(1e-9);
+            on_batch(&BatchProgress {
+                epoch: epoch + 1,
+                batch: b + 1,
+                batches,
+                loss: live.iter().sum::<f64>() / live.len() as f64,
+                lr,
+                images_per_sec: (seen * k as i64) as f64 / secs,
+            });
+        }
+        self.epochs_done += 1;
+        let seconds = start.elapsed().as_secs_f64();
+        let hits = Vec::<i64>::try_from(correct.f_to_device(Device::Cpu)?)?;
+        Ok((0..k)
+            .map(|j| match &self.dropped[j] {
+                Some(TrainError::NonFinite { epoch, batch, loss }) => Err(TrainError::NonFinite { epoch: *epoch, batch: *batch, loss: *loss }),
+                Some(other) => Err(TrainError::Torch(other.to_string())),
+                None => Ok(EpochReport {
+                    epoch: self.epochs_done,
+                    lr_start,
+                    lr_end: lr,
+                    loss: loss_sums[j] / seen.max(1) as f64,
+                    train_acc: hits[j] as f64 / seen.max(1) as f64,
+                    val_acc: None,
+                    images: seen,
+                    seconds,
+                    images_per_sec: seen as f64 / seconds.max(1e-9),
+                }),
+            })
+            .collect())
+    }
+
+    /// Top-1 accuracy of every member on `data` (one forward per batch for all members).
+    pub fn evaluate(&self, data: &Dataset) -> Result<Vec<f64>, TrainError> {
+        check_data(&self.model, data)?;
+        let (k, n) = (self.members() as i64, data.len());
+        let cfg = &self.configs[0];
+        let bs = cfg.eval_batch_size.max(1);
+        let dev = self.model.device();
+        guarded(|| {
+            tch::no_grad(|| {
+                let mut correct = Tensor::f_zeros([k], (Kind::Int64, dev))?;
+                let mut start = 0;
+                while start < n {
+                    let len = bs.min(n - start);
+                    let x = self.normalize.apply(&data.images.f_narrow(0, start, len)?)?.f_repeat([1, k, 1, 1])?;
+                    let x = layout(cfg, &self.model, x)?;
+                    let y = data.labels.f_narrow(0, start, len)?;
+                    let logits = crate::amp::forward(cfg.precision, dev, || self.model.forward_t(&x, false));
+                    let hits = logits.f_argmax(1, false)?.f_view([k, len])?.f_eq_tensor(&y.f_unsqueeze(0)?)?.f_sum_dim_intlist(1, false, Kind::Int64)?;
+                    let _ = correct.f_add_(&hits)?;
+                    start += len;
+                }
+                let hits = Vec::<i64>::try_from(correct.f_to_device(Device::Cpu)?)?;
+                Ok(hits.into_iter().map(|c| c as f64 / n as f64).collect())
+            })
+        })
+    }
+}
