@@ -122,6 +122,36 @@ pub fn device_name(d: Device) -> String {
     }
 }
 
+/// Copy a host tensor (random draws, per-image factors) to `device` without waiting for the
+/// GPU. libtorch's default host→CUDA copy ends with a stream synchronise, so each of the
+/// dozen small uploads of an augmented batch would drain the GPU's queue (issue 13, item 5);
+/// a non-blocking copy from pageable memory is staged by the driver before it returns, so the
+/// host buffer may be dropped at once. On the CPU it is the tensor itself.
+pub fn upload(t: tch::Tensor, device: Device) -> Result<tch::Tensor, tch::TchError> {
+    if device == Device::Cpu && t.device() == Device::Cpu {
+        return Ok(t);
+    }
+    let kind = t.f_kind()?;
+    t.f_to_device_(device, kind, true, false)
+}
+
+thread_local! {
+    static HOST_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A tensor's values on the host, counted. Every device→host read of the training loops goes
+/// through here (each is a GPU sync): per batch only the loss that NaN detection and progress
+/// need, per epoch the accuracy counters — tests/training.rs holds them to that.
+pub fn host_read(t: &tch::Tensor) -> Result<Vec<f64>, tch::TchError> {
+    HOST_READS.with(|c| c.set(c.get() + 1));
+    Vec::<f64>::try_from(t.f_to_kind(tch::Kind::Double)?.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)
+}
+
+/// Reads through [`host_read`] on this thread so far.
+pub fn host_reads() -> u64 {
+    HOST_READS.with(std::cell::Cell::get)
+}
+
 /// Process-wide set-up every entry point runs once: the CUDA backend (above) and the host
 /// allocator.
 ///

@@ -35,14 +35,14 @@ impl Rng {
     pub fn uniform(&mut self, shape: &[i64], device: Device) -> Result<Tensor, TchError> {
         let n: i64 = shape.iter().product();
         let v: Vec<f32> = (0..n).map(|_| self.0.gen::<f32>()).collect();
-        Tensor::f_from_slice(&v)?.f_view(shape)?.f_to_device(device)
+        crate::device::upload(Tensor::f_from_slice(&v)?.f_view(shape)?, device)
     }
 
     /// Integers in [0, high), int64.
     pub fn randint(&mut self, high: i64, shape: &[i64], device: Device) -> Result<Tensor, TchError> {
         let n: i64 = shape.iter().product();
         let v: Vec<i64> = (0..n).map(|_| self.0.gen_range(0..high.max(1))).collect();
-        Tensor::f_from_slice(&v)?.f_view(shape)?.f_to_device(device)
+        crate::device::upload(Tensor::f_from_slice(&v)?.f_view(shape)?, device)
     }
 
     /// Booleans, true with probability `p`.
@@ -57,7 +57,7 @@ impl Rng {
             let j = self.0.gen_range(0..=i);
             v.swap(i, j);
         }
-        Tensor::f_from_slice(&v)?.f_to_device(device)
+        crate::device::upload(Tensor::f_from_slice(&v)?, device)
     }
 
     /// A host-side uniform, for decisions that stay on the host.

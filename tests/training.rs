@@ -84,6 +84,25 @@ fn bf16_and_channels_last_learn_on_cuda_and_change_nothing_on_cpu() {
     }
 }
 
+/// Item 5 of issue 13: inside an epoch the only device→host reads are the per-batch loss
+/// (NaN detection, progress) and the epoch's accuracy counter; evaluation reads once. These
+/// are the reads augwise makes itself (`device::host_read`), counted on every device; uploads
+/// of random draws are non-blocking (`device::upload`).
+#[test]
+fn an_epoch_reads_the_device_once_per_batch() {
+    for device in common::devices() {
+        let (splits, mut p) = data(device);
+        let mut t = trainer(device, 1, 1.0);
+        let before = augwise::device::host_reads();
+        let r = t.train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {}).unwrap();
+        let batches = (r.images as f64 / 32.0).ceil() as u64;
+        assert_eq!(augwise::device::host_reads() - before, batches + 1, "{device:?}");
+        let before = augwise::device::host_reads();
+        t.evaluate(&splits.val).unwrap();
+        assert_eq!(augwise::device::host_reads() - before, 1, "{device:?}");
+    }
+}
+
 #[test]
 fn same_seed_gives_bit_identical_reports_and_weights_on_cpu() {
     let (splits, mut p) = data(Device::Cpu);

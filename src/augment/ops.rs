@@ -260,7 +260,7 @@ pub(crate) fn geometric_matrix(op: Op, h: i64, w: i64) -> [f64; 6] {
 /// Per-image column of factors, float32 N×1×1×1 on `device`.
 fn per_image(values: &[f64], device: Device) -> Result<Tensor, TchError> {
     let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-    Tensor::f_from_slice(&v)?.f_view([values.len() as i64, 1, 1, 1])?.f_to_device(device)
+    crate::device::upload(Tensor::f_from_slice(&v)?.f_view([values.len() as i64, 1, 1, 1])?, device)
 }
 
 /// Affine warp of a uint8 batch with one output→input matrix per image.
@@ -279,11 +279,11 @@ pub fn affine(x: &Tensor, matrices: &[[f64; 6]], opts: &OpOptions) -> Result<Ten
             }
         }
     }
-    let coef = Tensor::f_from_slice(&coef)?.f_view([6, n, 1, 1])?.f_to_device(dev)?;
+    let coef = crate::device::upload(Tensor::f_from_slice(&coef)?.f_view([6, n, 1, 1])?, dev)?;
     // Pixel centres are half-integers: exact, whatever linspace's rounding.
     let centres = |len: i64| (0..len).map(|i| i as f32 - (len as f32 - 1.0) * 0.5).collect::<Vec<f32>>();
-    let xs = Tensor::f_from_slice(&centres(w))?.f_view([1, 1, w])?.f_to_device(dev)?;
-    let ys = Tensor::f_from_slice(&centres(h))?.f_view([1, h, 1])?.f_to_device(dev)?;
+    let xs = crate::device::upload(Tensor::f_from_slice(&centres(w))?.f_view([1, 1, w])?, dev)?;
+    let ys = crate::device::upload(Tensor::f_from_slice(&centres(h))?.f_view([1, h, 1])?, dev)?;
     let coord = |j: i64| -> Result<Tensor, TchError> {
         let k = |i: i64| coef.f_select(0, 3 * j + i);
         xs.f_mul(&k(0)?)?.f_add(&ys.f_mul(&k(1)?)?)?.f_add(&k(2)?)
@@ -313,7 +313,7 @@ fn grid_sample(x: &Tensor, gx: &Tensor, gy: &Tensor, opts: &OpOptions) -> Result
             let s = with_mask.f_grid_sampler(&grid, mode, 0, false)?;
             let (img, mask) = (s.f_narrow(1, 0, c)?, s.f_narrow(1, c, 1)?);
             let fill_v: Vec<f32> = if fill.len() == 1 { vec![fill[0] as f32; c as usize] } else { fill.iter().map(|&v| v as f32).collect() };
-            let fill_t = Tensor::f_from_slice(&fill_v)?.f_view([1, c, 1, 1])?.f_to_device(dev)?;
+            let fill_t = crate::device::upload(Tensor::f_from_slice(&fill_v)?.f_view([1, c, 1, 1])?, dev)?;
             match opts.interpolation {
                 Interpolation::Nearest => fill_t.f_expand_as(&img)?.f_where_self(&mask.f_lt(0.5)?, &img)?,
                 Interpolation::Bilinear => img.f_sub(&fill_t)?.f_mul(&mask)?.f_add(&fill_t)?,
@@ -375,7 +375,7 @@ fn nearest_gather(x: &Tensor, gx: &Tensor, gy: &Tensor, fill: Option<&[f64]>) ->
             let v: Vec<u8> = (0..c as usize)
                 .map(|i| fill.get(i).or(fill.first()).copied().unwrap_or(0.0).clamp(0.0, 255.0).round_ties_even() as u8)
                 .collect();
-            let fill_t = Tensor::f_from_slice(&v)?.f_view([1, c, 1, 1])?.f_to_device(x.device())?;
+            let fill_t = crate::device::upload(Tensor::f_from_slice(&v)?.f_view([1, c, 1, 1])?, x.device())?;
             kept.f_add(&inside.f_neg()?.f_add_scalar(1)?.f_mul(&fill_t)?)
         }
     }
@@ -391,7 +391,7 @@ fn blend(x: &Tensor, other: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
 fn grey_floor(x: &Tensor) -> Result<Tensor, TchError> {
     let f = x.f_to_kind(Kind::Float)?;
     let (r, g, b) = (f.f_narrow(1, 0, 1)?, f.f_narrow(1, 1, 1)?, f.f_narrow(1, 2, 1)?);
-    let weight = |w: f64| Tensor::f_from_slice(&[w as f32])?.f_to_device(x.device());
+    let weight = |w: f64| crate::device::upload(Tensor::f_from_slice(&[w as f32])?, x.device());
     let grey = fma_f32(&r.f_mul_scalar(0.2989)?, &g, &weight(0.587)?)?;
     fma_f32(&grey, &b, &weight(0.114)?)?.f_floor()
 }
@@ -444,7 +444,7 @@ fn posterize(x: &Tensor, bits: &[f64]) -> Result<Tensor, TchError> {
             if b >= 8 { 0xff } else { (((1u32 << b) - 1) << (8 - b)) as u8 }
         })
         .collect();
-    let m = Tensor::f_from_slice(&masks)?.f_view([bits.len() as i64, 1, 1, 1])?.f_to_device(x.device())?;
+    let m = crate::device::upload(Tensor::f_from_slice(&masks)?.f_view([bits.len() as i64, 1, 1, 1])?, x.device())?;
     x.f_bitwise_and_tensor(&m)
 }
 
@@ -452,7 +452,7 @@ fn posterize(x: &Tensor, bits: &[f64]) -> Result<Tensor, TchError> {
 /// over the batch costs ten times more).
 fn solarize(x: &Tensor, thresholds: &[f64]) -> Result<Tensor, TchError> {
     let t: Vec<i16> = thresholds.iter().map(|t| t.ceil().clamp(0.0, 256.0) as i16).collect();
-    let t = Tensor::f_from_slice(&t)?.f_view([thresholds.len() as i64, 1, 1, 1])?.f_to_device(x.device())?;
+    let t = crate::device::upload(Tensor::f_from_slice(&t)?.f_view([thresholds.len() as i64, 1, 1, 1])?, x.device())?;
     let flip = x.f_ge_tensor(&t)?.f_to_kind(Kind::Uint8)?.f_mul_scalar(255)?;
     x.f_bitwise_xor_tensor(&flip)
 }
@@ -552,7 +552,7 @@ pub fn apply_ops(x: &Tensor, ops: &[Op], opts: &OpOptions) -> Result<Tensor, Aug
     }
     let mut out = x.f_detach_copy()?;
     for (key, idx, mags) in groups {
-        let index = Tensor::f_from_slice(&idx)?.f_to_device(x.device())?;
+        let index = crate::device::upload(Tensor::f_from_slice(&idx)?, x.device())?;
         let subset = x.f_index_select(0, &index)?;
         let y = match key {
             Some(kind) => apply_kind(kind, &subset, &mags, opts)?,

@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Kind, Reduction, Tensor};
 
 use super::{batch_count, check_data, epoch_streams, guarded, layout, Augmenter, BatchProgress, CancelFlag, EpochReport, Sgd, TrainConfig, TrainError, TrainerState};
 use crate::augment::Normalize;
@@ -122,7 +122,7 @@ impl BatchedTrainer {
                         .and_then(|l| l.f_mean_dim(1, false, Kind::Float));
                     per.map(|p| (logits, p))
                 })?;
-                let values: Vec<f64> = Vec::<f64>::try_from(per_member.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?)?;
+                let values = crate::device::host_read(&per_member)?;
                 for (j, v) in values.iter().enumerate() {
                     if self.dropped[j].is_none() && !v.is_finite() {
                         self.dropped[j] = Some(TrainError::NonFinite { epoch: epoch + 1, batch: b, loss: *v });
@@ -132,7 +132,7 @@ impl BatchedTrainer {
                 if !alive.iter().any(|a| *a) {
                     return Ok(values);
                 }
-                let mask = Tensor::f_from_slice(&alive)?.f_to_device(dev)?;
+                let mask = crate::device::upload(Tensor::f_from_slice(&alive)?, dev)?;
                 let loss = per_member.f_where_self(&mask, &per_member.f_zeros_like()?)?.f_sum(Kind::Float)?;
                 self.opt.zero_grad();
                 loss.f_backward()?;
@@ -164,7 +164,7 @@ impl BatchedTrainer {
         }
         self.epochs_done += 1;
         let seconds = start.elapsed().as_secs_f64();
-        let hits = Vec::<i64>::try_from(correct.f_to_device(Device::Cpu)?)?;
+        let hits = crate::device::host_read(&correct)?;
         Ok((0..k)
             .map(|j| match &self.dropped[j] {
                 Some(TrainError::NonFinite { epoch, batch, loss }) => Err(TrainError::NonFinite { epoch: *epoch, batch: *batch, loss: *loss }),
@@ -174,7 +174,7 @@ impl BatchedTrainer {
                     lr_start,
                     lr_end: lr,
                     loss: loss_sums[j] / seen.max(1) as f64,
-                    train_acc: hits[j] as f64 / seen.max(1) as f64,
+                    train_acc: hits[j] / seen.max(1) as f64,
                     val_acc: None,
                     images: seen,
                     seconds,
@@ -205,8 +205,8 @@ impl BatchedTrainer {
                     let _ = correct.f_add_(&hits)?;
                     start += len;
                 }
-                let hits = Vec::<i64>::try_from(correct.f_to_device(Device::Cpu)?)?;
-                Ok(hits.into_iter().map(|c| c as f64 / n as f64).collect())
+                let hits = crate::device::host_read(&correct)?;
+                Ok(hits.into_iter().map(|c| c / n as f64).collect())
             })
         })
     }

@@ -364,7 +364,7 @@ impl Trainer {
                     );
                     loss.map(|l| (logits, l))
                 })?;
-                let value = loss.f_double_value(&[])?;
+                let value = crate::device::host_read(&loss)?[0];
                 if !value.is_finite() {
                     return Err(TrainError::NonFinite { epoch: epoch + 1, batch: b, loss: value });
                 }
@@ -396,7 +396,7 @@ impl Trainer {
             lr_start,
             lr_end: lr,
             loss: loss_sum / seen as f64,
-            train_acc: correct.f_int64_value(&[])? as f64 / seen as f64,
+            train_acc: crate::device::host_read(&correct)?[0] / seen as f64,
             val_acc: None,
             images: seen,
             seconds,
@@ -422,7 +422,7 @@ impl Trainer {
                     let _ = correct.f_add_(&pred.f_eq_tensor(&y)?.f_sum(Kind::Int64)?)?;
                     start += len;
                 }
-                Ok(correct.f_int64_value(&[])? as f64 / n as f64)
+                Ok(crate::device::host_read(&correct)?[0] / n as f64)
             })
         })
     }

@@ -172,7 +172,7 @@ fn clip_members(grads: &[Tensor], k: i64, max_norm: f64) -> Result<Tensor, TchEr
     for g in grads {
         let rows = g.size()[0];
         let mut shape = vec![rows];
-        shape.extend(std::iter::repeat(1).take(g.dim() - 1));
+        shape.extend(std::iter::repeat_n(1, g.dim() - 1));
         let per_row = coef.f_repeat_interleave_self_int(rows / k, Some(0), None)?.f_view(shape.as_slice())?;
         let _ = g.shallow_clone().f_mul_(&per_row)?;
     }
