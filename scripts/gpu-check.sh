@@ -7,7 +7,8 @@
 #   2. runs every device test (tests written once over the CPU and CUDA) on CUDA;
 #   3. runs the augmentation, training (ResNet-20; WRN-28-10 fp32 / bf16 / bf16 channels-last),
 #      trajectory and batched-trajectory benchmarks against their PyTorch peers on the GPU;
-#   4. times the `gpu` preset's main job, command by command (scripts/gpu-check.augwise);
+#   4. times the `gpu` preset's main job, command by command (scripts/gpu-check.augwise), and
+#      the same stage 1 and probe in bf16 + channels-last (rewards and time vs fp32);
 # and writes every figure to one file, $OUT/gpu-check.md, that BENCHMARKS.md takes as it is.
 #
 #   scripts/gpu-check.sh [--cpu] [--out DIR] [--deadline SECONDS]
@@ -107,7 +108,7 @@ stage tests-batched 120 "$bin/test-batched" --test-threads 1
 stage bench-augment 90 "$bin/bench-augment_throughput" "$threads" "$device"
 stage bench-train-resnet20 90 "$bin/bench-train_throughput" "$train_batches" "$threads" "$device" rounds=2
 if [ "$big" = 1 ]; then
-  for p in "precision=fp32" "precision=bf16" "precision=bf16 channels_last=1"; do
+  for p in "precision=fp32" "precision=bf16" "precision=bf16 channels_last=1" "precision=bf16 channels_last=1 batch=256"; do
     # shellcheck disable=SC2086
     stage "bench-train-wrn-28-10-${p//[ =_]/-}" 90 "$bin/bench-train_throughput" "$wrn_batches" "$threads" "$device" arch=wrn-28-10 rounds=1 $p
   done
@@ -130,6 +131,14 @@ while read -r line; do
   prefix="resume $run"
   stage "job-$(echo "$line" | tr ' :+=' '----')" 400 "$bin/augwise" --preset "$preset" --device "$device" --run-dir "$run" run "$out/command.augwise"
 done <scripts/gpu-check.augwise
+
+# 5. Item 4's question, last because it is the first to give way to the deadline: the same
+#    stage 1 and probe in bf16 + channels-last. Its reward (mean ± 95% CI) against the fp32
+#    probe above says whether bf16 moves rewards beyond noise; its times say how much it saves.
+bf16_run=$out/run-bf16
+rm -rf "$bf16_run"
+printf '%s precision=bf16 channels_last=true\npretrain\nprobe none 2\n' "$first" >"$out/command.augwise"
+stage job-bf16-channels-last-pretrain-probe 400 "$bin/augwise" --preset "$preset" --device "$device" --run-dir "$bf16_run" run "$out/command.augwise"
 
 echo "gpu-check: $failures stage(s) failed or timed out; report: $report"
 [ $failures -eq 0 ]
