@@ -5,24 +5,14 @@
 mod common;
 
 use augwise::augment::{Pipeline, PolicyAugment};
-use augwise::data::{Source, SplitConfig, Splits, Synthetic, SyntheticKind};
+use augwise::data::Splits;
 use augwise::model::{Arch, Model};
 use augwise::policy::Policy;
 use augwise::train::{BatchedTrainer, CancelFlag, LrSchedule, TrainConfig, Trainer, TrainerState};
 use tch::Device;
 
 fn data(device: Device) -> (Splits, Pipeline) {
-    let source: Source = Synthetic::default()
-        .with_kind(SyntheticKind::Frequency)
-        .with_per_class(40)
-        .with_classes(4)
-        .with_size(16)
-        .generate()
-        .unwrap();
-    let splits = Splits::new(&source, &SplitConfig::default().with_val_fraction(0.25)).unwrap().to_device(device);
-    let (mean, std) = splits.train.channel_stats();
-    let pipeline = Pipeline::for_dataset(&splits.train.info, mean, std);
-    (splits, pipeline)
+    common::frequency_splits(40, device)
 }
 
 /// Stage 1 in miniature: two epochs of a plain trainer, then its snapshot.

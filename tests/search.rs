@@ -337,16 +337,21 @@ fn batched_trajectories_equal_sequential_ones() {
         let mut s = Session::new(cfg, dir.path()).unwrap();
         s.pretrain(None).unwrap();
         let val = s.splits.val.len() as f64;
-        (s.evaluate(None).unwrap(), val)
+        let first = s.evaluate(None).unwrap();
+        // A second evaluate with other seeds: the batched path reuses its grouped model.
+        let second = s.evaluate(None).unwrap();
+        (first, second, val)
     };
-    let (sequential, val) = run(1, None);
-    let (batched, _) = run(2, None); // a chunk of 2, then 1: both paths
-    assert_eq!(sequential.trajectories.len(), 3);
-    for (a, b) in sequential.trajectories.iter().zip(&batched.trajectories) {
-        assert_eq!((a.seed, &a.counts), (b.seed, &b.counts));
-        assert!((a.reward - b.reward).abs() <= 1.0 / val + 1e-12, "{} vs {}", a.reward, b.reward);
+    let (seq1, seq2, val) = run(1, None);
+    let (bat1, bat2, _) = run(2, None); // a chunk of 2, then 1: both paths, then both reused
+    assert_eq!(seq1.trajectories.len(), 3);
+    for (sequential, batched) in [(&seq1, &bat1), (&seq2, &bat2)] {
+        for (a, b) in sequential.trajectories.iter().zip(&batched.trajectories) {
+            assert_eq!((a.seed, &a.counts), (b.seed, &b.counts));
+            assert!((a.reward - b.reward).abs() <= 1.0 / val + 1e-12, "{} vs {}", a.reward, b.reward);
+        }
     }
-    let (diverged, _) = run(3, Some(1e30));
+    let (diverged, _, _) = run(3, Some(1e30));
     assert_eq!(diverged.trajectories.len(), 0);
     assert_eq!(diverged.discarded.len(), 3, "{diverged}");
 }

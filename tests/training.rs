@@ -5,23 +5,13 @@
 mod common;
 
 use augwise::augment::Pipeline;
-use augwise::data::{Source, SplitConfig, Splits, Synthetic, SyntheticKind};
+use augwise::data::Splits;
 use augwise::model::{Arch, Model};
 use augwise::train::{CancelFlag, EpochReport, LrSchedule, TrainConfig, TrainError, Trainer};
 use tch::Device;
 
 fn data(device: Device) -> (Splits, Pipeline) {
-    let source: Source = Synthetic::default()
-        .with_kind(SyntheticKind::Frequency)
-        .with_per_class(60)
-        .with_classes(4)
-        .with_size(16)
-        .generate()
-        .unwrap();
-    let splits = Splits::new(&source, &SplitConfig::default().with_val_fraction(0.25)).unwrap().to_device(device);
-    let (mean, std) = splits.train.channel_stats();
-    let pipeline = Pipeline::for_dataset(&splits.train.info, mean, std);
-    (splits, pipeline)
+    common::frequency_splits(60, device)
 }
 
 fn trainer(device: Device, seed: u64, epochs: f64) -> Trainer {
@@ -61,11 +51,11 @@ fn bf16_and_channels_last_learn_on_cuda_and_change_nothing_on_cpu() {
     use augwise::amp::{is_channels_last, Precision};
     for device in common::devices() {
         let (splits, mut p) = data(device);
-        let mut fast = trainer(device, 1, 6.0);
-        fast = Trainer::new(
+        let plain = trainer(device, 1, 6.0);
+        let mut fast = Trainer::new(
             Model::new(Arch::RESNET20, 1, 4, device, 1).unwrap(),
             p.normalize.clone(),
-            fast.config.clone().with_precision(Precision::Bf16).with_channels_last(true),
+            plain.config.clone().with_precision(Precision::Bf16).with_channels_last(true),
         );
         let reports = fit(&mut fast, &splits, &mut p, 6);
         let val = reports.last().unwrap().val_acc.unwrap();

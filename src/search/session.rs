@@ -135,6 +135,9 @@ pub struct Session {
     samples: u64,
     /// Models on the other trajectory devices (built on first use).
     replicas: Vec<Replica>,
+    /// The grouped model batched trajectories train on, kept from chunk to chunk and update
+    /// to update (k members of WRN-28-10 are 290 M parameters to initialise).
+    batched: Option<BatchedTrainer>,
 }
 
 impl std::fmt::Debug for Session {
@@ -174,6 +177,7 @@ impl Session {
             progress: None,
             samples: 0,
             replicas: Vec::new(),
+            batched: None,
         })
     }
 
@@ -514,10 +518,18 @@ impl Session {
         let (mut done, mut discarded) = (Vec::new(), Vec::new());
         let progress = &mut self.progress;
         for (c, chunk) in seeds.chunks(batch).enumerate() {
-            let model = Model::members(self.config.model, info.channels, info.num_classes(), chunk.len() as i64, self.device.device)?;
-            let configs = chunk.iter().map(|s| job.trajectory_config(*s)).collect();
-            let mut trainer = BatchedTrainer::new(model, self.pipeline.normalize.clone(), configs)?;
-            let results = job.run_batched(&mut trainer, &self.splits.train, &self.splits.val, chunk, c * batch, &mut |p| Self::emit(progress, &p.stage, p.fraction, p.message))?;
+            let configs: Vec<TrainConfig> = chunk.iter().map(|s| job.trajectory_config(*s)).collect();
+            let reusable = match self.batched.as_mut() {
+                Some(t) if t.members() == chunk.len() && t.model.arch == self.config.model => t.set_configs(configs.clone()).is_ok(),
+                _ => false,
+            };
+            if !reusable {
+                self.batched = None; // free the old network before building the next
+                let model = Model::members(self.config.model, info.channels, info.num_classes(), chunk.len() as i64, self.device.device)?;
+                self.batched = Some(BatchedTrainer::new(model, self.pipeline.normalize.clone(), configs)?);
+            }
+            let Some(trainer) = self.batched.as_mut() else { continue };
+            let results = job.run_batched(trainer, &self.splits.train, &self.splits.val, chunk, c * batch, &mut |p| Self::emit(progress, &p.stage, p.fraction, p.message))?;
             for r in results {
                 match r {
                     Ok(t) => done.push(t),

@@ -18,6 +18,11 @@ use crate::augment::Normalize;
 use crate::data::Dataset;
 use crate::model::{Model, ModelError};
 
+/// A config with its seeds blanked: what the members of one batch must share.
+fn shared(c: &TrainConfig) -> TrainConfig {
+    TrainConfig { seed: 0, augment_seed: None, policy_seed: None, ..c.clone() }
+}
+
 /// k members trained in lock-step; see the module docs.
 #[derive(Debug)]
 pub struct BatchedTrainer {
@@ -27,8 +32,8 @@ pub struct BatchedTrainer {
     pub configs: Vec<TrainConfig>,
     pub normalize: Normalize,
     pub epochs_done: usize,
-    /// Why a member stopped (its NaN/Inf loss), per member.
-    dropped: Vec<Option<TrainError>>,
+    /// Where a member's loss turned NaN/Inf (epoch, batch, loss), per member.
+    dropped: Vec<Option<(usize, usize, f64)>>,
 }
 
 impl BatchedTrainer {
@@ -37,7 +42,6 @@ impl BatchedTrainer {
         if configs.is_empty() || model.members != configs.len() as i64 {
             return Err(ModelError::Mismatch(format!("{} configs for a model of {} members", configs.len(), model.members)).into());
         }
-        let shared = |c: &TrainConfig| TrainConfig { seed: 0, augment_seed: None, policy_seed: None, ..c.clone() };
         if configs.iter().any(|c| shared(c) != shared(&configs[0])) {
             return Err(ModelError::Mismatch("batched trajectories must share every setting but their seeds".into()).into());
         }
@@ -45,8 +49,18 @@ impl BatchedTrainer {
             model.to_channels_last()?;
         }
         let opt = Sgd::new(&model, configs[0].sgd.clone());
-        let dropped = configs.iter().map(|_| None).collect();
+        let dropped = vec![None; configs.len()];
         Ok(Self { model, opt, configs, normalize, epochs_done: 0, dropped })
+    }
+
+    /// The next trajectories' configs on the same model (a new update reuses the network
+    /// instead of building k fresh ones); the same rules as [`BatchedTrainer::new`].
+    pub fn set_configs(&mut self, configs: Vec<TrainConfig>) -> Result<(), TrainError> {
+        if configs.len() != self.configs.len() || configs.iter().any(|c| shared(c) != shared(&self.configs[0])) {
+            return Err(ModelError::Mismatch("batched trajectories must share every setting but their seeds".into()).into());
+        }
+        self.configs = configs;
+        Ok(())
     }
 
     pub fn members(&self) -> usize {
@@ -96,6 +110,12 @@ impl BatchedTrainer {
         let (mut lr, mut seen) = (lr_start, 0i64);
         let mut loss_sums = vec![0.0; k];
         let mut correct = Tensor::f_zeros([k as i64], (Kind::Int64, dev))?;
+        // Which members' losses count; uploaded again only when a member drops.
+        let alive_mask = |dropped: &[Option<(usize, usize, f64)>]| {
+            let alive: Vec<bool> = dropped.iter().map(Option::is_none).collect();
+            crate::device::upload(Tensor::f_from_slice(&alive)?, dev)
+        };
+        let mut mask = alive_mask(&self.dropped)?;
         for b in 0..batches {
             if cancel.is_cancelled() {
                 return Err(TrainError::Cancelled { epoch: epoch + 1, batch: b });
@@ -123,16 +143,19 @@ impl BatchedTrainer {
                     per.map(|p| (logits, p))
                 })?;
                 let values = crate::device::host_read(&per_member)?;
-                for (j, v) in values.iter().enumerate() {
-                    if self.dropped[j].is_none() && !v.is_finite() {
-                        self.dropped[j] = Some(TrainError::NonFinite { epoch: epoch + 1, batch: b, loss: *v });
+                let mut newly_dropped = false;
+                for (d, v) in self.dropped.iter_mut().zip(&values) {
+                    if d.is_none() && !v.is_finite() {
+                        *d = Some((epoch + 1, b, *v));
+                        newly_dropped = true;
                     }
                 }
-                let alive: Vec<bool> = self.dropped.iter().map(Option::is_none).collect();
-                if !alive.iter().any(|a| *a) {
+                if self.dropped.iter().all(Option::is_some) {
                     return Ok(values);
                 }
-                let mask = crate::device::upload(Tensor::f_from_slice(&alive)?, dev)?;
+                if newly_dropped {
+                    mask = alive_mask(&self.dropped)?;
+                }
                 let loss = per_member.f_where_self(&mask, &per_member.f_zeros_like()?)?.f_sum(Kind::Float)?;
                 self.opt.zero_grad();
                 loss.f_backward()?;
@@ -166,9 +189,8 @@ impl BatchedTrainer {
         let seconds = start.elapsed().as_secs_f64();
         let hits = crate::device::host_read(&correct)?;
         Ok((0..k)
-            .map(|j| match &self.dropped[j] {
-                Some(TrainError::NonFinite { epoch, batch, loss }) => Err(TrainError::NonFinite { epoch: *epoch, batch: *batch, loss: *loss }),
-                Some(other) => Err(TrainError::Torch(other.to_string())),
+            .map(|j| match self.dropped[j] {
+                Some((epoch, batch, loss)) => Err(TrainError::NonFinite { epoch, batch, loss }),
                 None => Ok(EpochReport {
                     epoch: self.epochs_done,
                     lr_start,

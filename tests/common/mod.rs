@@ -14,6 +14,23 @@ pub fn devices() -> Vec<Device> {
     v
 }
 
+/// Splits of 4 synthetic frequency classes of 16×16 images (`per_class` each, 25% validation)
+/// on `device`, and the pipeline fitted to the training split.
+pub fn frequency_splits(per_class: usize, device: Device) -> (augwise::data::Splits, augwise::augment::Pipeline) {
+    use augwise::data::{Source, SplitConfig, Splits, Synthetic, SyntheticKind};
+    let source: Source = Synthetic::default()
+        .with_kind(SyntheticKind::Frequency)
+        .with_per_class(per_class)
+        .with_classes(4)
+        .with_size(16)
+        .generate()
+        .unwrap();
+    let splits = Splits::new(&source, &SplitConfig::default().with_val_fraction(0.25)).unwrap().to_device(device);
+    let (mean, std) = splits.train.channel_stats();
+    let pipeline = augwise::augment::Pipeline::for_dataset(&splits.train.info, mean, std);
+    (splits, pipeline)
+}
+
 /// An IDX file's bytes.
 pub fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
     let mut v = vec![0, 0, 8, dims.len() as u8];
