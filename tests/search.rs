@@ -273,6 +273,9 @@ fn null_is_judged_kept_and_shown() {
     let n = s.null(Some(20)).unwrap();
     assert_eq!((n.replicates, n.updates, n.ops.len()), (20, 2, 72));
     assert!((0.0..=1.0).contains(&n.p_value));
+    let score = n.score.as_ref().expect("a search recorded with op counts gets the score test");
+    assert_eq!((score.updates, score.trajectories, score.ops.len()), (2, 2 * tiny().trajectories, 72));
+    assert_eq!(n.p_value, score.p_value, "the score test is the verdict's primary test");
     assert!(n.to_string().lines().last().unwrap().starts_with("The search"), "{n}");
     assert_eq!(s.policy(5).unwrap().null.as_ref(), Some(&n));
     assert!(s.history.to_string().contains(&n.verdict()));
@@ -325,6 +328,35 @@ fn parallel_trajectories_equal_sequential_ones() {
 /// `trajectory_batch` (issue 13): an update's trajectories trained together as one grouped
 /// model give the sequential trajectories — the same seeds and pair counts exactly, rewards
 /// within one validation image (float reassociation) — and diverging ones are still dropped.
+/// The `pairs_per_trajectory` variant: each search trajectory applies only the K pairs it drew
+/// up front (and says so), the grouped path draws the same, and probes keep sampling per image.
+#[test]
+fn pairs_per_trajectory_limits_each_trajectory_to_its_drawn_pairs() {
+    let run = |batch: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = tiny().with_trajectories(3).with_pairs_per_trajectory(2);
+        cfg.trajectory_batch = batch;
+        let mut s = Session::new(cfg, dir.path()).unwrap();
+        s.pretrain(None).unwrap();
+        let e = s.evaluate(None).unwrap();
+        let probe = s.probe(&"aws:uniform".parse().unwrap(), Some(1)).unwrap();
+        (e, probe)
+    };
+    let (seq, probe) = run(1);
+    for t in &seq.trajectories {
+        assert_eq!(t.pairs_drawn, 2);
+        let used = t.counts.iter().filter(|&&c| c > 0).count();
+        assert!((1..=2).contains(&used), "{used} pairs applied");
+    }
+    let distinct: std::collections::BTreeSet<Vec<u32>> = seq.trajectories.iter().map(|t| t.counts.clone()).collect();
+    assert_eq!(distinct.len(), 3, "each trajectory draws its own pairs");
+    assert!(probe.trajectories[0].counts.iter().filter(|&&c| c > 0).count() > 2, "probes sample per image");
+    assert_eq!(probe.trajectories[0].pairs_drawn, 0);
+    let (bat, _) = run(2);
+    let counts = |e: &augwise::search::EvaluateReport| e.trajectories.iter().map(|t| t.counts.clone()).collect::<Vec<_>>();
+    assert_eq!(counts(&seq), counts(&bat));
+}
+
 #[test]
 fn batched_trajectories_equal_sequential_ones() {
     let run = |batch: usize, lr: Option<f64>| {

@@ -261,7 +261,7 @@ pub fn theta(theta: &Theta, null: Option<&NullReport>) -> Result<Chart, ChartErr
     match null {
         Some(n) => {
             text.push_str(&format!("\n{}", n.verdict()));
-            moved.extend([format!("null 95%: {:.4}", n.null_kl_q95), format!("p = {:.3}", n.p_value), if n.found { "beyond noise".into() } else { "within noise".into() }]);
+            moved.extend([format!("null 95%: {:.4}", n.null_kl_q95), format!("moved: p = {:.3}", n.p_movement), format!("verdict: p = {:.3}", n.p_value), if n.found { "beyond noise".into() } else { "within noise".into() }]);
         }
         None => moved.push("(no null run)".into()),
     }
@@ -325,19 +325,31 @@ pub fn marginal_bars(m1: &[f64], m2: &[f64], null: Option<&NullReport>) -> Resul
     }
     let band = null.filter(|n| n.ops.len() == 2 * NUM_OPS).map(|n| n.ops.clone()).unwrap_or_default();
     let hi = m1.iter().chain(m2).copied().chain(band.iter().map(|b| b.hi)).fold(0.0, f64::max) * 1.15;
-    let names: Vec<String> = (0..NUM_OPS).map(aws_name).collect();
+    // Ops the score test names (rewards follow their draws) get a `*` by their name.
+    let named: Vec<String> = null.and_then(|n| n.score.as_ref()).map(|s| s.named().iter().map(|o| o.op.clone()).collect()).unwrap_or_default();
+    let names: Vec<String> = (0..NUM_OPS)
+        .map(aws_name)
+        .map(|n| if named.iter().any(|o| o.ends_with(&format!(" {n}"))) { format!("* {n}") } else { n })
+        .collect();
     let mut text = format!("op1 marginal {}\nop2 marginal {}", sparkline(m1), sparkline(m2));
     if let Some(n) = null {
         let outside: Vec<String> = n.ops_outside().iter().map(|b| b.name.clone()).collect();
         text.push_str(&format!("\nnull band (simultaneous 95%, {} null searches): outside: {}", n.replicates, if outside.is_empty() { "none".into() } else { outside.join(", ") }));
+        if let Some(score) = &n.score {
+            text.push_str(&format!("\nscore: {}", score.summary()));
+        }
     }
-    let caption = if band.is_empty() { "θ's marginals: op1 (blue), op2 (red)" } else { "θ's marginals: op1 (blue), op2 (red); boxes: noise-only null band" };
+    let caption = match null.and_then(|n| n.score.as_ref()) {
+        _ if band.is_empty() => "θ's marginals".to_owned(),
+        Some(score) => format!("θ's marginals, boxes: null band, *: score-test op (p = {:.3})", score.p_value),
+        None => "θ's marginals; boxes: noise-only null band".to_owned(),
+    };
     let rows = NUM_OPS as i32;
     render!("marginals", 760, 900, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
         root.fill(&WHITE).map_err(err)?;
         // Two units per op, top to bottom: op1's bar, then op2's; the name labels the pair.
         let mut c = ChartBuilder::on(root)
-            .caption(caption, (FONT, 18))
+            .caption(&caption, (FONT, 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(130)
@@ -348,7 +360,7 @@ pub fn marginal_bars(m1: &[f64], m2: &[f64], null: Option<&NullReport>) -> Resul
             .y_labels(2 * NUM_OPS)
             .y_label_formatter(&|y| if y % 2 == 1 { names.get((rows - 1 - y / 2) as usize).cloned().unwrap_or_default() } else { String::new() })
             .x_label_formatter(&|x| format!("{:.1}%", 100.0 * x))
-            .x_desc("probability (line: uniform 2.78%)")
+            .x_desc("probability: op1 (blue), op2 (red); line: uniform 2.78%")
             .label_style((FONT, 12))
             .draw()
             .map_err(err)?;

@@ -102,6 +102,14 @@ impl PairDistribution {
         &self.probs
     }
 
+    /// The empirical distribution of `pairs` draws from this one: what a trajectory samples
+    /// per image from under the `pairs_per_trajectory` variant (`SearchConfig`).
+    pub fn draw_pairs(&self, pairs: usize, rng: &mut crate::rng::Rng) -> Self {
+        let counts = rng.multinomial(pairs.max(1) as u64, &self.probs);
+        let total: f64 = counts.iter().map(|&c| f64::from(c)).sum::<f64>().max(1.0);
+        Self { probs: counts.iter().map(|&c| f64::from(c) / total).collect() }
+    }
+
     /// Cumulative sums, for inverse-CDF sampling.
     pub fn cdf(&self) -> Vec<f64> {
         self.probs

@@ -106,10 +106,19 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
                detectable with k = …\" means just that, not \"equal\". Several policies: all pairs,\n\
                Holm-corrected.\n\
              • θ always moves: Adam steps by about its learning rate whatever the rewards say, so a\n\
-               search on pure noise changes θ too. `null` replays this search {} times on the same\n\
-               rewards shuffled across each update's trajectories (rewards that carry no information\n\
-               about θ) and compares how far θ moved: KL from uniform (= the entropy drop) and each\n\
-               op's marginal against simultaneous 95% bands. Only a θ outside its null is evidence.\n\
+               search on pure noise changes θ too, and where θ ended is weak evidence. `null` asks the\n\
+               question PPO's gradient rests on: within each update, do the trajectories that drew an\n\
+               op more often have higher (or lower) rewards? Its score test (primary, the verdict's p)\n\
+               compares that association, summed over updates, with the same rewards shuffled across\n\
+               each update's trajectories 1,000 times, and names the ops whose |z| stands out. Beside\n\
+               it, {} null searches on shuffled rewards show how far θ moves on noise (KL from uniform\n\
+               and each op's marginal against simultaneous 95% bands).\n\
+             • The faithful search draws a pair per image: with thousands of images a trajectory's op\n\
+               shares barely differ from another's, so its reward carries almost no information about\n\
+               θ (docs/signal-study.md: hundreds of updates to see a label-breaking op). The opt-in\n\
+               variant `config pairs_per_trajectory=16` (ours, not the paper's) lets each trajectory\n\
+               draw 16 pairs up front and its images draw among them — far more signal per trajectory.\n\
+               Its results are judged against the same null.\n\
              • The best θ is the highest of several noisy means, so it looks better than it is:\n\
                check it with `compare` against `aws:uniform`.",
             cfg.null_replicates

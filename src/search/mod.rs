@@ -6,6 +6,7 @@ mod explain;
 pub mod null;
 pub mod ppo;
 mod report;
+pub mod score;
 mod session;
 pub mod stats;
 
@@ -102,6 +103,12 @@ pub struct SearchConfig {
     pub common_random_numbers: bool,
     /// Null searches `null` runs by default.
     pub null_replicates: usize,
+    /// 0 (the paper): every image of a trajectory draws its pair from θ. K > 0 (ours, a
+    /// variance reduction, off in every preset): each trajectory draws K pairs from θ up front
+    /// and its images draw among those K. A trajectory's op shares then differ by ~1/√K
+    /// instead of ~1/√(images × epochs), so its reward carries far more information about θ's
+    /// draws (docs/signal-study.md); PPO's update and the null are unchanged in form.
+    pub pairs_per_trajectory: usize,
     /// Cutout side; `None` = the dataset default (size/2).
     pub cutout: Option<i64>,
     /// Devices the trajectories of one update run on in parallel, one thread each; empty =
@@ -152,6 +159,7 @@ impl SearchConfig {
             fulltrain_schedule: FulltrainSchedule::like_stage1(0.2),
             common_random_numbers: false,
             null_replicates: 100,
+            pairs_per_trajectory: 0,
             cutout: None,
             trajectory_devices: Vec::new(),
             trajectory_batch: 0,
@@ -184,6 +192,7 @@ impl SearchConfig {
             fulltrain_schedule: FulltrainSchedule::OFFICIAL,
             common_random_numbers: false,
             null_replicates: 100,
+            pairs_per_trajectory: 0,
             cutout: None,
             trajectory_devices: Vec::new(),
             trajectory_batch: 0,
@@ -270,6 +279,12 @@ impl SearchConfig {
         self.fulltrain_epochs = e;
         self
     }
+    /// The `pairs_per_trajectory` variant (0: per image, the paper).
+    pub fn with_pairs_per_trajectory(mut self, k: usize) -> Self {
+        self.pairs_per_trajectory = k;
+        self
+    }
+
     pub fn with_cutout(mut self, c: Option<i64>) -> Self {
         self.cutout = c;
         self
@@ -312,6 +327,9 @@ impl SearchConfig {
         }
         if !(2..=null::MAX_REPLICATES).contains(&self.null_replicates) {
             return bad("null_replicates must be between 2 and 10000");
+        }
+        if self.pairs_per_trajectory > 1_000_000 {
+            return bad("pairs_per_trajectory must be 0 (per image, the paper) or at most 1000000");
         }
         let f = &self.fulltrain_schedule;
         #[allow(clippy::neg_cmp_op_on_partial_ord)]

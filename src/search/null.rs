@@ -7,21 +7,28 @@
 //! for each of R null searches, from θ = 0 with PPO's own state:
 //!   for each update u of the real search:
 //!     rewards  = the real rewards of update u, permuted across its trajectories
-//!     counts_t ~ Multinomial(applications_t, π_θ)     (the null θ's own per-image draws)
+//!     counts_t ~ Multinomial(applications_t, π_θ)     (the null θ's own per-image draws;
+//!                with `pairs_per_trajectory` K: from the empirical law of K draws from π_θ)
 //!     PPO update (same settings)
 //! compare the real θ with the R null θs: KL from uniform (= the entropy drop ln 1296 − H),
 //! each op's op1/op2 marginal and each pair's probability (simultaneous 95% bands)
 //! ```
 //! Only PPO's arithmetic runs — no network — so a null of a CPU search takes seconds.
+//!
+//! θ's movement is a weak judge: on information-free rewards PPO collapses θ about as far as
+//! on real ones (docs/signal-study.md). The verdict's primary test is therefore the score test
+//! of `search::score` — do each update's rewards follow the ops its trajectories drew, against
+//! the same within-update permutations — with θ's movement reported beside it.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::ppo::{self, PpoConfig, PpoState, Trajectory};
+use super::score::{ScoreReport, UpdateEvidence};
 use super::stats::{empirical_p, quantile_sorted, ALPHA};
 use crate::augment::space::{aws_name, pair_name, NUM_OPS, NUM_PAIRS};
-use crate::policy::{PolicyError, Theta};
+use crate::policy::{PairDistribution, PolicyError, Theta};
 use crate::rng::Rng;
 
 /// What one update of a search gives its null: the rewards (permuted there) and how many pair
@@ -30,7 +37,25 @@ use crate::rng::Rng;
 pub struct NullInput {
     pub rewards: Vec<f64>,
     pub applications: Vec<u64>,
+    /// Per trajectory, op1 then op2 counts (`score::op_counts`); empty for updates recorded
+    /// before augwise kept them (the score test then skips the update).
+    #[serde(default)]
+    pub op_counts: Vec<Vec<u32>>,
+    /// The search's `pairs_per_trajectory` (0: per image).
+    #[serde(default)]
+    pub pairs_per_trajectory: usize,
 }
+
+impl NullInput {
+    /// What the null needs from one PPO update.
+    pub fn of(outcome: &super::ppo::PpoOutcome) -> Self {
+        Self { rewards: outcome.rewards.clone(), applications: outcome.applications.clone(), op_counts: outcome.op_counts.clone(), pairs_per_trajectory: outcome.pairs_per_trajectory }
+    }
+}
+
+/// Within-update permutations the score test runs: its p-value's resolution is 1/1,000, and
+/// 1,000 shuffles of the paper's 2,800 trajectories take well under a second.
+pub const SCORE_PERMUTATIONS: usize = 1000;
 
 /// How far a θ is from uniform, in the terms the null is judged on.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +80,18 @@ impl Movement {
 /// updates; more is a typo.
 pub const MAX_REPLICATES: usize = 10_000;
 
+/// A trajectory's pair counts as the search samples them: `n` applications each drawn from
+/// θ (the paper), or from the empirical distribution of `pairs` draws from θ (the
+/// `pairs_per_trajectory` variant).
+pub fn trajectory_counts(dist: &PairDistribution, n: u64, pairs: usize, rng: &mut Rng) -> Vec<u32> {
+    if pairs == 0 {
+        rng.multinomial(n, dist.probs())
+    } else {
+        let drawn = dist.draw_pairs(pairs, rng);
+        rng.multinomial(n, drawn.probs())
+    }
+}
+
 /// θ after each of `replicates` null searches over `inputs`. `on_replicate(done)` returns
 /// false to stop early (cancel).
 pub fn simulate(inputs: &[NullInput], cfg: &PpoConfig, replicates: usize, seed: u64, on_replicate: &mut dyn FnMut(usize) -> bool) -> Result<Vec<Movement>, PolicyError> {
@@ -63,13 +100,16 @@ pub fn simulate(inputs: &[NullInput], cfg: &PpoConfig, replicates: usize, seed: 
         let mut rng = Rng::derive(seed, &[r as u64]);
         let mut state = PpoState::default();
         for input in inputs {
-            let probs = state.theta.distribution()?.probs().to_vec();
+            let dist = state.theta.distribution()?;
             let mut rewards = input.rewards.clone();
             rng.shuffle(&mut rewards);
             let trajectories: Vec<Trajectory> = rewards
                 .iter()
                 .zip(&input.applications)
-                .map(|(&reward, &n)| Trajectory { seed: 0, reward, accuracies: vec![reward], counts: rng.multinomial(n, &probs), seconds: 0.0 })
+                .map(|(&reward, &n)| {
+                    let counts = trajectory_counts(&dist, n, input.pairs_per_trajectory, &mut rng);
+                    Trajectory { seed: 0, reward, accuracies: vec![reward], counts, seconds: 0.0, pairs_drawn: input.pairs_per_trajectory }
+                })
                 .collect();
             ppo::update(&mut state, &trajectories, cfg)?;
         }
@@ -117,7 +157,15 @@ pub struct NullReport {
     /// Share of null searches with some op marginal at least as far out (max-|z| over the 72
     /// marginals): sensitive to a search that moves a few ops consistently.
     pub p_ops: f64,
-    /// The verdict's p-value: Bonferroni over the two tests, min(1, 2·min(p_kl, p_ops)).
+    /// θ's movement as one p-value: Bonferroni over the two tests, min(1, 2·min(p_kl, p_ops)).
+    #[serde(default)]
+    pub p_movement: f64,
+    /// Do the rewards follow the ops drawn? (`search::score`; `None` for searches recorded
+    /// before augwise kept per-trajectory op counts.)
+    #[serde(default)]
+    pub score: Option<ScoreReport>,
+    /// The verdict's p-value: the score test's when there is one (the pre-declared primary
+    /// test: it has the power θ's movement lacks), else `p_movement`.
     pub p_value: f64,
     /// op1 marginals (names `op1 X`) then op2 marginals, each with its simultaneous 95% band
     /// (all 72 bands hold together in 95% of null searches).
@@ -157,8 +205,15 @@ fn bands(null: &[&[f64]], observed: &[f64], name: impl Fn(usize) -> String) -> (
     (bands, empirical_p(max_z(observed, &pm, &ps), &null_z))
 }
 
-/// Judge `theta` (after `updates` updates) against null searches' θs.
-pub fn judge(theta: &Theta, updates: usize, null: &[Movement]) -> Result<NullReport, PolicyError> {
+/// The score test over a search's updates (`None` when none carries op counts).
+pub fn score(inputs: &[NullInput], seed: u64) -> Option<ScoreReport> {
+    let evidence: Vec<UpdateEvidence> = inputs.iter().map(|i| UpdateEvidence { rewards: i.rewards.clone(), op_counts: i.op_counts.clone() }).collect();
+    super::score::test(&evidence, SCORE_PERMUTATIONS, seed)
+}
+
+/// Judge `theta` (after `updates` updates) against null searches' θs and, when given, the
+/// score test of its rewards.
+pub fn judge(theta: &Theta, updates: usize, null: &[Movement], score: Option<ScoreReport>) -> Result<NullReport, PolicyError> {
     if null.len() < 2 {
         return Err(PolicyError::Theta("a null needs at least 2 replicates".into()));
     }
@@ -170,7 +225,8 @@ pub fn judge(theta: &Theta, updates: usize, null: &[Movement]) -> Result<NullRep
     let (ops, p_ops) = bands(&marg, &obs.marginals, |j| format!("op{} {}", 1 + j / NUM_OPS, aws_name(j % NUM_OPS)));
     let pairs: Vec<&[f64]> = null.iter().map(|m| m.pairs.as_slice()).collect();
     let mut pairs_outside: Vec<Band> = bands(&pairs, &obs.pairs, pair_name).0.into_iter().filter(Band::outside).collect();
-    let p_value = (2.0 * p_kl.min(p_ops)).min(1.0);
+    let p_movement = (2.0 * p_kl.min(p_ops)).min(1.0);
+    let p_value = score.as_ref().map_or(p_movement, |s| s.p_value);
     pairs_outside.sort_by(|a, b| b.observed.total_cmp(&a.observed));
     Ok(NullReport {
         replicates: null.len(),
@@ -180,6 +236,8 @@ pub fn judge(theta: &Theta, updates: usize, null: &[Movement]) -> Result<NullRep
         null_kl_q95: quantile_sorted(&kls, 1.0 - ALPHA),
         p_kl,
         p_ops,
+        p_movement,
+        score,
         p_value,
         ops,
         pairs_outside,
@@ -192,19 +250,58 @@ impl NullReport {
         self.ops.iter().filter(|b| b.outside()).collect()
     }
 
+    /// θ's marginal now of a coordinate named `op1 X` / `op2 X`.
+    fn marginal_of(&self, op: &str) -> Option<f64> {
+        self.ops.iter().find(|b| b.name == op).map(|b| b.observed)
+    }
+
+    fn movement_clause(&self) -> String {
+        format!(
+            "θ's KL from uniform {:.4} nats (null 95th percentile {:.4}) and its op marginals are {} its null (p = {:.3}, {} null searches)",
+            self.kl_from_uniform,
+            self.null_kl_q95,
+            if self.p_movement < ALPHA { "beyond" } else { "within" },
+            self.p_movement,
+            self.replicates
+        )
+    }
+
     /// One sentence: did the search find anything beyond noise?
     pub fn verdict(&self) -> String {
-        let ops = self.ops_outside().len();
-        if self.found {
-            format!(
-                "The search moved θ beyond its noise-only null (p = {:.3}, {} null searches): KL from uniform {:.4} nats vs {:.4} at the null's 95th percentile (p = {:.3}); {ops} op marginal(s) outside their band (p = {:.3}).",
-                self.p_value, self.replicates, self.kl_from_uniform, self.null_kl_q95, self.p_kl, self.p_ops
-            )
-        } else {
-            format!(
+        match &self.score {
+            Some(score) if self.found => {
+                let named: Vec<String> = score
+                    .named()
+                    .iter()
+                    .map(|o| {
+                        let now = self.marginal_of(&o.op).map(|m| format!(", θ now draws it {:.2}% (uniform {:.2}%)", 100.0 * m, 100.0 / NUM_OPS as f64)).unwrap_or_default();
+                        format!("rewards {} where {} was drawn more (z = {:+.2}, {:+.1} points per unit share{now})", if o.z < 0.0 { "lower" } else { "higher" }, o.op, o.z, o.slope)
+                    })
+                    .collect();
+                let what = if named.is_empty() { format!("rewards follow the ops drawn, spread over several ops with none alone beyond |z| {:.2}", score.z_critical) } else { named.join("; ") };
+                format!("The search found signal beyond noise (p = {:.3}, permutation score test over {} trajectories): {what}; {}.", self.p_value, score.trajectories, self.movement_clause())
+            }
+            Some(score) => format!(
+                "The search found nothing beyond noise (p = {:.3}): the ops drawn track the rewards no more than shuffled rewards do (Σz² {:.1} over 72 op marginals, {} trajectories), and {}; θ's top pairs are not evidence.",
+                self.p_value,
+                score.sum_z2,
+                score.trajectories,
+                self.movement_clause()
+            ),
+            None if self.found => format!(
+                "The search moved θ beyond its noise-only null (p = {:.3}, {} null searches): KL from uniform {:.4} nats vs {:.4} at the null's 95th percentile (p = {:.3}); {} op marginal(s) outside their band (p = {:.3}).",
+                self.p_value,
+                self.replicates,
+                self.kl_from_uniform,
+                self.null_kl_q95,
+                self.p_kl,
+                self.ops_outside().len(),
+                self.p_ops
+            ),
+            None => format!(
                 "The search found nothing beyond noise (p = {:.3}, {} null searches on rewards carrying no information): θ's KL from uniform {:.4} nats (null 95th percentile {:.4}) and its op marginals are within what noise moves them to; θ's top pairs are not evidence.",
                 self.p_value, self.replicates, self.kl_from_uniform, self.null_kl_q95
-            )
+            ),
         }
     }
 }
@@ -229,6 +326,10 @@ impl fmt::Display for NullReport {
             let more = self.pairs_outside.len().saturating_sub(8);
             writeln!(f, "pairs outside their simultaneous 95% null band: {}{}", shown.join("; "), if more > 0 { format!(" and {more} more") } else { String::new() })?;
         }
+        match &self.score {
+            Some(score) => writeln!(f, "score: {}", score.summary())?,
+            None => writeln!(f, "score: not available (this search's updates were recorded without per-trajectory op counts)")?,
+        }
         write!(f, "{}", self.verdict())
     }
 }
@@ -236,6 +337,17 @@ impl fmt::Display for NullReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trajectory_counts_sample_per_image_or_among_the_pairs_drawn() {
+        let d = PairDistribution::uniform();
+        let mut rng = Rng::new(4);
+        let per_image = trajectory_counts(&d, 5000, 0, &mut rng);
+        let drawn = trajectory_counts(&d, 5000, 3, &mut rng);
+        assert_eq!((per_image.iter().sum::<u32>(), drawn.iter().sum::<u32>()), (5000, 5000));
+        assert!(per_image.iter().filter(|&&c| c > 0).count() > 900);
+        assert!((1..=3).contains(&drawn.iter().filter(|&&c| c > 0).count()));
+    }
 
     #[test]
     fn bands_hold_together_and_flag_outliers() {

@@ -80,6 +80,10 @@ pub struct Trajectory {
     /// Applications of each of the 1,296 pairs.
     pub counts: Vec<u32>,
     pub seconds: f64,
+    /// Pairs the trajectory drew from θ up front (`SearchConfig::pairs_per_trajectory`);
+    /// 0 = each image drew its own, the paper's sampling.
+    #[serde(default)]
+    pub pairs_drawn: usize,
 }
 
 /// PPO's state across updates: θ, Adam's moments and the baseline.
@@ -118,6 +122,13 @@ pub struct PpoOutcome {
     /// search needs to replay this update with rewards that carry no information.
     #[serde(default)]
     pub applications: Vec<u64>,
+    /// Each trajectory's op1 then op2 application counts (72): the evidence the null's
+    /// score test relates to the rewards (`search::score`).
+    #[serde(default)]
+    pub op_counts: Vec<Vec<u32>>,
+    /// How the trajectories sampled (their `pairs_drawn`): the null replays the same way.
+    #[serde(default)]
+    pub pairs_per_trajectory: usize,
     pub lr: f64,
     pub inner_steps: usize,
     pub kl: f64,
@@ -237,6 +248,8 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
         baseline,
         advantages,
         applications,
+        op_counts: trajectories.iter().map(|t| super::score::op_counts(&t.counts)).collect(),
+        pairs_per_trajectory: trajectories.iter().map(|t| t.pairs_drawn).max().unwrap_or(0),
         lr,
         inner_steps,
         kl,
@@ -260,7 +273,7 @@ mod tests {
         for &(k, c) in pairs {
             counts[k] = c;
         }
-        Trajectory { seed: 0, reward, accuracies: vec![reward], counts, seconds: 0.0 }
+        Trajectory { seed: 0, reward, accuracies: vec![reward], counts, seconds: 0.0, pairs_drawn: 0 }
     }
 
     fn prob(state: &PpoState, k: usize) -> f64 {
@@ -328,7 +341,7 @@ mod tests {
     fn spread(reward: f64, seed: u64) -> Trajectory {
         let mut rng = crate::rng::Rng::new(seed);
         let counts = rng.multinomial(4000, &[1.0 / 1296.0; NUM_PAIRS]);
-        Trajectory { seed, reward, accuracies: vec![reward], counts, seconds: 0.0 }
+        Trajectory { seed, reward, accuracies: vec![reward], counts, seconds: 0.0, pairs_drawn: 0 }
     }
 
     /// ‖x − y‖₂ over all 36 + 1,296 logits.

@@ -45,6 +45,8 @@ fn trajectory_count(k: Option<usize>, default: usize, what: &str) -> Result<usiz
     }
 }
 const STREAM_BOOTSTRAP: u64 = 16;
+/// The `pairs_per_trajectory` variant's up-front draws, per trajectory.
+const STREAM_PAIRS_DRAWN: u64 = 17;
 
 /// A progress event for front-ends (progress bars, notebook lines).
 #[derive(Debug, Clone, Serialize)]
@@ -447,10 +449,12 @@ impl Session {
     /// Run trajectories of `policy`, one per seed, spread over the trajectory devices (in
     /// parallel threads when there are several); all or nothing.
     /// What `total` trajectories of `policy` need, once stage 1 is complete.
-    fn fine_tune_job(&self, policy: &Policy, label: &str, total: usize) -> Result<FineTune, SearchError> {
+    /// `pairs`: the `pairs_per_trajectory` variant (0: per image), for the search's own
+    /// trajectories only — probes and comparisons sample a policy as it will be used.
+    fn fine_tune_job(&self, policy: &Policy, label: &str, total: usize, pairs: usize) -> Result<FineTune, SearchError> {
         self.require_stage1()?;
         let snap = self.snapshot.as_ref().ok_or(SearchError::NotPretrained)?.copy();
-        Ok(FineTune { config: self.config.clone(), pipeline: self.pipeline.clone(), snap, policy: policy.clone(), cancel: self.cancel.clone(), label: label.to_owned(), total })
+        Ok(FineTune { config: self.config.clone(), pipeline: self.pipeline.clone(), snap, policy: policy.clone(), cancel: self.cancel.clone(), label: label.to_owned(), total, pairs })
     }
 
     /// How many trajectories train together as one grouped model (the config's
@@ -463,8 +467,8 @@ impl Session {
         }
     }
 
-    fn trajectories(&mut self, policy: &Policy, seeds: &[TrajectorySeeds], label: &str) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
-        let job = self.fine_tune_job(policy, label, seeds.len())?;
+    fn trajectories(&mut self, policy: &Policy, seeds: &[TrajectorySeeds], label: &str, pairs: usize) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
+        let job = self.fine_tune_job(policy, label, seeds.len(), pairs)?;
         self.cancel.reset();
         self.ensure_replicas()?;
         let workers = self.replicas.len() + 1;
@@ -478,7 +482,7 @@ impl Session {
         std::thread::scope(|scope| {
             let mut handles = Vec::new();
             for (w, replica) in self.replicas.iter_mut().enumerate() {
-                let job = FineTune { snap: job.snap.copy(), config: job.config.clone(), pipeline: job.pipeline.clone(), policy: job.policy.clone(), cancel: job.cancel.clone(), label: job.label.clone(), total: job.total };
+                let job = FineTune { snap: job.snap.copy(), config: job.config.clone(), pipeline: job.pipeline.clone(), policy: job.policy.clone(), cancel: job.cancel.clone(), label: job.label.clone(), total: job.total, pairs: job.pairs };
                 handles.push(scope.spawn(move || {
                     (w + 1..seeds.len())
                         .step_by(workers)
@@ -547,7 +551,7 @@ impl Session {
         let k = trajectory_count(k, self.config.trajectories, "evaluate")?;
         let policy = self.current_policy()?;
         let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.trajectory_seeds(self.pending.len() + i)).collect();
-        let (done, discarded) = self.trajectories(&policy, &seeds, "evaluate")?;
+        let (done, discarded) = self.trajectories(&policy, &seeds, "evaluate", self.config.pairs_per_trajectory)?;
         self.pending.extend(done.iter().cloned());
         self.save_all(false)?;
         Ok(EvaluateReport::new(done, discarded, self.pending.len()))
@@ -623,7 +627,7 @@ impl Session {
         let k = trajectory_count(k, self.config.probe_trajectories, "probe")?;
         let spec = policy.to_string();
         let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.probe_seeds(i)).collect();
-        let (done, discarded) = self.trajectories(policy, &seeds, "probe")?;
+        let (done, discarded) = self.trajectories(policy, &seeds, "probe", 0)?;
         if done.is_empty() {
             return Err(SearchError::Invalid(format!("every probe trajectory of {spec} diverged: {}", discarded.join("; "))));
         }
@@ -637,7 +641,7 @@ impl Session {
     /// fine-tuned trainer: what the reward was measured on can be inspected (the same seeds,
     /// so the same trajectory as `probe`'s `index`-th).
     pub fn trajectory_with_model(&mut self, policy: &Policy, index: usize) -> Result<(Trajectory, Trainer), SearchError> {
-        let job = self.fine_tune_job(policy, "trajectory", 1)?;
+        let job = self.fine_tune_job(policy, "trajectory", 1, 0)?;
         let info = &self.splits.train.info;
         let model = Model::new(self.config.model, info.channels, info.num_classes(), self.device.device, self.config.seed)?;
         let mut trainer = Trainer::new(model, self.pipeline.normalize.clone(), stage1_config(&self.config));
@@ -674,7 +678,7 @@ impl Session {
                 })
                 .collect();
             let label = format!("compare {}/{}", j + 1, policies.len());
-            let (done, dropped) = self.trajectories(p, &seeds, &label)?;
+            let (done, dropped) = self.trajectories(p, &seeds, &label, 0)?;
             discarded.extend(dropped.into_iter().map(|d| format!("{p}: {d}")));
             // Keep trajectory i's place so pairs stay aligned when one diverged.
             let by_seed: Vec<Option<f64>> = seeds.iter().map(|s| done.iter().find(|t| t.seed == s.policy).map(|t| t.reward)).collect();
@@ -699,7 +703,7 @@ impl Session {
             if u.ppo.applications.len() != u.ppo.rewards.len() {
                 return Err(SearchError::Invalid(format!("update {} was recorded before augwise kept pair-application totals; a null needs a search run with this version", u.update)));
             }
-            inputs.push(super::null::NullInput { rewards: u.ppo.rewards.clone(), applications: u.ppo.applications.clone() });
+            inputs.push(super::null::NullInput::of(&u.ppo));
         }
         self.cancel.reset();
         let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
@@ -713,7 +717,8 @@ impl Session {
             Err(_) if self.cancel.is_cancelled() => return Err(SearchError::Cancelled),
             Err(e) => return Err(e.into()),
         };
-        let report = super::null::judge(&self.ppo.theta, self.ppo.updates, &sims)?;
+        let score = super::null::score(&inputs, mix(seed, 1));
+        let report = super::null::judge(&self.ppo.theta, self.ppo.updates, &sims, score)?;
         self.history.null = Some(report.clone());
         self.save_all(false)?;
         Ok(report)
@@ -895,9 +900,22 @@ struct FineTune {
     cancel: CancelFlag,
     label: String,
     total: usize,
+    /// `SearchConfig::pairs_per_trajectory` for the search's trajectories, else 0.
+    pairs: usize,
 }
 
 impl FineTune {
+    /// The trajectory's augmentation: the policy's per-image sampler, or under the
+    /// `pairs_per_trajectory` variant the empirical law of `pairs` draws from θ, drawn from
+    /// the trajectory's own policy stream.
+    fn augment(&self, seeds: TrajectorySeeds) -> Result<PolicyAugment, SearchError> {
+        let policy = match self.policy.distribution() {
+            Some(d) if self.pairs > 0 => Policy::AwsTheta { probs: d.draw_pairs(self.pairs, &mut Rng::derive(seeds.policy, &[STREAM_PAIRS_DRAWN])), source: None },
+            _ => self.policy.clone(),
+        };
+        Ok(PolicyAugment::new(self.pipeline.clone(), policy.sampler()?))
+    }
+
     /// Stage 2 for one seed: reset weights and momentum to the snapshot, fine-tune at the
     /// constant rate drawing pairs per image, validation accuracy per epoch, reward = mean of
     /// the best `reward_top`. `Ok(Err(why))` when the loss went NaN/Inf (discarded).
@@ -905,7 +923,7 @@ impl FineTune {
         trainer.restore(&self.snap)?;
         let seed = seeds.policy;
         trainer.config = self.trajectory_config(seeds);
-        let mut aug = PolicyAugment::new(self.pipeline.clone(), self.policy.sampler()?);
+        let mut aug = self.augment(seeds)?;
         let start = Instant::now();
         let epochs = self.config.finetune_epochs;
         let mut accuracies = Vec::with_capacity(epochs);
@@ -928,7 +946,7 @@ impl FineTune {
             accuracies.push(trainer.evaluate(val)?);
         }
         let reward = self.reward(&accuracies);
-        Ok(Ok(Trajectory { seed, reward, accuracies, counts: aug.take_counts(), seconds: start.elapsed().as_secs_f64() }))
+        Ok(Ok(Trajectory { seed, reward, accuracies, counts: aug.take_counts(), seconds: start.elapsed().as_secs_f64(), pairs_drawn: self.pairs }))
     }
 
     /// Stage 2's training config for one trajectory: the constant fine-tune rate, its seeds.
@@ -955,7 +973,7 @@ impl FineTune {
     /// same per-trajectory results `run` gives each, up to float error (tests/batched.rs).
     fn run_batched(&self, trainer: &mut BatchedTrainer, train: &crate::data::Dataset, val: &crate::data::Dataset, seeds: &[TrajectorySeeds], first: usize, progress: &mut dyn FnMut(Progress)) -> Result<Vec<Result<Trajectory, String>>, SearchError> {
         trainer.restore(&self.snap)?;
-        let mut augs = seeds.iter().map(|_| Ok(PolicyAugment::new(self.pipeline.clone(), self.policy.sampler()?))).collect::<Result<Vec<_>, SearchError>>()?;
+        let mut augs = seeds.iter().map(|s| self.augment(*s)).collect::<Result<Vec<_>, SearchError>>()?;
         let start = Instant::now();
         let epochs = self.config.finetune_epochs;
         let k = seeds.len();
@@ -987,7 +1005,7 @@ impl FineTune {
             .zip(dropped)
             .map(|(((s, aug), accuracies), dropped)| match dropped {
                 Some(why) => Err(why),
-                None => Ok(Trajectory { seed: s.policy, reward: self.reward(&accuracies), accuracies, counts: aug.take_counts(), seconds }),
+                None => Ok(Trajectory { seed: s.policy, reward: self.reward(&accuracies), accuracies, counts: aug.take_counts(), seconds, pairs_drawn: self.pairs }),
             })
             .collect())
     }
