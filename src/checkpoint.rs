@@ -66,7 +66,7 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointErro
 
 /// Read and parse a JSON file, telling a missing, foreign or damaged file apart.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, format: &str) -> Result<T, CheckpointError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::limits::read_text(path, crate::limits::SESSION_FILE_BYTES).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             CheckpointError::Foreign { path: path.to_owned(), why: "no session.json here".into() }
         } else {

@@ -12,6 +12,7 @@ pub mod command;
 pub mod data;
 pub mod device;
 pub mod display;
+pub mod limits;
 pub mod model;
 pub mod notebook;
 pub mod policy;

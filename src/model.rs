@@ -58,6 +58,9 @@ impl FromStr for Arch {
             if depth < 8 || (depth - 2) % 6 != 0 {
                 return Err(invalid("CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110)"));
             }
+            if depth > 1202 {
+                return Err(invalid("CIFAR ResNet depth is at most 1202 (the deepest of He et al.)"));
+            }
             return Ok(Arch::ResNet { depth });
         }
         if let Some(rest) = t.strip_prefix("wrn").map(|d| d.trim_start_matches('-')) {
@@ -66,6 +69,9 @@ impl FromStr for Arch {
             let widen: i64 = k.parse().map_err(|_| ModelError::Unknown(s.to_owned()))?;
             if depth < 10 || (depth - 4) % 6 != 0 || widen < 1 {
                 return Err(invalid("WRN depth must be 6n+4 (16, 22, 28, 40) and width ≥ 1"));
+            }
+            if depth > 100 || widen > 32 {
+                return Err(invalid("WRN depth is at most 100 and width at most 32 (WRN-28-10 is the paper's; wider needs more memory than any GPU has)"));
             }
             return Ok(Arch::Wrn { depth, widen });
         }

@@ -50,9 +50,11 @@ fn every_command_in_help_runs_through_the_table() {
     let c3 = expect(&mut sh, "compare none aws pair:Invert+Equalize 2", "Holm");
     assert_eq!(c3.data["comparisons"].as_array().unwrap().len(), 3);
     assert!(c3.data["p_value"].is_null(), "several pairs: no single p-value at the top");
-    assert!(sh.run("null 100000000").unwrap_err().to_string().contains("2 to 10000 replicates"));
-    assert!(sh.run("probe none 1000000000").unwrap_err().to_string().contains("probe takes 1 to 1000 trajectories"));
-    assert!(sh.run("compare none aws 18446744073709551615").unwrap_err().to_string().contains("1 to 1000 trajectories"));
+    assert!(sh.run("null 100000000").unwrap_err().to_string().contains("100000000 null searches is past the limit of 10000"));
+    assert!(sh.run("null 1").unwrap_err().to_string().contains("2 to 10000 replicates"));
+    assert!(sh.run("probe none 1000000000").unwrap_err().to_string().contains("past the limit of 1000"));
+    assert!(sh.run("probe none 0").unwrap_err().to_string().contains("probe takes 1 to 1000 trajectories"));
+    assert!(sh.run("compare none aws 18446744073709551615").unwrap_err().to_string().contains("past the limit of 1000"));
     let n = expect(&mut sh, "null 10", "The search");
     assert_eq!(n.data["replicates"], 10);
     expect(&mut sh, "policy 3", "null: 10 searches");
@@ -132,6 +134,38 @@ fn arguments_are_checked_before_anything_runs() {
     assert!(matches!(sh.run("update"), Err(CommandError::Search(_))));
     assert!(sh.run("help").is_ok());
     assert!(sh.run("").unwrap().text.is_empty());
+}
+
+/// The lines a fuzzing run found that crashed the process (issue 11): each is now an error
+/// naming the limit before anything is sized by it, and the shell goes on.
+#[test]
+fn huge_counts_and_endless_files_are_errors_not_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sh = shell(dir.path());
+    let cases: [(&str, &str); 14] = [
+        ("step 100000000", "limit of 10000"),
+        ("step 18446744073709551615", "limit of 10000"),
+        ("step 18446744073709551616", "expected a whole number"),
+        ("evaluate 1000000000", "limit of 1000"),
+        ("pretrain 10000000000", "limit of 100000"),
+        ("sample 100000", "limit of 64"),
+        ("null 99999999", "limit of 10000"),
+        ("compare none aws:uniform 5000000", "limit of 1000"),
+        ("config trajectories=100000000000", "trajectories"),
+        ("config finetune_epochs=10000000000", "finetune_epochs"),
+        ("config finetune_epochs=1e10", "finetune_epochs"),
+        ("data synthetic:n=1e30", "whole number"),
+        ("model wrn-16-100000", "at most 32"),
+        ("probe theta:/dev/zero", "not a regular file"),
+    ];
+    for (line, expected) in cases {
+        let e = sh.run(line).unwrap_err().to_string();
+        assert!(e.contains(expected), "{line}: {e}");
+    }
+    let e = sh.run("data synthetic:n=100000000,size=256").unwrap_err().to_string();
+    assert!(e.contains("GiB"), "{e}");
+    assert_eq!(sh.config.trajectories, 2, "a refused config leaves the configuration as it was");
+    assert!(sh.run("help").is_ok());
 }
 
 #[test]

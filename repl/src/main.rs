@@ -184,6 +184,10 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train { data, model, epochs, limit, test_limit, batch_size, lr, policy } => {
+            augwise::limits::EPOCHS.check_usize(epochs).map_err(|e| anyhow::anyhow!("--epochs: {e}"))?;
+            if !(2..=augwise::limits::BATCH.max as i64).contains(&batch_size) {
+                anyhow::bail!("--batch-size: expected 2 to {} images per batch, not {batch_size}", augwise::limits::BATCH.max);
+            }
             let choice = device::resolve(cli_device)?;
             println!("device   {choice}");
             let source = data.load().with_context(|| format!("loading `{data}`"))?;
@@ -257,7 +261,8 @@ fn search(device: DeviceSpec, seed: u64, preset: Option<String>, run_dir: PathBu
         println!("resuming {}", run_dir.display());
         Session::resume(&run_dir)?
     } else {
-        let name = match preset {
+        // The global `--preset` (default `auto`) reaches the subcommand's own flag too.
+        let name = match preset.filter(|p| p != "auto") {
             Some(p) => p,
             None if augwise::device::resolve(device).map(|d| d.device.is_cuda()).unwrap_or(false) => "gpu".into(),
             None => "cpu".into(),

@@ -80,6 +80,17 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
     let o = augwise(&["--device", "tpu", "device"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("unknown device `tpu`"));
+
+    // Counts past their limit are refused before anything is sized by them; `search` without
+    // --preset takes the automatic one (the global `--preset auto` reaches it too).
+    let o = augwise(&["train", "--epochs", "100000000000"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("past the limit of 100000"), "{}", text(&o).1);
+    let run = tempfile::tempdir().unwrap();
+    let o = augwise(&["search", "--updates", "100000000000", "--run-dir", &run.path().display().to_string()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("preset   ") && !err.contains("unknown preset") && err.contains("past the limit of 1000000"), "{out}{err}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::augment::space::pair_name;
 use crate::data::DataSpec;
 use crate::display::{chart_html, pre, Rich};
+use crate::limits;
 use crate::model::Arch;
 use crate::policy::{torchvision_export, Policy};
 use crate::search::{explain, Progress, SearchConfig, SearchError, Session, STAGES};
@@ -32,7 +33,8 @@ pub enum CommandError {
 /// What a kind of argument accepts (checked before the handler runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgKind {
-    Count,
+    /// A whole number up to its limit (checked before the handler sees it).
+    Count(&'static crate::limits::Limit),
     Policy,
     Stage,
     Path,
@@ -160,16 +162,16 @@ pub static COMMANDS: &[Command] = &[
     Command { name: "data", args: &[arg("spec", ArgKind::Data)], summary: "choose the dataset (fashion-mnist, cifar10:DIR, synthetic:…); starts a new session", handler: cmd_data },
     Command { name: "model", args: &[arg("name", ArgKind::Model)], summary: "choose the network (resnet20, resnet56, wrn-D-K); starts a new session", handler: cmd_model },
     Command { name: "config", args: &[many("key=value", ArgKind::KeyValue, true)], summary: "show the configuration, or set keys (a new session picks them up)", handler: cmd_config },
-    Command { name: "pretrain", args: &[opt("epochs", ArgKind::Count)], summary: "stage 1: shared-weight pretraining (default: the rest of the schedule)", handler: cmd_pretrain },
-    Command { name: "sample", args: &[opt("n", ArgKind::Count)], summary: "draw n pairs from θ with their probabilities, preview them", handler: cmd_sample },
-    Command { name: "evaluate", args: &[opt("k", ArgKind::Count)], summary: "stage 2: k trajectories under θ, waiting for `update`", handler: cmd_evaluate },
+    Command { name: "pretrain", args: &[opt("epochs", ArgKind::Count(&limits::EPOCHS))], summary: "stage 1: shared-weight pretraining (default: the rest of the schedule)", handler: cmd_pretrain },
+    Command { name: "sample", args: &[opt("n", ArgKind::Count(&limits::SAMPLES))], summary: "draw n pairs from θ with their probabilities, preview them", handler: cmd_sample },
+    Command { name: "evaluate", args: &[opt("k", ArgKind::Count(&limits::TRAJECTORIES))], summary: "stage 2: k trajectories under θ, waiting for `update`", handler: cmd_evaluate },
     Command { name: "update", args: &[], summary: "PPO update of θ from the waiting trajectories", handler: cmd_update },
-    Command { name: "step", args: &[opt("n", ArgKind::Count)], summary: "n × (evaluate, update)", handler: cmd_step },
-    Command { name: "policy", args: &[opt("top", ArgKind::Count)], summary: "θ now: top pairs, entropy, op1/op2 marginals", handler: cmd_policy },
-    Command { name: "probe", args: &[arg("policy", ArgKind::Policy), opt("k", ArgKind::Count)], summary: "proxy reward of any policy with its 95% interval over k trajectories (default 4), θ untouched", handler: cmd_probe },
+    Command { name: "step", args: &[opt("n", ArgKind::Count(&limits::STEPS))], summary: "n × (evaluate, update)", handler: cmd_step },
+    Command { name: "policy", args: &[opt("top", ArgKind::Count(&limits::TOP_PAIRS))], summary: "θ now: top pairs, entropy, op1/op2 marginals", handler: cmd_policy },
+    Command { name: "probe", args: &[arg("policy", ArgKind::Policy), opt("k", ArgKind::Count(&limits::TRAJECTORIES))], summary: "proxy reward of any policy with its 95% interval over k trajectories (default 4), θ untouched", handler: cmd_probe },
     Command { name: "compare", args: &[arg("a", ArgKind::Policy), arg("b", ArgKind::Policy), many("more… [k]", ArgKind::PolicyOrCount, true)], summary: "paired proxy comparison (common random numbers): difference, 95% CI, p-value, verdict", handler: cmd_compare },
-    Command { name: "null", args: &[opt("replicates", ArgKind::Count)], summary: "replay the search on rewards that carry no information; did θ move further than noise?", handler: cmd_null },
-    Command { name: "fulltrain", args: &[arg("policy", ArgKind::Policy), opt("epochs", ArgKind::Count)], summary: "train from scratch with a policy, report test accuracy", handler: cmd_fulltrain },
+    Command { name: "null", args: &[opt("replicates", ArgKind::Count(&limits::NULL_REPLICATES))], summary: "replay the search on rewards that carry no information; did θ move further than noise?", handler: cmd_null },
+    Command { name: "fulltrain", args: &[arg("policy", ArgKind::Policy), opt("epochs", ArgKind::Count(&limits::EPOCHS))], summary: "train from scratch with a policy, report test accuracy", handler: cmd_fulltrain },
     Command { name: "correlate", args: &[many("policies", ArgKind::Policy, false)], summary: "probe and full-train policies; Kendall τ and Spearman ρ", handler: cmd_correlate },
     Command { name: "history", args: &[], summary: "every update so far: rewards, baseline, KL, entropy", handler: cmd_history },
     Command { name: "plot", args: &[arg("chart", ArgKind::Chart), opt("file", ArgKind::Path)], summary: "draw a chart (rewards, accuracy, theta, marginals, images, ops, probes, correlate) to SVG + PNG", handler: cmd_plot },
@@ -232,8 +234,9 @@ fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
         let spec = cmd.args.get(i).or(cmd.args.last()).copied().ok_or_else(|| usage(format!("unexpected `{value}`")))?;
         let bad = |why: String| usage(format!("<{}> `{value}`: {why}", spec.name));
         match spec.kind {
-            ArgKind::Count => {
-                value.parse::<usize>().map_err(|_| bad("expected a whole number".into()))?;
+            ArgKind::Count(limit) => {
+                let n = value.parse::<u64>().map_err(|_| bad("expected a whole number".into()))?;
+                limit.check(n).map_err(bad)?;
             }
             ArgKind::Policy => {
                 Policy::from_str(value).map_err(|e| bad(e.to_string()))?;
@@ -265,8 +268,13 @@ fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
             }
             ArgKind::PolicyOrCount => {
                 let last = i + 1 == args.len();
-                if value.parse::<usize>().is_err() || !last {
-                    Policy::from_str(value).map_err(|e| bad(if last { format!("{e} (or a trajectory count)") } else { e.to_string() }))?;
+                match value.parse::<u64>() {
+                    Ok(k) if last => {
+                        crate::limits::TRAJECTORIES.check(k).map_err(bad)?;
+                    }
+                    _ => {
+                        Policy::from_str(value).map_err(|e| bad(if last { format!("{e} (or a trajectory count)") } else { e.to_string() }))?;
+                    }
                 }
             }
             ArgKind::Path | ArgKind::Text => {}

@@ -59,6 +59,9 @@ impl Default for Synthetic {
     }
 }
 
+/// Bytes of synthetic training images one spec may ask for (Fashion-MNIST is 47 MB).
+const SYNTHETIC_MAX_BYTES: u128 = 2 << 30;
+
 impl Synthetic {
     pub fn with_kind(mut self, kind: SyntheticKind) -> Self {
         self.kind = kind;
@@ -90,6 +93,15 @@ impl Synthetic {
         for kv in opts.split(',').map(str::trim).filter(|kv| !kv.is_empty()) {
             let (k, v) = kv.split_once('=').ok_or_else(|| format!("`{kv}` is not key=value"))?;
             let num = |v: &str| v.parse::<f64>().map_err(|_| format!("`{k}={v}`: not a number"));
+            // Counts are whole numbers within u32; `n=1e30` must not saturate into a huge size.
+            let whole = |v: &str| -> Result<u64, String> {
+                let x = num(v)?;
+                if x.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&x) {
+                    Ok(x as u64)
+                } else {
+                    Err(format!("`{k}={v}`: expected a whole number from 0 to {}", u32::MAX))
+                }
+            };
             match k {
                 "kind" => {
                     s.kind = match v {
@@ -100,12 +112,12 @@ impl Synthetic {
                         _ => return Err(format!("kind `{v}`: expected frequency, polarity, orientation or brightness")),
                     }
                 }
-                "n" | "per_class" => s.per_class = num(v)? as usize,
-                "classes" => s.classes = num(v)? as usize,
-                "channels" => s.channels = num(v)? as i64,
-                "size" => s.size = num(v)? as i64,
+                "n" | "per_class" => s.per_class = whole(v)? as usize,
+                "classes" => s.classes = whole(v)? as usize,
+                "channels" => s.channels = whole(v)? as i64,
+                "size" => s.size = whole(v)? as i64,
                 "noise" => s.noise = num(v)?,
-                "seed" => s.seed = num(v)? as u64,
+                "seed" => s.seed = whole(v)?,
                 _ => return Err(format!("unknown option `{k}`; expected kind, n, classes, channels, size, noise, seed")),
             }
         }
@@ -138,6 +150,23 @@ impl Synthetic {
         }
         if self.per_class == 0 {
             return Err("n=0: need at least one image per class".into());
+        }
+        if self.classes > 1000 {
+            return Err(format!("classes={}: at most 1000", self.classes));
+        }
+        // The training images' bytes, before anything is allocated for them.
+        let bytes = (self.per_class as u128) * (self.classes as u128) * (self.channels.max(0) as u128) * (self.size.max(0) as u128).pow(2);
+        if bytes > SYNTHETIC_MAX_BYTES {
+            return Err(format!(
+                "n={} × classes={} × {}×{}×{} images would need {:.1} GiB; synthetic data is limited to {} GiB (lower n or size)",
+                self.per_class,
+                self.classes,
+                self.channels,
+                self.size,
+                self.size,
+                bytes as f64 / (1u64 << 30) as f64,
+                SYNTHETIC_MAX_BYTES >> 30
+            ));
         }
         if !(0.0..=1.0).contains(&self.noise) {
             return Err(format!("noise={}: expected 0..=1", self.noise));

@@ -213,7 +213,7 @@ impl<'a> Parser<'a> {
 /// Load a θ file (logits, probabilities or an augwise export).
 pub fn load_theta(path: &Path) -> Result<Policy, PolicyError> {
     let file = |why: String| PolicyError::File { path: path.to_owned(), why };
-    let text = std::fs::read_to_string(path).map_err(|e| file(format!("cannot read θ file: {e}")))?;
+    let text = crate::limits::read_text(path, crate::limits::THETA_FILE_BYTES).map_err(|e| file(format!("cannot read θ file: {e}")))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| file(format!("not JSON (truncated?): {e}")))?;
     let probs = if v.get("a").is_some() && v.get("b").is_some() {
         let t: Theta = serde_json::from_value(v).map_err(|e| file(format!("θ logits: {e}")))?;

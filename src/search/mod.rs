@@ -328,8 +328,26 @@ impl SearchConfig {
         if !(2..=null::MAX_REPLICATES).contains(&self.null_replicates) {
             return bad("null_replicates must be between 2 and 10000");
         }
-        if self.pairs_per_trajectory > 1_000_000 {
-            return bad("pairs_per_trajectory must be 0 (per image, the paper) or at most 1000000");
+        use crate::limits::{self, Limit};
+        let bounded: [(&str, usize, &Limit); 10] = [
+            ("pretrain_epochs", self.pretrain_epochs, &limits::EPOCHS),
+            ("fulltrain_epochs", self.fulltrain_epochs, &limits::EPOCHS),
+            ("finetune_epochs", self.finetune_epochs, &limits::FINETUNE_EPOCHS),
+            ("reward_top", self.reward_top, &limits::FINETUNE_EPOCHS),
+            ("trajectories", self.trajectories, &limits::TRAJECTORIES),
+            ("probe_trajectories", self.probe_trajectories, &limits::TRAJECTORIES),
+            ("updates", self.updates, &limits::UPDATES),
+            ("batch_size", usize::try_from(self.batch_size).unwrap_or(0), &limits::BATCH),
+            ("trajectory_batch", self.trajectory_batch, &limits::TRAJECTORY_BATCH),
+            ("pairs_per_trajectory", self.pairs_per_trajectory, &limits::PAIRS_PER_TRAJECTORY),
+        ];
+        for (key, n, limit) in bounded {
+            if let Err(e) = limit.check_usize(n) {
+                return Err(SearchError::Invalid(format!("{key}: {e}")));
+            }
+        }
+        if self.cutout.is_some_and(|c| !(0..=4096).contains(&c)) {
+            return bad("cutout must be between 0 and 4096 pixels");
         }
         let f = &self.fulltrain_schedule;
         #[allow(clippy::neg_cmp_op_on_partial_ord)]

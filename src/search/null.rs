@@ -76,9 +76,8 @@ impl Movement {
     }
 }
 
-/// Null searches one `null` may run: 10,000 replays are minutes even for the paper's 350
-/// updates; more is a typo.
-pub const MAX_REPLICATES: usize = 10_000;
+/// Null searches one `null` may run (`limits::NULL_REPLICATES`).
+pub const MAX_REPLICATES: usize = crate::limits::NULL_REPLICATES.max as usize;
 
 /// A trajectory's pair counts as the search samples them: `n` applications each drawn from
 /// θ (the paper), or from the empirical distribution of `pairs` draws from θ (the
@@ -245,6 +244,17 @@ pub fn judge(theta: &Theta, updates: usize, null: &[Movement], score: Option<Sco
     })
 }
 
+/// How much a p-value below 5% says, in words a user can weigh.
+fn strength(p: f64) -> String {
+    if p < 0.001 {
+        "strong evidence".into()
+    } else if p < 0.01 {
+        format!("evidence (a search on pure noise gets this far about once in {:.0})", 1.0 / p)
+    } else {
+        format!("weak evidence (a search on pure noise gets this far about once in {:.0})", 1.0 / p)
+    }
+}
+
 impl NullReport {
     pub fn ops_outside(&self) -> Vec<&Band> {
         self.ops.iter().filter(|b| b.outside()).collect()
@@ -275,11 +285,17 @@ impl NullReport {
                     .iter()
                     .map(|o| {
                         let now = self.marginal_of(&o.op).map(|m| format!(", θ now draws it {:.2}% (uniform {:.2}%)", 100.0 * m, 100.0 / NUM_OPS as f64)).unwrap_or_default();
-                        format!("rewards {} where {} was drawn more (z = {:+.2}, {:+.1} points per unit share{now})", if o.z < 0.0 { "lower" } else { "higher" }, o.op, o.z, o.slope)
+                        format!("rewards {} where {} was drawn more (z = {:+.2}, {:+.2} points per +1% of draws{now})", if o.z < 0.0 { "lower" } else { "higher" }, o.op, o.z, o.slope)
                     })
                     .collect();
                 let what = if named.is_empty() { format!("rewards follow the ops drawn, spread over several ops with none alone beyond |z| {:.2}", score.z_critical) } else { named.join("; ") };
-                format!("The search found signal beyond noise (p = {:.3}, permutation score test over {} trajectories): {what}; {}.", self.p_value, score.trajectories, self.movement_clause())
+                format!(
+                    "The search found signal beyond noise — {} (p = {:.3}, permutation score test over {} trajectories): {what}; {}. Confirm it on fresh trajectories: `export theta best.json`, then `compare theta:best.json aws:uniform 8`.",
+                    strength(self.p_value),
+                    self.p_value,
+                    score.trajectories,
+                    self.movement_clause()
+                )
             }
             Some(score) => format!(
                 "The search found nothing beyond noise (p = {:.3}): the ops drawn track the rewards no more than shuffled rewards do (Σz² {:.1} over 72 op marginals, {} trajectories), and {}; θ's top pairs are not evidence.",

@@ -20,8 +20,9 @@
 //! Under the null — trajectories of one update exchangeable, rewards independent of which
 //! pairs were drawn — every within-update permutation is equally likely, so the test is exact
 //! whatever the rewards' distribution, the number of updates or how θ moved between them.
-//! `slope_o` = S_o / Σ(s − s̄)² is the reward change per unit share (percentage points of
-//! accuracy if the whole trajectory were op o), the effect in units a user can read.
+//! `slope_o` = S_o / Σ(s − s̄)² is the reward change (accuracy points) per percentage point
+//! more of the op in a trajectory's draws: the effect in units a user can read, measured over
+//! the small range of shares the trajectories actually had (not an extrapolation to 100%).
 
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +56,7 @@ pub struct OpScore {
     pub op: String,
     /// Standardised within-update covariance of reward and the op's share.
     pub z: f64,
-    /// Reward change per unit share, in accuracy points (fractions × 100).
+    /// Reward change in accuracy points per percentage point of share.
     pub slope: f64,
     /// The op's mean share over all trajectories (uniform θ: 1/36 = 2.78%).
     pub share: f64,
@@ -95,7 +96,7 @@ impl ScoreReport {
     /// One line: what the rewards say about the ops.
     pub fn summary(&self) -> String {
         let top = self.ops.first();
-        let strongest = top.map(|o| format!("strongest: {} (z = {:+.2}, {:+.1} points per unit share)", o.op, o.z, o.slope)).unwrap_or_default();
+        let strongest = top.map(|o| format!("strongest: {} (z = {:+.2}, {:+.2} points per +1% of draws)", o.op, o.z, o.slope)).unwrap_or_default();
         let test = format!("permutation score test over {} trajectories in {} updates: Σz² {:.1}, p = {:.3}", self.trajectories, self.updates, self.sum_z2, self.p_value);
         let named: Vec<String> = self.named().iter().map(|o| format!("{} (z = {:+.2}, rewards {} where it was drawn more)", o.op, o.z, if o.z < 0.0 { "lower" } else { "higher" })).collect();
         match (self.significant(), named.is_empty()) {
@@ -190,7 +191,7 @@ pub fn test(evidence: &[UpdateEvidence], permutations: usize, seed: u64) -> Opti
         .map(|o| {
             let mean_share = usable.iter().flat_map(|u| u.op_counts.iter().map(|c| shares(c)[o])).sum::<f64>() / centred.iter().map(|u| u.rewards.len()).sum::<usize>() as f64;
             let op = format!("op{} {}", 1 + o / NUM_OPS, aws_name(o % NUM_OPS));
-            OpScore { op, z: z_obs[o], slope: if ss[o] > 0.0 { 100.0 * s_obs[o] / ss[o] } else { 0.0 }, share: mean_share }
+            OpScore { op, z: z_obs[o], slope: if ss[o] > 0.0 { s_obs[o] / ss[o] } else { 0.0 }, share: mean_share }
         })
         .collect();
     ops.sort_by(|a, b| b.z.abs().total_cmp(&a.z.abs()));

@@ -33,16 +33,19 @@ const STREAM_PROBE: u64 = 12;
 const STREAM_SAMPLE: u64 = 13;
 const STREAM_FULLTRAIN: u64 = 14;
 const STREAM_NULL: u64 = 15;
-/// More trajectories than this in one primitive is a typo, not a plan (each one is minutes).
-const MAX_TRAJECTORIES: usize = 1000;
-
-/// `k` trajectories for `what`, or the default; refused outside 1..=MAX_TRAJECTORIES before
+/// `k` trajectories for `what`, or the default; refused outside 1..=the limit before
 /// anything is allocated for them.
 fn trajectory_count(k: Option<usize>, default: usize, what: &str) -> Result<usize, SearchError> {
+    let max = crate::limits::TRAJECTORIES.max as usize;
     match k.unwrap_or(default) {
-        k @ 1..=MAX_TRAJECTORIES => Ok(k),
-        k => Err(SearchError::Invalid(format!("{what} takes 1 to {MAX_TRAJECTORIES} trajectories, not {k}"))),
+        k @ 1.. if k <= max => Ok(k),
+        k => Err(SearchError::Invalid(format!("{what} takes 1 to {max} trajectories, not {k}"))),
     }
+}
+
+/// A count checked against its limit, as a search error.
+fn within(limit: &crate::limits::Limit, n: usize) -> Result<usize, SearchError> {
+    limit.check_usize(n).map_err(SearchError::Invalid)
 }
 const STREAM_BOOTSTRAP: u64 = 16;
 /// The `pairs_per_trajectory` variant's up-front draws, per trajectory.
@@ -275,7 +278,7 @@ impl Session {
             ));
         }
         let done = self.pretrain_epochs_done();
-        let n = epochs.unwrap_or(self.config.pretrain_epochs.saturating_sub(done));
+        let n = within(&crate::limits::EPOCHS, epochs.unwrap_or(self.config.pretrain_epochs.saturating_sub(done)))?;
         if n == 0 {
             return Err(SearchError::Invalid(format!(
                 "stage 1 is complete ({done} of {} epochs); `pretrain N` with N > 0 trains past the schedule at its final rate",
@@ -597,7 +600,7 @@ impl Session {
     /// `n` × (evaluate, update). Ctrl-C keeps the completed updates and rolls back the one
     /// in flight.
     pub fn step(&mut self, n: usize) -> Result<super::StepReport, SearchError> {
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(within(&crate::limits::STEPS, n)?);
         for _ in 0..n.max(1) {
             let pending_before = self.pending.len();
             let e = self.evaluate(None)?;
@@ -614,6 +617,7 @@ impl Session {
 
     /// θ now: the `top` most likely pairs, entropy, marginals.
     pub fn policy(&self, top: usize) -> Result<super::PolicyReport, SearchError> {
+        let top = top.min(crate::limits::TOP_PAIRS.max as usize);
         let dist = self.theta().distribution()?;
         let (op1, op2) = dist.marginals();
         let top = dist.top(top).into_iter().map(|(k, p)| (crate::augment::space::pair_name(k), p)).collect();
@@ -732,7 +736,7 @@ impl Session {
     /// Train from scratch on search-train + validation with `policy`, and report test accuracy
     /// after each epoch (the after-search retrain; the ground truth for `correlate`).
     pub fn fulltrain(&mut self, policy: &Policy, epochs: Option<usize>) -> Result<FulltrainReport, SearchError> {
-        let epochs = epochs.unwrap_or(self.config.fulltrain_epochs).max(1);
+        let epochs = within(&crate::limits::EPOCHS, epochs.unwrap_or(self.config.fulltrain_epochs))?.max(1);
         let data = self.splits.train.concat(&self.splits.val)?;
         let info = &data.info;
         let seed = mix(self.config.seed, STREAM_FULLTRAIN);
