@@ -43,13 +43,14 @@ fn trajectory_count(k: Option<usize>, default: usize, what: &str) -> Result<usiz
     }
 }
 
+const STREAM_BOOTSTRAP: u64 = 16;
+/// The `pairs_per_trajectory` variant's up-front draws, per trajectory.
+const STREAM_PAIRS_DRAWN: u64 = 17;
+
 /// A count checked against its limit, as a search error.
 fn within(limit: &crate::limits::Limit, n: usize) -> Result<usize, SearchError> {
     limit.check_usize(n).map_err(SearchError::Invalid)
 }
-const STREAM_BOOTSTRAP: u64 = 16;
-/// The `pairs_per_trajectory` variant's up-front draws, per trajectory.
-const STREAM_PAIRS_DRAWN: u64 = 17;
 
 /// A progress event for front-ends (progress bars, notebook lines).
 #[derive(Debug, Clone, Serialize)]
