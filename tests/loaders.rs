@@ -52,6 +52,22 @@ fn idx_bad_files_name_the_file_and_the_problem() {
 
     let e = load_idx_pair(&d.path().join("nope"), &lab, "t", &["a", "b"], true).unwrap_err();
     assert!(matches!(e, DataError::Missing { .. }), "{e}");
+
+    // Dimensions whose product overflows, and zero-sized images: errors, not a panic later.
+    let huge = write(d.path(), "huge", &idx_bytes(&[4, 1 << 31, 1 << 31], &[0; 8]));
+    let e = load_idx_pair(&huge, &lab, "t", &["a", "b"], true).unwrap_err().to_string();
+    assert!(e.contains("huge") && (e.contains("overflow") || e.contains("GiB")), "{e}");
+    let empty = write(d.path(), "empty", &idx_bytes(&[2, 0, 0], &[]));
+    let e = load_idx_pair(&empty, &lab, "t", &["a", "b"], true).unwrap_err().to_string();
+    assert!(e.contains("at least 1"), "{e}");
+
+    // A gzip bomb: 2 labels promised, 64 MiB of zeros inflated — refused after reading 3 bytes
+    // of data, not after inflating it all.
+    let mut bomb = idx_bytes(&[2], &[0, 1]);
+    bomb.resize(bomb.len() + (64 << 20), 0);
+    let bomb = write(d.path(), "bomb.gz", &gzip(&bomb));
+    let e = load_idx_pair(&img, &bomb, "t", &["a", "b"], true).unwrap_err().to_string();
+    assert!(e.contains("bomb.gz") && e.contains("runs past"), "{e}");
 }
 
 #[test]
@@ -90,6 +106,14 @@ fn cifar10_and_cifar100_binary_layouts() {
     std::fs::remove_file(dir.join("data_batch_4.bin")).unwrap();
     let e = load_cifar10(&dir).unwrap_err().to_string();
     assert!(e.contains("data_batch_4.bin") && e.contains("binary version"), "{e}");
+
+    // A missing test batch is reported as itself, from the directory or its parent.
+    write_cifar10(&dir, 7);
+    std::fs::remove_file(dir.join("test_batch.bin")).unwrap();
+    for root in [&dir, &d.path().to_path_buf()] {
+        let e = load_cifar10(root).unwrap_err().to_string();
+        assert!(e.contains("cifar-10-batches-bin/test_batch.bin: file not found"), "{e}");
+    }
 
     let c100 = d.path().join("cifar-100-binary");
     std::fs::create_dir_all(&c100).unwrap();

@@ -139,6 +139,10 @@ fn diverging_trajectories_are_discarded_not_learned_from() {
     assert!(e.discarded[0].contains("loss"), "{}", e.discarded[0]);
     assert!(s.pending.is_empty());
     assert!(matches!(s.update(), Err(SearchError::NothingToUpdate)));
+    // `step` says what happened, not "run `evaluate` first".
+    let e = s.step(1).unwrap_err().to_string();
+    assert!(e.contains("every trajectory of update 1 diverged") && e.contains("finetune_lr"), "{e}");
+    assert_eq!(s.ppo.updates, 0);
 }
 
 #[test]

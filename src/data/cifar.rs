@@ -18,8 +18,10 @@ const CIFAR10_CLASSES: [&str; 10] = [
 ];
 
 /// Accept either the batches directory itself or its parent (where the archive was unpacked).
-fn resolve_dir(dir: &Path, inner: &str, probe: &str) -> PathBuf {
-    if dir.join(probe).exists() {
+/// `dir` itself when it holds any of the `probes` (so a missing file is reported where the
+/// others are), else its `inner` subdirectory.
+fn resolve_dir(dir: &Path, inner: &str, probes: &[&str]) -> PathBuf {
+    if probes.iter().any(|p| dir.join(p).exists()) {
         dir.to_owned()
     } else {
         dir.join(inner)
@@ -92,7 +94,7 @@ fn build(
 
 /// CIFAR-10 from `cifar-10-batches-bin/` (or the directory holding it).
 pub fn load_cifar10(dir: &Path) -> Result<Source, DataError> {
-    let d = resolve_dir(dir, "cifar-10-batches-bin", "test_batch.bin");
+    let d = resolve_dir(dir, "cifar-10-batches-bin", &["test_batch.bin", "data_batch_1.bin"]);
     let classes = class_names(&d.join("batches.meta.txt"), 10, &CIFAR10_CLASSES);
     let train: Vec<PathBuf> = (1..=5).map(|i| d.join(format!("data_batch_{i}.bin"))).collect();
     Ok(Source {
@@ -103,7 +105,7 @@ pub fn load_cifar10(dir: &Path) -> Result<Source, DataError> {
 
 /// CIFAR-100 (fine labels) from `cifar-100-binary/` (or the directory holding it).
 pub fn load_cifar100(dir: &Path) -> Result<Source, DataError> {
-    let d = resolve_dir(dir, "cifar-100-binary", "test.bin");
+    let d = resolve_dir(dir, "cifar-100-binary", &["test.bin", "train.bin"]);
     let classes = class_names(&d.join("fine_label_names.txt"), 100, &[]);
     Ok(Source {
         train: build("cifar100", classes.clone(), &[d.join("train.bin")], 2, CIFAR100_HINT)?,

@@ -13,19 +13,47 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Read one IDX file, gunzipping if it starts with the gzip magic.
+/// Bytes of image data one IDX file may promise (Fashion-MNIST's training images: 47 MB).
+const IDX_MAX_BYTES: usize = 4 << 30;
+
+/// Read one IDX file, gunzipping if it starts with the gzip magic — inflating no more than the
+/// header promises (plus one byte, to tell trailing data), so a small gzip bomb stays small.
 pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
     let raw = read_file(path)?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        let corrupt = |e: std::io::Error| DataError::bad(path, format!("corrupt or truncated gzip stream ({e})"));
+        let mut gz = flate2::read::GzDecoder::new(&raw[..]);
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::bad(path, format!("corrupt or truncated gzip stream ({e})")))?;
+        // The fixed part, then the dimensions it announces, then at most the data they promise.
+        (&mut gz).take(4).read_to_end(&mut out).map_err(corrupt)?;
+        let nd = if out.len() == 4 { u64::from(out[3]).min(4) } else { 0 };
+        (&mut gz).take(4 * nd).read_to_end(&mut out).map_err(corrupt)?;
+        let promised = header_dims(&out).ok().and_then(|d| data_bytes(&d).ok()).unwrap_or(0);
+        gz.take(promised as u64 + 1).read_to_end(&mut out).map_err(corrupt)?;
         out
     } else {
         raw
     };
     parse_idx(&bytes).map_err(|what| DataError::bad(path, what))
+}
+
+/// The dimensions of a complete IDX header (magic checked by `parse_idx`).
+fn header_dims(bytes: &[u8]) -> Result<Vec<usize>, String> {
+    let nd = *bytes.get(3).ok_or("truncated: not even an IDX header")? as usize;
+    let header = 4 + 4 * nd;
+    if bytes.len() < header {
+        return Err("truncated inside the IDX header".into());
+    }
+    Ok(bytes[4..header].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect())
+}
+
+/// The data bytes `dims` promise, refused when the product overflows or passes the limit.
+fn data_bytes(dims: &[usize]) -> Result<usize, String> {
+    let n = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| format!("header dimensions {dims:?} overflow: not a real IDX file"))?;
+    if n > IDX_MAX_BYTES {
+        return Err(format!("header promises {dims:?} = {n} bytes, more than the {} GiB an IDX file may have here", IDX_MAX_BYTES >> 30));
+    }
+    Ok(n)
 }
 
 fn parse_idx(bytes: &[u8]) -> Result<IdxArray, String> {
@@ -46,14 +74,8 @@ fn parse_idx(bytes: &[u8]) -> Result<IdxArray, String> {
         return Err(format!("IDX with {nd} dimensions; expected 1 (labels) or 3 (images)"));
     }
     let header = 4 + 4 * nd;
-    if bytes.len() < header {
-        return Err("truncated inside the IDX header".into());
-    }
-    let dims: Vec<usize> = bytes[4..header]
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect();
-    let expected: usize = dims.iter().product();
+    let dims = header_dims(bytes)?;
+    let expected = data_bytes(&dims)?;
     let have = bytes.len() - header;
     if have < expected {
         return Err(format!(
@@ -61,7 +83,7 @@ fn parse_idx(bytes: &[u8]) -> Result<IdxArray, String> {
         ));
     }
     if have > expected {
-        return Err(format!("{} trailing bytes after {dims:?} data", have - expected));
+        return Err(format!("data runs past the {dims:?} = {expected} bytes the header promises ({}+ bytes more)", have - expected));
     }
     Ok(IdxArray { dims, data: bytes[header..].to_vec() })
 }
@@ -81,6 +103,9 @@ pub fn load_idx_pair(
     }
     if lab.dims.len() != 1 {
         return Err(DataError::bad(labels, format!("expected 1 dimension N, found {:?}", lab.dims)));
+    }
+    if img.dims.iter().any(|&d| d == 0) {
+        return Err(DataError::bad(images, format!("{:?} images: every dimension needs at least 1", img.dims)));
     }
     if img.dims[0] != lab.dims[0] {
         return Err(DataError::bad(

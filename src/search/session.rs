@@ -605,6 +605,14 @@ impl Session {
         for _ in 0..n.max(1) {
             let pending_before = self.pending.len();
             let e = self.evaluate(None)?;
+            if e.trajectories.is_empty() && pending_before == 0 {
+                let lr = self.config.finetune_lr.map_or_else(|| "stage 1's final rate".to_owned(), |l| format!("finetune_lr={l}"));
+                return Err(SearchError::Invalid(format!(
+                    "every trajectory of update {} diverged ({}), so θ was not updated; the fine-tune rate ({lr}) is likely too high for these weights: lower it with `config finetune_lr=…` and `reset`, or check the data",
+                    self.ppo.updates + 1,
+                    e.discarded.first().map(String::as_str).unwrap_or("no reason recorded")
+                )));
+            }
             match self.update() {
                 Ok(u) => out.push(super::Step { evaluate: e, update: u }),
                 Err(err) => {
