@@ -141,7 +141,7 @@ fn run(cli: Cli) -> Result<()> {
         if std::io::stdin().is_terminal() {
             return shell::interactive(&mut sh);
         }
-        let lines = std::io::stdin().lines().map_while(Result::ok);
+        let lines = shell::utf8_lines(std::io::stdin().lock());
         std::process::exit(shell::run_lines(&mut sh, lines, cli.json, cli.keep_going));
     };
     if let Command::Repl = command {
@@ -149,12 +149,13 @@ fn run(cli: Cli) -> Result<()> {
     }
     if let Command::Run { script } = command {
         let mut sh = shell(&cli)?;
-        let text = if script.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin())?
+        let code = if script.as_os_str() == "-" {
+            shell::run_lines(&mut sh, shell::utf8_lines(std::io::stdin().lock()), cli.json, cli.keep_going)
         } else {
-            std::fs::read_to_string(script).with_context(|| format!("reading script {}", script.display()))?
+            let file = std::fs::File::open(script).with_context(|| format!("reading script {}", script.display()))?;
+            shell::run_lines(&mut sh, shell::utf8_lines(std::io::BufReader::new(file)), cli.json, cli.keep_going)
         };
-        std::process::exit(shell::run_lines(&mut sh, text.lines().map(str::to_owned), cli.json, cli.keep_going));
+        std::process::exit(code);
     }
     let (cli_device, cli_seed) = (cli.device, cli.seed);
     let Some(command) = cli.command else {

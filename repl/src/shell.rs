@@ -83,12 +83,33 @@ fn show(line: &str, result: Result<Output, augwise::command::CommandError>, json
     }
 }
 
+/// Lines of a byte stream, each valid UTF-8 or an error naming the line: a stray byte in piped
+/// input is reported, not taken for the end of the input.
+pub fn utf8_lines(input: impl std::io::BufRead) -> impl Iterator<Item = Result<String, String>> {
+    input.split(b'\n').enumerate().map(|(i, line)| match line {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| format!("input line {} is not valid UTF-8 (augwise reads UTF-8 text); it was not run", i + 1)),
+        Err(e) => Err(format!("could not read input line {}: {e}", i + 1)),
+    })
+}
+
 /// Run lines in order (a script or piped stdin). Stops at the first error with exit code 1
-/// unless `keep_going`; blank lines and `#` comments are skipped.
-pub fn run_lines(shell: &mut Shell, lines: impl Iterator<Item = String>, json: bool, keep_going: bool) -> i32 {
+/// unless `keep_going`; blank lines and `#` comments are skipped; a line that could not be
+/// read is an error like a failed command.
+pub fn run_lines(shell: &mut Shell, lines: impl Iterator<Item = Result<String, String>>, json: bool, keep_going: bool) -> i32 {
     let bar = attach_progress(shell);
     let mut code = 0;
     for line in lines {
+        let line = match line {
+            Ok(line) => line,
+            Err(why) => {
+                render_error("", &why, json);
+                code = 1;
+                if keep_going {
+                    continue;
+                }
+                break;
+            }
+        };
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;

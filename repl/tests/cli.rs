@@ -133,6 +133,10 @@ fn version_and_help() {
 }
 
 fn augwise_stdin(args: &[&str], input: &str) -> Output {
+    augwise_stdin_bytes(args, input.as_bytes())
+}
+
+fn augwise_stdin_bytes(args: &[&str], input: &[u8]) -> Output {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_augwise"))
@@ -142,8 +146,24 @@ fn augwise_stdin(args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn augwise");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// A line that is not UTF-8 is an error naming the line (it used to end the input silently
+/// with exit 0); with --keep-going the lines after it still run.
+#[test]
+fn invalid_utf8_input_is_an_error_not_the_end() {
+    let input = b"help\n\xff\xfe status\nstatus\n";
+    let o = augwise_stdin_bytes(&[], input);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("input line 2 is not valid UTF-8"), "{err}");
+    assert!(!out.contains("augwise> status"), "stopped at the bad line:\n{out}");
+    let o = augwise_stdin_bytes(&["--keep-going"], input);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out.contains("augwise> status"), "{out}");
 }
 
 const TINY: &str = "data synthetic:kind=frequency,classes=3,n=16,size=16\nconfig pretrain_epochs=1 batch_size=16 finetune_epochs=1 trajectories=2\nreset\n";
