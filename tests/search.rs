@@ -116,6 +116,44 @@ fn bad_checkpoints_give_clear_errors() {
     assert!(e.contains("not an augwise checkpoint") && e.contains("no session.json"), "{e}");
 }
 
+/// A `session.json` that parses but is inconsistent is refused on resume, naming what is
+/// wrong — not resumed to panic later in the update (issue 11) — and a reward no accuracy can
+/// have is refused before it reaches Adam (it overflowed to inf, written as `null`).
+#[test]
+fn inconsistent_session_state_is_refused_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = Session::new(tiny(), dir.path()).unwrap();
+        s.pretrain(None).unwrap();
+        s.step(1).unwrap();
+    }
+    let state = dir.path().join("session.json");
+    let good: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let tamper = |f: &dyn Fn(&mut Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        std::fs::write(&state, serde_json::to_string(&v).unwrap()).unwrap();
+        Session::resume(dir.path()).unwrap_err().to_string()
+    };
+    let e = tamper(&|v| v["ppo"]["adam_m"]["a"] = serde_json::json!([0.0, 1.0]));
+    assert!(e.contains("session.json") && e.contains("Adam's first moment"), "{e}");
+    let e = tamper(&|v| v["ppo"]["adam_v"]["a"][0] = serde_json::json!(-1.0));
+    assert!(e.contains("negative"), "{e}");
+    let e = tamper(&|v| v["ppo"]["updates"] = serde_json::json!(5));
+    assert!(e.contains("5 updates but the history records 1"), "{e}");
+    let e = tamper(&|v| v["ppo"]["updates"] = serde_json::json!(u64::MAX));
+    assert!(e.contains("past the limit"), "{e}");
+
+    std::fs::write(&state, serde_json::to_string(&good).unwrap()).unwrap();
+    let mut s = Session::resume(dir.path()).unwrap();
+    s.evaluate(Some(2)).unwrap();
+    s.pending[0].reward = 1e308;
+    let before = s.ppo.clone();
+    let e = s.update().unwrap_err().to_string();
+    assert!(e.contains("rewards are accuracies"), "{e}");
+    assert_eq!(s.ppo, before, "a refused update changes nothing");
+}
+
 #[test]
 fn primitives_refuse_to_run_out_of_order() {
     let dir = tempfile::tempdir().unwrap();

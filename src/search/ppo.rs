@@ -97,6 +97,27 @@ pub struct PpoState {
     pub updates: usize,
 }
 
+impl PpoState {
+    /// Everything a resumed or freshly updated state must satisfy before it is used or
+    /// written: θ and Adam's moments of the right shapes and finite (JSON cannot hold an
+    /// infinity: it would be written as `null` and the checkpoint could not be read back),
+    /// second moments non-negative, a finite baseline, a count of updates within its limit.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        self.theta.validate()?;
+        for (name, t) in [("Adam's first moment", &self.adam_m), ("Adam's second moment", &self.adam_v)] {
+            t.validate().map_err(|e| PolicyError::Theta(format!("{name}: {e}")))?;
+        }
+        if self.adam_v.a.iter().chain(self.adam_v.b.iter().flatten()).any(|&v| v < 0.0) {
+            return Err(PolicyError::Theta("Adam's second moment has a negative entry".into()));
+        }
+        if self.baseline.is_some_and(|b| !b.is_finite()) {
+            return Err(PolicyError::Theta(format!("the reward baseline is not finite ({:?})", self.baseline)));
+        }
+        crate::limits::UPDATES.check_usize(self.updates).map_err(PolicyError::Theta)?;
+        Ok(())
+    }
+}
+
 impl Default for PpoState {
     fn default() -> Self {
         Self {
@@ -170,6 +191,11 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
     }
     if let Some(t) = trajectories.iter().find(|t| !t.reward.is_finite() || t.counts.len() != NUM_PAIRS) {
         return Err(PolicyError::Theta(format!("trajectory {} has a non-finite reward or bad counts", t.seed)));
+    }
+    // Rewards are accuracies; one far outside [0, 1] (a hand-edited checkpoint) would overflow
+    // Adam's second moment.
+    if let Some(t) = trajectories.iter().find(|t| !(-1.0..=2.0).contains(&t.reward)) {
+        return Err(PolicyError::Theta(format!("trajectory {} has reward {}: rewards are accuracies in 0..=1", t.seed, t.reward)));
     }
     state.theta.validate()?;
     let rewards: Vec<f64> = trajectories.iter().map(|t| t.reward).collect();

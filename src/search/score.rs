@@ -84,7 +84,7 @@ pub struct ScoreReport {
 }
 
 impl ScoreReport {
-    /// Ops whose |z| exceeds the permutation critical value (simultaneous over the 36).
+    /// Ops whose |z| exceeds the permutation critical value (simultaneous over all 72).
     pub fn named(&self) -> Vec<&OpScore> {
         self.ops.iter().filter(|o| o.z.abs() > self.z_critical).collect()
     }

@@ -201,8 +201,16 @@ impl Session {
             s.trainer.restore(&snap)?;
             s.snapshot = Some(snap);
         }
+        let state_file = dir.join(STATE_FILE);
+        let corrupt = |why: String| SearchError::Checkpoint(CheckpointError::Corrupt { path: state_file.clone(), why });
+        state.ppo.validate().map_err(|e| corrupt(e.to_string()))?;
+        if state.ppo.updates != state.history.updates.len() {
+            return Err(corrupt(format!("PPO has {} updates but the history records {}", state.ppo.updates, state.history.updates.len())));
+        }
+        if let Some(t) = state.pending.iter().find(|t| t.counts.len() != NUM_PAIRS || !t.reward.is_finite()) {
+            return Err(corrupt(format!("pending trajectory {} has {} pair counts (expected {NUM_PAIRS}) or a non-finite reward", t.seed, t.counts.len())));
+        }
         s.ppo = state.ppo;
-        s.ppo.theta.validate()?;
         s.pending = state.pending;
         s.best = state.best;
         s.history = state.history;
@@ -572,6 +580,8 @@ impl Session {
         let theta_old = self.ppo.theta.clone();
         let mut next = self.ppo.clone();
         let outcome = ppo::update(&mut next, &self.pending, &self.config.ppo)?;
+        // Nothing that could not be written and read back is kept.
+        next.validate()?;
         let update = next.updates;
         let best = match &self.best {
             Some(b) if b.mean_reward >= outcome.mean_reward => b.clone(),
