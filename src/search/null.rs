@@ -25,7 +25,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::ppo::{self, PpoConfig, PpoState, Trajectory};
-use super::score::{ScoreReport, UpdateEvidence};
+use super::score::ScoreReport;
 use super::stats::{empirical_p, quantile_sorted, ALPHA};
 use crate::augment::space::{aws_name, pair_name, NUM_OPS, NUM_PAIRS};
 use crate::policy::{PairDistribution, PolicyError, Theta};
@@ -206,8 +206,7 @@ fn bands(null: &[&[f64]], observed: &[f64], name: impl Fn(usize) -> String) -> (
 
 /// The score test over a search's updates (`None` when none carries op counts).
 pub fn score(inputs: &[NullInput], seed: u64) -> Option<ScoreReport> {
-    let evidence: Vec<UpdateEvidence> = inputs.iter().map(|i| UpdateEvidence { rewards: i.rewards.clone(), op_counts: i.op_counts.clone() }).collect();
-    super::score::test(&evidence, SCORE_PERMUTATIONS, seed)
+    super::score::test(inputs, SCORE_PERMUTATIONS, seed)
 }
 
 /// Judge `theta` (after `updates` updates) against null searches' θs and, when given, the

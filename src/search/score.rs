@@ -26,6 +26,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::null::NullInput;
 use super::stats::{empirical_p, ALPHA};
 use crate::augment::space::{aws_name, pair_ops, NUM_OPS, NUM_PAIRS};
 use crate::rng::Rng;
@@ -40,14 +41,6 @@ pub fn op_counts(pair_counts: &[u32]) -> Vec<u32> {
         out[NUM_OPS + b] += c;
     }
     out
-}
-
-/// One update as the test sees it: each trajectory's reward and op counts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UpdateEvidence {
-    pub rewards: Vec<f64>,
-    /// Per trajectory, [`op_counts`] (72).
-    pub op_counts: Vec<Vec<u32>>,
 }
 
 /// One op's association with the rewards.
@@ -112,6 +105,8 @@ struct Centred {
     rewards: Vec<f64>,
     /// Per trajectory, the centred shares.
     shares: Vec<Vec<f64>>,
+    /// The update's mean share of each coordinate (what was centred away).
+    mean_shares: Vec<f64>,
 }
 
 /// A trajectory's coordinates: op1 then op2 marginal shares (72), θ's own marginals' terms.
@@ -120,13 +115,14 @@ fn shares(c: &[u32]) -> Vec<f64> {
     c.iter().map(|&x| f64::from(x) / n).collect()
 }
 
-fn centre(u: &UpdateEvidence) -> Centred {
+fn centre(u: &NullInput) -> Centred {
     let t = u.rewards.len() as f64;
     let mean_r = u.rewards.iter().sum::<f64>() / t;
     let raw: Vec<Vec<f64>> = u.op_counts.iter().map(|c| shares(c)).collect();
     let dims = raw[0].len();
     let mean_s: Vec<f64> = (0..dims).map(|o| raw.iter().map(|s| s[o]).sum::<f64>() / t).collect();
-    Centred { rewards: u.rewards.iter().map(|r| r - mean_r).collect(), shares: raw.iter().map(|s| s.iter().zip(&mean_s).map(|(x, m)| x - m).collect()).collect() }
+    let shares = raw.iter().map(|s| s.iter().zip(&mean_s).map(|(x, m)| x - m).collect()).collect();
+    Centred { rewards: u.rewards.iter().map(|r| r - mean_r).collect(), shares, mean_shares: mean_s }
 }
 
 /// Σ_u Σ_t a_{u,π(t)} · b_{u,t,o} for every coordinate, with `order[u]` update u's reward order.
@@ -143,13 +139,14 @@ fn covariances(updates: &[Centred], order: &[Vec<usize>], dims: usize) -> Vec<f6
     s
 }
 
-/// Run the test over a search's updates with `permutations` within-update shuffles.
-/// `None` when no update has two trajectories with op counts, or `permutations` is 0.
-pub fn test(evidence: &[UpdateEvidence], permutations: usize, seed: u64) -> Option<ScoreReport> {
+/// Run the test over a search's updates (their rewards and op counts) with `permutations`
+/// within-update shuffles. `None` when no update has two trajectories with op counts, or
+/// `permutations` is 0.
+pub fn test(evidence: &[NullInput], permutations: usize, seed: u64) -> Option<ScoreReport> {
     if permutations == 0 {
         return None;
     }
-    let usable: Vec<&UpdateEvidence> = evidence.iter().filter(|u| u.rewards.len() >= 2 && u.op_counts.len() == u.rewards.len() && u.op_counts.iter().all(|c| c.len() == 2 * NUM_OPS)).collect();
+    let usable: Vec<&NullInput> = evidence.iter().filter(|u| u.rewards.len() >= 2 && u.op_counts.len() == u.rewards.len() && u.op_counts.iter().all(|c| c.len() == 2 * NUM_OPS)).collect();
     if usable.is_empty() {
         return None;
     }
@@ -187,20 +184,26 @@ pub fn test(evidence: &[UpdateEvidence], permutations: usize, seed: u64) -> Opti
     let p_value = empirical_p(sum_sq(&z_obs), &null_sum);
     null_max.sort_by(f64::total_cmp);
     let z_critical = super::stats::quantile_sorted(&null_max, 1.0 - ALPHA);
+    let trajectories: usize = centred.iter().map(|u| u.rewards.len()).sum();
     let mut ops: Vec<OpScore> = (0..dims)
         .map(|o| {
-            let mean_share = usable.iter().flat_map(|u| u.op_counts.iter().map(|c| shares(c)[o])).sum::<f64>() / centred.iter().map(|u| u.rewards.len()).sum::<usize>() as f64;
+            let mean_share = centred.iter().map(|u| u.rewards.len() as f64 * u.mean_shares[o]).sum::<f64>() / trajectories as f64;
             let op = format!("op{} {}", 1 + o / NUM_OPS, aws_name(o % NUM_OPS));
             OpScore { op, z: z_obs[o], slope: if ss[o] > 0.0 { s_obs[o] / ss[o] } else { 0.0 }, share: mean_share }
         })
         .collect();
     ops.sort_by(|a, b| b.z.abs().total_cmp(&a.z.abs()));
-    Some(ScoreReport { updates: centred.len(), trajectories: centred.iter().map(|u| u.rewards.len()).sum(), permutations, sum_z2: sum_sq(&z_obs), max_abs_z: max_abs(&z_obs), z_critical, p_value, ops })
+    Some(ScoreReport { updates: centred.len(), trajectories, permutations, sum_z2: sum_sq(&z_obs), max_abs_z: max_abs(&z_obs), z_critical, p_value, ops })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the test reads of an update: rewards and op counts.
+    fn evidence(rewards: Vec<f64>, op_counts: Vec<Vec<u32>>) -> NullInput {
+        NullInput { applications: vec![2000; rewards.len()], rewards, op_counts, pairs_per_trajectory: 0 }
+    }
 
     /// 2,000 applications drawn uniformly (per image), plus `extra` of the pair (op, op).
     fn counts_with(op: usize, extra: u32, rng: &mut Rng) -> Vec<u32> {
@@ -227,7 +230,7 @@ mod tests {
         for _ in 0..10 {
             let extras: Vec<u32> = (0..6).map(|_| (rng.next_f64() * 40.0) as u32).collect();
             let rewards = extras.iter().map(|&e| 0.7 - 0.001 * f64::from(e) + 0.002 * rng.normal()).collect();
-            real.push(UpdateEvidence { rewards, op_counts: extras.iter().map(|&e| counts_with(11, e, &mut rng)).collect() });
+            real.push(evidence(rewards, extras.iter().map(|&e| counts_with(11, e, &mut rng)).collect()));
         }
         let r = test(&real, 400, 1).unwrap();
         assert_eq!(r.p_value, 1.0 / 401.0, "{}", r.summary());
@@ -251,7 +254,7 @@ mod tests {
 
     #[test]
     fn the_test_is_invariant_to_each_updates_reward_level_and_needs_two_trajectories() {
-        let u = |rewards: Vec<f64>, extras: &[u32]| UpdateEvidence { rewards, op_counts: extras.iter().map(|&e| counts_with(2, e, &mut Rng::new(u64::from(e)))).collect() };
+        let u = |rewards: Vec<f64>, extras: &[u32]| evidence(rewards, extras.iter().map(|&e| counts_with(2, e, &mut Rng::new(u64::from(e)))).collect());
         let a = [u(vec![0.5, 0.6, 0.7], &[0, 5, 9]), u(vec![0.4, 0.1, 0.3], &[3, 1, 2])];
         let b = [u(vec![10.5, 10.6, 10.7], &[0, 5, 9]), u(vec![-0.6, -0.9, -0.7], &[3, 1, 2])];
         let (ra, rb) = (test(&a, 50, 9).unwrap(), test(&b, 50, 9).unwrap());
