@@ -33,21 +33,36 @@ impl Rng {
 
     /// Uniform floats in [0, 1), shape `shape`, on `device`.
     pub fn uniform(&mut self, shape: &[i64], device: Device) -> Result<Tensor, TchError> {
-        let n: i64 = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| self.0.gen::<f32>()).collect();
+        let v = self.uniform_host(shape.iter().product::<i64>().max(0) as usize);
         crate::device::upload(Tensor::f_from_slice(&v)?.f_view(shape)?, device)
+    }
+
+    /// `n` uniform floats in [0, 1) on the host (the values [`Rng::uniform`] uploads).
+    pub fn uniform_host(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.0.gen::<f32>()).collect()
     }
 
     /// Integers in [0, high), int64.
     pub fn randint(&mut self, high: i64, shape: &[i64], device: Device) -> Result<Tensor, TchError> {
-        let n: i64 = shape.iter().product();
-        let v: Vec<i64> = (0..n).map(|_| self.0.gen_range(0..high.max(1))).collect();
+        let v = self.randint_host(high, shape.iter().product::<i64>().max(0) as usize);
         crate::device::upload(Tensor::f_from_slice(&v)?.f_view(shape)?, device)
+    }
+
+    /// `n` integers in [0, high) on the host (the values [`Rng::randint`] uploads).
+    pub fn randint_host(&mut self, high: i64, n: usize) -> Vec<i64> {
+        (0..n).map(|_| self.0.gen_range(0..high.max(1))).collect()
     }
 
     /// Booleans, true with probability `p`.
     pub fn bernoulli(&mut self, p: f64, shape: &[i64], device: Device) -> Result<Tensor, TchError> {
         self.uniform(shape, device)?.f_lt(p)
+    }
+
+    /// `n` booleans on the host, the values [`Rng::bernoulli`] gives (its comparison is in
+    /// float32, as torch compares a float tensor with a scalar).
+    pub fn bernoulli_host(&mut self, p: f64, n: usize) -> Vec<bool> {
+        let p = p as f32;
+        self.uniform_host(n).into_iter().map(|u| u < p).collect()
     }
 
     /// A permutation of 0..n, int64.

@@ -50,7 +50,9 @@ fn k_batched_trajectories_equal_k_separate_ones() {
 
         // The same k as one grouped model.
         let model = Model::members(Arch::RESNET20, 1, 4, k as i64, device).unwrap();
-        let mut b = BatchedTrainer::new(model, p.normalize.clone(), (0..k as u64).map(config).collect()).unwrap();
+        // Two batches augmented per call, all members together (the GPU's path, exact).
+        let configs = (0..k as u64).map(|j| config(j).with_augment_ahead(Some(2))).collect();
+        let mut b = BatchedTrainer::new(model, p.normalize.clone(), configs).unwrap();
         b.restore(&state).unwrap();
         let mut augs: Vec<PolicyAugment> = (0..k).map(|_| PolicyAugment::new(p.clone(), policy.sampler().unwrap())).collect();
         let mut accs = vec![Vec::new(); k];

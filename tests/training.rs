@@ -57,6 +57,23 @@ fn bf16_and_channels_last_learn_on_cuda_and_change_nothing_on_cpu() {
             p.normalize.clone(),
             plain.config.clone().with_precision(Precision::Bf16).with_channels_last(true),
         );
+        // Where the layout is lost, if it is (the 2026-11-27 H100 run found it gone after fit).
+        let conv_strides = |t: &Trainer| {
+            let vars = t.model.named_parameters();
+            vars.iter().find(|(n, _)| n == "layer1.0.conv1.weight").map(|(_, w)| w.stride()).unwrap_or_default()
+        };
+        let at_start = conv_strides(&fast);
+        let r1 = fast.train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {}).unwrap();
+        let after_epoch = conv_strides(&fast);
+        let s = fast.snapshot();
+        fast.restore(&s).unwrap();
+        let after_restore = conv_strides(&fast);
+        let trace = format!("strides at start {at_start:?}, after an epoch {after_epoch:?}, after restore {after_restore:?}; {r1:?}");
+        let mut fast = Trainer::new(
+            Model::new(Arch::RESNET20, 1, 4, device, 1).unwrap(),
+            p.normalize.clone(),
+            plain.config.clone().with_precision(Precision::Bf16).with_channels_last(true),
+        );
         let reports = fit(&mut fast, &splits, &mut p, 6);
         let val = reports.last().unwrap().val_acc.unwrap();
         assert!(val > 0.6, "{device:?}: bf16 val accuracy {val} (chance 0.25); {reports:?}");
@@ -64,7 +81,7 @@ fn bf16_and_channels_last_learn_on_cuda_and_change_nothing_on_cpu() {
         assert!(vars.iter().all(|(_, t)| t.kind() == tch::Kind::Float), "master weights stay fp32");
         // A conv with several input channels (the stem's single channel is both layouts).
         let conv = &vars.iter().find(|(n, _)| n == "layer1.0.conv1.weight").unwrap().1;
-        assert_eq!(is_channels_last(conv), device.is_cuda(), "{device:?}");
+        assert_eq!(is_channels_last(conv), device.is_cuda(), "{device:?}: after fit {:?}; {trace}", conv.stride());
         if device == Device::Cpu {
             let (splits, mut p) = data(device);
             let mut plain = trainer(device, 1, 6.0);
@@ -188,4 +205,27 @@ fn incompatible_data_is_an_error_not_a_panic() {
     let mut t = Trainer::new(model, p.normalize.clone(), TrainConfig::default());
     let e = t.train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("3 input channels"), "{e}");
+}
+
+/// Augmenting several batches per call (what a GPU does, `augment_ahead`) draws the same
+/// plans in the same order: the run is bit-identical to one batch per call.
+#[test]
+fn augmenting_batches_ahead_changes_nothing() {
+    let (splits, _) = data(Device::Cpu);
+    let sampler = "aws:uniform".parse::<augwise::policy::Policy>().unwrap().sampler().unwrap();
+    let run = |ahead: usize| {
+        let (_, p) = data(Device::Cpu);
+        let mut aug = augwise::augment::PolicyAugment::new(p, sampler.clone());
+        let mut t = trainer(Device::Cpu, 5, 2.0);
+        t.config = t.config.clone().with_augment_ahead(Some(ahead));
+        let r: Vec<_> = (0..2).map(|_| key(&t.train_epoch(&splits.train, &mut aug, &CancelFlag::new(), &mut |_| {}).unwrap())).collect();
+        (r, aug.take_counts(), t.model.snapshot())
+    };
+    let (a, ca, wa) = run(1);
+    let (b, cb, wb) = run(3);
+    assert_eq!(a, b);
+    assert_eq!(ca, cb);
+    for ((n, x), (_, y)) in wa.0.iter().zip(&wb.0) {
+        assert!(x.equal(y), "{n} differs");
+    }
 }

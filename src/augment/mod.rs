@@ -4,10 +4,12 @@
 
 mod ops;
 mod pipeline;
+mod plan;
 pub mod space;
 
 pub use ops::{affine, apply_kind, apply_ops, AugmentError, Interpolation, Op, OpKind, OpOptions};
 pub use pipeline::{Normalize, Pipeline, PolicyAugment};
+pub use plan::AugmentPlan;
 
 use tch::{Kind, TchError, Tensor};
 
@@ -19,17 +21,25 @@ pub fn random_crop(x: &Tensor, pad: i64, rng: &mut Rng) -> Result<Tensor, TchErr
     if pad <= 0 {
         return Ok(x.shallow_clone());
     }
+    let n = x.size4()?.0;
+    let off_y = rng.randint(2 * pad + 1, &[n, 1], x.device())?;
+    let off_x = rng.randint(2 * pad + 1, &[n, 1], x.device())?;
+    crop_at(x, pad, &off_y, &off_x)
+}
+
+/// The crop of [`random_crop`] at given offsets (N×1 int64 in 0..=2·pad, on `x`'s device).
+pub(crate) fn crop_at(x: &Tensor, pad: i64, off_y: &Tensor, off_x: &Tensor) -> Result<Tensor, TchError> {
     let (n, c, h, w) = x.size4()?;
     let dev = x.device();
     let padded = x.f_constant_pad_nd([pad, pad, pad, pad])?;
-    let off_y = rng.randint(2 * pad + 1, &[n, 1], dev)?;
-    let off_x = rng.randint(2 * pad + 1, &[n, 1], dev)?;
-    let rows = (off_y + Tensor::f_arange(h, (Kind::Int64, dev))?.view([1, h]))
-        .view([n, 1, h, 1])
-        .expand([n, c, h, w + 2 * pad], false);
-    let cols = (off_x + Tensor::f_arange(w, (Kind::Int64, dev))?.view([1, w]))
-        .view([n, 1, 1, w])
-        .expand([n, c, h, w], false);
+    let rows = off_y
+        .f_add(&Tensor::f_arange(h, (Kind::Int64, dev))?.f_view([1, h])?)?
+        .f_view([n, 1, h, 1])?
+        .f_expand([n, c, h, w + 2 * pad], false)?;
+    let cols = off_x
+        .f_add(&Tensor::f_arange(w, (Kind::Int64, dev))?.f_view([1, w])?)?
+        .f_view([n, 1, 1, w])?
+        .f_expand([n, c, h, w], false)?;
     padded.f_gather(2, &rows, false)?.f_gather(3, &cols, false)
 }
 
@@ -40,10 +50,16 @@ pub fn cutout(x: &Tensor, side: i64, rng: &mut Rng) -> Result<Tensor, TchError> 
         return Ok(x.shallow_clone());
     }
     let (n, _, h, w) = x.size4()?;
+    let cy = rng.randint(h, &[n, 1, 1], x.device())?;
+    let cx = rng.randint(w, &[n, 1, 1], x.device())?;
+    cutout_at(x, side, &cy, &cx)
+}
+
+/// The holes of [`cutout`] at given centres (N×1×1 int64, on `x`'s device).
+pub(crate) fn cutout_at(x: &Tensor, side: i64, cy: &Tensor, cx: &Tensor) -> Result<Tensor, TchError> {
+    let (_, _, h, w) = x.size4()?;
     let dev = x.device();
     let half = side / 2;
-    let cy = rng.randint(h, &[n, 1, 1], dev)?;
-    let cx = rng.randint(w, &[n, 1, 1], dev)?;
     let rows = Tensor::f_arange(h, (Kind::Int64, dev))?.f_view([1, h, 1])?;
     let cols = Tensor::f_arange(w, (Kind::Int64, dev))?.f_view([1, 1, w])?;
     let in_rows = rows.f_ge_tensor(&cy.f_sub_scalar(half)?)?.f_logical_and(&rows.f_lt_tensor(&cy.f_add_scalar(half)?)?)?;
@@ -55,7 +71,12 @@ pub fn cutout(x: &Tensor, side: i64, rng: &mut Rng) -> Result<Tensor, TchError> 
 pub fn random_hflip(x: &Tensor, p: f64, rng: &mut Rng) -> Result<Tensor, TchError> {
     let n = x.size().first().copied().unwrap_or(0);
     let mask = rng.bernoulli(p, &[n, 1, 1, 1], x.device())?;
-    x.f_flip([3])?.f_where_self(&mask, x)
+    flip_where(x, &mask)
+}
+
+/// Flip the images where `mask` (N×1×1×1 bool) is set.
+pub(crate) fn flip_where(x: &Tensor, mask: &Tensor) -> Result<Tensor, TchError> {
+    x.f_flip([3])?.f_where_self(mask, x)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use tch::{Device, Kind, TchError, Tensor};
 
 use super::ops::{AugmentError, OpOptions};
+use super::plan::AugmentPlan;
 use super::space::NUM_PAIRS;
 use crate::data::DatasetInfo;
 use crate::policy::{Draw, Sampler};
@@ -117,24 +118,37 @@ impl Pipeline {
         self.normalize.apply(x)
     }
 
+    /// Every random choice for `n` images of `h`×`w`, drawn in the order the ops apply: crop
+    /// offsets, flips and Cutout centres from `rng`, the policy's ops from `policy_rng` (two
+    /// policies given the same `rng` see the same crops, flips and holes: common random
+    /// numbers). Also returns what the policy drew.
+    pub fn plan(&self, n: usize, h: i64, w: i64, policy: Option<(&Sampler, &mut Rng)>, rng: &mut Rng) -> (AugmentPlan, Option<Draw>) {
+        let mut plan = AugmentPlan { n, ..Default::default() };
+        if self.crop_padding > 0 {
+            plan.crop_y = rng.randint_host(2 * self.crop_padding + 1, n);
+            plan.crop_x = rng.randint_host(2 * self.crop_padding + 1, n);
+        }
+        if self.hflip {
+            plan.flip = rng.bernoulli_host(0.5, n);
+        }
+        let draw = policy.map(|(p, policy_rng)| p.draw(n, h, w, policy_rng));
+        if let Some(d) = &draw {
+            plan.stages = d.stages.clone();
+        }
+        if self.cutout > 0 {
+            plan.cut_y = rng.randint_host(h, n);
+            plan.cut_x = rng.randint_host(w, n);
+        }
+        (plan, draw)
+    }
+
     /// The uint8 batch after crop, flip, the policy (if any) and Cutout, and what the policy
     /// drew; normalisation is left to the caller so previews can show the images. The crop,
-    /// flip and Cutout draw from `rng`, the policy from `policy_rng`: two policies given the
-    /// same `rng` see the same crops, flips and holes (common random numbers).
+    /// flip and Cutout draw from `rng`, the policy from `policy_rng` (see [`Pipeline::plan`]).
     pub fn augment_u8(&self, x: &Tensor, policy: Option<(&Sampler, &mut Rng)>, rng: &mut Rng) -> Result<(Tensor, Option<Draw>), AugmentError> {
-        let mut y = super::random_crop(x, self.crop_padding, rng)?;
-        if self.hflip {
-            y = super::random_hflip(&y, 0.5, rng)?;
-        }
-        let draw = match policy {
-            Some((p, policy_rng)) => {
-                let (z, d) = p.apply(&y, &self.ops, policy_rng)?;
-                y = z;
-                Some(d)
-            }
-            None => None,
-        };
-        Ok((super::cutout(&y, self.cutout, rng)?, draw))
+        let (n, _, h, w) = x.size4()?;
+        let (plan, draw) = self.plan(n as usize, h, w, policy, rng);
+        Ok((self.apply_plan(x, &plan)?, draw))
     }
 
     /// A training batch without a policy: crop, flip, Cutout, normalise.
@@ -164,10 +178,10 @@ impl PolicyAugment {
         std::mem::replace(&mut self.pair_counts, vec![0; NUM_PAIRS])
     }
 
-    /// One normalised training batch and its draw (`rng`: crop, flip, Cutout; `policy_rng`:
-    /// the policy's choices).
-    pub fn batch(&mut self, x: &Tensor, rng: &mut Rng, policy_rng: &mut Rng) -> Result<(Tensor, Option<Draw>), AugmentError> {
-        let (y, draw) = self.pipeline.augment_u8(x, Some((&self.sampler, policy_rng)), rng)?;
+    /// The plan of one training batch (`rng`: crop, flip, Cutout; `policy_rng`: the policy's
+    /// choices), counting the pairs it drew.
+    pub fn plan(&mut self, n: usize, h: i64, w: i64, rng: &mut Rng, policy_rng: &mut Rng) -> (AugmentPlan, Option<Draw>) {
+        let (plan, draw) = self.pipeline.plan(n, h, w, Some((&self.sampler, policy_rng)), rng);
         if let Some(pairs) = draw.as_ref().and_then(|d| d.pairs.as_ref()) {
             for &p in pairs {
                 if let Some(c) = self.pair_counts.get_mut(p as usize) {
@@ -175,6 +189,15 @@ impl PolicyAugment {
                 }
             }
         }
+        (plan, draw)
+    }
+
+    /// One normalised training batch and its draw (`rng`: crop, flip, Cutout; `policy_rng`:
+    /// the policy's choices).
+    pub fn batch(&mut self, x: &Tensor, rng: &mut Rng, policy_rng: &mut Rng) -> Result<(Tensor, Option<Draw>), AugmentError> {
+        let (n, _, h, w) = x.size4()?;
+        let (plan, draw) = self.plan(n as usize, h, w, rng, policy_rng);
+        let y = self.pipeline.apply_plan(x, &plan)?;
         Ok((self.pipeline.normalize.apply(&y)?, draw))
     }
 }

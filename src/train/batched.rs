@@ -14,9 +14,10 @@ use std::time::Instant;
 use tch::{Kind, Reduction, Tensor};
 
 use super::{batch_count, check_data, epoch_streams, guarded, layout, Augmenter, BatchProgress, CancelFlag, EpochReport, Sgd, TrainConfig, TrainError, TrainerState};
-use crate::augment::Normalize;
+use crate::augment::{AugmentPlan, Normalize};
 use crate::data::Dataset;
 use crate::model::{Model, ModelError};
+use crate::rng::Rng;
 
 /// A config with its seeds blanked: what the members of one batch must share.
 fn shared(c: &TrainConfig) -> TrainConfig {
@@ -116,6 +117,9 @@ impl BatchedTrainer {
             crate::device::upload(Tensor::f_from_slice(&alive)?, dev)
         };
         let mut mask = alive_mask(&self.dropped)?;
+        let ahead = super::augment_ahead(&cfg, bs * k as i64 * super::image_bytes(data));
+        // Augmented batches not yet trained on, each the k members' images in member order.
+        let mut ready: std::collections::VecDeque<Vec<Tensor>> = Default::default();
         for b in 0..batches {
             if cancel.is_cancelled() {
                 return Err(TrainError::Cancelled { epoch: epoch + 1, batch: b });
@@ -123,11 +127,14 @@ impl BatchedTrainer {
             let len = bs.min(n - b as i64 * bs);
             lr = cfg.schedule.at(epoch as f64 + b as f64 / batches as f64);
             let values = guarded(|| {
-                let (mut xs, mut ys) = (Vec::with_capacity(k), Vec::with_capacity(k));
-                for ((perm, (_, rng, policy_rng)), aug) in perms.iter().zip(streams.iter_mut()).zip(augs.iter_mut()) {
-                    let idx = perm.f_narrow(0, b as i64 * bs, len)?;
-                    xs.push(aug.augment(&data.images.f_index_select(0, &idx)?, rng, policy_rng)?);
-                    ys.push(data.labels.f_index_select(0, &idx)?);
+                if ready.is_empty() {
+                    let count = ahead.min(batches - b);
+                    ready.extend(augment_members(data, &perms, b, count, bs, augs, &mut streams)?);
+                }
+                let xs = ready.pop_front().ok_or_else(|| TrainError::Torch("augmented batch missing".into()))?;
+                let mut ys = Vec::with_capacity(k);
+                for perm in &perms {
+                    ys.push(data.labels.f_index_select(0, &perm.f_narrow(0, b as i64 * bs, len)?)?);
                 }
                 // Member j's images become input channels j·C.. of one batch.
                 let x = Tensor::f_stack(&xs, 1)?;
@@ -231,5 +238,99 @@ impl BatchedTrainer {
                 Ok(hits.into_iter().map(|c| c / n as f64).collect())
             })
         })
+    }
+}
+
+/// Batches `first..first + count` of every member, augmented: each member's plans drawn from
+/// its own streams in batch order, then applied in one call when the members share a pipeline
+/// (an update's trajectories do: only their policies differ), else one call per member. Per
+/// batch, the k members' images in member order.
+fn augment_members<A: Augmenter>(
+    data: &Dataset,
+    perms: &[Tensor],
+    first: usize,
+    count: usize,
+    bs: i64,
+    augs: &mut [A],
+    streams: &mut [(Rng, Rng, Rng)],
+) -> Result<Vec<Vec<Tensor>>, TrainError> {
+    let k = augs.len();
+    let n = data.len();
+    let (_, _, h, w) = data.images.size4()?;
+    // [batch][member] images and plans.
+    let mut images: Vec<Vec<Tensor>> = Vec::with_capacity(count);
+    let mut plans: Vec<Vec<AugmentPlan>> = Vec::with_capacity(count);
+    for b in first..first + count {
+        let len = bs.min(n - b as i64 * bs);
+        let (mut xs, mut ps) = (Vec::with_capacity(k), Vec::with_capacity(k));
+        for ((perm, (_, rng, policy_rng)), aug) in perms.iter().zip(streams.iter_mut()).zip(augs.iter_mut()) {
+            xs.push(data.images.f_index_select(0, &perm.f_narrow(0, b as i64 * bs, len)?)?);
+            ps.push(aug.plan(len as usize, h, w, rng, policy_rng));
+        }
+        images.push(xs);
+        plans.push(ps);
+    }
+    let fused = augs.windows(2).all(|a| a[0].pipeline() == a[1].pipeline());
+    if fused {
+        let Some(first_aug) = augs.first() else { return Ok(vec![]) };
+        let flat_x: Vec<Tensor> = images.iter().flatten().map(Tensor::shallow_clone).collect();
+        let flat_p: Vec<AugmentPlan> = plans.into_iter().flatten().collect();
+        let mut out = first_aug.pipeline().apply_plans(&flat_x, &flat_p)?.into_iter();
+        return Ok((0..count).map(|_| out.by_ref().take(k).collect()).collect());
+    }
+    let mut per_member: Vec<std::vec::IntoIter<Tensor>> = Vec::with_capacity(k);
+    for (j, aug) in augs.iter().enumerate() {
+        let xs: Vec<Tensor> = images.iter().map(|row| row[j].shallow_clone()).collect();
+        let ps: Vec<AugmentPlan> = plans.iter().map(|row| row[j].clone()).collect();
+        per_member.push(aug.pipeline().apply_plans(&xs, &ps)?.into_iter());
+    }
+    Ok((0..count).map(|_| per_member.iter_mut().filter_map(Iterator::next).collect()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::augment::{Pipeline, PolicyAugment};
+    use crate::data::DatasetInfo;
+    use crate::policy::Policy;
+    use tch::Device;
+
+    fn dataset(n: usize) -> Dataset {
+        let info = DatasetInfo { name: "t".into(), channels: 3, height: 10, width: 10, classes: vec!["a".into(), "b".into()], hflip: true };
+        let pixels: Vec<u8> = (0..n * 300).map(|i| (i * 37 % 251) as u8).collect();
+        Dataset::from_u8(info, pixels, (0..n as i64).map(|i| i % 2).collect()).unwrap()
+    }
+
+    /// The fused call gives every member, batch by batch, exactly the images its own augmenter
+    /// gives it alone from the same streams — across a window of batches and a short last one.
+    #[test]
+    fn members_augmented_together_equal_members_augmented_alone() {
+        let data = dataset(23);
+        let p = Pipeline::for_dataset(&data.info, vec![0.5; 3], vec![0.25; 3]);
+        for specs in [["aws:uniform", "none", "randaugment:n=3,m=9"], ["aws:uniform"; 3]] {
+            let augs = || -> Vec<PolicyAugment> {
+                specs.iter().map(|s| PolicyAugment::new(p.clone(), s.parse::<Policy>().unwrap().sampler().unwrap())).collect()
+            };
+            let streams = || -> Vec<(Rng, Rng, Rng)> { (0..3).map(|j| (Rng::new(j), Rng::new(10 + j), Rng::new(20 + j))).collect() };
+            let perms: Vec<Tensor> = (0..3u64).map(|j| Rng::new(j).permutation(23, Device::Cpu).unwrap()).collect();
+            let (mut fused_augs, mut fused_streams) = (augs(), streams());
+            // Batches of 5: 0..3 in one window, then 3..5 (the last holds 3 images).
+            let mut fused = augment_members(&data, &perms, 0, 3, 5, &mut fused_augs, &mut fused_streams).unwrap();
+            fused.extend(augment_members(&data, &perms, 3, 2, 5, &mut fused_augs, &mut fused_streams).unwrap());
+            assert_eq!(fused.len(), 5);
+            let (mut alone_augs, mut alone_streams) = (augs(), streams());
+            for (b, members) in fused.iter().enumerate() {
+                let len = 5.min(23 - 5 * b as i64);
+                for (j, x) in members.iter().enumerate() {
+                    let idx = perms[j].narrow(0, 5 * b as i64, len);
+                    let (_, rng, policy_rng) = &mut alone_streams[j];
+                    let alone = alone_augs[j].augment(&data.images.index_select(0, &idx), rng, policy_rng).unwrap();
+                    assert!(x.equal(&alone), "{specs:?}: batch {b} member {j}");
+                }
+            }
+            for (f, a) in fused_augs.iter_mut().zip(alone_augs.iter_mut()) {
+                assert_eq!(f.take_counts(), a.take_counts());
+            }
+        }
     }
 }

@@ -19,7 +19,7 @@ pub use batched::BatchedTrainer;
 pub use optim::{Sgd, SgdConfig, SgdState};
 pub use schedule::LrSchedule;
 
-use crate::augment::{AugmentError, Normalize};
+use crate::augment::{AugmentError, AugmentPlan, Normalize, Pipeline};
 use crate::data::Dataset;
 use crate::model::{Model, ModelError, Weights};
 use crate::rng::Rng;
@@ -89,6 +89,9 @@ pub struct TrainConfig {
     pub precision: crate::amp::Precision,
     /// Channels-last (NHWC) weights and inputs; on the CPU it is left off.
     pub channels_last: bool,
+    /// Training batches augmented in one call (their plans drawn in order, so the images are
+    /// the same whatever this is); `None`: as many as [`augment_ahead`] picks.
+    pub augment_ahead: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -106,6 +109,7 @@ impl Default for TrainConfig {
             policy_seed: None,
             precision: crate::amp::Precision::Fp32,
             channels_last: false,
+            augment_ahead: None,
         }
     }
 }
@@ -121,6 +125,10 @@ impl TrainConfig {
     }
     pub fn with_channels_last(mut self, on: bool) -> Self {
         self.channels_last = on;
+        self
+    }
+    pub fn with_augment_ahead(mut self, batches: Option<usize>) -> Self {
+        self.augment_ahead = batches;
         self
     }
     pub fn with_batch_size(mut self, b: i64) -> Self {
@@ -149,23 +157,94 @@ impl TrainConfig {
     }
 }
 
-/// Anything that turns a uint8 training batch into the model's float input.
-/// Its random choices come from the trainer's per-epoch streams, so a run replays exactly:
-/// `rng` for the pipeline's own draws (crop, flip, Cutout), `policy_rng` for the policy's.
+/// Anything that turns a uint8 training batch into the model's float input, in two steps:
+/// draw a batch's [`AugmentPlan`] on the host, then apply plans with the pipeline — several
+/// batches' (or trajectories') plans in one call where the trainer can. Its random choices
+/// come from the trainer's per-epoch streams, so a run replays exactly: `rng` for the
+/// pipeline's own draws (crop, flip, Cutout), `policy_rng` for the policy's.
 pub trait Augmenter {
-    fn augment(&mut self, images: &Tensor, rng: &mut Rng, policy_rng: &mut Rng) -> Result<Tensor, AugmentError>;
+    /// The pipeline that applies this augmenter's plans.
+    fn pipeline(&self) -> &Pipeline;
+
+    /// The plan of a batch of `n` images of `h`×`w`.
+    fn plan(&mut self, n: usize, h: i64, w: i64, rng: &mut Rng, policy_rng: &mut Rng) -> AugmentPlan;
+
+    /// One batch, planned and applied on its own.
+    fn augment(&mut self, images: &Tensor, rng: &mut Rng, policy_rng: &mut Rng) -> Result<Tensor, AugmentError> {
+        let (n, _, h, w) = images.size4()?;
+        let plan = self.plan(n as usize, h, w, rng, policy_rng);
+        let mut out = self.pipeline().apply_plans(std::slice::from_ref(images), std::slice::from_ref(&plan))?;
+        out.pop().ok_or_else(|| AugmentError::Invalid("no batch came back".into()))
+    }
 }
 
-impl Augmenter for crate::augment::Pipeline {
-    fn augment(&mut self, images: &Tensor, rng: &mut Rng, _policy_rng: &mut Rng) -> Result<Tensor, AugmentError> {
-        self.train(images, rng)
+impl Augmenter for Pipeline {
+    fn pipeline(&self) -> &Pipeline {
+        self
+    }
+    fn plan(&mut self, n: usize, h: i64, w: i64, rng: &mut Rng, _policy_rng: &mut Rng) -> AugmentPlan {
+        Pipeline::plan(self, n, h, w, None, rng).0
     }
 }
 
 impl Augmenter for crate::augment::PolicyAugment {
-    fn augment(&mut self, images: &Tensor, rng: &mut Rng, policy_rng: &mut Rng) -> Result<Tensor, AugmentError> {
-        Ok(self.batch(images, rng, policy_rng)?.0)
+    fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
+    fn plan(&mut self, n: usize, h: i64, w: i64, rng: &mut Rng, policy_rng: &mut Rng) -> AugmentPlan {
+        crate::augment::PolicyAugment::plan(self, n, h, w, rng, policy_rng).0
+    }
+}
+
+/// Bytes of uint8 images one augmentation call may hold (its float temporaries are a few
+/// times this).
+const AUGMENT_AHEAD_BYTES: i64 = 16 << 20;
+
+/// Training batches to augment per call: up to 8 within [`AUGMENT_AHEAD_BYTES`]. Small images'
+/// augmentation is bound by per-call overhead — kernel launches on a GPU, dispatch on a CPU —
+/// which 8 batches share (BENCHMARKS.md: 6.0 → 3.5 ms per CIFAR batch on 2 CPU cores); large
+/// images go one batch at a time, memory flat. The images are the same whatever this is.
+pub fn augment_ahead(config: &TrainConfig, batch_bytes: i64) -> usize {
+    match config.augment_ahead {
+        Some(k) => k.max(1),
+        None => (AUGMENT_AHEAD_BYTES / batch_bytes.max(1)).clamp(1, 8) as usize,
+    }
+}
+
+/// Bytes of one uint8 image of `data`.
+fn image_bytes(data: &Dataset) -> i64 {
+    data.images.size().iter().skip(1).product()
+}
+
+/// Images of batches `first..first + count` of an epoch (batch size `bs`, `n` images in
+/// `perm`'s order), augmented in one call: one plan per batch, drawn in batch order from the
+/// epoch's streams, so the result is the same whatever `count` is.
+#[allow(clippy::too_many_arguments)]
+fn augment_window(
+    data: &Dataset,
+    perm: &Tensor,
+    first: usize,
+    count: usize,
+    bs: i64,
+    aug: &mut dyn Augmenter,
+    rng: &mut Rng,
+    policy_rng: &mut Rng,
+) -> Result<Vec<Tensor>, TrainError> {
+    let n = data.len();
+    let (_, _, h, w) = data.images.size4()?;
+    let start = first as i64 * bs;
+    let len = (count as i64 * bs).min(n - start);
+    let images = data.images.f_index_select(0, &perm.f_narrow(0, start, len)?)?;
+    let mut plans = Vec::with_capacity(count);
+    let mut batches = Vec::with_capacity(count);
+    let mut at = 0;
+    while at < len {
+        let b = bs.min(len - at);
+        plans.push(aug.plan(b as usize, h, w, rng, policy_rng));
+        batches.push(images.f_narrow(0, at, b)?);
+        at += b;
+    }
+    Ok(aug.pipeline().apply_plans(&batches, &plans)?)
 }
 
 /// Live figures for a progress bar, after each batch.
@@ -342,6 +421,8 @@ impl Trainer {
         let lr_start = self.config.schedule.at(epoch as f64);
         let (mut loss_sum, mut seen, mut lr) = (0.0, 0i64, lr_start);
         let mut correct = Tensor::f_zeros([], (Kind::Int64, dev))?;
+        let ahead = augment_ahead(&self.config, bs * image_bytes(data));
+        let mut ready: std::collections::VecDeque<Tensor> = Default::default();
         for b in 0..batches {
             if cancel.is_cancelled() {
                 return Err(TrainError::Cancelled { epoch: epoch + 1, batch: b });
@@ -349,9 +430,13 @@ impl Trainer {
             let len = bs.min(n - b as i64 * bs);
             lr = self.config.schedule.at(epoch as f64 + b as f64 / batches as f64);
             let loss = guarded(|| {
-                let idx = perm.f_narrow(0, b as i64 * bs, len)?;
-                let x = aug.augment(&data.images.f_index_select(0, &idx)?, &mut rng, &mut policy_rng)?;
+                if ready.is_empty() {
+                    let count = ahead.min(batches - b);
+                    ready.extend(augment_window(data, &perm, b, count, bs, aug, &mut rng, &mut policy_rng)?);
+                }
+                let x = ready.pop_front().ok_or_else(|| TrainError::Torch("augmented batch missing".into()))?;
                 let x = self.layout(x)?;
+                let idx = perm.f_narrow(0, b as i64 * bs, len)?;
                 let y = data.labels.f_index_select(0, &idx)?;
                 let (logits, loss) = crate::amp::forward(self.config.precision, dev, || {
                     let logits = self.model.forward_t(&x, true);
