@@ -8,15 +8,18 @@ fn main() {
     autocast_shim();
 }
 
-/// Compile src/amp_autocast.cpp (the bf16 autocast dtype; tch has no binding for it) against
-/// the same libtorch headers torch-sys used.
+/// Compile src/amp_autocast.cpp (the bf16 autocast dtype) and src/optim_foreach.cpp (the
+/// multi-tensor SGD); tch has no binding for either. Against the same libtorch headers
+/// torch-sys used.
 fn autocast_shim() {
     println!("cargo:rerun-if-changed=src/amp_autocast.cpp");
+    println!("cargo:rerun-if-changed=src/optim_foreach.cpp");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else { return };
     let root = std::path::Path::new(&lib).join("..");
     cc::Build::new()
         .cpp(true)
         .file("src/amp_autocast.cpp")
+        .file("src/optim_foreach.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

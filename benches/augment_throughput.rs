@@ -6,6 +6,9 @@
 //!
 //!     cargo bench --bench augment_throughput -- [threads] [device]
 //!
+//! Also the same ops on 8 (and on a GPU 32) batches per call, what a trainer does (it plans
+//! `augment_ahead` batches, or an update's k trajectories, and applies them together).
+//!
 //! Goals: ≥ 10× torchvision per image on CPU; augmentation ≤ 5% of a step.
 
 mod common;
@@ -55,6 +58,13 @@ fn main() -> Result<()> {
     // the k members of a batched update): the launches are shared by 8× the images.
     let x8 = rng.randint(256, &[8 * 256, 3, 32, 32], dev)?.to_kind(Kind::Uint8);
     let aws8 = policy_rate("aws:uniform", &x8, (rounds / 8).max(2))?;
+    // On a GPU, where the launches are all of the cost: 32 batches per call.
+    let aws32 = if dev.is_cuda() {
+        let x32 = rng.randint(256, &[32 * 256, 3, 32, 32], dev)?.to_kind(Kind::Uint8);
+        Some(policy_rate("aws:uniform", &x32, (rounds / 32).max(2))?)
+    } else {
+        None
+    };
     let aa = policy_rate("autoaugment:cifar10", &x, rounds)?;
 
     let peer_images = if dev.is_cuda() { 1024 } else { 2048 };
@@ -115,6 +125,9 @@ fn main() -> Result<()> {
     println!("Augmentation, 3×32×32 uint8, batches of 256, device {}, {threads} threads", device::device_name(dev));
     println!("  augwise AWS pairs per image (θ uniform)   {aws:9.0} images/s   {:6.1}× torchvision", aws / tv);
     println!("  augwise AWS pairs, 8 batches per call     {aws8:9.0} images/s   {:6.1}× torchvision", aws8 / tv);
+    if let Some(r) = aws32 {
+        println!("  augwise AWS pairs, 32 batches per call    {r:9.0} images/s   {:6.1}× torchvision", r / tv);
+    }
     println!("  augwise AutoAugment CIFAR-10 per image    {aa:9.0} images/s   {:6.1}× torchvision", aa / tv);
     println!("  torchvision v2 AutoAugment, per image     {tv:9.0} images/s   (torch {})", peer["torch"].as_str().unwrap_or("?"));
     println!(

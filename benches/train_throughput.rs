@@ -15,20 +15,15 @@
 mod common;
 
 use anyhow::{Context, Result};
-use augwise::augment::{AugmentError, Normalize};
+use augwise::augment::{Normalize, OpOptions, Pipeline};
 use augwise::amp::Precision;
 use augwise::device::{self, DeviceSpec};
 use augwise::model::{Arch, Model};
-use augwise::rng::Rng;
-use augwise::train::{Augmenter, CancelFlag, LrSchedule, TrainConfig, Trainer};
-use tch::Tensor;
+use augwise::train::{CancelFlag, LrSchedule, TrainConfig, Trainer};
 
-struct NormalizeOnly(Normalize);
-
-impl Augmenter for NormalizeOnly {
-    fn augment(&mut self, images: &Tensor, _rng: &mut Rng, _policy_rng: &mut Rng) -> Result<Tensor, AugmentError> {
-        Ok(self.0.apply(images)?)
-    }
+/// The training step alone: a pipeline that only normalises (as the peer does).
+fn normalize_only(norm: Normalize) -> Pipeline {
+    Pipeline { crop_padding: 0, hflip: false, cutout: 0, ops: OpOptions::default(), normalize: norm }
 }
 
 /// What one run measures.
@@ -114,7 +109,7 @@ fn augwise_round(s: &Setup) -> Result<f64> {
         .with_channels_last(s.channels_last)
         .with_schedule(LrSchedule::Constant { lr: 0.1 });
     let mut trainer = Trainer::new(model, norm.clone(), cfg);
-    let mut aug = NormalizeOnly(norm);
+    let mut aug = normalize_only(norm);
     let cancel = CancelFlag::new();
     trainer.train_epoch(&common::random_dataset(bs * warmup, 0, dev)?, &mut aug, &cancel, &mut |_| {})?;
     let timed = common::random_dataset(bs * batches, 0, dev)?;

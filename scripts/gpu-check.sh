@@ -9,6 +9,7 @@
 #      trajectory and batched-trajectory benchmarks against their PyTorch peers on the GPU;
 #   4. times the `gpu` preset's main job, command by command (scripts/gpu-check.augwise), and
 #      the same stage 1 and probe in bf16 + channels-last (rewards and time vs fp32);
+#   5. runs the first update again with pairs_per_trajectory=16 (issue 10's variant);
 # and writes every figure to one file, $OUT/gpu-check.md, that BENCHMARKS.md takes as it is.
 #
 #   scripts/gpu-check.sh [--cpu] [--out DIR] [--deadline SECONDS]
@@ -130,6 +131,8 @@ while read -r line; do
   printf '%s\n%s\n' "$prefix" "$line" >"$out/command.augwise"
   prefix="resume $run"
   stage "job-$(echo "$line" | tr ' :+=' '----')" 400 "$bin/augwise" --preset "$preset" --device "$device" --run-dir "$run" run "$out/command.augwise"
+  # Stage 6 starts its update from the same stage-1 weights and θ.
+  [ "$line" = pretrain ] && rm -rf "$out/run-k16" && cp -r "$run" "$out/run-k16"
 done <scripts/gpu-check.augwise
 
 # 5. Item 4's question, last because it is the first to give way to the deadline: the same
@@ -139,6 +142,23 @@ bf16_run=$out/run-bf16
 rm -rf "$bf16_run"
 printf '%s precision=bf16 channels_last=true\npretrain\nprobe none 2\n' "$first" >"$out/command.augwise"
 stage job-bf16-channels-last-pretrain-probe 400 "$bin/augwise" --preset "$preset" --device "$device" --run-dir "$bf16_run" run "$out/command.augwise"
+
+# 6. Issue 10's variant at the GPU's scale: the same first update with pairs_per_trajectory=16
+#    (each trajectory draws 16 pairs from θ up front), from the same stage-1 weights. Its
+#    rewards' spread against the per-image update's says how much more the draws matter.
+if [ -d "$out/run-k16" ]; then
+  "$AUGWISE_PEER_PYTHON" - "$out/run-k16/session.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+with open(path) as f:
+    session = json.load(f)
+session["config"]["pairs_per_trajectory"] = 16
+with open(path, "w") as f:
+    json.dump(session, f)
+PY
+  printf 'resume %s\nstep 1\n' "$out/run-k16" >"$out/command.augwise"
+  stage job-pairs-per-trajectory-16-step-1 400 "$bin/augwise" --preset "$preset" --device "$device" --run-dir "$out/run-k16" run "$out/command.augwise"
+fi
 
 echo "gpu-check: $failures stage(s) failed or timed out; report: $report"
 [ $failures -eq 0 ]

@@ -229,3 +229,52 @@ fn augmenting_batches_ahead_changes_nothing() {
         assert!(x.equal(y), "{n} differs");
     }
 }
+
+/// The multi-tensor SGD and clipping (CUDA's default, `Sgd::foreach`) are the per-tensor
+/// formula: after clipped steps with momentum, Nesterov and weight decay the weights agree to
+/// float rounding (fused multiply-adds), while the steps themselves move them far more.
+#[test]
+fn foreach_sgd_equals_per_tensor_sgd() {
+    use augwise::train::{Sgd, SgdConfig};
+    use tch::{Kind, Tensor};
+    for device in common::devices() {
+        let x = Tensor::randn([4, 1, 8, 8], (Kind::Float, device));
+        // One initialisation for every run (other tests' draws from torch's global generator
+        // could interleave with a second one).
+        let init = Model::new(Arch::RESNET20, 1, 2, device, 0).unwrap().snapshot();
+        let run = |foreach: bool, steps: usize| {
+            let mut m = Model::new(Arch::RESNET20, 1, 2, device, 0).unwrap();
+            m.restore(&init).unwrap();
+            let mut opt = Sgd::new(&m, SgdConfig { weight_decay: 0.01, ..Default::default() }).with_foreach(foreach);
+            let mut norms = Vec::new();
+            for _ in 0..steps {
+                opt.zero_grad();
+                (m.forward_t(&x, true).square().sum(Kind::Float) * 10.0).backward();
+                norms.push(opt.clip_grad_norm(3.0).unwrap().double_value(&[]));
+                opt.step(0.05).unwrap();
+            }
+            (m.snapshot(), norms, opt.momentum_l1())
+        };
+        let diff = |u: &augwise::model::Weights, v: &augwise::model::Weights| {
+            u.0.iter().zip(&v.0).map(|((_, s), (_, t))| (s - t).abs().max().double_value(&[])).fold(0.0, f64::max)
+        };
+        let (a, na, ma) = run(false, 3);
+        let (b, nb, mb) = run(true, 3);
+        let (one, _, _) = run(false, 1);
+        eprintln!("{device:?}: foreach vs per-tensor {:e}; 1 vs 3 steps {:e}", diff(&a, &b), diff(&a, &one));
+        assert!(diff(&a, &b) < 1e-5, "{device:?}: foreach vs per-tensor {:e}", diff(&a, &b));
+        assert!(diff(&a, &one) > 1e-3, "{device:?}: the steps moved the weights by only {:e}", diff(&a, &one));
+        for (u, v) in na.iter().zip(&nb) {
+            assert!((u - v).abs() <= 1e-5 * u.abs(), "{device:?}: {na:?} vs {nb:?}");
+        }
+        assert!((ma - mb).abs() <= 1e-5 * ma, "{device:?}: momentum {ma} vs {mb}");
+        // No gradient: nothing moves, no error.
+        let m = Model::new(Arch::RESNET20, 1, 2, device, 0).unwrap();
+        let before = m.snapshot();
+        let mut opt = Sgd::new(&m, SgdConfig::default()).with_foreach(true);
+        opt.zero_grad();
+        assert_eq!(opt.clip_grad_norm(1.0).unwrap().double_value(&[]), 0.0);
+        opt.step(0.1).unwrap();
+        assert_eq!(diff(&before, &m.snapshot()), 0.0, "{device:?}");
+    }
+}

@@ -90,6 +90,13 @@ impl Pipeline {
         want(crop, plan.crop_y.len().min(plan.crop_x.len()), "crop offsets")?;
         want(flip, plan.flip.len(), "flips")?;
         want(cut, plan.cut_y.len().min(plan.cut_x.len()), "Cutout centres")?;
+        if !(crop || flip || cut) {
+            let mut y = x.shallow_clone();
+            for stage in &plan.stages {
+                y = apply_ops(&y, stage, &self.ops)?;
+            }
+            return Ok(y);
+        }
         // One upload: rows crop y, crop x, flip, Cutout y, Cutout x (unused rows zero).
         let mut numbers = vec![0i64; 5 * plan.n];
         let mut row = |r: usize, v: &mut dyn Iterator<Item = i64>| {
