@@ -1,62 +1,243 @@
-//! Atomic checkpoints: every file is written to a temporary name, fsynced, then renamed over
-//! the old one (and the directory fsynced), so a crash, a Ctrl-C or a kernel restart leaves
-//! either the previous checkpoint or the new one, never half of one.
+//! Checkpoints that are never half written, never mismatched and never shared.
+//!
+//! - **Atomic files**: every file is written under a temporary name unique to the process and
+//!   the call, fsynced, renamed over the old one, and the directory fsynced; a failure removes
+//!   the temporary file.
+//! - **One commit**: the weights snapshot is content-addressed (`snapshot-<sha256>.safetensors`)
+//!   and `session.json` names it with its checksum, so renaming `session.json` into place is
+//!   the single step that moves a run from one checkpoint to the next; older snapshots are
+//!   deleted only after that. A kill at any point leaves the previous checkpoint or the new one.
+//! - **One writer**: [`RunLock`] holds an exclusive advisory lock on `DIR/lock` for a session's
+//!   life, naming its holder; the kernel drops it when the holder dies, so it is never stale.
+//! - **Fault injection** for tests: `AUGWISE_FAULT_AT=N` makes the N-th checkpoint syscall of
+//!   the process kill it (`AUGWISE_FAULT_MODE=kill`, the default) or fail with an I/O error
+//!   (`fail`, a full disk); tests/faults.rs sweeps N over every syscall of each primitive.
 
-use std::fs::File;
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use sha2::{Digest, Sha256};
 use tch::Tensor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{path}: {why}")]
-    Io { path: PathBuf, why: String },
+    #[error("could not {action} {path}: {why}")]
+    Io { action: &'static str, path: PathBuf, why: String },
     #[error("{path} is not an augwise checkpoint ({why}); point `resume` at a run directory written by augwise")]
     Foreign { path: PathBuf, why: String },
     #[error("{path} is corrupt or truncated ({why}); the run directory's previous step is lost only if this file was the only copy — start a new run or restore a backup")]
     Corrupt { path: PathBuf, why: String },
+    #[error("run directory {dir} is in use by {holder}; two sessions on one directory would overwrite each other's steps. Close that session, or work on a copy (`save OTHER_DIR` there, or copy the directory)")]
+    Locked { dir: PathBuf, holder: String },
+    #[error("this session no longer owns {dir}: a newer session of this program resumed or started there (a notebook cell run again, a second `resume`). Use that one; this one's steps would overwrite it")]
+    Superseded { dir: PathBuf },
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> CheckpointError {
-    CheckpointError::Io { path: path.to_owned(), why: e.to_string() }
+fn io(action: &'static str, path: &Path, e: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError::Io { action, path: path.to_owned(), why: e.to_string() }
 }
 
-/// Write `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let tmp = tmp_name(path);
-    let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| io(&tmp, e))?;
-    f.sync_all().map_err(|e| io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+// ---- fault injection ------------------------------------------------------------------------
+
+static SYSCALLS: AtomicU64 = AtomicU64::new(0);
+/// The syscall number the fault fires at (0: none), and whether it kills.
+static FAULT_AT: AtomicU64 = AtomicU64::new(0);
+static FAULT_KILLS: AtomicBool = AtomicBool::new(true);
+
+/// `AUGWISE_FAULT_AT` / `AUGWISE_FAULT_MODE`, read once.
+fn fault_from_env() {
+    static READ: OnceLock<()> = OnceLock::new();
+    READ.get_or_init(|| {
+        if let Some(n) = std::env::var("AUGWISE_FAULT_AT").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+            FAULT_AT.store(n, Ordering::SeqCst);
+            FAULT_KILLS.store(std::env::var("AUGWISE_FAULT_MODE").map(|m| m.trim() != "fail").unwrap_or(true), Ordering::SeqCst);
+        }
+    });
+}
+
+/// Make the `n`-th checkpoint syscall from now fail as a full disk would (tests of the
+/// rollback; one test at a time per process, since the count is the process's).
+#[doc(hidden)]
+pub fn fail_syscall_in(n: u64) {
+    fault_from_env();
+    FAULT_KILLS.store(false, Ordering::SeqCst);
+    FAULT_AT.store(SYSCALLS.load(Ordering::SeqCst) + n, Ordering::SeqCst);
+}
+
+/// Count one checkpoint syscall about to happen; the injected fault fires here.
+fn syscall(action: &'static str, path: &Path) -> Result<(), CheckpointError> {
+    fault_from_env();
+    let n = SYSCALLS.fetch_add(1, Ordering::SeqCst) + 1;
+    if n == FAULT_AT.load(Ordering::SeqCst) {
+        if FAULT_KILLS.load(Ordering::SeqCst) {
+            // SAFETY: plain syscalls; SIGKILL ends the process here, as `kill -9` would.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+        return Err(io(action, path, "No space left on device (injected by AUGWISE_FAULT_AT or a test)"));
     }
     Ok(())
 }
 
+/// Checkpoint syscalls this process has made (what `AUGWISE_FAULT_AT` counts).
+pub fn syscalls() -> u64 {
+    SYSCALLS.load(Ordering::SeqCst)
+}
+
+// ---- atomic files ---------------------------------------------------------------------------
+
+const TMP_SUFFIX: &str = ".augwise-tmp";
+
+/// A temporary name beside `path`, unique to this process and call.
 fn tmp_name(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let n = CALLS.fetch_add(1, Ordering::SeqCst);
+    path.with_file_name(format!(".{name}.{}.{n}{TMP_SUFFIX}", std::process::id()))
 }
 
-/// Write named tensors as safetensors, atomically.
-pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), CheckpointError> {
-    let tmp = tmp_name(path);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+/// fsync a directory after a rename in it. Its failure is not an error: the rename has
+/// happened (the new file is what every reader sees), and some filesystems cannot fsync a
+/// directory at all. A kill here is still a fault point.
+fn sync_dir(dir: &Path) {
+    let _ = syscall("sync", dir);
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
     }
-    let cpu: Vec<(String, Tensor)> = tensors.iter().map(|(k, t)| (k.clone(), t.to_device(tch::Device::Cpu).contiguous())).collect();
-    Tensor::write_safetensors(&cpu, &tmp).map_err(|e| io(&tmp, e))?;
-    File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
 }
 
-/// Read named tensors written by [`write_tensors`].
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Write `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let dir = parent(path);
+    std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+    let tmp = tmp_name(path);
+    let written = (|| {
+        syscall("create", &tmp)?;
+        let mut f = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
+        syscall("write", &tmp)?;
+        f.write_all(bytes).map_err(|e| io("write", path, e))?;
+        syscall("sync", &tmp)?;
+        f.sync_all().map_err(|e| io("write", path, e))?;
+        drop(f);
+        syscall("rename", path)?;
+        std::fs::rename(&tmp, path).map_err(|e| io("write", path, e))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    sync_dir(dir);
+    Ok(())
+}
+
+// ---- snapshots ------------------------------------------------------------------------------
+
+/// A weights snapshot as `session.json` names it: the file (content-addressed) and the
+/// SHA-256 of its bytes, verified before a resume trusts it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotRef {
+    pub file: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const SNAPSHOT_PREFIX: &str = "snapshot-";
+const SNAPSHOT_SUFFIX: &str = ".safetensors";
+
+/// Write named tensors as a safetensors snapshot in `dir` under a name taken from its
+/// checksum. Nothing refers to it until the caller commits a `session.json` naming it (whose
+/// directory fsync makes this file's entry durable too).
+pub fn write_snapshot(dir: &Path, tensors: &[(String, Tensor)]) -> Result<SnapshotRef, CheckpointError> {
+    std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+    let tmp = tmp_name(&dir.join("snapshot.safetensors"));
+    let written = (|| {
+        let cpu: Vec<(String, Tensor)> = tensors
+            .iter()
+            .map(|(k, t)| Ok((k.clone(), t.f_to_device(tch::Device::Cpu)?.f_contiguous()?)))
+            .collect::<Result<_, tch::TchError>>()
+            .map_err(|e| io("write", &tmp, e))?;
+        syscall("write", &tmp)?;
+        Tensor::write_safetensors(&cpu, &tmp).map_err(|e| io("write", &tmp, e))?;
+        syscall("sync", &tmp)?;
+        let mut f = File::open(&tmp).map_err(|e| io("write", &tmp, e))?;
+        f.sync_all().map_err(|e| io("write", &tmp, e))?;
+        // The checksum of what is on disk, read back: a short write shows up here, not at resume.
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).map_err(|e| io("read", &tmp, e))?;
+        let sha256 = sha256_hex(&bytes);
+        let file = format!("{SNAPSHOT_PREFIX}{}{SNAPSHOT_SUFFIX}", &sha256[..16]);
+        syscall("rename", &dir.join(&file))?;
+        std::fs::rename(&tmp, dir.join(&file)).map_err(|e| io("write", &dir.join(&file), e))?;
+        Ok(SnapshotRef { file, sha256, bytes: bytes.len() as u64 })
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    // The directory entry becomes durable with the fsync after `session.json`'s rename.
+    written
+}
+
+/// Read the snapshot `r` of `dir`, refusing it unless its bytes have the recorded checksum.
+pub fn read_snapshot(dir: &Path, r: &SnapshotRef) -> Result<Vec<(String, Tensor)>, CheckpointError> {
+    let name_ok = r.file.starts_with(SNAPSHOT_PREFIX) && r.file.ends_with(SNAPSHOT_SUFFIX) && !r.file.contains(['/', '\\']);
+    let state = dir.join("session.json");
+    if !name_ok {
+        return Err(CheckpointError::Corrupt { path: state, why: format!("it names `{}` as its snapshot, not a snapshot file", r.file) });
+    }
+    let path = dir.join(&r.file);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CheckpointError::Corrupt { path: state, why: format!("its weights snapshot {} is missing", path.display()) })
+        }
+        Err(e) => return Err(io("read", &path, e)),
+    };
+    let sum = sha256_hex(&bytes);
+    if bytes.len() as u64 != r.bytes || sum != r.sha256 {
+        return Err(CheckpointError::Corrupt {
+            path,
+            why: format!(
+                "{} bytes with SHA-256 {}…, but session.json recorded {} bytes with {}…: the file changed after augwise wrote it",
+                bytes.len(),
+                &sum[..12],
+                r.bytes,
+                r.sha256.get(..12).unwrap_or(&r.sha256)
+            ),
+        });
+    }
+    Tensor::read_safetensors(&path).map_err(|e| CheckpointError::Corrupt { path: path.clone(), why: e.to_string() })
+}
+
+/// Delete the snapshots of `dir` other than `keep` (after a commit made them unreferenced).
+/// Best effort: a leftover snapshot wastes space but breaks nothing.
+pub fn remove_other_snapshots(dir: &Path, keep: Option<&SnapshotRef>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let snapshot = name.starts_with(SNAPSHOT_PREFIX) && name.ends_with(SNAPSHOT_SUFFIX);
+        if snapshot && keep.is_none_or(|k| k.file != name) && syscall("remove", &e.path()).is_ok() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Read named tensors from a safetensors file (snapshots of runs written before checksums).
 pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
     if !path.exists() {
         return Err(CheckpointError::Foreign { path: path.to_owned(), why: "file missing".into() });
@@ -70,7 +251,7 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, format: &str) -> R
         if e.kind() == std::io::ErrorKind::NotFound {
             CheckpointError::Foreign { path: path.to_owned(), why: "no session.json here".into() }
         } else {
-            io(path, e)
+            io("read", path, e)
         }
     })?;
     let value: serde_json::Value =
@@ -85,6 +266,114 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, format: &str) -> R
     serde_json::from_value(value).map_err(|e| CheckpointError::Corrupt { path: path.to_owned(), why: e.to_string() })
 }
 
+// ---- the run-directory lock -----------------------------------------------------------------
+
+/// An exclusive advisory lock (`flock`) on `DIR/lock`, held while this value lives. The file
+/// names the holder (pid, host, start time) for the error another process gets. The kernel
+/// releases the lock when its holder exits — also by `kill -9` — so a lock file left behind
+/// never blocks anyone: it is stale exactly when nobody holds its lock.
+///
+/// Within one process the newest session on a directory takes it over (a notebook cell run
+/// again, `resume DIR` at the REPL): the older one is superseded and refuses to write.
+#[derive(Debug)]
+pub struct RunLock {
+    held: Arc<Held>,
+    token: u64,
+}
+
+#[derive(Debug)]
+struct Held {
+    file: File,
+    dir: PathBuf,
+    /// The token of the newest RunLock on this directory in this process.
+    current: AtomicU64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Leave the file (removing it would race a new holder); closing it drops the lock.
+        let _ = self.file.set_len(0);
+    }
+}
+
+/// This process's locked directories (canonical path → the lock), for take-overs.
+fn held_here() -> &'static Mutex<HashMap<PathBuf, Weak<Held>>> {
+    static HELD: OnceLock<Mutex<HashMap<PathBuf, Weak<Held>>>> = OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
+static TOKENS: AtomicU64 = AtomicU64::new(1);
+
+impl RunLock {
+    /// Take `dir`'s lock (creating `dir`), or say who holds it. Temporary files a dead
+    /// process left in `dir` are removed (no one else can be writing there now).
+    pub fn acquire(dir: &Path) -> Result<RunLock, CheckpointError> {
+        std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+        let key = dir.canonicalize().map_err(|e| io("open", dir, e))?;
+        let mut here = held_here().lock().unwrap_or_else(|e| e.into_inner());
+        let token = TOKENS.fetch_add(1, Ordering::SeqCst);
+        if let Some(held) = here.get(&key).and_then(Weak::upgrade) {
+            held.current.store(token, Ordering::SeqCst);
+            return Ok(RunLock { held, token });
+        }
+        let path = dir.join("lock");
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| io("open", &path, e))?;
+        // SAFETY: flock on a descriptor we own; non-blocking.
+        let rc = unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() { "another augwise process".to_owned() } else { holder.to_owned() };
+            return Err(CheckpointError::Locked { dir: dir.to_owned(), holder });
+        }
+        // rc != 0 otherwise: no flock on this filesystem (some network mounts). Go on unlocked
+        // rather than refuse to work; the unique temporary names still keep writes whole.
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let me = format!("augwise pid {} on host {} (since unix time {since})", std::process::id(), hostname());
+        let _ = file.set_len(0);
+        let _ = file.write_all(me.as_bytes());
+        let _ = file.sync_all();
+        remove_temporaries(dir);
+        let held = Arc::new(Held { file, dir: dir.to_owned(), current: AtomicU64::new(token) });
+        here.retain(|_, w| w.strong_count() > 0);
+        here.insert(key, Arc::downgrade(&held));
+        Ok(RunLock { held, token })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.held.dir
+    }
+
+    /// Fails when a newer session of this process took the directory over.
+    pub fn check_current(&self) -> Result<(), CheckpointError> {
+        if self.held.current.load(Ordering::SeqCst) == self.token {
+            return Ok(());
+        }
+        Err(CheckpointError::Superseded { dir: self.held.dir.clone() })
+    }
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer outlives the call, and its length is passed.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "?".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn remove_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,16 +386,56 @@ mod tests {
         write_atomic(&p, br#"{"format":"t/1","v":2}"#).unwrap();
         let v: serde_json::Value = read_json(&p, "t/1").unwrap();
         assert_eq!(v["v"], 2);
-        assert!(!tmp_name(&p).exists());
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1, "no temporary file left");
         std::fs::write(&p, br#"{"format":"t/1","v":"#).unwrap();
         assert!(matches!(read_json::<serde_json::Value>(&p, "t/1"), Err(CheckpointError::Corrupt { .. })));
         std::fs::write(&p, br#"{"format":"other/1"}"#).unwrap();
         assert!(matches!(read_json::<serde_json::Value>(&p, "t/1"), Err(CheckpointError::Foreign { .. })));
-        let t = d.path().join("t.safetensors");
-        write_tensors(&t, &[("a".into(), Tensor::from_slice(&[1f32, 2.0]))]).unwrap();
-        assert_eq!(read_tensors(&t).unwrap()[0].1.double_value(&[1]), 2.0);
-        let bytes = std::fs::read(&t).unwrap();
-        std::fs::write(&t, &bytes[..bytes.len() - 3]).unwrap();
-        assert!(matches!(read_tensors(&t), Err(CheckpointError::Corrupt { .. })));
+        // Writing into a path whose parent is a file fails with the path and the OS's words.
+        let err = write_atomic(&p.join("y.json"), b"{}").unwrap_err().to_string();
+        assert!(err.starts_with("could not create") && err.contains("x.json"), "{err}");
+    }
+
+    #[test]
+    fn snapshots_are_content_addressed_and_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let a = write_snapshot(d.path(), &[("a".into(), Tensor::from_slice(&[1f32, 2.0]))]).unwrap();
+        let b = write_snapshot(d.path(), &[("a".into(), Tensor::from_slice(&[1f32, 3.0]))]).unwrap();
+        assert_ne!(a.file, b.file);
+        assert_eq!(read_snapshot(d.path(), &a).unwrap()[0].1.double_value(&[1]), 2.0);
+        remove_other_snapshots(d.path(), Some(&b));
+        assert!(!d.path().join(&a.file).exists() && d.path().join(&b.file).exists());
+        // One flipped byte, anywhere, is refused with the reason.
+        let path = d.path().join(&b.file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = read_snapshot(d.path(), &b).unwrap_err().to_string();
+        assert!(err.contains("changed after augwise wrote it"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        assert!(read_snapshot(d.path(), &b).unwrap_err().to_string().contains("missing"));
+        let evil = SnapshotRef { file: "../../etc/passwd".into(), ..b };
+        assert!(read_snapshot(d.path(), &evil).unwrap_err().to_string().contains("not a snapshot file"));
+    }
+
+    #[test]
+    fn a_second_session_in_this_process_supersedes_the_first() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(".x.1.2.augwise-tmp"), b"left by a dead process").unwrap();
+        let first = RunLock::acquire(d.path()).unwrap();
+        assert!(!d.path().join(".x.1.2.augwise-tmp").exists());
+        assert!(first.check_current().is_ok());
+        let second = RunLock::acquire(d.path()).unwrap();
+        assert!(second.check_current().is_ok());
+        let err = first.check_current().unwrap_err().to_string();
+        assert!(err.contains("no longer owns"), "{err}");
+        drop(first);
+        drop(second);
+        // Released: a third takes it afresh and owns it.
+        let third = RunLock::acquire(d.path()).unwrap();
+        assert!(third.check_current().is_ok());
+        let holder = std::fs::read_to_string(d.path().join("lock")).unwrap();
+        assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}");
     }
 }

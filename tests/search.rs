@@ -96,13 +96,40 @@ fn bad_checkpoints_give_clear_errors() {
         let mut s = Session::new(tiny(), dir.path()).unwrap();
         s.pretrain(None).unwrap();
     }
-    let weights = dir.path().join("snapshot.safetensors");
+    let state = dir.path().join("session.json");
+    let good = std::fs::read_to_string(&state).unwrap();
+    let v: Value = serde_json::from_str(&good).unwrap();
+    let file = v["snapshot"]["file"].as_str().unwrap().to_owned();
+    assert!(file.starts_with("snapshot-") && file.ends_with(".safetensors"), "{file}");
+    let weights = dir.path().join(&file);
     let bytes = std::fs::read(&weights).unwrap();
+    // Truncated, or one byte flipped in the middle of the tensors: the checksum refuses both.
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
     let e = Session::resume(dir.path()).unwrap_err().to_string();
-    assert!(e.contains("snapshot.safetensors") && e.contains("corrupt or truncated"), "{e}");
+    assert!(e.contains(&file) && e.contains("corrupt or truncated") && e.contains("changed after augwise wrote it"), "{e}");
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() * 3 / 4] ^= 0x10;
+    std::fs::write(&weights, &flipped).unwrap();
+    let e = Session::resume(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("changed after augwise wrote it"), "{e}");
+    std::fs::remove_file(&weights).unwrap();
+    let e = Session::resume(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("session.json") && e.contains("missing"), "{e}");
+    std::fs::write(&weights, &bytes).unwrap();
+    assert!(Session::resume(dir.path()).is_ok(), "the intact snapshot resumes");
+    // Stage 1 recorded as not run beside a snapshot: refused, not silently retrained.
+    let mut zero = v.clone();
+    zero["pretrain_epochs_done"] = serde_json::json!(0);
+    std::fs::write(&state, serde_json::to_string(&zero).unwrap()).unwrap();
+    let e = Session::resume(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("stage 1 has not run"), "{e}");
+    // Epochs recorded but no snapshot named: refused.
+    let mut none = v.clone();
+    none.as_object_mut().unwrap().remove("snapshot");
+    std::fs::write(&state, serde_json::to_string(&none).unwrap()).unwrap();
+    let e = Session::resume(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("names no weights snapshot"), "{e}");
 
-    let state = dir.path().join("session.json");
     std::fs::write(&state, "{\"format\": \"augwise-session/1\", \"config\": ").unwrap();
     let e = Session::resume(dir.path()).unwrap_err().to_string();
     assert!(e.contains("session.json") && e.contains("corrupt"), "{e}");
@@ -325,6 +352,10 @@ fn null_is_judged_kept_and_shown() {
     assert_eq!(again, n, "the same seed replays the same null");
     let r = Session::resume(dir.path()).unwrap();
     assert_eq!(r.current_null(), Some(&n));
+    // The resumed session took the run directory over: the old one may no longer write.
+    let e = s.step(1).unwrap_err().to_string();
+    assert!(e.contains("no longer owns"), "{e}");
+    let mut s = r;
     s.step(1).unwrap();
     assert!(s.policy(5).unwrap().null.is_none(), "a null judges the θ it was run at");
     assert!(s.policy(5).unwrap().to_string().contains("`null`"));

@@ -54,6 +54,9 @@ pub enum SearchError {
     Augment(#[from] AugmentError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A primitive's checkpoint could not be written: its in-memory changes were undone too.
+    #[error("{0}. This step was undone in memory as well, so the session and its run directory still agree: free some space (or fix the directory's permissions) and run it again")]
+    Unsaved(Box<CheckpointError>),
 }
 
 impl From<TrainError> for SearchError {

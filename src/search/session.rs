@@ -16,7 +16,7 @@ use super::{
 };
 use crate::augment::space::{aws_ops, pair_name, pair_ops, NUM_PAIRS};
 use crate::augment::{apply_ops, Pipeline, PolicyAugment};
-use crate::checkpoint::{self, CheckpointError};
+use crate::checkpoint::{self, CheckpointError, RunLock, SnapshotRef};
 use crate::data::Splits;
 use crate::device::{self, DeviceChoice};
 use crate::model::{Model, Weights};
@@ -26,7 +26,8 @@ use crate::train::{BatchProgress, BatchedTrainer, CancelFlag, LrSchedule, SgdSta
 
 const FORMAT: &str = "augwise-session/1";
 const STATE_FILE: &str = "session.json";
-const WEIGHTS_FILE: &str = "snapshot.safetensors";
+/// Where runs written before content-addressed snapshots kept their weights (still read).
+const LEGACY_WEIGHTS_FILE: &str = "snapshot.safetensors";
 /// Stream ids for [`Rng::derive`] and seeds.
 const STREAM_TRAJECTORY: u64 = 11;
 const STREAM_PROBE: u64 = 12;
@@ -72,6 +73,28 @@ struct SessionState {
     pending: Vec<Trajectory>,
     best: Option<BestTheta>,
     history: History,
+    /// Stage 1's weights and momentum: the file and its checksum (absent before stage 1, and
+    /// in runs written before snapshots were content-addressed, which used `snapshot.safetensors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    snapshot: Option<SnapshotRef>,
+}
+
+impl SessionState {
+    /// What resume requires of a `session.json` before it trusts it (the snapshot aside):
+    /// PPO's state sound, as many updates as the history records, pending trajectories whole.
+    fn validate(&self) -> Result<(), String> {
+        self.ppo.validate().map_err(|e| e.to_string())?;
+        if self.ppo.updates != self.history.updates.len() {
+            return Err(format!("PPO has {} updates but the history records {}", self.ppo.updates, self.history.updates.len()));
+        }
+        if let Some(t) = self.pending.iter().find(|t| t.counts.len() != NUM_PAIRS || !t.reward.is_finite()) {
+            return Err(format!("pending trajectory {} has {} pair counts (expected {NUM_PAIRS}) or a non-finite reward", t.seed, t.counts.len()));
+        }
+        if let (Some(r), 0) = (&self.snapshot, self.pretrain_epochs_done) {
+            return Err(format!("it names a weights snapshot ({}) but says stage 1 has not run; one of the two was edited or damaged", r.file));
+        }
+        Ok(())
+    }
 }
 
 /// What happened so far.
@@ -144,6 +167,10 @@ pub struct Session {
     /// The grouped model batched trajectories train on, kept from chunk to chunk and update
     /// to update (k members of WRN-28-10 are 290 M parameters to initialise).
     batched: Option<BatchedTrainer>,
+    /// The run directory's lock, held for the session's life.
+    lock: RunLock,
+    /// The snapshot file the run directory's `session.json` names.
+    snapshot_ref: Option<SnapshotRef>,
 }
 
 impl std::fmt::Debug for Session {
@@ -153,8 +180,15 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// A new session: loads and splits the data, builds the model; nothing trained yet.
+    /// A new session: loads and splits the data, builds the model; nothing trained yet. Takes
+    /// the run directory's lock (another session on it is an error naming its holder).
     pub fn new(config: SearchConfig, run_dir: impl AsRef<Path>) -> Result<Self, SearchError> {
+        config.validate()?;
+        let lock = RunLock::acquire(run_dir.as_ref())?;
+        Self::build(config, lock)
+    }
+
+    fn build(config: SearchConfig, lock: RunLock) -> Result<Self, SearchError> {
         config.validate()?;
         let device = device::resolve(config.device)?;
         let source = config.data.load()?;
@@ -169,7 +203,7 @@ impl Session {
         let trainer = Trainer::new(model, pipeline.normalize.clone(), stage1_config(&config));
         Ok(Self {
             config,
-            run_dir: run_dir.as_ref().to_owned(),
+            run_dir: lock.dir().to_owned(),
             device,
             splits,
             pipeline,
@@ -184,32 +218,40 @@ impl Session {
             samples: 0,
             replicas: Vec::new(),
             batched: None,
+            lock,
+            snapshot_ref: None,
         })
     }
 
-    /// Continue a run from its directory: the last checkpoint, exactly.
+    /// Continue a run from its directory: the last checkpoint, exactly, once it has checked
+    /// out — `session.json` whole and consistent, the snapshot it names present with its
+    /// recorded checksum and epoch.
     pub fn resume(dir: impl AsRef<Path>) -> Result<Self, SearchError> {
         let dir = dir.as_ref();
-        let state: SessionState = checkpoint::read_json(&dir.join(STATE_FILE), FORMAT)?;
-        let mut s = Self::new(state.config.clone(), dir)?;
-        if state.pretrain_epochs_done > 0 {
-            let path = dir.join(WEIGHTS_FILE);
-            let tensors = checkpoint::read_tensors(&path)?;
+        let lock = RunLock::acquire(dir)?;
+        let state_file = dir.join(STATE_FILE);
+        let state: SessionState = checkpoint::read_json(&state_file, FORMAT)?;
+        let corrupt = |why: String| SearchError::Checkpoint(CheckpointError::Corrupt { path: state_file.clone(), why });
+        state.validate().map_err(corrupt)?;
+        let legacy = dir.join(LEGACY_WEIGHTS_FILE);
+        let mut s = Self::build(state.config.clone(), lock)?;
+        let tensors = match (&state.snapshot, state.pretrain_epochs_done) {
+            (Some(r), _) => Some((checkpoint::read_snapshot(dir, r)?, dir.join(&r.file))),
+            (None, 0) if legacy.exists() => {
+                return Err(corrupt(format!("it says stage 1 has not run, yet {} holds weights; one of the two was edited or damaged", legacy.display())))
+            }
+            (None, 0) => None,
+            (None, _) if legacy.exists() => Some((checkpoint::read_tensors(&legacy)?, legacy.clone())),
+            (None, n) => return Err(corrupt(format!("it records {n} stage-1 epochs but names no weights snapshot"))),
+        };
+        if let Some((tensors, path)) = tensors {
             let snap = s.state_from_tensors(tensors, state.pretrain_epochs_done).map_err(|why| {
                 SearchError::Checkpoint(CheckpointError::Corrupt { path: path.clone(), why })
             })?;
             s.trainer.restore(&snap)?;
             s.snapshot = Some(snap);
         }
-        let state_file = dir.join(STATE_FILE);
-        let corrupt = |why: String| SearchError::Checkpoint(CheckpointError::Corrupt { path: state_file.clone(), why });
-        state.ppo.validate().map_err(|e| corrupt(e.to_string()))?;
-        if state.ppo.updates != state.history.updates.len() {
-            return Err(corrupt(format!("PPO has {} updates but the history records {}", state.ppo.updates, state.history.updates.len())));
-        }
-        if let Some(t) = state.pending.iter().find(|t| t.counts.len() != NUM_PAIRS || !t.reward.is_finite()) {
-            return Err(corrupt(format!("pending trajectory {} has {} pair counts (expected {NUM_PAIRS}) or a non-finite reward", t.seed, t.counts.len())));
-        }
+        s.snapshot_ref = state.snapshot;
         s.ppo = state.ppo;
         s.pending = state.pending;
         s.best = state.best;
@@ -318,10 +360,14 @@ impl Session {
                 return Err(e.into());
             }
         };
-        let snap = self.trainer.snapshot();
-        self.snapshot = Some(snap);
+        let old_snapshot = self.snapshot.replace(self.trainer.snapshot());
+        let old_epochs = self.history.pretrain.len();
         self.history.pretrain.extend(epochs.iter().cloned());
-        self.save_all(true)?;
+        self.commit(true, move |s| {
+            let _ = s.trainer.restore(&before);
+            s.snapshot = old_snapshot;
+            s.history.pretrain.truncate(old_epochs);
+        })?;
         Ok(PretrainReport { epochs, epochs_done: self.trainer.epochs_done, schedule_epochs: self.config.pretrain_epochs })
     }
 
@@ -564,8 +610,9 @@ impl Session {
         let policy = self.current_policy()?;
         let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.trajectory_seeds(self.pending.len() + i)).collect();
         let (done, discarded) = self.trajectories(&policy, &seeds, "evaluate", self.config.pairs_per_trajectory)?;
+        let before = self.pending.len();
         self.pending.extend(done.iter().cloned());
-        self.save_all(false)?;
+        self.commit(false, |s| s.pending.truncate(before))?;
         Ok(EvaluateReport::new(done, discarded, self.pending.len()))
     }
 
@@ -600,11 +647,12 @@ impl Session {
             best_mean_reward: best.mean_reward,
             seconds: start.elapsed().as_secs_f64() + self.pending.iter().map(|t| t.seconds).sum::<f64>(),
         };
-        self.ppo = next;
-        self.best = Some(best);
-        self.pending.clear();
+        let undo = (std::mem::replace(&mut self.ppo, next), std::mem::replace(&mut self.best, Some(best)), std::mem::take(&mut self.pending));
         self.history.updates.push(record.clone());
-        self.save_all(false)?;
+        self.commit(false, move |s| {
+            (s.ppo, s.best, s.pending) = undo;
+            s.history.updates.pop();
+        })?;
         Ok(record)
     }
 
@@ -656,7 +704,9 @@ impl Session {
         }
         let report = ProbeReport::new(spec, done);
         self.history.probes.push(report.clone());
-        self.save_all(false)?;
+        self.commit(false, |s| {
+            s.history.probes.pop();
+        })?;
         Ok(report)
     }
 
@@ -742,8 +792,8 @@ impl Session {
         };
         let score = super::null::score(&inputs, mix(seed, 1));
         let report = super::null::judge(&self.ppo.theta, self.ppo.updates, &sims, score)?;
-        self.history.null = Some(report.clone());
-        self.save_all(false)?;
+        let before = self.history.null.replace(report.clone());
+        self.commit(false, move |s| s.history.null = before)?;
         Ok(report)
     }
 
@@ -776,7 +826,9 @@ impl Session {
         }
         let report = FulltrainReport { policy: policy.to_string(), epochs: reports, test_accuracy: test };
         self.history.fulltrains.push(report.clone());
-        self.save_all(false)?;
+        self.commit(false, |s| {
+            s.history.fulltrains.pop();
+        })?;
         Ok(report)
     }
 
@@ -798,6 +850,7 @@ impl Session {
 
     /// Back to a fresh session with the same config (θ uniform, no snapshot).
     pub fn reset(&mut self) -> Result<(), SearchError> {
+        // The fresh session takes the run directory over from this one (same process).
         let fresh = Session::new(self.config.clone(), &self.run_dir)?;
         let progress = self.progress.take();
         *self = fresh;
@@ -807,17 +860,14 @@ impl Session {
 
     // ---- checkpoints ---------------------------------------------------------------------
 
-    /// Write the checkpoint (weights only when `weights`, i.e. after stage 1 changed them).
-    fn save_all(&self, weights: bool) -> Result<(), SearchError> {
-        if weights {
-            if let Some(s) = &self.snapshot {
-                let mut tensors: Vec<(String, Tensor)> = s.weights.0.iter().map(|(k, t)| (format!("w/{k}"), t.shallow_clone())).collect();
-                tensors.extend(s.momentum.0.iter().map(|(k, t)| (format!("m/{k}"), t.shallow_clone())));
-                tensors.push(("meta/epochs".into(), Tensor::from_slice(&[s.epochs_done as i64])));
-                checkpoint::write_tensors(&self.run_dir.join(WEIGHTS_FILE), &tensors)?;
-            }
-        }
-        let state = SessionState {
+    /// Write the checkpoint to `dir`: the snapshot first when `weights` (stage 1 changed
+    /// them, or `dir` is new), then `session.json` naming it — the one rename that commits.
+    /// Returns the snapshot `session.json` now names. A state that would not read back (a
+    /// non-finite number serde would write as `null`) is refused before anything is written.
+    fn write_checkpoint(&self, dir: &Path, weights: bool) -> Result<Option<SnapshotRef>, CheckpointError> {
+        self.lock.check_current()?;
+        let state_file = dir.join(STATE_FILE);
+        let mut state = SessionState {
             format: FORMAT.into(),
             config: self.config.clone(),
             pretrain_epochs_done: self.pretrain_epochs_done(),
@@ -825,18 +875,74 @@ impl Session {
             pending: self.pending.clone(),
             best: self.best.clone(),
             history: self.history.clone(),
+            snapshot: self.snapshot_ref.clone(),
         };
-        let json = serde_json::to_vec_pretty(&state).map_err(|e| SearchError::Invalid(e.to_string()))?;
-        checkpoint::write_atomic(&self.run_dir.join(STATE_FILE), &json)?;
-        Ok(())
+        let refuse = |why: String| CheckpointError::Io { action: "write", path: state_file.clone(), why: format!("augwise will not write a checkpoint it could not read back: {why}") };
+        let check = |state: &SessionState| -> Result<Vec<u8>, CheckpointError> {
+            let json = serde_json::to_vec_pretty(state).map_err(|e| refuse(e.to_string()))?;
+            let back: SessionState = serde_json::from_slice(&json).map_err(|e| refuse(e.to_string()))?;
+            back.validate().map_err(refuse)?;
+            Ok(json)
+        };
+        check(&state)?;
+        let mut written = None;
+        if weights {
+            if let Some(s) = &self.snapshot {
+                let mut tensors: Vec<(String, Tensor)> = s.weights.0.iter().map(|(k, t)| (format!("w/{k}"), t.shallow_clone())).collect();
+                tensors.extend(s.momentum.0.iter().map(|(k, t)| (format!("m/{k}"), t.shallow_clone())));
+                tensors.push(("meta/epochs".into(), Tensor::from_slice(&[s.epochs_done as i64])));
+                let r = checkpoint::write_snapshot(dir, &tensors)?;
+                written = Some(r.clone());
+                state.snapshot = Some(r);
+            }
+        }
+        let committed = check(&state).and_then(|json| checkpoint::write_atomic(&state_file, &json));
+        if let Err(e) = committed {
+            // The new snapshot is unreferenced: remove it unless the old checkpoint names it.
+            if let Some(r) = written.filter(|r| Some(r) != self.snapshot_ref.as_ref() || dir != self.run_dir) {
+                let _ = std::fs::remove_file(dir.join(&r.file));
+            }
+            return Err(e);
+        }
+        checkpoint::remove_other_snapshots(dir, state.snapshot.as_ref());
+        if state.snapshot.is_some() {
+            // A run from before content addressing: its old file is unreferenced now.
+            let _ = std::fs::remove_file(dir.join(LEGACY_WEIGHTS_FILE));
+        }
+        Ok(state.snapshot)
     }
 
-    /// Write the whole checkpoint now (also to another directory: `save DIR`).
-    pub fn save(&mut self, dir: Option<&Path>) -> Result<PathBuf, SearchError> {
-        if let Some(d) = dir {
-            self.run_dir = d.to_owned();
+    /// Checkpoint after a primitive changed the session; if that fails, `undo` puts the
+    /// in-memory session back as it was, so memory never runs ahead of disk.
+    fn commit(&mut self, weights: bool, undo: impl FnOnce(&mut Self)) -> Result<(), SearchError> {
+        let dir = self.run_dir.clone();
+        match self.write_checkpoint(&dir, weights) {
+            Ok(r) => {
+                self.snapshot_ref = r;
+                Ok(())
+            }
+            Err(e) => {
+                undo(self);
+                Err(match e {
+                    e @ CheckpointError::Io { .. } => SearchError::Unsaved(Box::new(e)),
+                    other => SearchError::Checkpoint(other),
+                })
+            }
         }
-        self.save_all(true)?;
+    }
+
+    /// Write the whole checkpoint now; `save DIR` writes it to another directory (taking its
+    /// lock) and goes on there.
+    pub fn save(&mut self, dir: Option<&Path>) -> Result<PathBuf, SearchError> {
+        let target = dir.map(Path::to_owned).unwrap_or_else(|| self.run_dir.clone());
+        let moving = target != self.run_dir;
+        let lock = if moving { Some(RunLock::acquire(&target)?) } else { None };
+        let r = self.write_checkpoint(&target, true)?;
+        self.snapshot_ref = r;
+        if let Some(l) = lock {
+            self.lock = l;
+            self.run_dir = target;
+        }
         Ok(self.run_dir.clone())
     }
 
