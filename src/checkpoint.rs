@@ -120,6 +120,12 @@ fn parent(path: &Path) -> &Path {
 
 /// Write `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    // Renaming over a device or a directory would replace it (as root, `/dev/zero` itself).
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(io("write", path, "it exists and is not a regular file (a directory or a device); name a file"));
+        }
+    }
     let dir = parent(path);
     std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
     let tmp = tmp_name(path);
@@ -378,6 +384,8 @@ fn remove_temporaries(dir: &Path) {
 mod tests {
     use super::*;
 
+    use std::os::unix::fs::FileTypeExt;
+
     #[test]
     fn atomic_write_replaces_whole_files() {
         let d = tempfile::tempdir().unwrap();
@@ -394,6 +402,12 @@ mod tests {
         // Writing into a path whose parent is a file fails with the path and the OS's words.
         let err = write_atomic(&p.join("y.json"), b"{}").unwrap_err().to_string();
         assert!(err.starts_with("could not create") && err.contains("x.json"), "{err}");
+        // A device or a directory is never replaced.
+        for special in [Path::new("/dev/null"), d.path()] {
+            let err = write_atomic(special, b"{}").unwrap_err().to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+        assert!(Path::new("/dev/null").metadata().unwrap().file_type().is_char_device());
     }
 
     #[test]

@@ -57,6 +57,24 @@ pub const THETA_FILE_BYTES: u64 = 16 << 20;
 /// Bytes a `session.json` may have (the paper's 350 updates with op counts are a few MB).
 pub const SESSION_FILE_BYTES: u64 = 1 << 30;
 
+/// Bytes of memory this machine has available now (`MemAvailable`), or 8 GiB where that
+/// cannot be read: what a loader checks a data set's decoded size against before decoding.
+pub fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            kb.checked_mul(1024)
+        })
+        .unwrap_or(8 << 30)
+}
+
+/// Gigabytes, for messages.
+pub fn gb(bytes: u64) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
+}
+
 /// A text file read whole, refusing what is not a regular file (`/dev/zero`, a FIFO) or is
 /// larger than `max` bytes before reading it, and reading at most `max` bytes even if it grows.
 pub fn read_text(path: &std::path::Path, max: u64) -> std::io::Result<String> {

@@ -132,6 +132,29 @@ fn png(path: &std::path::Path, w: u32, h: u32, rgb: bool, v: u8) {
     }
 }
 
+/// The bytes of a PNG whose header says `w`×`h` (8-bit RGB) and whose data is one empty
+/// deflate block: a reader learns the size from the header alone.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        c.extend_from_slice(&crc.sum().to_be_bytes());
+        c
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
 #[test]
 fn image_folder_layouts_and_errors() {
     let d = tempfile::tempdir().unwrap();
@@ -157,7 +180,25 @@ fn image_folder_layouts_and_errors() {
 
     std::fs::write(d.path().join("dog").join("big.png"), b"not a png").unwrap();
     let e = load_image_folder(d.path(), true).unwrap_err().to_string();
-    assert!(e.contains("big.png") && e.contains("decode"), "{e}");
+    assert!(e.contains("big.png") && e.contains("cannot read the image header"), "{e}");
+
+    // A PNG whose header claims 60000×60000 (a 400-byte file): refused from the header, with
+    // the memory it would need, before any pixel is decoded.
+    std::fs::write(d.path().join("dog").join("big.png"), png_claiming(60_000, 60_000)).unwrap();
+    for class in ["cat", "dog"] {
+        for i in 0..6 {
+            std::fs::write(d.path().join(class).join(format!("{i}.png")), png_claiming(60_000, 60_000)).unwrap();
+        }
+    }
+    let e = load_image_folder(d.path(), true).unwrap_err().to_string();
+    assert!(e.contains("60000×60000") && e.contains("more than this machine has available") && e.contains("resize"), "{e}");
+
+    // One class: a classifier needs two, and the error says so (it once said "invalid model").
+    let one = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(one.path().join("only")).unwrap();
+    png(&one.path().join("only").join("0.png"), 4, 4, true, 1);
+    let e = load_image_folder(one.path(), true).unwrap_err().to_string();
+    assert!(e.contains("one class subdirectory (only)") && e.contains("at least two"), "{e}");
 
     // train/ + test/ layout, grayscale → 1 channel.
     let g = tempfile::tempdir().unwrap();

@@ -39,6 +39,7 @@ fn load_split(root: &Path, classes: &[String], name: &str, hflip: bool) -> Resul
     if files.is_empty() {
         return Err(DataError::bad(root, "no .png/.jpg images in the class subdirectories"));
     }
+    check_sizes(root, &files)?;
     let mut decoded = Vec::with_capacity(files.len());
     let mut size = None;
     let mut all_gray = true;
@@ -98,19 +99,74 @@ fn load_split(root: &Path, classes: &[String], name: &str, hflip: bool) -> Resul
     Dataset::from_u8(info, pixels, labels)
 }
 
+/// Read every image's header (no pixels) first: one size for all, and a decoded size this
+/// machine can hold — 4000×4000 photos fail here in a second with a message, not after
+/// decoding gigabytes.
+fn check_sizes(root: &Path, files: &[(PathBuf, i64)]) -> Result<(), DataError> {
+    let mut first: Option<((u32, u32), &Path)> = None;
+    for (path, _) in files {
+        let dims = image::ImageReader::open(path)
+            .map_err(|e| DataError::io(path, e))?
+            .with_guessed_format()
+            .map_err(|e| DataError::io(path, e))?
+            .into_dimensions()
+            .map_err(|e| DataError::bad(path, format!("cannot read the image header: {e}")))?;
+        match first {
+            None => first = Some((dims, path)),
+            Some((f, first_path)) if f != dims => {
+                return Err(DataError::bad(
+                    path,
+                    format!("mixed image sizes: {}×{} here but {}×{} in {}; resize them to one size", dims.0, dims.1, f.0, f.1, first_path.display()),
+                ))
+            }
+            _ => {}
+        }
+    }
+    let Some(((w, h), _)) = first else { return Ok(()) };
+    if w == 0 || h == 0 {
+        return Err(DataError::bad(root, format!("the images are {w}×{h}: nothing to train on")));
+    }
+    // Decoded RGB pixels, held twice while they are converted.
+    let bytes = (files.len() as u64).saturating_mul(u64::from(w) * u64::from(h) * 3).saturating_mul(2);
+    let available = crate::limits::available_memory();
+    if bytes > available / 10 * 8 {
+        return Err(DataError::bad(
+            root,
+            format!(
+                "{} images of {w}×{h} need {} to load, more than this machine has available ({}); resize them (augwise trains on small images, 32×32 to 256×256), e.g. `mogrify -resize 64x64! */*.png`, or use fewer",
+                files.len(),
+                crate::limits::gb(bytes),
+                crate::limits::gb(available)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Load an image folder. Without `train/` + `test/` subdirectories a stratified sixth of the
 /// images (seeded, deterministic) becomes the test set.
 pub fn load_image_folder(root: &Path, hflip: bool) -> Result<Source, DataError> {
     let name = root.file_name().and_then(|n| n.to_str()).unwrap_or("folder").to_owned();
+    let one_class = |dir: &Path, classes: &[String]| -> Result<(), DataError> {
+        if classes.len() < 2 {
+            return Err(DataError::bad(
+                dir,
+                format!("one class subdirectory ({}): a classifier needs at least two, root/<class>/*.png for each class", classes.join(", ")),
+            ));
+        }
+        Ok(())
+    };
     let (train_root, test_root) = (root.join("train"), root.join("test"));
     if train_root.is_dir() && test_root.is_dir() {
         let classes = names(&class_dirs(&train_root)?);
+        one_class(&train_root, &classes)?;
         return Ok(Source {
             train: load_split(&train_root, &classes, &name, hflip)?,
             test: load_split(&test_root, &classes, &name, hflip)?,
         });
     }
     let classes = names(&class_dirs(root)?);
+    one_class(root, &classes)?;
     let all = load_split(root, &classes, &name, hflip)?;
     let labels = all.labels_vec();
     let (test_idx, train_idx) = stratified_indices(&labels, (labels.len() / 6).max(1) as i64, 0);

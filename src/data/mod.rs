@@ -200,6 +200,12 @@ impl Dataset {
 
     /// Per-channel mean and std of the pixels in [0, 1], for normalisation.
     pub fn channel_stats(&self) -> (Vec<f64>, Vec<f64>) {
+        if self.images.numel() == 0 {
+            // No pixels, no statistics (and no libtorch warning): training on it is refused
+            // later with an "empty" error that names the data set.
+            let c = self.info.channels.max(0) as usize;
+            return (vec![0.0; c], vec![1.0; c]);
+        }
         let x = self.images.to_kind(Kind::Float) / 255.0;
         let mean = x.mean_dim(&[0i64, 2, 3][..], false, Kind::Float);
         let std = x.std_dim(&[0i64, 2, 3][..], false, false);

@@ -20,12 +20,18 @@ pub struct PretrainReport {
     /// Stage-1 epochs done so far, of `schedule_epochs`.
     pub epochs_done: usize,
     pub schedule_epochs: usize,
+    /// Divergence without NaN (`train::divergence_warning`).
+    #[serde(default)]
+    pub warning: Option<String>,
 }
 
 impl fmt::Display for PretrainReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for e in &self.epochs {
             writeln!(f, "{e}")?;
+        }
+        if let Some(w) = &self.warning {
+            writeln!(f, "{w}")?;
         }
         write!(f, "stage 1: {} of {} epochs done; shared weights and momentum snapshotted", self.epochs_done, self.schedule_epochs)
     }
@@ -169,6 +175,9 @@ pub struct FulltrainReport {
     pub epochs: Vec<EpochReport>,
     /// Test accuracy after each epoch (reported: the last).
     pub test_accuracy: Vec<f64>,
+    /// Divergence without NaN (`train::divergence_warning`).
+    #[serde(default)]
+    pub warning: Option<String>,
 }
 
 impl FulltrainReport {
@@ -181,6 +190,9 @@ impl fmt::Display for FulltrainReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (e, t) in self.epochs.iter().zip(&self.test_accuracy) {
             writeln!(f, "{e}  test {}", pct(*t))?;
+        }
+        if let Some(w) = &self.warning {
+            writeln!(f, "{w}")?;
         }
         write!(f, "full training with {}: final test accuracy {} (error {})", self.policy, pct(self.final_test_accuracy()), pct(1.0 - self.final_test_accuracy()))
     }

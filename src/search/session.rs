@@ -234,7 +234,9 @@ impl Session {
         let corrupt = |why: String| SearchError::Checkpoint(CheckpointError::Corrupt { path: state_file.clone(), why });
         state.validate().map_err(corrupt)?;
         let legacy = dir.join(LEGACY_WEIGHTS_FILE);
-        let mut s = Self::build(state.config.clone(), lock)?;
+        // Its configuration must still make a session here (valid numbers, the data present).
+        let mut s = Self::build(state.config.clone(), lock)
+            .map_err(|e| SearchError::Invalid(format!("{}: its configuration cannot start a session here: {e}", state_file.display())))?;
         let tensors = match (&state.snapshot, state.pretrain_epochs_done) {
             (Some(r), _) => Some((checkpoint::read_snapshot(dir, r)?, dir.join(&r.file))),
             (None, 0) if legacy.exists() => {
@@ -368,7 +370,8 @@ impl Session {
             s.snapshot = old_snapshot;
             s.history.pretrain.truncate(old_epochs);
         })?;
-        Ok(PretrainReport { epochs, epochs_done: self.trainer.epochs_done, schedule_epochs: self.config.pretrain_epochs })
+        let warning = crate::train::divergence_warning(&epochs, self.splits.train.info.classes.len());
+        Ok(PretrainReport { epochs, epochs_done: self.trainer.epochs_done, schedule_epochs: self.config.pretrain_epochs, warning })
     }
 
     // ---- sampling ------------------------------------------------------------------------
@@ -824,7 +827,8 @@ impl Session {
             test.push(trainer.evaluate(&self.splits.test)?);
             reports.push(r);
         }
-        let report = FulltrainReport { policy: policy.to_string(), epochs: reports, test_accuracy: test };
+        let warning = crate::train::divergence_warning(&reports, data.info.classes.len());
+        let report = FulltrainReport { policy: policy.to_string(), epochs: reports, test_accuracy: test, warning };
         self.history.fulltrains.push(report.clone());
         self.commit(false, |s| {
             s.history.fulltrains.pop();

@@ -247,6 +247,24 @@ fn augment_window(
     Ok(aug.pipeline().apply_plans(&batches, &plans)?)
 }
 
+/// Divergence without NaN: the last epoch's loss far above where training starts (ln of the
+/// class count, what a fresh classifier scores) while its accuracy sits at chance. NaN stops
+/// training on its own; this kind runs on, wasting every epoch after it, and says nothing.
+pub fn divergence_warning(reports: &[EpochReport], classes: usize) -> Option<String> {
+    let last = reports.last()?;
+    let k = classes.max(2) as f64;
+    let start = k.ln();
+    let chance = 1.0 / k;
+    (last.loss > 10.0 * start && last.train_acc < 1.5 * chance).then(|| {
+        format!(
+            "warning: training diverged without NaN — the loss is {:.3e}, far above where it starts (ln {k} = {start:.2}), and training accuracy {:.1}% is at chance ({:.1}%). Lower the learning rate, then start again from a checkpoint before this",
+            last.loss,
+            100.0 * last.train_acc,
+            100.0 * chance
+        )
+    })
+}
+
 /// Live figures for a progress bar, after each batch.
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchProgress {
@@ -546,5 +564,25 @@ impl Trainer {
         self.opt.load_state(&s.momentum).map_err(|e| TrainError::Model(ModelError::Mismatch(e)))?;
         self.epochs_done = s.epochs_done;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(loss: f64, train_acc: f64) -> EpochReport {
+        EpochReport { epoch: 1, lr_start: 0.1, lr_end: 0.1, loss, train_acc, val_acc: None, images: 10, seconds: 1.0, images_per_sec: 10.0 }
+    }
+
+    #[test]
+    fn divergence_without_nan_is_named_and_ordinary_training_is_not() {
+        // 10 classes: training starts near ln 10 = 2.3; 1e14 at chance accuracy diverged.
+        let w = divergence_warning(&[epoch(2.2, 0.2), epoch(1e14, 0.101)], 10).unwrap();
+        assert!(w.contains("diverged without NaN") && w.contains("1.000e14") && w.contains("Lower the learning rate"), "{w}");
+        // A high loss that still learns, or a low one at chance, is no divergence.
+        assert!(divergence_warning(&[epoch(1e14, 0.6)], 10).is_none());
+        assert!(divergence_warning(&[epoch(2.3, 0.1)], 10).is_none());
+        assert!(divergence_warning(&[], 10).is_none());
     }
 }
