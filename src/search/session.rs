@@ -228,8 +228,12 @@ impl Session {
     /// recorded checksum and epoch.
     pub fn resume(dir: impl AsRef<Path>) -> Result<Self, SearchError> {
         let dir = dir.as_ref();
-        let lock = RunLock::acquire(dir)?;
         let state_file = dir.join(STATE_FILE);
+        if !state_file.is_file() {
+            // Not a run directory: say so without creating a lock file in it.
+            return Err(CheckpointError::Foreign { path: state_file, why: "no session.json here".into() }.into());
+        }
+        let lock = RunLock::acquire(dir)?;
         let state: SessionState = checkpoint::read_json(&state_file, FORMAT)?;
         let corrupt = |why: String| SearchError::Checkpoint(CheckpointError::Corrupt { path: state_file.clone(), why });
         state.validate().map_err(corrupt)?;
