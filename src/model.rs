@@ -39,6 +39,31 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// Variables (parameters and BN statistics) of the network for these images and classes,
+    /// counted from the architecture without building it: what its memory check needs.
+    pub fn variable_count(self, in_channels: i64, classes: i64) -> u64 {
+        let (n, widths, wide) = match self {
+            Arch::ResNet { depth } => ((depth - 2) / 6, [16, 32, 64], false),
+            Arch::Wrn { depth, widen } => ((depth - 4) / 6, [16 * widen, 32 * widen, 64 * widen], true),
+        };
+        let (n, in_channels, classes) = (n.max(0) as u64, in_channels.max(0) as u64, classes.max(0) as u64);
+        let bn = |c: u64| 4 * c + 1;
+        let mut total = 9 * in_channels * 16 + if wide { 0 } else { bn(16) };
+        let mut i = 16u64;
+        for (stage, &o) in widths.iter().enumerate() {
+            let o = o.max(0) as u64;
+            for b in 0..n {
+                let projects = (stage > 0 && b == 0) || i != o;
+                total += 9 * i * o + 9 * o * o + bn(if wide { i } else { o }) + bn(o);
+                if projects {
+                    total += i * o + if wide { 0 } else { bn(o) };
+                }
+                i = o;
+            }
+        }
+        total + if wide { bn(i) } else { 0 } + i * classes + classes
+    }
+
     pub const RESNET20: Arch = Arch::ResNet { depth: 20 };
     pub const RESNET56: Arch = Arch::ResNet { depth: 56 };
     pub const WRN_28_10: Arch = Arch::Wrn { depth: 28, widen: 10 };
@@ -311,11 +336,24 @@ impl Model {
     }
 
     fn build(arch: Arch, in_channels: i64, classes: i64, k: i64, device: Device, seed: u64) -> Result<Self, ModelError> {
-        if !(1..=4).contains(&in_channels) || classes < 2 {
-            return Err(ModelError::Invalid {
-                name: arch.to_string(),
-                why: format!("{in_channels} input channels, {classes} classes"),
-            });
+        let invalid = |why: String| ModelError::Invalid { name: arch.to_string(), why };
+        if classes < 2 {
+            return Err(invalid(format!("a classifier needs at least 2 classes; the data has {classes}")));
+        }
+        if !(1..=4).contains(&in_channels) {
+            return Err(invalid(format!("images have {in_channels} channels; 1 to 4 are supported")));
+        }
+        // Weights, gradients, momentum and the stage-1 snapshot, on the host while they are
+        // initialised: refused before the allocation that would get the process killed.
+        let bytes = arch.variable_count(in_channels, classes).saturating_mul(k.max(1) as u64).saturating_mul(4 * 4);
+        let available = crate::limits::available_memory();
+        if bytes > available / 10 * 8 {
+            return Err(invalid(format!(
+                "{} needs about {} for its weights, gradients, momentum and snapshot, more than this machine has available ({}); choose a smaller model",
+                if k > 1 { format!("{k} copies of it") } else { "it".to_owned() },
+                crate::limits::gb(bytes),
+                crate::limits::gb(available)
+            )));
         }
         crate::device::init_runtime();
         let mut vs = nn::VarStore::new(Device::Cpu);
@@ -487,6 +525,18 @@ mod tests {
             let y = m.forward_t(&Tensor::zeros([2, c, s, s], (Kind::Float, Device::Cpu)), false);
             assert_eq!(y.size(), vec![2, 7]);
         }
+    }
+
+    #[test]
+    fn variable_count_matches_the_built_network() {
+        for (arch, c, k) in [(Arch::RESNET20, 3, 10), (Arch::RESNET56, 1, 4), (Arch::WRN_16_2, 3, 10), (Arch::WRN_40_2, 1, 7)] {
+            let m = Model::new(arch, c, k, Device::Cpu, 0).unwrap();
+            let built: i64 = m.vs.variables().values().map(|t| t.numel() as i64).sum();
+            let counted = arch.variable_count(c, k) as i64;
+            assert!((built - counted).abs() * 100 <= built, "{arch}: built {built}, counted {counted}");
+        }
+        // WRN-100-32 is ~1.5 billion: refused on any ordinary machine before allocating.
+        assert!(Arch::Wrn { depth: 100, widen: 32 }.variable_count(3, 10) > 1_000_000_000);
     }
 
     #[test]

@@ -355,3 +355,89 @@ fn mutate_at(v: &mut serde_json::Value, rng: &mut Rng, depth: usize) {
         _ => json!([]),
     };
 }
+
+/// Damaged data files — IDX raw and gzipped, CIFAR batches, PNGs: bytes flipped (headers
+/// included), truncated, extended. Every load gives a data set or an error naming a file.
+#[test]
+fn fuzzed_data_files_load_or_fail_cleanly() {
+    use augwise::data::{load_cifar10, load_idx_pair, load_image_folder};
+    let tmp = tempfile::tempdir().unwrap();
+    let seed = env_or("AUGWISE_FUZZ_SEED", 1) ^ 0xda7a;
+    let damage = |good: &[u8], rng: &mut Rng| -> Vec<u8> {
+        let mut b = good.to_vec();
+        match (rng.next_f64() * 4.0) as u32 {
+            0 => b.truncate((rng.next_f64() * b.len() as f64) as usize),
+            1 => b.extend((0..(rng.next_f64() * 64.0) as usize).map(|i| i as u8)),
+            _ => {
+                // Mostly near the start, where the headers are.
+                for _ in 0..1 + (rng.next_f64() * 3.0) as usize {
+                    let reach = if rng.next_f64() < 0.7 { b.len().min(40) } else { b.len() };
+                    let at = (rng.next_f64() * reach as f64) as usize % b.len().max(1);
+                    if let Some(x) = b.get_mut(at) {
+                        *x = if rng.next_f64() < 0.5 { 0xff } else { (rng.next_f64() * 256.0) as u8 };
+                    }
+                }
+            }
+        }
+        b
+    };
+    let images = common::idx_bytes(&[6, 5, 5], &[9; 150]);
+    let labels = common::idx_bytes(&[6], &[0, 1, 2, 0, 1, 2]);
+    let cifar_dir = tmp.path().join("cifar");
+    common::write_cifar10(&cifar_dir, 2);
+    let batch = std::fs::read(cifar_dir.join("data_batch_1.bin")).unwrap();
+    let png_dir = tmp.path().join("png");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(png_dir.join(class)).unwrap();
+        image::RgbImage::from_pixel(6, 5, image::Rgb([1, 2, 3])).save(png_dir.join(class).join("0.png")).unwrap();
+    }
+    let png = std::fs::read(png_dir.join("a/0.png")).unwrap();
+    let names = ["a", "b", "c"];
+    let (mut loaded, mut refused) = (0, 0);
+    for i in 0..env_or("AUGWISE_FUZZ_FILES", 300) {
+        let case = tmp.path().join(format!("case{i}"));
+        std::fs::create_dir_all(&case).unwrap();
+        let result = std::panic::catch_unwind(|| match i % 5 {
+            0 | 1 => {
+                let (img, lab) = (case.join("img"), case.join("lab"));
+                let gz = i % 5 == 1;
+                let pack = |b: Vec<u8>| if gz { common::gzip(&b) } else { b };
+                if rng_bool(seed ^ i) {
+                    std::fs::write(&img, damage(&pack(images.clone()), &mut Rng::new(seed ^ i))).unwrap();
+                    std::fs::write(&lab, pack(labels.clone())).unwrap();
+                } else {
+                    std::fs::write(&img, pack(damage(&images, &mut Rng::new(seed ^ i)))).unwrap();
+                    std::fs::write(&lab, pack(damage(&labels, &mut Rng::new(seed ^ (i + 1))))).unwrap();
+                }
+                load_idx_pair(&img, &lab, "fuzz", &names, true).map(drop).map_err(|e| e.to_string())
+            }
+            2 => {
+                common::write_cifar10(&case, 2);
+                std::fs::write(case.join(format!("data_batch_{}.bin", 1 + i % 5)), damage(&batch, &mut Rng::new(seed ^ i))).unwrap();
+                load_cifar10(&case).map(drop).map_err(|e| e.to_string())
+            }
+            _ => {
+                for class in ["a", "b"] {
+                    std::fs::create_dir_all(case.join(class)).unwrap();
+                    std::fs::write(case.join(class).join("0.png"), &png).unwrap();
+                }
+                std::fs::write(case.join("b/0.png"), damage(&png, &mut Rng::new(seed ^ i))).unwrap();
+                load_image_folder(&case, true).map(drop).map_err(|e| e.to_string())
+            }
+        });
+        match result {
+            Ok(Ok(())) => loaded += 1,
+            Ok(Err(e)) => {
+                refused += 1;
+                assert!(e.contains(&case.display().to_string()), "case {i}: the error names no file: {e}");
+            }
+            Err(_) => panic!("case {i} panicked (files in {})", case.display()),
+        }
+    }
+    eprintln!("data fuzz: {loaded} loaded, {refused} refused");
+    assert!(loaded > 0 && refused > 0);
+}
+
+fn rng_bool(i: u64) -> bool {
+    Rng::new(i ^ 0xb001).next_f64() < 0.5
+}
