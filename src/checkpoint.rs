@@ -16,9 +16,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 use tch::Tensor;
@@ -280,83 +279,128 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, format: &str) -> R
 /// never blocks anyone: it is stale exactly when nobody holds its lock.
 ///
 /// Within one process the newest session on a directory takes it over (a notebook cell run
-/// again, `resume DIR` at the REPL): the older one is superseded and refuses to write.
+/// again, `resume DIR` at the REPL): it shares the holder's open file (a `dup` of the
+/// descriptor the file records), writes its own token, and the older session, finding another
+/// token there, refuses to write. All of this goes through the file, not a static: evcxr
+/// loads each notebook cell with its own copy of a crate's statics.
 #[derive(Debug)]
 pub struct RunLock {
-    held: Arc<Held>,
-    token: u64,
-}
-
-#[derive(Debug)]
-struct Held {
     file: File,
     dir: PathBuf,
-    /// The token of the newest RunLock on this directory in this process.
-    current: AtomicU64,
+    token: String,
 }
 
-impl Drop for Held {
-    fn drop(&mut self) {
-        // Leave the file (removing it would race a new holder); closing it drops the lock.
-        let _ = self.file.set_len(0);
+/// What the lock file says: `augwise pid P on host H (since T)`, then ` · session TOKEN fd FD`.
+struct Holder {
+    text: String,
+    pid: Option<u32>,
+    host: String,
+    token: String,
+    fd: Option<i32>,
+}
+
+impl Holder {
+    fn parse(text: &str) -> Holder {
+        let text = text.trim().to_owned();
+        let word_after = |key: &str| text.split_whitespace().skip_while(|w| *w != key).nth(1).map(str::to_owned);
+        Holder {
+            pid: word_after("pid").and_then(|w| w.parse().ok()),
+            host: word_after("host").unwrap_or_default(),
+            token: word_after("session").unwrap_or_default(),
+            fd: word_after("fd").and_then(|w| w.parse().ok()),
+            text,
+        }
+    }
+
+    /// The part for people.
+    fn who(&self) -> String {
+        let who = self.text.split(" · ").next().unwrap_or_default().trim();
+        if who.is_empty() { "another augwise process".to_owned() } else { who.to_owned() }
     }
 }
 
-/// This process's locked directories (canonical path → the lock), for take-overs.
-fn held_here() -> &'static Mutex<HashMap<PathBuf, Weak<Held>>> {
-    static HELD: OnceLock<Mutex<HashMap<PathBuf, Weak<Held>>>> = OnceLock::new();
-    HELD.get_or_init(Default::default)
+fn read_holder(file: &File) -> Holder {
+    use std::io::{Seek, SeekFrom};
+    let mut f = file;
+    let mut text = String::new();
+    let _ = f.seek(SeekFrom::Start(0)).and_then(|_| f.read_to_string(&mut text));
+    Holder::parse(&text)
 }
 
-static TOKENS: AtomicU64 = AtomicU64::new(1);
+fn same_file(a: &File, b: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (a.metadata(), b.metadata()) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
 
 impl RunLock {
     /// Take `dir`'s lock (creating `dir`), or say who holds it. Temporary files a dead
     /// process left in `dir` are removed (no one else can be writing there now).
     pub fn acquire(dir: &Path) -> Result<RunLock, CheckpointError> {
+        use std::os::unix::io::{AsRawFd, FromRawFd};
         std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
-        let key = dir.canonicalize().map_err(|e| io("open", dir, e))?;
-        let mut here = held_here().lock().unwrap_or_else(|e| e.into_inner());
-        let token = TOKENS.fetch_add(1, Ordering::SeqCst);
-        if let Some(held) = here.get(&key).and_then(Weak::upgrade) {
-            held.current.store(token, Ordering::SeqCst);
-            return Ok(RunLock { held, token });
-        }
         let path = dir.join("lock");
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| io("open", &path, e))?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| io("open", &path, e))?;
         // SAFETY: flock on a descriptor we own; non-blocking.
-        let rc = unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let holder = if holder.is_empty() { "another augwise process".to_owned() } else { holder.to_owned() };
-            return Err(CheckpointError::Locked { dir: dir.to_owned(), holder });
-        }
-        // rc != 0 otherwise: no flock on this filesystem (some network mounts). Go on unlocked
-        // rather than refuse to work; the unique temporary names still keep writes whole.
-        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let me = format!("augwise pid {} on host {} (since unix time {since})", std::process::id(), hostname());
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let file = if rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let holder = read_holder(&file);
+            let here = holder.pid == Some(std::process::id()) && holder.host == hostname();
+            // This process holds it: share the holder's open file, if it is still this file.
+            // SAFETY: dup of a descriptor number; the result is checked before use.
+            let shared = holder.fd.filter(|_| here).map(|fd| unsafe { libc::dup(fd) }).filter(|&fd| fd >= 0).map(|fd| unsafe { File::from_raw_fd(fd) });
+            match shared {
+                Some(f) if same_file(&f, &file) => f,
+                _ => {
+                    let who = if here { format!("{} (another session of this program)", holder.who()) } else { holder.who() };
+                    return Err(CheckpointError::Locked { dir: dir.to_owned(), holder: who });
+                }
+            }
+        } else {
+            // rc != 0 otherwise: no flock on this filesystem (some network mounts). Go on
+            // unlocked rather than refuse to work; unique temporary names keep writes whole.
+            remove_temporaries(dir);
+            file
+        };
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let token = format!("{:x}{:x}", nanos, COUNTER.fetch_add(1, Ordering::SeqCst));
+        let me = format!(
+            "augwise pid {} on host {} (since unix time {}) · session {token} fd {}",
+            std::process::id(),
+            hostname(),
+            nanos / 1_000_000_000,
+            file.as_raw_fd()
+        );
+        let mut f = &file;
         let _ = file.set_len(0);
-        let _ = file.write_all(me.as_bytes());
+        let _ = std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).and_then(|_| f.write_all(me.as_bytes()));
         let _ = file.sync_all();
-        remove_temporaries(dir);
-        let held = Arc::new(Held { file, dir: dir.to_owned(), current: AtomicU64::new(token) });
-        here.retain(|_, w| w.strong_count() > 0);
-        here.insert(key, Arc::downgrade(&held));
-        Ok(RunLock { held, token })
+        Ok(RunLock { file, dir: dir.to_owned(), token })
     }
 
     pub fn dir(&self) -> &Path {
-        &self.held.dir
+        &self.dir
     }
 
     /// Fails when a newer session of this process took the directory over.
     pub fn check_current(&self) -> Result<(), CheckpointError> {
-        if self.held.current.load(Ordering::SeqCst) == self.token {
+        if read_holder(&self.file).token == self.token {
             return Ok(());
         }
-        Err(CheckpointError::Superseded { dir: self.held.dir.clone() })
+        Err(CheckpointError::Superseded { dir: self.dir.clone() })
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // The current holder empties the file (removing it would race a new holder); closing
+        // its descriptor drops the lock. A superseded one leaves its successor's words alone.
+        if read_holder(&self.file).token == self.token {
+            let _ = self.file.set_len(0);
+        }
     }
 }
 

@@ -101,4 +101,12 @@ fn a_dropped_notebook_resumes_from_its_last_checkpoint() {
     assert_eq!(back.step(1).unwrap().steps[0].update.update, 2);
     let missing = Notebook::resume(dir.path().join("nope")).unwrap_err().to_string();
     assert!(missing.contains("nope"), "{missing}");
+    // The notebook's own resume cell runs while the first `s` is still alive (no interrupt):
+    // the new session takes the directory over, the old one is dropped after, and the new
+    // one goes on.
+    let again = Notebook::resume(dir.path()).unwrap();
+    drop(back);
+    let mut again = again;
+    assert!(again.policy(3).is_ok());
+    assert_eq!(again.step(1).unwrap().steps[0].update.update, 3);
 }
