@@ -349,8 +349,14 @@ impl RunLock {
             let holder = read_holder(&file);
             let here = holder.pid == Some(std::process::id()) && holder.host == hostname();
             // This process holds it: share the holder's open file, if it is still this file.
-            // SAFETY: dup of a descriptor number; the result is checked before use.
-            let shared = holder.fd.filter(|_| here).map(|fd| unsafe { libc::dup(fd) }).filter(|&fd| fd >= 0).map(|fd| unsafe { File::from_raw_fd(fd) });
+            // SAFETY: a close-on-exec dup of a descriptor number (a child process must not
+            // inherit the lock); the result is checked before use.
+            let shared = holder
+                .fd
+                .filter(|_| here)
+                .map(|fd| unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
+                .filter(|&fd| fd >= 0)
+                .map(|fd| unsafe { File::from_raw_fd(fd) });
             match shared {
                 Some(f) if same_file(&f, &file) => f,
                 _ => {
