@@ -90,38 +90,40 @@ impl Pipeline {
         want(crop, plan.crop_y.len().min(plan.crop_x.len()), "crop offsets")?;
         want(flip, plan.flip.len(), "flips")?;
         want(cut, plan.cut_y.len().min(plan.cut_x.len()), "Cutout centres")?;
-        if !(crop || flip || cut) {
-            let mut y = x.shallow_clone();
-            for stage in &plan.stages {
-                y = apply_ops(&y, stage, &self.ops)?;
+        // One upload when anything is drawn: rows crop y, crop x, flip, Cutout y, Cutout x
+        // (unused rows zero).
+        let numbers = if crop || flip || cut {
+            let mut numbers = vec![0i64; 5 * plan.n];
+            let rows: [&mut dyn Iterator<Item = i64>; 5] = [
+                &mut plan.crop_y.iter().copied(),
+                &mut plan.crop_x.iter().copied(),
+                &mut plan.flip.iter().map(|&f| f as i64),
+                &mut plan.cut_y.iter().copied(),
+                &mut plan.cut_x.iter().copied(),
+            ];
+            for (chunk, row) in numbers.chunks_mut(plan.n.max(1)).zip(rows) {
+                chunk.iter_mut().zip(row).for_each(|(slot, x)| *slot = x);
             }
-            return Ok(y);
-        }
-        // One upload: rows crop y, crop x, flip, Cutout y, Cutout x (unused rows zero).
-        let mut numbers = vec![0i64; 5 * plan.n];
-        let mut row = |r: usize, v: &mut dyn Iterator<Item = i64>| {
-            for (slot, x) in numbers[r * plan.n..(r + 1) * plan.n].iter_mut().zip(v) {
-                *slot = x;
-            }
+            Some(crate::device::upload(Tensor::f_from_slice(&numbers)?.f_view([5, n])?, x.device())?)
+        } else {
+            None
         };
-        row(0, &mut plan.crop_y.iter().copied());
-        row(1, &mut plan.crop_x.iter().copied());
-        row(2, &mut plan.flip.iter().map(|&f| f as i64));
-        row(3, &mut plan.cut_y.iter().copied());
-        row(4, &mut plan.cut_x.iter().copied());
-        let numbers = crate::device::upload(Tensor::f_from_slice(&numbers)?.f_view([5, n])?, x.device())?;
+        let row = |r: i64, shape: &[i64]| -> Result<Tensor, AugmentError> {
+            let t = numbers.as_ref().ok_or_else(|| AugmentError::Invalid("plan numbers missing".into()))?;
+            Ok(t.f_get(r)?.f_view(shape)?)
+        };
         let mut y = x.shallow_clone();
         if crop {
-            y = super::crop_at(&y, self.crop_padding, &numbers.f_get(0)?.f_view([n, 1])?, &numbers.f_get(1)?.f_view([n, 1])?)?;
+            y = super::crop_at(&y, self.crop_padding, &row(0, &[n, 1])?, &row(1, &[n, 1])?)?;
         }
         if flip {
-            y = super::flip_where(&y, &numbers.f_get(2)?.f_ne(0)?.f_view([n, 1, 1, 1])?)?;
+            y = super::flip_where(&y, &row(2, &[n, 1, 1, 1])?.f_ne(0)?)?;
         }
         for stage in &plan.stages {
             y = apply_ops(&y, stage, &self.ops)?;
         }
         if cut {
-            y = super::cutout_at(&y, self.cutout, &numbers.f_get(3)?.f_view([n, 1, 1])?, &numbers.f_get(4)?.f_view([n, 1, 1])?)?;
+            y = super::cutout_at(&y, self.cutout, &row(3, &[n, 1, 1])?, &row(4, &[n, 1, 1])?)?;
         }
         Ok(y)
     }

@@ -39,39 +39,17 @@ fn load_split(root: &Path, classes: &[String], name: &str, hflip: bool) -> Resul
     if files.is_empty() {
         return Err(DataError::bad(root, "no .png/.jpg images in the class subdirectories"));
     }
-    check_sizes(root, &files)?;
+    let (w, h) = check_sizes(root, &files)?;
     let mut decoded = Vec::with_capacity(files.len());
-    let mut size = None;
     let mut all_gray = true;
     for (path, label) in &files {
-        let img = image::ImageReader::open(path)
-            .map_err(|e| DataError::io(path, e))?
-            .with_guessed_format()
-            .map_err(|e| DataError::io(path, e))?
-            .decode()
-            .map_err(|e| DataError::bad(path, format!("cannot decode image: {e}")))?;
-        let dims = (img.width(), img.height());
-        match size {
-            None => size = Some((dims, path.clone())),
-            Some((first, ref first_path)) if first != dims => {
-                return Err(DataError::bad(
-                    path,
-                    format!(
-                        "mixed image sizes: {}×{} here but {}×{} in {}; resize them to one size",
-                        dims.0,
-                        dims.1,
-                        first.0,
-                        first.1,
-                        first_path.display()
-                    ),
-                ))
-            }
-            _ => {}
+        let img = reader(path)?.decode().map_err(|e| DataError::bad(path, format!("cannot decode image: {e}")))?;
+        if (img.width(), img.height()) != (w, h) {
+            return Err(DataError::bad(path, format!("decodes to {}×{} though its header says {w}×{h}", img.width(), img.height())));
         }
         all_gray &= !img.color().has_color();
         decoded.push((img, *label));
     }
-    let ((w, h), _) = size.ok_or_else(|| DataError::bad(root, "no images"))?;
     let channels: i64 = if all_gray { 1 } else { 3 };
     let mut pixels = Vec::with_capacity(decoded.len() * (w * h) as usize * channels as usize);
     let mut labels = Vec::with_capacity(decoded.len());
@@ -99,18 +77,18 @@ fn load_split(root: &Path, classes: &[String], name: &str, hflip: bool) -> Resul
     Dataset::from_u8(info, pixels, labels)
 }
 
+/// An image file opened with its format guessed from its bytes.
+fn reader(path: &Path) -> Result<image::ImageReader<std::io::BufReader<std::fs::File>>, DataError> {
+    image::ImageReader::open(path).map_err(|e| DataError::io(path, e))?.with_guessed_format().map_err(|e| DataError::io(path, e))
+}
+
 /// Read every image's header (no pixels) first: one size for all, and a decoded size this
 /// machine can hold — 4000×4000 photos fail here in a second with a message, not after
-/// decoding gigabytes.
-fn check_sizes(root: &Path, files: &[(PathBuf, i64)]) -> Result<(), DataError> {
+/// decoding gigabytes. Returns that size.
+fn check_sizes(root: &Path, files: &[(PathBuf, i64)]) -> Result<(u32, u32), DataError> {
     let mut first: Option<((u32, u32), &Path)> = None;
     for (path, _) in files {
-        let dims = image::ImageReader::open(path)
-            .map_err(|e| DataError::io(path, e))?
-            .with_guessed_format()
-            .map_err(|e| DataError::io(path, e))?
-            .into_dimensions()
-            .map_err(|e| DataError::bad(path, format!("cannot read the image header: {e}")))?;
+        let dims = reader(path)?.into_dimensions().map_err(|e| DataError::bad(path, format!("cannot read the image header: {e}")))?;
         match first {
             None => first = Some((dims, path)),
             Some((f, first_path)) if f != dims => {
@@ -122,7 +100,7 @@ fn check_sizes(root: &Path, files: &[(PathBuf, i64)]) -> Result<(), DataError> {
             _ => {}
         }
     }
-    let Some(((w, h), _)) = first else { return Ok(()) };
+    let ((w, h), _) = first.ok_or_else(|| DataError::bad(root, "no images"))?;
     if w == 0 || h == 0 {
         return Err(DataError::bad(root, format!("the images are {w}×{h}: nothing to train on")));
     }
@@ -140,7 +118,7 @@ fn check_sizes(root: &Path, files: &[(PathBuf, i64)]) -> Result<(), DataError> {
             ),
         ));
     }
-    Ok(())
+    Ok((w, h))
 }
 
 /// Load an image folder. Without `train/` + `test/` subdirectories a stratified sixth of the

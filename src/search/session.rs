@@ -871,7 +871,8 @@ impl Session {
     /// Write the checkpoint to `dir`: the snapshot first when `weights` (stage 1 changed
     /// them, or `dir` is new), then `session.json` naming it — the one rename that commits.
     /// Returns the snapshot `session.json` now names. A state that would not read back (a
-    /// non-finite number serde would write as `null`) is refused before anything is written.
+    /// non-finite number serde would write as `null`) is refused before `session.json` is
+    /// written, and a snapshot written for it removed.
     fn write_checkpoint(&self, dir: &Path, weights: bool) -> Result<Option<SnapshotRef>, CheckpointError> {
         self.lock.check_current()?;
         let state_file = dir.join(STATE_FILE);
@@ -892,7 +893,6 @@ impl Session {
             back.validate().map_err(refuse)?;
             Ok(json)
         };
-        check(&state)?;
         let mut written = None;
         if weights {
             if let Some(s) = &self.snapshot {
