@@ -1,6 +1,6 @@
 # The README's commands. Every target runs the idempotent set-up first (venv + pinned torch,
 # Fashion-MNIST from Debian, then cargo builds what it needs).
-.PHONY: setup run test notebooks kernel lab bench gpu-check gpu-check-cpu
+.PHONY: setup run test lint notebooks kernel lab bench gpu-check gpu-check-cpu
 JUPYTERLAB_VERSION ?= 4.6.6
 CARGO ?= cargo
 
@@ -13,10 +13,15 @@ run: setup
 
 # The whole test suite (what .ci/run calls): cargo's tests, then every notebook executed
 # headless on the augwise kernel.
-test: setup
+test: setup lint
 	$(CARGO) test --release --workspace
 	$(MAKE) --no-print-directory gpu-check-cpu
 	$(MAKE) --no-print-directory notebooks
+
+# rustfmt's layout (rustfmt.toml) and clippy's warnings, as errors (part of `make test`).
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
 # The Jupyter kernel "Rust (augwise)" (installs evcxr_jupyter the first time, ~7 min).
 kernel: setup

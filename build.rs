@@ -14,7 +14,9 @@ fn main() {
 fn autocast_shim() {
     println!("cargo:rerun-if-changed=src/amp_autocast.cpp");
     println!("cargo:rerun-if-changed=src/optim_foreach.cpp");
-    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else { return };
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        return;
+    };
     let root = std::path::Path::new(&lib).join("..");
     cc::Build::new()
         .cpp(true)

@@ -68,13 +68,24 @@ fn main() -> Result<()> {
     let aa = policy_rate("autoaugment:cifar10", &x, rounds)?;
 
     let peer_images = if dev.is_cuda() { 1024 } else { 2048 };
-    let peer_args: Vec<String> = ["--threads", &threads.to_string(), "--device", &device::device_name(dev), "--images", &peer_images.to_string()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let peer_args: Vec<String> = [
+        "--threads",
+        &threads.to_string(),
+        "--device",
+        &device::device_name(dev),
+        "--images",
+        &peer_images.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let peer = common::run_peer("augment_throughput.py", &peer_args, &[])?;
-    let tv = peer["images_per_sec"].as_f64().context("peer printed no images_per_sec")?;
-    let tv_batched = peer["batched_images_per_sec"].as_f64().context("peer printed no batched_images_per_sec")?;
+    let tv = peer["images_per_sec"]
+        .as_f64()
+        .context("peer printed no images_per_sec")?;
+    let tv_batched = peer["batched_images_per_sec"]
+        .as_f64()
+        .context("peer printed no batched_images_per_sec")?;
 
     // Share of a training step: full AWS pipeline vs forward/backward/step on batch 128.
     let info = common::cifar_like();
@@ -113,7 +124,9 @@ fn main() -> Result<()> {
     for _ in 0..3 {
         let t = Instant::now();
         for _ in 0..4 {
-            let plans: Vec<_> = (0..8).map(|_| augment.plan(128, 32, 32, &mut rng, &mut policy_rng).0).collect();
+            let plans: Vec<_> = (0..8)
+                .map(|_| augment.plan(128, 32, 32, &mut rng, &mut policy_rng).0)
+                .collect();
             let ys = augment.pipeline.apply_plans(&batches, &plans)?;
             drop(ys);
         }
@@ -122,14 +135,32 @@ fn main() -> Result<()> {
     }
     let step_ms = 1e3 * step_s / steps as f64;
 
-    println!("Augmentation, 3×32×32 uint8, batches of 256, device {}, {threads} threads", device::device_name(dev));
-    println!("  augwise AWS pairs per image (θ uniform)   {aws:9.0} images/s   {:6.1}× torchvision", aws / tv);
-    println!("  augwise AWS pairs, 8 batches per call     {aws8:9.0} images/s   {:6.1}× torchvision", aws8 / tv);
+    println!(
+        "Augmentation, 3×32×32 uint8, batches of 256, device {}, {threads} threads",
+        device::device_name(dev)
+    );
+    println!(
+        "  augwise AWS pairs per image (θ uniform)   {aws:9.0} images/s   {:6.1}× torchvision",
+        aws / tv
+    );
+    println!(
+        "  augwise AWS pairs, 8 batches per call     {aws8:9.0} images/s   {:6.1}× torchvision",
+        aws8 / tv
+    );
     if let Some(r) = aws32 {
-        println!("  augwise AWS pairs, 32 batches per call    {r:9.0} images/s   {:6.1}× torchvision", r / tv);
+        println!(
+            "  augwise AWS pairs, 32 batches per call    {r:9.0} images/s   {:6.1}× torchvision",
+            r / tv
+        );
     }
-    println!("  augwise AutoAugment CIFAR-10 per image    {aa:9.0} images/s   {:6.1}× torchvision", aa / tv);
-    println!("  torchvision v2 AutoAugment, per image     {tv:9.0} images/s   (torch {})", peer["torch"].as_str().unwrap_or("?"));
+    println!(
+        "  augwise AutoAugment CIFAR-10 per image    {aa:9.0} images/s   {:6.1}× torchvision",
+        aa / tv
+    );
+    println!(
+        "  torchvision v2 AutoAugment, per image     {tv:9.0} images/s   (torch {})",
+        peer["torch"].as_str().unwrap_or("?")
+    );
     println!(
         "  torchvision v2 AutoAugment, batch of 256  {tv_batched:9.0} images/s   (one sub-policy per batch, not per image; augwise AWS = {:.2}× it)",
         aws / tv_batched

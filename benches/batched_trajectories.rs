@@ -31,17 +31,30 @@ fn main() -> Result<()> {
     let data = common::random_dataset(bs * batches, 2, dev)?;
     let warm = common::random_dataset(bs * 2, 3, dev)?;
     let pipeline = Pipeline::for_dataset(&info, vec![0.5; 3], vec![0.25; 3]);
-    let sampler = || -> Result<_> { Ok(PolicyAugment::new(pipeline.clone(), "aws:uniform".parse::<Policy>()?.sampler()?)) };
+    let sampler = || -> Result<_> {
+        Ok(PolicyAugment::new(
+            pipeline.clone(),
+            "aws:uniform".parse::<Policy>()?.sampler()?,
+        ))
+    };
     let config = |j: usize| TrainConfig {
         augment_seed: Some(10 + j as u64),
         policy_seed: Some(20 + j as u64),
-        ..TrainConfig::default().with_batch_size(bs).with_schedule(LrSchedule::Constant { lr: 0.01 })
+        ..TrainConfig::default()
+            .with_batch_size(bs)
+            .with_schedule(LrSchedule::Constant { lr: 0.01 })
     };
     let cancel = CancelFlag::new();
 
     // k trajectories one after another (each its own model, as `trajectory_batch=1` runs them).
     let mut trainers = (0..k)
-        .map(|j| Ok(Trainer::new(Model::new(Arch::RESNET20, 3, 10, dev, 0)?, pipeline.normalize.clone(), config(j))))
+        .map(|j| {
+            Ok(Trainer::new(
+                Model::new(Arch::RESNET20, 3, 10, dev, 0)?,
+                pipeline.normalize.clone(),
+                config(j),
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut augs = (0..k).map(|_| sampler()).collect::<Result<Vec<_>>>()?;
     for (t, a) in trainers.iter_mut().zip(augs.iter_mut()) {
@@ -65,15 +78,30 @@ fn main() -> Result<()> {
     common::sync(dev);
     let together = (k as i64 * bs * batches) as f64 / t0.elapsed().as_secs_f64();
 
-    let peer_args: Vec<String> = ["--k", &k.to_string(), "--batches", &batches.to_string(), "--threads", &threads.to_string(), "--device", &device::device_name(dev)]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let peer_args: Vec<String> = [
+        "--k",
+        &k.to_string(),
+        "--batches",
+        &batches.to_string(),
+        "--threads",
+        &threads.to_string(),
+        "--device",
+        &device::device_name(dev),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let peer = common::run_peer("batched_trajectories.py", &peer_args, &[])?;
     let rate = |key: &str| peer[key].as_f64().with_context(|| format!("peer printed no {key}"));
-    println!("{k} AWS trajectories, ResNet-20, batch {bs}, 3×32×32, {batches} batches each, device {}, {threads} threads", device::device_name(dev));
+    println!(
+        "{k} AWS trajectories, ResNet-20, batch {bs}, 3×32×32, {batches} batches each, device {}, {threads} threads",
+        device::device_name(dev)
+    );
     println!("  augwise one after another      {sequential:9.1} images/s");
-    println!("  augwise as one grouped model   {together:9.1} images/s   ({:.2}× sequential; goal ≥ 3× for k = 8 on a GPU)", together / sequential);
+    println!(
+        "  augwise as one grouped model   {together:9.1} images/s   ({:.2}× sequential; goal ≥ 3× for k = 8 on a GPU)",
+        together / sequential
+    );
     println!(
         "  PyTorch model part alone: one after another {:.1}, grouped {:.1} images/s ({:.2}×; torch {})",
         rate("sequential_images_per_sec")?,

@@ -38,7 +38,12 @@ fn main() -> Result<()> {
     let mut s = Session::new(SearchConfig::preset(&preset)?, &dir)?;
     let t0 = Instant::now();
     s.pretrain(None)?;
-    println!("preset {preset}: {} search-train / {} val images, stage 1 in {:.0}s", s.splits.train.len(), s.splits.val.len(), t0.elapsed().as_secs_f64());
+    println!(
+        "preset {preset}: {} search-train / {} val images, stage 1 in {:.0}s",
+        s.splits.train.len(),
+        s.splits.val.len(),
+        t0.elapsed().as_secs_f64()
+    );
     let none: Policy = "none".parse()?;
     for pair in &pairs {
         let other: Policy = pair.parse()?;
@@ -52,12 +57,25 @@ fn main() -> Result<()> {
             let diff = Estimate::of(&a).mean - Estimate::of(&b).mean;
             let sign = diff.signum();
             let k = match pairing {
-                Pairing::CommonRandomNumbers => first_separating(k_used, |k| {
-                    let d: Vec<f64> = a[..k].iter().zip(&b[..k]).map(|(x, y)| x - y).collect();
-                    let t = PairedTest::of(&d);
-                    (t.p_value, t.difference)
-                }, sign),
-                Pairing::Independent => first_separating(k_used, |k| (two_sample_p(&a[..k], &b[..k]), Estimate::of(&a[..k]).mean - Estimate::of(&b[..k]).mean), sign),
+                Pairing::CommonRandomNumbers => first_separating(
+                    k_used,
+                    |k| {
+                        let d: Vec<f64> = a[..k].iter().zip(&b[..k]).map(|(x, y)| x - y).collect();
+                        let t = PairedTest::of(&d);
+                        (t.p_value, t.difference)
+                    },
+                    sign,
+                ),
+                Pairing::Independent => first_separating(
+                    k_used,
+                    |k| {
+                        (
+                            two_sample_p(&a[..k], &b[..k]),
+                            Estimate::of(&a[..k]).mean - Estimate::of(&b[..k]).mean,
+                        )
+                    },
+                    sign,
+                ),
             };
             let per_traj = r.seconds / (2 * k_max) as f64;
             let d: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
@@ -73,15 +91,32 @@ fn main() -> Result<()> {
                 100.0 * (ea.sd.powi(2) + eb.sd.powi(2)).sqrt()
             );
             match k {
-                Some(k) => println!("  {:<22} separated at k = {k} per policy: {} trajectories, {:.0}s", "", 2 * k, 2.0 * k as f64 * per_traj),
-                None => println!("  {:<22} not separated within k = {k_used} ({} trajectories, {:.0}s)", "", 2 * k_used, r.seconds),
+                Some(k) => println!(
+                    "  {:<22} separated at k = {k} per policy: {} trajectories, {:.0}s",
+                    "",
+                    2 * k,
+                    2.0 * k as f64 * per_traj
+                ),
+                None => println!(
+                    "  {:<22} not separated within k = {k_used} ({} trajectories, {:.0}s)",
+                    "",
+                    2 * k_used,
+                    r.seconds
+                ),
             }
             rows.push((pairing, k, per_traj));
         }
         if let [(_, Some(kc), tc), (_, Some(ki), ti)] = rows[..] {
-            println!("  ratio independent / paired: {:.1}× the trajectories, {:.1}× the wall time", ki as f64 / kc as f64, (ki as f64 * ti) / (kc as f64 * tc));
+            println!(
+                "  ratio independent / paired: {:.1}× the trajectories, {:.1}× the wall time",
+                ki as f64 / kc as f64,
+                (ki as f64 * ti) / (kc as f64 * tc)
+            );
         } else if let [(_, Some(kc), _), (_, None, _)] = rows[..] {
-            println!("  ratio independent / paired: > {:.1}× (independent did not separate within k = {k_max})", k_max as f64 / kc as f64);
+            println!(
+                "  ratio independent / paired: > {:.1}× (independent did not separate within k = {k_max})",
+                k_max as f64 / kc as f64
+            );
         }
     }
     // The search's own trajectories: how much of their reward spread is not θ's draws?
@@ -90,8 +125,16 @@ fn main() -> Result<()> {
         s.config.common_random_numbers = crn;
         let e = s.evaluate(Some(k_max))?;
         s.pending.clear();
-        let what = if crn { "sharing crops, flips, Cutout (common_random_numbers)" } else { "own crops, flips, Cutout (default)" };
-        println!("  {what:<54} reward {}  sd {:.2} points", e.reward.percent_short(), 100.0 * e.reward.sd);
+        let what = if crn {
+            "sharing crops, flips, Cutout (common_random_numbers)"
+        } else {
+            "own crops, flips, Cutout (default)"
+        };
+        println!(
+            "  {what:<54} reward {}  sd {:.2} points",
+            e.reward.percent_short(),
+            100.0 * e.reward.sd
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
     Ok(())

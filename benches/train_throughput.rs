@@ -15,15 +15,21 @@
 mod common;
 
 use anyhow::{Context, Result};
-use augwise::augment::{Normalize, OpOptions, Pipeline};
 use augwise::amp::Precision;
+use augwise::augment::{Normalize, OpOptions, Pipeline};
 use augwise::device::{self, DeviceSpec};
 use augwise::model::{Arch, Model};
 use augwise::train::{CancelFlag, LrSchedule, TrainConfig, Trainer};
 
 /// The training step alone: a pipeline that only normalises (as the peer does).
 fn normalize_only(norm: Normalize) -> Pipeline {
-    Pipeline { crop_padding: 0, hflip: false, cutout: 0, ops: OpOptions::default(), normalize: norm }
+    Pipeline {
+        crop_padding: 0,
+        hflip: false,
+        cutout: 0,
+        ops: OpOptions::default(),
+        normalize: norm,
+    }
 }
 
 /// What one run measures.
@@ -41,7 +47,10 @@ struct Setup {
 fn main() -> Result<()> {
     let all: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let (kv, args): (Vec<String>, Vec<String>) = all.into_iter().partition(|a| a.contains('='));
-    let key = |k: &str| kv.iter().find_map(|a| a.strip_prefix(k).and_then(|r| r.strip_prefix('=')));
+    let key = |k: &str| {
+        kv.iter()
+            .find_map(|a| a.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+    };
     let batches: i64 = args.first().map(|s| s.parse()).transpose()?.unwrap_or(20);
     let threads: i32 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(2);
     let spec: DeviceSpec = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(DeviceSpec::Cpu);
@@ -51,8 +60,16 @@ fn main() -> Result<()> {
     let peak: f64 = key("peak_tflops").map(str::parse).transpose()?.unwrap_or(989.0);
     let s = Setup {
         dev,
-        arch: key("arch").map(str::parse).transpose().map_err(anyhow::Error::msg)?.unwrap_or(Arch::RESNET20),
-        precision: key("precision").map(str::parse).transpose().map_err(anyhow::Error::msg)?.unwrap_or_default(),
+        arch: key("arch")
+            .map(str::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or(Arch::RESNET20),
+        precision: key("precision")
+            .map(str::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or_default(),
         channels_last: key("channels_last").is_some_and(|v| v == "1" || v == "true"),
         bs: key("batch").map(str::parse).transpose()?.unwrap_or(128),
         warmup: 3,
@@ -82,7 +99,10 @@ fn main() -> Result<()> {
     );
     println!("  threads         {threads} (augwise) / {} (PyTorch)", peer["threads"]);
     println!("  augwise (tch)   {ours:8.1} images/s");
-    println!("  PyTorch eager   {theirs:8.1} images/s   (torch {})", peer["torch"].as_str().unwrap_or("?"));
+    println!(
+        "  PyTorch eager   {theirs:8.1} images/s   (torch {})",
+        peer["torch"].as_str().unwrap_or("?")
+    );
     println!("  ratio           {:8.3}  (goal ≥ 1.0)", ours / theirs);
     if let Some(flops) = peer["train_flops_per_image"].as_f64().filter(|_| dev.is_cuda()) {
         let mfu = |r: f64| 100.0 * r * flops / (peak * 1e12);
@@ -94,7 +114,10 @@ fn main() -> Result<()> {
         );
     }
     if !dev.is_cuda() {
-        println!("  PyTorch eager with augwise's allocator thresholds (GLIBC_TUNABLES): {tuned:.1} images/s, ratio {:.3}", ours / tuned);
+        println!(
+            "  PyTorch eager with augwise's allocator thresholds (GLIBC_TUNABLES): {tuned:.1} images/s, ratio {:.3}",
+            ours / tuned
+        );
     }
     Ok(())
 }
@@ -111,7 +134,12 @@ fn augwise_round(s: &Setup) -> Result<f64> {
     let mut trainer = Trainer::new(model, norm.clone(), cfg);
     let mut aug = normalize_only(norm);
     let cancel = CancelFlag::new();
-    trainer.train_epoch(&common::random_dataset(bs * warmup, 0, dev)?, &mut aug, &cancel, &mut |_| {})?;
+    trainer.train_epoch(
+        &common::random_dataset(bs * warmup, 0, dev)?,
+        &mut aug,
+        &cancel,
+        &mut |_| {},
+    )?;
     let timed = common::random_dataset(bs * batches, 0, dev)?;
     let report = trainer.train_epoch(&timed, &mut aug, &cancel, &mut |_| {})?;
     common::sync(dev);
@@ -122,9 +150,20 @@ fn augwise_round(s: &Setup) -> Result<f64> {
 /// (device::init_runtime), to show what is allocator and what is framework.
 fn peer_round(s: &Setup, tuned: bool) -> Result<serde_json::Value> {
     let mut args: Vec<String> = [
-        "--batches", &s.batches.to_string(), "--warmup", &s.warmup.to_string(), "--batch-size", &s.bs.to_string(),
-        "--threads", &s.threads.to_string(), "--device", &device::device_name(s.dev),
-        "--arch", &s.arch.to_string(), "--precision", &s.precision.to_string(),
+        "--batches",
+        &s.batches.to_string(),
+        "--warmup",
+        &s.warmup.to_string(),
+        "--batch-size",
+        &s.bs.to_string(),
+        "--threads",
+        &s.threads.to_string(),
+        "--device",
+        &device::device_name(s.dev),
+        "--arch",
+        &s.arch.to_string(),
+        "--precision",
+        &s.precision.to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -132,6 +171,9 @@ fn peer_round(s: &Setup, tuned: bool) -> Result<serde_json::Value> {
     if s.channels_last {
         args.push("--channels-last".into());
     }
-    let tunables = [("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456")];
+    let tunables = [(
+        "GLIBC_TUNABLES",
+        "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456",
+    )];
     common::run_peer("train_throughput.py", &args, if tuned { &tunables[..] } else { &[] })
 }

@@ -30,7 +30,9 @@ fn main() -> Result<()> {
     let pipeline = Pipeline::for_dataset(&info, vec![0.5; 3], vec![0.25; 3]);
     let mut aug = PolicyAugment::new(pipeline.clone(), "aws:uniform".parse::<Policy>()?.sampler()?);
     let model = Model::new(Arch::RESNET20, 3, 10, dev, 0)?;
-    let cfg = TrainConfig::default().with_batch_size(bs).with_schedule(LrSchedule::Constant { lr: 0.001 });
+    let cfg = TrainConfig::default()
+        .with_batch_size(bs)
+        .with_schedule(LrSchedule::Constant { lr: 0.001 });
     let mut trainer = Trainer::new(model, pipeline.normalize.clone(), cfg);
     let cancel = CancelFlag::new();
     trainer.train_epoch(&data(bs * 3, 1)?, &mut aug, &cancel, &mut |_| {})?;
@@ -40,15 +42,32 @@ fn main() -> Result<()> {
         ours = ours.max(r.images_per_sec);
     }
 
-    let args: Vec<String> = ["--batches", &batches.to_string(), "--threads", &threads.to_string(), "--workers", &workers.to_string(), "--device", &device::device_name(dev)]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "--batches",
+        &batches.to_string(),
+        "--threads",
+        &threads.to_string(),
+        "--workers",
+        &workers.to_string(),
+        "--device",
+        &device::device_name(dev),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let peer = common::run_peer("trajectory_throughput.py", &args, &[])?;
-    let theirs = peer["images_per_sec"].as_f64().context("peer printed no images_per_sec")?;
-    println!("AWS trajectory fine-tune epoch, ResNet-20, batch {bs}, 3×32×32, {batches} batches, device {}", device::device_name(dev));
+    let theirs = peer["images_per_sec"]
+        .as_f64()
+        .context("peer printed no images_per_sec")?;
+    println!(
+        "AWS trajectory fine-tune epoch, ResNet-20, batch {bs}, 3×32×32, {batches} batches, device {}",
+        device::device_name(dev)
+    );
     println!("  augwise (batched pairs on the device)        {ours:8.1} images/s   ({threads} threads)");
-    println!("  PyTorch, PIL ops in {workers} DataLoader workers   {theirs:8.1} images/s   (torch {})", peer["torch"].as_str().unwrap_or("?"));
+    println!(
+        "  PyTorch, PIL ops in {workers} DataLoader workers   {theirs:8.1} images/s   (torch {})",
+        peer["torch"].as_str().unwrap_or("?")
+    );
     println!("  ratio {:.2}  (goal ≥ 1.0 on CPU, ≥ 5 on a GPU)", ours / theirs);
     Ok(())
 }

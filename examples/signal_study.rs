@@ -24,14 +24,24 @@ fn main() -> anyhow::Result<()> {
     let harm: f64 = args.first().map(|s| s.parse()).transpose()?.unwrap_or(16.4) / 100.0;
     let sigma: f64 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(1.1) / 100.0;
     // Invert is op 11 of the 36 (augwise::augment::space order).
-    let family: Vec<usize> = args.get(2).map(|s| s.split(',').map(|x| x.parse()).collect::<Result<_, _>>()).transpose()?.unwrap_or_else(|| vec![11]);
+    let family: Vec<usize> = args
+        .get(2)
+        .map(|s| s.split(',').map(|x| x.parse()).collect::<Result<_, _>>())
+        .transpose()?
+        .unwrap_or_else(|| vec![11]);
     let seeds: u64 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(8);
-    let ks: Vec<usize> = args.get(4).map(|s| s.split(',').map(|x| x.parse()).collect::<Result<_, _>>()).transpose()?.unwrap_or_else(|| vec![0, 16]);
+    let ks: Vec<usize> = args
+        .get(4)
+        .map(|s| s.split(',').map(|x| x.parse()).collect::<Result<_, _>>())
+        .transpose()?
+        .unwrap_or_else(|| vec![0, 16]);
     let sizes: Vec<(usize, usize)> = match args.get(5) {
         Some(list) => list
             .split(',')
             .map(|x| {
-                let (u, t) = x.split_once('x').ok_or_else(|| anyhow::anyhow!("size `{x}`: expected UPDATESxTRAJECTORIES, e.g. 20x8"))?;
+                let (u, t) = x
+                    .split_once('x')
+                    .ok_or_else(|| anyhow::anyhow!("size `{x}`: expected UPDATESxTRAJECTORIES, e.g. 20x8"))?;
                 Ok((u.parse()?, t.parse()?))
             })
             .collect::<anyhow::Result<_>>()?,
@@ -44,7 +54,10 @@ fn main() -> anyhow::Result<()> {
     };
     let uniform_mass = (0..NUM_PAIRS).filter(|&k| in_family(k)).count() as f64 / NUM_PAIRS as f64;
     println!("harm {:.1} points per unit share, σ {:.2} points, family of {:.1}% of pairs, {applications} applications per trajectory, {seeds} seeds", 100.0 * harm, 100.0 * sigma, 100.0 * uniform_mass);
-    println!("{:>8} {:>13} {:>4} {:>26} {:>22} {:>22}", "updates", "trajectories", "K", "family mass (median)", "verdict: found", "θ movement alone");
+    println!(
+        "{:>8} {:>13} {:>4} {:>26} {:>22} {:>22}",
+        "updates", "trajectories", "K", "family mass (median)", "verdict: found", "θ movement alone"
+    );
     for &(updates, trajectories) in &sizes {
         for &k in &ks {
             let cfg = PpoConfig::default();
@@ -58,16 +71,34 @@ fn main() -> anyhow::Result<()> {
                     let ts: Vec<Trajectory> = (0..trajectories)
                         .map(|i| {
                             let counts = trajectory_counts(&dist, applications, k, &mut rng);
-                            let share = counts.iter().enumerate().filter(|(p, _)| in_family(*p)).map(|(_, &c)| c as f64).sum::<f64>() / applications as f64;
+                            let share = counts
+                                .iter()
+                                .enumerate()
+                                .filter(|(p, _)| in_family(*p))
+                                .map(|(_, &c)| c as f64)
+                                .sum::<f64>()
+                                / applications as f64;
                             let reward = 0.70 - harm * share + sigma * rng.normal();
-                            Trajectory { seed: i as u64, reward, accuracies: vec![reward], counts, seconds: 0.0, pairs_drawn: k }
+                            Trajectory {
+                                seed: i as u64,
+                                reward,
+                                accuracies: vec![reward],
+                                counts,
+                                seconds: 0.0,
+                                pairs_drawn: k,
+                            }
                         })
                         .collect();
                     let out = ppo::update(&mut state, &ts, &cfg)?;
                     inputs.push(NullInput::of(&out));
                 }
                 let d = state.theta.distribution()?;
-                masses.push((0..NUM_PAIRS).filter(|&p| in_family(p)).map(|p| d.probs()[p]).sum::<f64>());
+                masses.push(
+                    (0..NUM_PAIRS)
+                        .filter(|&p| in_family(p))
+                        .map(|p| d.probs()[p])
+                        .sum::<f64>(),
+                );
                 let null = simulate(&inputs, &cfg, 40, 1000 + seed, &mut |_| true)?;
                 let report = judge(&state.theta, updates, &null, score(&inputs, 2000 + seed))?;
                 found += usize::from(report.found);

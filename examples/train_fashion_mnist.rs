@@ -27,8 +27,11 @@ fn main() -> Result<()> {
         epochs,
         &mut pipeline,
         &CancelFlag::new(),
-        &mut |_| {},
-        &mut |report| println!("{report}"),
+        &mut |event| {
+            if let FitEvent::Epoch(report) = event {
+                println!("{report}")
+            }
+        },
     )?;
     println!("test accuracy: {:.2}%", 100.0 * trainer.evaluate(&splits.test)?);
     Ok(())

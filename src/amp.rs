@@ -104,7 +104,10 @@ mod tests {
         assert_eq!("BF16".parse::<Precision>().unwrap(), Precision::Bf16);
         assert_eq!("fp32".parse::<Precision>().unwrap(), Precision::Fp32);
         assert!("fp8".parse::<Precision>().unwrap_err().contains("fp32 or bf16"));
-        assert_eq!(Precision::Bf16.to_string().parse::<Precision>().unwrap(), Precision::Bf16);
+        assert_eq!(
+            Precision::Bf16.to_string().parse::<Precision>().unwrap(),
+            Precision::Bf16
+        );
         assert_eq!(serde_json::to_string(&Precision::Bf16).unwrap(), "\"bf16\"");
     }
 

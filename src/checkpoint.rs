@@ -25,7 +25,11 @@ use tch::Tensor;
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("could not {action} {path}: {why}")]
-    Io { action: &'static str, path: PathBuf, why: String },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        why: String,
+    },
     #[error("{path} is not an augwise checkpoint ({why}); point `resume` at a run directory written by augwise")]
     Foreign { path: PathBuf, why: String },
     #[error("{path} is corrupt or truncated ({why}); the run directory's previous step is lost only if this file was the only copy — start a new run or restore a backup")]
@@ -37,7 +41,11 @@ pub enum CheckpointError {
 }
 
 fn io(action: &'static str, path: &Path, e: impl std::fmt::Display) -> CheckpointError {
-    CheckpointError::Io { action, path: path.to_owned(), why: e.to_string() }
+    CheckpointError::Io {
+        action,
+        path: path.to_owned(),
+        why: e.to_string(),
+    }
 }
 
 // ---- fault injection ------------------------------------------------------------------------
@@ -51,9 +59,17 @@ static FAULT_KILLS: AtomicBool = AtomicBool::new(true);
 fn fault_from_env() {
     static READ: OnceLock<()> = OnceLock::new();
     READ.get_or_init(|| {
-        if let Some(n) = std::env::var("AUGWISE_FAULT_AT").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        if let Some(n) = std::env::var("AUGWISE_FAULT_AT")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
             FAULT_AT.store(n, Ordering::SeqCst);
-            FAULT_KILLS.store(std::env::var("AUGWISE_FAULT_MODE").map(|m| m.trim() != "fail").unwrap_or(true), Ordering::SeqCst);
+            FAULT_KILLS.store(
+                std::env::var("AUGWISE_FAULT_MODE")
+                    .map(|m| m.trim() != "fail")
+                    .unwrap_or(true),
+                Ordering::SeqCst,
+            );
         }
     });
 }
@@ -78,7 +94,11 @@ fn syscall(action: &'static str, path: &Path) -> Result<(), CheckpointError> {
                 libc::kill(libc::getpid(), libc::SIGKILL);
             }
         }
-        return Err(io(action, path, "No space left on device (injected by AUGWISE_FAULT_AT or a test)"));
+        return Err(io(
+            action,
+            path,
+            "No space left on device (injected by AUGWISE_FAULT_AT or a test)",
+        ));
     }
     Ok(())
 }
@@ -95,7 +115,10 @@ const TMP_SUFFIX: &str = ".augwise-tmp";
 /// A temporary name beside `path`, unique to this process and call.
 fn tmp_name(path: &Path) -> PathBuf {
     static CALLS: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let n = CALLS.fetch_add(1, Ordering::SeqCst);
     path.with_file_name(format!(".{name}.{}.{n}{TMP_SUFFIX}", std::process::id()))
 }
@@ -122,7 +145,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     // Renaming over a device or a directory would replace it (as root, `/dev/zero` itself).
     if let Ok(meta) = std::fs::metadata(path) {
         if !meta.is_file() {
-            return Err(io("write", path, "it exists and is not a regular file (a directory or a device); name a file"));
+            return Err(io(
+                "write",
+                path,
+                "it exists and is not a regular file (a directory or a device); name a file",
+            ));
         }
     }
     let dir = parent(path);
@@ -189,7 +216,11 @@ pub fn write_snapshot(dir: &Path, tensors: &[(String, Tensor)]) -> Result<Snapsh
         let file = format!("{SNAPSHOT_PREFIX}{}{SNAPSHOT_SUFFIX}", &sha256[..16]);
         syscall("rename", &dir.join(&file))?;
         std::fs::rename(&tmp, dir.join(&file)).map_err(|e| io("write", &dir.join(&file), e))?;
-        Ok(SnapshotRef { file, sha256, bytes: bytes.len() as u64 })
+        Ok(SnapshotRef {
+            file,
+            sha256,
+            bytes: bytes.len() as u64,
+        })
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -200,16 +231,23 @@ pub fn write_snapshot(dir: &Path, tensors: &[(String, Tensor)]) -> Result<Snapsh
 
 /// Read the snapshot `r` of `dir`, refusing it unless its bytes have the recorded checksum.
 pub fn read_snapshot(dir: &Path, r: &SnapshotRef) -> Result<Vec<(String, Tensor)>, CheckpointError> {
-    let name_ok = r.file.starts_with(SNAPSHOT_PREFIX) && r.file.ends_with(SNAPSHOT_SUFFIX) && !r.file.contains(['/', '\\']);
+    let name_ok =
+        r.file.starts_with(SNAPSHOT_PREFIX) && r.file.ends_with(SNAPSHOT_SUFFIX) && !r.file.contains(['/', '\\']);
     let state = dir.join("session.json");
     if !name_ok {
-        return Err(CheckpointError::Corrupt { path: state, why: format!("it names `{}` as its snapshot, not a snapshot file", r.file) });
+        return Err(CheckpointError::Corrupt {
+            path: state,
+            why: format!("it names `{}` as its snapshot, not a snapshot file", r.file),
+        });
     }
     let path = dir.join(&r.file);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(CheckpointError::Corrupt { path: state, why: format!("its weights snapshot {} is missing", path.display()) })
+            return Err(CheckpointError::Corrupt {
+                path: state,
+                why: format!("its weights snapshot {} is missing", path.display()),
+            })
         }
         Err(e) => return Err(io("read", &path, e)),
     };
@@ -226,7 +264,10 @@ pub fn read_snapshot(dir: &Path, r: &SnapshotRef) -> Result<Vec<(String, Tensor)
             ),
         });
     }
-    Tensor::read_safetensors(&path).map_err(|e| CheckpointError::Corrupt { path: path.clone(), why: e.to_string() })
+    Tensor::read_safetensors(&path).map_err(|e| CheckpointError::Corrupt {
+        path: path.clone(),
+        why: e.to_string(),
+    })
 }
 
 /// Delete the snapshots of `dir` other than `keep` (after a commit made them unreferenced).
@@ -245,30 +286,52 @@ pub fn remove_other_snapshots(dir: &Path, keep: Option<&SnapshotRef>) {
 /// Read named tensors from a safetensors file (snapshots of runs written before checksums).
 pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
     if !path.exists() {
-        return Err(CheckpointError::Foreign { path: path.to_owned(), why: "file missing".into() });
+        return Err(CheckpointError::Foreign {
+            path: path.to_owned(),
+            why: "file missing".into(),
+        });
     }
-    Tensor::read_safetensors(path).map_err(|e| CheckpointError::Corrupt { path: path.to_owned(), why: e.to_string() })
+    Tensor::read_safetensors(path).map_err(|e| CheckpointError::Corrupt {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })
 }
 
 /// Read and parse a JSON file, telling a missing, foreign or damaged file apart.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, format: &str) -> Result<T, CheckpointError> {
     let text = crate::limits::read_text(path, crate::limits::SESSION_FILE_BYTES).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            CheckpointError::Foreign { path: path.to_owned(), why: "no session.json here".into() }
+            CheckpointError::Foreign {
+                path: path.to_owned(),
+                why: "no session.json here".into(),
+            }
         } else {
             io("read", path, e)
         }
     })?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| CheckpointError::Corrupt { path: path.to_owned(), why: e.to_string() })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| CheckpointError::Corrupt {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })?;
     match value.get("format").and_then(|f| f.as_str()) {
         Some(f) if f == format => {}
         Some(other) => {
-            return Err(CheckpointError::Foreign { path: path.to_owned(), why: format!("format `{other}`, expected `{format}`") })
+            return Err(CheckpointError::Foreign {
+                path: path.to_owned(),
+                why: format!("format `{other}`, expected `{format}`"),
+            })
         }
-        None => return Err(CheckpointError::Foreign { path: path.to_owned(), why: "no `format` field".into() }),
+        None => {
+            return Err(CheckpointError::Foreign {
+                path: path.to_owned(),
+                why: "no `format` field".into(),
+            })
+        }
     }
-    serde_json::from_value(value).map_err(|e| CheckpointError::Corrupt { path: path.to_owned(), why: e.to_string() })
+    serde_json::from_value(value).map_err(|e| CheckpointError::Corrupt {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })
 }
 
 // ---- the run-directory lock -----------------------------------------------------------------
@@ -302,7 +365,12 @@ struct Holder {
 impl Holder {
     fn parse(text: &str) -> Holder {
         let text = text.trim().to_owned();
-        let word_after = |key: &str| text.split_whitespace().skip_while(|w| *w != key).nth(1).map(str::to_owned);
+        let word_after = |key: &str| {
+            text.split_whitespace()
+                .skip_while(|w| *w != key)
+                .nth(1)
+                .map(str::to_owned)
+        };
         Holder {
             pid: word_after("pid").and_then(|w| w.parse().ok()),
             host: word_after("host").unwrap_or_default(),
@@ -315,7 +383,11 @@ impl Holder {
     /// The part for people.
     fn who(&self) -> String {
         let who = self.text.split(" · ").next().unwrap_or_default().trim();
-        if who.is_empty() { "another augwise process".to_owned() } else { who.to_owned() }
+        if who.is_empty() {
+            "another augwise process".to_owned()
+        } else {
+            who.to_owned()
+        }
     }
 }
 
@@ -342,7 +414,13 @@ impl RunLock {
         use std::os::unix::io::{AsRawFd, FromRawFd};
         std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
         let path = dir.join("lock");
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| io("open", &path, e))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io("open", &path, e))?;
         // SAFETY: flock on a descriptor we own; non-blocking.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         let file = if rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK) {
@@ -360,8 +438,15 @@ impl RunLock {
             match shared {
                 Some(f) if same_file(&f, &file) => f,
                 _ => {
-                    let who = if here { format!("{} (another session of this program)", holder.who()) } else { holder.who() };
-                    return Err(CheckpointError::Locked { dir: dir.to_owned(), holder: who });
+                    let who = if here {
+                        format!("{} (another session of this program)", holder.who())
+                    } else {
+                        holder.who()
+                    };
+                    return Err(CheckpointError::Locked {
+                        dir: dir.to_owned(),
+                        holder: who,
+                    });
                 }
             }
         } else {
@@ -371,7 +456,10 @@ impl RunLock {
             file
         };
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         let token = format!("{:x}{:x}", nanos, COUNTER.fetch_add(1, Ordering::SeqCst));
         let me = format!(
             "augwise pid {} on host {} (since unix time {}) · session {token} fd {}",
@@ -384,7 +472,11 @@ impl RunLock {
         let _ = file.set_len(0);
         let _ = std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).and_then(|_| f.write_all(me.as_bytes()));
         let _ = file.sync_all();
-        Ok(RunLock { file, dir: dir.to_owned(), token })
+        Ok(RunLock {
+            file,
+            dir: dir.to_owned(),
+            token,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -444,11 +536,21 @@ mod tests {
         write_atomic(&p, br#"{"format":"t/1","v":2}"#).unwrap();
         let v: serde_json::Value = read_json(&p, "t/1").unwrap();
         assert_eq!(v["v"], 2);
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1, "no temporary file left");
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
         std::fs::write(&p, br#"{"format":"t/1","v":"#).unwrap();
-        assert!(matches!(read_json::<serde_json::Value>(&p, "t/1"), Err(CheckpointError::Corrupt { .. })));
+        assert!(matches!(
+            read_json::<serde_json::Value>(&p, "t/1"),
+            Err(CheckpointError::Corrupt { .. })
+        ));
         std::fs::write(&p, br#"{"format":"other/1"}"#).unwrap();
-        assert!(matches!(read_json::<serde_json::Value>(&p, "t/1"), Err(CheckpointError::Foreign { .. })));
+        assert!(matches!(
+            read_json::<serde_json::Value>(&p, "t/1"),
+            Err(CheckpointError::Foreign { .. })
+        ));
         // Writing into a path whose parent is a file fails with the path and the OS's words.
         let err = write_atomic(&p.join("y.json"), b"{}").unwrap_err().to_string();
         assert!(err.starts_with("could not create") && err.contains("x.json"), "{err}");
@@ -479,8 +581,14 @@ mod tests {
         assert!(err.contains("changed after augwise wrote it"), "{err}");
         std::fs::remove_file(&path).unwrap();
         assert!(read_snapshot(d.path(), &b).unwrap_err().to_string().contains("missing"));
-        let evil = SnapshotRef { file: "../../etc/passwd".into(), ..b };
-        assert!(read_snapshot(d.path(), &evil).unwrap_err().to_string().contains("not a snapshot file"));
+        let evil = SnapshotRef {
+            file: "../../etc/passwd".into(),
+            ..b
+        };
+        assert!(read_snapshot(d.path(), &evil)
+            .unwrap_err()
+            .to_string()
+            .contains("not a snapshot file"));
     }
 
     #[test]

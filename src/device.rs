@@ -144,7 +144,11 @@ thread_local! {
 /// need, per epoch the accuracy counters — tests/training.rs holds them to that.
 pub fn host_read(t: &tch::Tensor) -> Result<Vec<f64>, tch::TchError> {
     HOST_READS.with(|c| c.set(c.get() + 1));
-    Vec::<f64>::try_from(t.f_to_kind(tch::Kind::Double)?.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)
+    Vec::<f64>::try_from(
+        t.f_to_kind(tch::Kind::Double)?
+            .f_to_device(Device::Cpu)?
+            .f_flatten(0, -1)?,
+    )
 }
 
 /// Reads through [`host_read`] on this thread so far.
@@ -180,22 +184,27 @@ pub fn resolve(spec: DeviceSpec) -> Result<DeviceChoice, DeviceError> {
     let load = ensure_cuda_loaded();
     let count = cuda_device_count();
     let choice = match spec {
-        DeviceSpec::Cpu => Ok(DeviceChoice { device: Device::Cpu, reason: "requested".into() }),
+        DeviceSpec::Cpu => Ok(DeviceChoice {
+            device: Device::Cpu,
+            reason: "requested".into(),
+        }),
         DeviceSpec::Auto if count > 0 => Ok(DeviceChoice {
             device: Device::Cuda(0),
             reason: format!("auto: {count} CUDA device(s) found"),
         }),
-        DeviceSpec::Auto => {
-            Ok(DeviceChoice { device: Device::Cpu, reason: format!("auto: no CUDA ({})", load.note) })
-        }
+        DeviceSpec::Auto => Ok(DeviceChoice {
+            device: Device::Cpu,
+            reason: format!("auto: no CUDA ({})", load.note),
+        }),
         DeviceSpec::Cuda(_) if count == 0 => Err(DeviceError::CudaUnavailable {
             requested: spec.to_string(),
             why: load.note.clone(),
         }),
         DeviceSpec::Cuda(index) if index >= count => Err(DeviceError::NoSuchCuda { index, count }),
-        DeviceSpec::Cuda(index) => {
-            Ok(DeviceChoice { device: Device::Cuda(index), reason: "requested".into() })
-        }
+        DeviceSpec::Cuda(index) => Ok(DeviceChoice {
+            device: Device::Cuda(index),
+            reason: "requested".into(),
+        }),
     };
     if choice.as_ref().is_ok_and(|c| c.device.is_cuda()) {
         // Fixed 32×32 shapes: cuDNN's autotuner pays for itself within a few batches (the
@@ -223,8 +232,8 @@ pub struct CudaLoad {
 pub fn ensure_cuda_loaded() -> &'static CudaLoad {
     static LOAD: OnceLock<CudaLoad> = OnceLock::new();
     LOAD.get_or_init(|| {
-        let driver_present = std::path::Path::new("/proc/driver/nvidia/version").exists()
-            || dlopen_global("libcuda.so.1").is_ok();
+        let driver_present =
+            std::path::Path::new("/proc/driver/nvidia/version").exists() || dlopen_global("libcuda.so.1").is_ok();
         if !driver_present {
             return CudaLoad {
                 driver_present,
@@ -237,7 +246,10 @@ pub fn ensure_cuda_loaded() -> &'static CudaLoad {
             "libtorch_cuda.so".to_owned(),
         ];
         let mut errors = Vec::new();
-        for path in candidates.iter().filter(|p| !p.starts_with('/') || std::path::Path::new(p).exists()) {
+        for path in candidates
+            .iter()
+            .filter(|p| !p.starts_with('/') || std::path::Path::new(p).exists())
+        {
             match dlopen_global(path) {
                 Ok(()) => {
                     return CudaLoad {
@@ -255,7 +267,11 @@ pub fn ensure_cuda_loaded() -> &'static CudaLoad {
             note: format!(
                 "NVIDIA driver present but libtorch_cuda.so could not be loaded ({}); is the torch \
                  wheel a CUDA build? Re-run scripts/setup.sh",
-                if errors.is_empty() { "not found".to_owned() } else { errors.join("; ") }
+                if errors.is_empty() {
+                    "not found".to_owned()
+                } else {
+                    errors.join("; ")
+                }
             ),
         }
     })

@@ -55,7 +55,10 @@ pub fn para(s: &str) -> String {
 
 /// PNG bytes as a `data:` URI (inline images in HTML and SVG).
 pub fn png_data_uri(png: &[u8]) -> String {
-    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    )
 }
 
 /// PNG bytes as an inline image.
@@ -66,7 +69,11 @@ pub fn png_img(png: &[u8], alt: &str) -> String {
 /// A chart inline: SVG (sharp, searchable), except pixel grids, which are PNG (an SVG of
 /// one rectangle per pixel would be megabytes).
 pub fn chart_html(c: &Chart) -> String {
-    let body = if c.name == "images" { png_img(&c.png, &c.text) } else { c.svg.clone() };
+    let body = if c.name == "images" {
+        png_img(&c.png, &c.text)
+    } else {
+        c.svg.clone()
+    };
     format!("<div style=\"max-width:{}px\">{body}</div>", c.width)
 }
 
@@ -79,7 +86,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(columns: &[&str]) -> Self {
-        Self { columns: columns.iter().map(|c| c.to_string()).collect(), rows: Vec::new() }
+        Self {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn with_row(mut self, row: Vec<String>) -> Self {
@@ -102,7 +112,15 @@ impl fmt::Display for Table {
             }
         }
         let line = |cells: &[String]| {
-            cells.iter().enumerate().take(n).map(|(i, v)| format!("{v:<w$}", w = width[i])).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+            cells
+                .iter()
+                .enumerate()
+                .take(n)
+                .map(|(i, v)| format!("{v:<w$}", w = width[i]))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_owned()
         };
         write!(f, "{}", line(&self.columns))?;
         for r in &self.rows {
@@ -114,9 +132,18 @@ impl fmt::Display for Table {
 
 impl Rich for Table {
     fn html(&self) -> String {
-        let cell = |tag: &str, v: &str| format!("<{tag} style=\"text-align:left;padding:1px 10px 1px 0\">{}</{tag}>", escape(v));
+        let cell = |tag: &str, v: &str| {
+            format!(
+                "<{tag} style=\"text-align:left;padding:1px 10px 1px 0\">{}</{tag}>",
+                escape(v)
+            )
+        };
         let head: String = self.columns.iter().map(|c| cell("th", c)).collect();
-        let body: String = self.rows.iter().map(|r| format!("<tr>{}</tr>", r.iter().map(|v| cell("td", v)).collect::<String>())).collect();
+        let body: String = self
+            .rows
+            .iter()
+            .map(|r| format!("<tr>{}</tr>", r.iter().map(|v| cell("td", v)).collect::<String>()))
+            .collect();
         format!("<table style=\"border-collapse:collapse;font-family:monospace;font-size:12px\"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
     }
 }
@@ -165,13 +192,20 @@ impl Cell {
 
 impl fmt::Display for Cell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.parts.iter().map(|p| p.1.as_str()).collect::<Vec<_>>().join("\n\n"))
+        write!(
+            f,
+            "{}",
+            self.parts.iter().map(|p| p.1.as_str()).collect::<Vec<_>>().join("\n\n")
+        )
     }
 }
 
 impl Rich for Cell {
     fn html(&self) -> String {
-        format!("<div class=\"augwise\">{}</div>", self.parts.iter().map(|p| p.0.as_str()).collect::<String>())
+        format!(
+            "<div class=\"augwise\">{}</div>",
+            self.parts.iter().map(|p| p.0.as_str()).collect::<String>()
+        )
     }
 }
 
@@ -201,10 +235,17 @@ mod tests {
 
     #[test]
     fn tables_render_as_aligned_text_and_escaped_html() {
-        let t = Table::new(&["pair", "π"]).with_row(vec!["Rotate:20+Invert".into(), "1.5%".into()]).with_row(vec!["a<b".into(), "2%".into()]);
-        assert_eq!(t.to_string(), "pair              π\nRotate:20+Invert  1.5%\na<b               2%");
+        let t = Table::new(&["pair", "π"])
+            .with_row(vec!["Rotate:20+Invert".into(), "1.5%".into()])
+            .with_row(vec!["a<b".into(), "2%".into()]);
+        assert_eq!(
+            t.to_string(),
+            "pair              π\nRotate:20+Invert  1.5%\na<b               2%"
+        );
         let h = t.html();
-        assert!(h.contains("<th") && h.contains(">Rotate:20+Invert</td>") && h.contains("a&lt;b") && !h.contains("a<b"));
+        assert!(
+            h.contains("<th") && h.contains(">Rotate:20+Invert</td>") && h.contains("a&lt;b") && !h.contains("a<b")
+        );
     }
 
     #[test]
@@ -222,6 +263,9 @@ mod tests {
     #[test]
     fn png_images_are_inline_base64() {
         let h = png_img(&[0x89, b'P', b'N', b'G'], "grid \"a\"");
-        assert!(h.starts_with("<img alt=\"grid &quot;a&quot;\" src=\"data:image/png;base64,iVBORw==\""), "{h}");
+        assert!(
+            h.starts_with("<img alt=\"grid &quot;a&quot;\" src=\"data:image/png;base64,iVBORw==\""),
+            "{h}"
+        );
     }
 }

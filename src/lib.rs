@@ -24,15 +24,15 @@ pub mod train;
 /// One `use augwise::prelude::*;` for notebooks and examples.
 pub mod prelude {
     pub use crate::augment::{Normalize, Pipeline};
-    pub use crate::data::{DataSpec, Dataset, DatasetInfo, Source, SplitConfig, Splits, Synthetic, SyntheticKind};
     pub use crate::chart::Chart;
     pub use crate::command::{Output, Shell};
+    pub use crate::data::{DataSpec, Dataset, DatasetInfo, Source, SplitConfig, Splits, Synthetic, SyntheticKind};
     pub use crate::device::{DeviceChoice, DeviceSpec, Diagnostics};
     pub use crate::display::{Cell, Rich, Table};
+    pub use crate::model::{Arch, Model};
     pub use crate::notebook::Notebook;
     pub use crate::policy::{Policy, Theta};
     pub use crate::search::{Pairing, SearchConfig, SearchError, Session};
-    pub use crate::model::{Arch, Model};
-    pub use crate::train::{CancelFlag, EpochReport, LrSchedule, SgdConfig, TrainConfig, Trainer};
+    pub use crate::train::{CancelFlag, EpochReport, FitEvent, LrSchedule, SgdConfig, TrainConfig, Trainer};
     pub use tch::{Device, Kind, Tensor};
 }

@@ -18,7 +18,11 @@ impl Limit {
         if n <= self.max {
             Ok(n)
         } else {
-            let instead = if self.instead.is_empty() { String::new() } else { format!("; {}", self.instead) };
+            let instead = if self.instead.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", self.instead)
+            };
             Err(format!("{n} {} is past the limit of {}{instead}", self.what, self.max))
         }
     }
@@ -30,27 +34,71 @@ impl Limit {
 }
 
 /// Updates one `step` runs; each is minutes.
-pub const STEPS: Limit = Limit { what: "updates in one `step`", max: 10_000, instead: "run `step` again to go on (every update is checkpointed)" };
+pub const STEPS: Limit = Limit {
+    what: "updates in one `step`",
+    max: 10_000,
+    instead: "run `step` again to go on (every update is checkpointed)",
+};
 /// Epochs of one stage-1 schedule or `fulltrain` (the paper: 200 and 300).
-pub const EPOCHS: Limit = Limit { what: "epochs", max: 100_000, instead: "" };
+pub const EPOCHS: Limit = Limit {
+    what: "epochs",
+    max: 100_000,
+    instead: "",
+};
 /// Fine-tune epochs of one trajectory (the paper: 10).
-pub const FINETUNE_EPOCHS: Limit = Limit { what: "fine-tune epochs per trajectory", max: 10_000, instead: "" };
+pub const FINETUNE_EPOCHS: Limit = Limit {
+    what: "fine-tune epochs per trajectory",
+    max: 10_000,
+    instead: "",
+};
 /// Trajectories of one `evaluate`, `probe` or `compare`.
-pub const TRAJECTORIES: Limit = Limit { what: "trajectories", max: 1_000, instead: "run the command again for more" };
+pub const TRAJECTORIES: Limit = Limit {
+    what: "trajectories",
+    max: 1_000,
+    instead: "run the command again for more",
+};
 /// Updates of a whole search (the paper: 350).
-pub const UPDATES: Limit = Limit { what: "updates in a search", max: 1_000_000, instead: "" };
+pub const UPDATES: Limit = Limit {
+    what: "updates in a search",
+    max: 1_000_000,
+    instead: "",
+};
 /// Pairs `sample` draws and previews.
-pub const SAMPLES: Limit = Limit { what: "samples", max: 64, instead: "`sample` previews at most 64 images" };
+pub const SAMPLES: Limit = Limit {
+    what: "samples",
+    max: 64,
+    instead: "`sample` previews at most 64 images",
+};
 /// Rows `policy` lists (there are 1,296 pairs).
-pub const TOP_PAIRS: Limit = Limit { what: "pairs to list", max: 1_296, instead: "there are 1,296 pairs" };
+pub const TOP_PAIRS: Limit = Limit {
+    what: "pairs to list",
+    max: 1_296,
+    instead: "there are 1,296 pairs",
+};
 /// Null searches one `null` runs: 10,000 replays are minutes even for the paper's 350 updates.
-pub const NULL_REPLICATES: Limit = Limit { what: "null searches", max: 10_000, instead: "" };
+pub const NULL_REPLICATES: Limit = Limit {
+    what: "null searches",
+    max: 10_000,
+    instead: "",
+};
 /// Images per batch.
-pub const BATCH: Limit = Limit { what: "images per batch", max: 65_536, instead: "" };
+pub const BATCH: Limit = Limit {
+    what: "images per batch",
+    max: 65_536,
+    instead: "",
+};
 /// Trajectories trained together as one grouped model.
-pub const TRAJECTORY_BATCH: Limit = Limit { what: "trajectories in one grouped model", max: 64, instead: "" };
+pub const TRAJECTORY_BATCH: Limit = Limit {
+    what: "trajectories in one grouped model",
+    max: 64,
+    instead: "",
+};
 /// Pairs a trajectory draws up front under `pairs_per_trajectory`.
-pub const PAIRS_PER_TRAJECTORY: Limit = Limit { what: "pairs per trajectory", max: 1_000_000, instead: "0 draws a pair per image (the paper)" };
+pub const PAIRS_PER_TRAJECTORY: Limit = Limit {
+    what: "pairs per trajectory",
+    max: 1_000_000,
+    instead: "0 draws a pair per image (the paper)",
+};
 
 /// Bytes a θ file may have (an export of the 1,296 probabilities is ~40 KB).
 pub const THETA_FILE_BYTES: u64 = 16 << 20;
@@ -84,7 +132,10 @@ pub fn read_text(path: &std::path::Path, max: u64) -> std::io::Result<String> {
         return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
     }
     if meta.len() > max {
-        return Err(Error::new(ErrorKind::InvalidInput, format!("{} bytes, more than the {} bytes such a file can have", meta.len(), max)));
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{} bytes, more than the {} bytes such a file can have", meta.len(), max),
+        ));
     }
     let mut text = String::new();
     std::fs::File::open(path)?.take(max).read_to_string(&mut text)?;
@@ -99,7 +150,12 @@ mod tests {
     fn a_number_past_its_limit_names_the_limit_and_what_to_do() {
         assert_eq!(STEPS.check(10_000), Ok(10_000));
         let e = STEPS.check(u64::MAX).unwrap_err();
-        assert!(e.contains("18446744073709551615 updates in one `step`") && e.contains("limit of 10000") && e.contains("run `step` again"), "{e}");
+        assert!(
+            e.contains("18446744073709551615 updates in one `step`")
+                && e.contains("limit of 10000")
+                && e.contains("run `step` again"),
+            "{e}"
+        );
         assert_eq!(EPOCHS.check_usize(0), Ok(0));
     }
 

@@ -18,7 +18,9 @@ use tch::{Device, TchError, Tensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("unknown model `{0}`: expected resnet20, resnet56 or wrn-DEPTH-WIDTH (e.g. wrn-28-10, wrn-40-2, wrn-16-2)")]
+    #[error(
+        "unknown model `{0}`: expected resnet20, resnet56 or wrn-DEPTH-WIDTH (e.g. wrn-28-10, wrn-40-2, wrn-16-2)"
+    )]
     Unknown(String),
     #[error("invalid model `{name}`: {why}")]
     Invalid { name: String, why: String },
@@ -77,7 +79,10 @@ impl FromStr for Arch {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim().to_ascii_lowercase().replace('_', "-");
-        let invalid = |why: &str| ModelError::Invalid { name: s.to_owned(), why: why.to_owned() };
+        let invalid = |why: &str| ModelError::Invalid {
+            name: s.to_owned(),
+            why: why.to_owned(),
+        };
         if let Some(d) = t.strip_prefix("resnet").map(|d| d.trim_start_matches('-')) {
             let depth: i64 = d.parse().map_err(|_| ModelError::Unknown(s.to_owned()))?;
             if depth < 8 || (depth - 2) % 6 != 0 {
@@ -129,7 +134,13 @@ impl TryFrom<String> for Arch {
 /// A conv of `g` independent members (`g` = 1: a plain conv): member j maps input channels
 /// j·i.. to output channels j·o.. (a grouped convolution), so the members share nothing.
 fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, g: i64) -> nn::Conv2D {
-    let cfg = nn::ConvConfig { stride, padding: k / 2, bias: false, groups: g, ..Default::default() };
+    let cfg = nn::ConvConfig {
+        stride,
+        padding: k / 2,
+        bias: false,
+        groups: g,
+        ..Default::default()
+    };
     nn::conv2d(p, g * i, g * o, k, cfg)
 }
 
@@ -158,7 +169,10 @@ impl StackedLinear {
     fn forward(&self, x: &Tensor) -> Tensor {
         let (b, g) = (x.size()[0], self.ws.size()[0]);
         let f = x.view([b, g, -1]).transpose(0, 1);
-        self.bs.unsqueeze(1).baddbmm(&f, &self.ws.transpose(1, 2), 1.0, 1.0).reshape([g * b, -1])
+        self.bs
+            .unsqueeze(1)
+            .baddbmm(&f, &self.ws.transpose(1, 2), 1.0, 1.0)
+            .reshape([g * b, -1])
     }
 }
 
@@ -181,7 +195,8 @@ struct BasicBlock {
 
 impl BasicBlock {
     fn new(p: &nn::Path, i: i64, o: i64, stride: i64, g: i64) -> Self {
-        let shortcut = (stride != 1 || i != o).then(|| (conv(p / "sc_conv", i, o, 1, stride, g), bn(p / "sc_bn", o, g)));
+        let shortcut =
+            (stride != 1 || i != o).then(|| (conv(p / "sc_conv", i, o, 1, stride, g), bn(p / "sc_bn", o, g)));
         Self {
             conv1: conv(p / "conv1", i, o, 3, stride, g),
             bn1: bn(p / "bn1", o, g),
@@ -330,22 +345,42 @@ impl Model {
     /// optimiser, momentum; one forward trains all k. Load members with [`Model::load_members`].
     pub fn members(arch: Arch, in_channels: i64, classes: i64, k: i64, device: Device) -> Result<Self, ModelError> {
         if !(1..=64).contains(&k) {
-            return Err(ModelError::Invalid { name: arch.to_string(), why: format!("{k} members (1 to 64)") });
+            return Err(ModelError::Invalid {
+                name: arch.to_string(),
+                why: format!("{k} members (1 to 64)"),
+            });
         }
         Self::build(arch, in_channels, classes, k, device, 0)
     }
 
-    fn build(arch: Arch, in_channels: i64, classes: i64, k: i64, device: Device, seed: u64) -> Result<Self, ModelError> {
-        let invalid = |why: String| ModelError::Invalid { name: arch.to_string(), why };
+    fn build(
+        arch: Arch,
+        in_channels: i64,
+        classes: i64,
+        k: i64,
+        device: Device,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
+        let invalid = |why: String| ModelError::Invalid {
+            name: arch.to_string(),
+            why,
+        };
         if classes < 2 {
-            return Err(invalid(format!("a classifier needs at least 2 classes; the data has {classes}")));
+            return Err(invalid(format!(
+                "a classifier needs at least 2 classes; the data has {classes}"
+            )));
         }
         if !(1..=4).contains(&in_channels) {
-            return Err(invalid(format!("images have {in_channels} channels; 1 to 4 are supported")));
+            return Err(invalid(format!(
+                "images have {in_channels} channels; 1 to 4 are supported"
+            )));
         }
         // Weights, gradients, momentum and the stage-1 snapshot, on the host while they are
         // initialised: refused before the allocation that would get the process killed.
-        let bytes = arch.variable_count(in_channels, classes).saturating_mul(k.max(1) as u64).saturating_mul(4 * 4);
+        let bytes = arch
+            .variable_count(in_channels, classes)
+            .saturating_mul(k.max(1) as u64)
+            .saturating_mul(4 * 4);
         let available = crate::limits::available_memory();
         if bytes > available / 10 * 8 {
             return Err(invalid(format!(
@@ -363,7 +398,14 @@ impl Model {
             build(arch, &vs.root(), in_channels, classes, k)
         };
         vs.set_device(device);
-        Ok(Self { vs, net, arch, in_channels, classes, members: k })
+        Ok(Self {
+            vs,
+            net,
+            arch,
+            in_channels,
+            classes,
+            members: k,
+        })
     }
 
     /// Variables stacked along a new leading member axis (`[k, …]`: the classifier); every
@@ -399,7 +441,10 @@ impl Model {
 
     /// Every member set to the one-model weights `w` (the shared stage-1 snapshot).
     pub fn load_members(&mut self, w: &Weights) -> Result<(), ModelError> {
-        let tiled = w.0.iter().map(|(n, t)| Ok((n.clone(), self.tile(n, t)?))).collect::<Result<Vec<_>, TchError>>()?;
+        let tiled =
+            w.0.iter()
+                .map(|(n, t)| Ok((n.clone(), self.tile(n, t)?)))
+                .collect::<Result<Vec<_>, TchError>>()?;
         self.restore(&Weights(tiled))
     }
 
@@ -439,7 +484,8 @@ impl Model {
         tch::no_grad(|| {
             for (name, mut t) in self.vs.variables() {
                 if t.dim() == 4 && !crate::amp::is_channels_last(&t) {
-                    let nhwc = crate::amp::channels_last(&t).map_err(|e| ModelError::Mismatch(format!("{name}: {e}")))?;
+                    let nhwc =
+                        crate::amp::channels_last(&t).map_err(|e| ModelError::Mismatch(format!("{name}: {e}")))?;
                     t.set_data(&nhwc);
                 }
             }
@@ -454,16 +500,24 @@ impl Model {
 
     /// Trainable variables in name order (the optimiser's parameter order).
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> =
-            self.vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let mut v: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
 
     /// Deep copy of all variables.
     pub fn snapshot(&self) -> Weights {
-        let mut v: Vec<(String, Tensor)> =
-            self.vs.variables().into_iter().map(|(k, t)| (k, t.detach().copy())).collect();
+        let mut v: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(k, t)| (k, t.detach().copy()))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         Weights(v)
     }
@@ -472,7 +526,11 @@ impl Model {
     pub fn restore(&mut self, w: &Weights) -> Result<(), ModelError> {
         let vars = self.vs.variables();
         if vars.len() != w.0.len() {
-            return Err(ModelError::Mismatch(format!("{} tensors for {} variables", w.0.len(), vars.len())));
+            return Err(ModelError::Mismatch(format!(
+                "{} tensors for {} variables",
+                w.0.len(),
+                vars.len()
+            )));
         }
         for (name, src) in &w.0 {
             let mut dst = vars
@@ -529,11 +587,19 @@ mod tests {
 
     #[test]
     fn variable_count_matches_the_built_network() {
-        for (arch, c, k) in [(Arch::RESNET20, 3, 10), (Arch::RESNET56, 1, 4), (Arch::WRN_16_2, 3, 10), (Arch::WRN_40_2, 1, 7)] {
+        for (arch, c, k) in [
+            (Arch::RESNET20, 3, 10),
+            (Arch::RESNET56, 1, 4),
+            (Arch::WRN_16_2, 3, 10),
+            (Arch::WRN_40_2, 1, 7),
+        ] {
             let m = Model::new(arch, c, k, Device::Cpu, 0).unwrap();
             let built: i64 = m.vs.variables().values().map(|t| t.numel() as i64).sum();
             let counted = arch.variable_count(c, k) as i64;
-            assert!((built - counted).abs() * 100 <= built, "{arch}: built {built}, counted {counted}");
+            assert!(
+                (built - counted).abs() * 100 <= built,
+                "{arch}: built {built}, counted {counted}"
+            );
         }
         // WRN-100-32 is ~1.5 billion: refused on any ordinary machine before allocating.
         assert!(Arch::Wrn { depth: 100, widen: 32 }.variable_count(3, 10) > 1_000_000_000);

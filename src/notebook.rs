@@ -15,7 +15,8 @@ use crate::command::{CommandError, Output, Shell};
 use crate::display::Cell;
 use crate::policy::Policy;
 use crate::search::{
-    CorrelateReport, EvaluateReport, FulltrainReport, History, PolicyReport, PretrainReport, ProbeReport, SampleReport, SearchConfig, SearchError, Session, StepReport, UpdateRecord,
+    CorrelateReport, EvaluateReport, FulltrainReport, History, PolicyReport, PretrainReport, ProbeReport, SampleReport,
+    SearchConfig, SearchError, Session, StepReport, UpdateRecord,
 };
 
 /// How often a long step prints a progress line into the cell.
@@ -127,9 +128,15 @@ impl Notebook {
 
     /// Paired proxy comparison of policy specs with `k` trajectories each (default: the probe
     /// count), common random numbers: difference, 95% interval, p-value, verdict.
-    pub fn compare(&mut self, specs: &[&str], k: impl Into<Option<usize>>) -> Result<crate::search::CompareReport, CommandError> {
+    pub fn compare(
+        &mut self,
+        specs: &[&str],
+        k: impl Into<Option<usize>>,
+    ) -> Result<crate::search::CompareReport, CommandError> {
         let policies = specs.iter().map(|s| parse(s)).collect::<Result<Vec<_>, _>>()?;
-        let r = self.session()?.compare(&policies, k.into(), crate::search::Pairing::CommonRandomNumbers)?;
+        let r = self
+            .session()?
+            .compare(&policies, k.into(), crate::search::Pairing::CommonRandomNumbers)?;
         self.shell.last_compare = Some(r.clone());
         Ok(r)
     }

@@ -15,7 +15,9 @@ pub struct Rng(ChaCha8Rng);
 
 /// SplitMix64 finaliser: decorrelates nearby seeds.
 pub fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z = a ^ b
+        .wrapping_add(0x9E37_79B9_7F4A_7C15)
+        .wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -162,7 +164,10 @@ mod tests {
         // 200k draws: each share within 5 standard errors (≤ 0.6%) of its probability.
         for (t, p) in total.iter().zip(probs) {
             let share = *t as f64 / 200_000.0;
-            assert!((share - p).abs() < 5.0 * (p * (1.0 - p) / 200_000.0f64).sqrt() + 1e-12, "{share} vs {p}");
+            assert!(
+                (share - p).abs() < 5.0 * (p * (1.0 - p) / 200_000.0f64).sqrt() + 1e-12,
+                "{share} vs {p}"
+            );
         }
         let mut v: Vec<u32> = (0..20).collect();
         rng.shuffle(&mut v);

@@ -30,14 +30,20 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 pub fn hint<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     let candidates: Vec<&str> = candidates.into_iter().collect();
     let lower = name.to_lowercase();
-    let starts: Vec<&str> = candidates.iter().copied().filter(|c| lower.len() >= 3 && c.to_lowercase().starts_with(&lower) && c.len() > name.len()).collect();
+    let starts: Vec<&str> = candidates
+        .iter()
+        .copied()
+        .filter(|c| lower.len() >= 3 && c.to_lowercase().starts_with(&lower) && c.len() > name.len())
+        .collect();
     let quoted: Vec<String> = starts.iter().map(|c| format!("`{c}`")).collect();
     match quoted.split_last() {
         Some((only, [])) => return format!(" (did you mean {only}?)"),
         Some((last, rest)) if quoted.len() <= 5 => return format!(" (did you mean {} or {last}?)", rest.join(", ")),
         _ => {}
     }
-    nearest(name, candidates).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default()
+    nearest(name, candidates)
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -51,7 +57,10 @@ mod tests {
         assert_eq!(nearest("shearx", ["ShearX", "ShearY"]), Some("ShearX"));
         assert_eq!(nearest("zzzzzzzz", ["Rotate", "Invert"]), None);
         assert_eq!(hint("Invrt", ["Invert"]), " (did you mean `Invert`?)");
-        assert_eq!(hint("Rotat", ["Rotate:10", "Rotate:20", "Invert"]), " (did you mean `Rotate:10` or `Rotate:20`?)");
+        assert_eq!(
+            hint("Rotat", ["Rotate:10", "Rotate:20", "Invert"]),
+            " (did you mean `Rotate:10` or `Rotate:20`?)"
+        );
         assert_eq!(hint("rot", ["Rotate:10", "Invert"]), " (did you mean `Rotate:10`?)");
     }
 }

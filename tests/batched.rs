@@ -18,10 +18,14 @@ fn data(device: Device) -> (Splits, Pipeline) {
 /// Stage 1 in miniature: two epochs of a plain trainer, then its snapshot.
 fn pretrained(device: Device, splits: &Splits, p: &mut Pipeline) -> TrainerState {
     let model = Model::new(Arch::RESNET20, 1, 4, device, 3).unwrap();
-    let cfg = TrainConfig::default().with_batch_size(16).with_schedule(LrSchedule::Constant { lr: 0.05 }).with_seed(3);
+    let cfg = TrainConfig::default()
+        .with_batch_size(16)
+        .with_schedule(LrSchedule::Constant { lr: 0.05 })
+        .with_seed(3);
     let mut t = Trainer::new(model, p.normalize.clone(), cfg);
     for _ in 0..2 {
-        t.train_epoch(&splits.train, p, &CancelFlag::new(), &mut |_| {}).unwrap();
+        t.train_epoch(&splits.train, p, &CancelFlag::new(), &mut |_| {})
+            .unwrap();
     }
     t.snapshot()
 }
@@ -31,7 +35,14 @@ fn pretrained(device: Device, splits: &Splits, p: &mut Pipeline) -> TrainerState
 /// first steps, then float reassociation grows ~10× per step (small-batch SGD under heavy
 /// augmentation is chaotic); longer runs would test the chaos, not the batching.
 fn config(j: u64) -> TrainConfig {
-    TrainConfig { augment_seed: Some(100 + j), policy_seed: Some(200 + j), ..TrainConfig::default().with_batch_size(40).with_seed(3).with_schedule(LrSchedule::Constant { lr: 0.02 }) }
+    TrainConfig {
+        augment_seed: Some(100 + j),
+        policy_seed: Some(200 + j),
+        ..TrainConfig::default()
+            .with_batch_size(40)
+            .with_seed(3)
+            .with_schedule(LrSchedule::Constant { lr: 0.02 })
+    }
 }
 
 #[test]
@@ -45,8 +56,12 @@ fn k_batched_trajectories_equal_k_separate_ones() {
 
         // k trajectories one after another; each also from weights nudged by one float32 ulp,
         // which measures how far float error alone carries that trajectory (its chaos).
-        let separate: Vec<_> = (0..k).map(|j| run_separate(device, &splits, &p, &state, &policy, j, epochs, false)).collect();
-        let nudged: Vec<_> = (0..k).map(|j| run_separate(device, &splits, &p, &state, &policy, j, epochs, true)).collect();
+        let separate: Vec<_> = (0..k)
+            .map(|j| run_separate(device, &splits, &p, &state, &policy, j, epochs, false))
+            .collect();
+        let nudged: Vec<_> = (0..k)
+            .map(|j| run_separate(device, &splits, &p, &state, &policy, j, epochs, true))
+            .collect();
 
         // The same k as one grouped model.
         let model = Model::members(Arch::RESNET20, 1, 4, k as i64, device).unwrap();
@@ -54,10 +69,14 @@ fn k_batched_trajectories_equal_k_separate_ones() {
         let configs = (0..k as u64).map(|j| config(j).with_augment_ahead(Some(2))).collect();
         let mut b = BatchedTrainer::new(model, p.normalize.clone(), configs).unwrap();
         b.restore(&state).unwrap();
-        let mut augs: Vec<PolicyAugment> = (0..k).map(|_| PolicyAugment::new(p.clone(), policy.sampler().unwrap())).collect();
+        let mut augs: Vec<PolicyAugment> = (0..k)
+            .map(|_| PolicyAugment::new(p.clone(), policy.sampler().unwrap()))
+            .collect();
         let mut accs = vec![Vec::new(); k];
         for _ in 0..epochs {
-            let reports = b.train_epoch(&splits.train, &mut augs, &CancelFlag::new(), &mut |_| {}).unwrap();
+            let reports = b
+                .train_epoch(&splits.train, &mut augs, &CancelFlag::new(), &mut |_| {})
+                .unwrap();
             assert!(reports.iter().all(Result::is_ok), "{reports:?}");
             for (j, a) in b.evaluate(&splits.val).unwrap().into_iter().enumerate() {
                 accs[j].push(a);
@@ -69,11 +88,18 @@ fn k_batched_trajectories_equal_k_separate_ones() {
             let (sep_accs, sep_counts, sep_weights) = &separate[j];
             assert_eq!(&nudged[j].1, sep_counts, "the nudge must not change the draws");
             // The policy's draws are the member's own stream: identical pair counts, exactly.
-            assert_eq!(&augs[j].take_counts(), sep_counts, "{device:?} member {j}: different draws");
+            assert_eq!(
+                &augs[j].take_counts(),
+                sep_counts,
+                "{device:?} member {j}: different draws"
+            );
             // Accuracies: at most one validation image apart per epoch (float reassociation
             // between grouped and plain kernels may flip an image on the decision boundary).
             for (a, s) in accs[j].iter().zip(sep_accs) {
-                assert!((a - s).abs() <= 1.0 / val_n + 1e-12, "{device:?} member {j}: {a} vs {s}");
+                assert!(
+                    (a - s).abs() <= 1.0 / val_n + 1e-12,
+                    "{device:?} member {j}: {a} vs {s}"
+                );
             }
             // Weights: the same up to float error (a wrong stream or a member mix-up moves them
             // by O(1e-1) relative, as measured; reassociation by ~1e-6).
@@ -87,15 +113,31 @@ fn k_batched_trajectories_equal_k_separate_ones() {
                 accs[j], sep_accs
             );
             let tolerance = (10.0 * chaos).max(1e-5);
-            assert!(worst <= tolerance, "{device:?} member {j}: weights differ by {worst:.2e} relative (tolerance {tolerance:.2e})");
-            assert!(other > tolerance, "{device:?}: trajectories {j} and {} differ by only {other:.2e}", (j + 1) % k);
+            assert!(
+                worst <= tolerance,
+                "{device:?} member {j}: weights differ by {worst:.2e} relative (tolerance {tolerance:.2e})"
+            );
+            assert!(
+                other > tolerance,
+                "{device:?}: trajectories {j} and {} differ by only {other:.2e}",
+                (j + 1) % k
+            );
         }
     }
 }
 
 /// Trajectory j alone in a plain trainer: accuracies per epoch, pair counts, final weights.
 #[allow(clippy::too_many_arguments)]
-fn run_separate(device: Device, splits: &Splits, p: &Pipeline, state: &TrainerState, policy: &Policy, j: usize, epochs: usize, nudge: bool) -> (Vec<f64>, Vec<u32>, augwise::model::Weights) {
+fn run_separate(
+    device: Device,
+    splits: &Splits,
+    p: &Pipeline,
+    state: &TrainerState,
+    policy: &Policy,
+    j: usize,
+    epochs: usize,
+    nudge: bool,
+) -> (Vec<f64>, Vec<u32>, augwise::model::Weights) {
     let model = Model::new(Arch::RESNET20, 1, 4, device, 0).unwrap();
     let mut t = Trainer::new(model, p.normalize.clone(), config(j as u64));
     t.restore(state).unwrap();
@@ -107,7 +149,8 @@ fn run_separate(device: Device, splits: &Splits, p: &Pipeline, state: &TrainerSt
     let mut aug = PolicyAugment::new(p.clone(), policy.sampler().unwrap());
     let mut accs = Vec::new();
     for _ in 0..epochs {
-        t.train_epoch(&splits.train, &mut aug, &CancelFlag::new(), &mut |_| {}).unwrap();
+        t.train_epoch(&splits.train, &mut aug, &CancelFlag::new(), &mut |_| {})
+            .unwrap();
         accs.push(t.evaluate(&splits.val).unwrap());
     }
     (accs, aug.take_counts(), t.model.snapshot())
@@ -138,14 +181,22 @@ fn a_member_with_a_nan_loss_is_dropped_and_the_others_train_on() {
         }
     }
     let mut augs = vec![p.clone(), p.clone()];
-    let reports = b.train_epoch(&splits.train, &mut augs, &CancelFlag::new(), &mut |_| {}).unwrap();
+    let reports = b
+        .train_epoch(&splits.train, &mut augs, &CancelFlag::new(), &mut |_| {})
+        .unwrap();
     assert!(reports[0].is_ok(), "{:?}", reports[0]);
-    assert!(matches!(reports[1], Err(augwise::train::TrainError::NonFinite { .. })), "{:?}", reports[1]);
+    assert!(
+        matches!(reports[1], Err(augwise::train::TrainError::NonFinite { .. })),
+        "{:?}",
+        reports[1]
+    );
     let acc = b.evaluate(&splits.val).unwrap();
     assert!(acc[0] > 0.4, "member 0 still learns: {acc:?}");
     // A restore brings every member back.
     b.restore(&state).unwrap();
-    let reports = b.train_epoch(&splits.train, &mut augs, &CancelFlag::new(), &mut |_| {}).unwrap();
+    let reports = b
+        .train_epoch(&splits.train, &mut augs, &CancelFlag::new(), &mut |_| {})
+        .unwrap();
     assert!(reports.iter().all(Result::is_ok));
 }
 
@@ -153,10 +204,11 @@ fn a_member_with_a_nan_loss_is_dropped_and_the_others_train_on() {
 fn members_must_share_everything_but_seeds() {
     let model = Model::members(Arch::RESNET20, 1, 4, 2, Device::Cpu).unwrap();
     let (_, p) = data(Device::Cpu);
-    let other_lr = TrainConfig { schedule: LrSchedule::Constant { lr: 0.5 }, ..config(1) };
+    let other_lr = TrainConfig {
+        schedule: LrSchedule::Constant { lr: 0.5 },
+        ..config(1)
+    };
     assert!(BatchedTrainer::new(model, p.normalize.clone(), vec![config(0), other_lr]).is_err());
     let model = Model::members(Arch::RESNET20, 1, 4, 2, Device::Cpu).unwrap();
     assert!(BatchedTrainer::new(model, p.normalize.clone(), vec![config(0)]).is_err());
 }
-
-

@@ -29,7 +29,11 @@ fn every_command_in_help_runs_through_the_table() {
     expect(&mut sh, "device", "torch");
     expect(&mut sh, "model resnet20", "model resnet20");
     expect(&mut sh, "config trajectories=2", "\"trajectories\": 2");
-    expect(&mut sh, "data synthetic:kind=polarity,classes=2,n=24,size=16", "36 search-train / 12 val");
+    expect(
+        &mut sh,
+        "data synthetic:kind=polarity,classes=2,n=24,size=16",
+        "36 search-train / 12 val",
+    );
     expect(&mut sh, "pretrain 1", "1 of 2 epochs");
     expect(&mut sh, "pretrain", "2 of 2 epochs");
     let s = expect(&mut sh, "sample 3", "π(pair)");
@@ -40,21 +44,61 @@ fn every_command_in_help_runs_through_the_table() {
     let st = expect(&mut sh, "step 1", "update   2");
     // --json consumers get named parts: each step's trajectories and the update they fed.
     assert_eq!(st.data["steps"][0]["update"]["update"], 2);
-    assert_eq!(st.data["steps"][0]["evaluate"]["trajectories"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        st.data["steps"][0]["evaluate"]["trajectories"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     expect(&mut sh, "policy 3", "entropy");
-    expect(&mut sh, "probe pair:Rotate:20+Invert", "proxy reward of pair:Rotate:20+Invert");
+    expect(
+        &mut sh,
+        "probe pair:Rotate:20+Invert",
+        "proxy reward of pair:Rotate:20+Invert",
+    );
     expect(&mut sh, "probe none 2", "95% CI");
-    let c = expect(&mut sh, "compare none pair:Invert+Solarize:0 2", "no difference detectable with k = 2");
-    assert_eq!((c.data["difference"].as_f64(), c.data["p_value"].as_f64()), (Some(0.0), Some(1.0)));
+    let c = expect(
+        &mut sh,
+        "compare none pair:Invert+Solarize:0 2",
+        "no difference detectable with k = 2",
+    );
+    assert_eq!(
+        (c.data["difference"].as_f64(), c.data["p_value"].as_f64()),
+        (Some(0.0), Some(1.0))
+    );
     assert!(c.data.get("ci95").is_some());
     let c3 = expect(&mut sh, "compare none aws pair:Invert+Equalize 2", "Holm");
     assert_eq!(c3.data["comparisons"].as_array().unwrap().len(), 3);
-    assert!(c3.data["p_value"].is_null(), "several pairs: no single p-value at the top");
-    assert!(sh.run("null 100000000").unwrap_err().to_string().contains("100000000 null searches is past the limit of 10000"));
-    assert!(sh.run("null 1").unwrap_err().to_string().contains("2 to 10000 replicates"));
-    assert!(sh.run("probe none 1000000000").unwrap_err().to_string().contains("past the limit of 1000"));
-    assert!(sh.run("probe none 0").unwrap_err().to_string().contains("probe takes 1 to 1000 trajectories"));
-    assert!(sh.run("compare none aws 18446744073709551615").unwrap_err().to_string().contains("past the limit of 1000"));
+    assert!(
+        c3.data["p_value"].is_null(),
+        "several pairs: no single p-value at the top"
+    );
+    assert!(sh
+        .run("null 100000000")
+        .unwrap_err()
+        .to_string()
+        .contains("100000000 null searches is past the limit of 10000"));
+    assert!(sh
+        .run("null 1")
+        .unwrap_err()
+        .to_string()
+        .contains("2 to 10000 replicates"));
+    assert!(sh
+        .run("probe none 1000000000")
+        .unwrap_err()
+        .to_string()
+        .contains("past the limit of 1000"));
+    assert!(sh
+        .run("probe none 0")
+        .unwrap_err()
+        .to_string()
+        .contains("probe takes 1 to 1000 trajectories"));
+    assert!(sh
+        .run("compare none aws 18446744073709551615")
+        .unwrap_err()
+        .to_string()
+        .contains("past the limit of 1000"));
     let n = expect(&mut sh, "null 10", "The search");
     assert_eq!(n.data["replicates"], 10);
     expect(&mut sh, "policy 3", "null: 10 searches");
@@ -65,12 +109,21 @@ fn every_command_in_help_runs_through_the_table() {
         let out = expect(&mut sh, &format!("plot {chart}"), "wrote");
         let png = std::path::PathBuf::from(out.data["png_path"].as_str().unwrap());
         let img = image::load_from_memory(&std::fs::read(&png).unwrap()).unwrap();
-        assert_eq!((img.width() as u64, img.height() as u64), (out.data["width"].as_u64().unwrap(), out.data["height"].as_u64().unwrap()));
+        assert_eq!(
+            (img.width() as u64, img.height() as u64),
+            (
+                out.data["width"].as_u64().unwrap(),
+                out.data["height"].as_u64().unwrap()
+            )
+        );
         assert!(out.data["svg"].as_str().unwrap().starts_with("<svg"), "{chart}");
     }
     let r = expect(&mut sh, "plot rewards", "mean reward per update");
     let svg = r.data["svg"].as_str().unwrap();
-    assert!(svg.contains("baseline (EMA)") && svg.contains("best mean reward") && svg.contains("update"), "rewards chart lacks its series");
+    assert!(
+        svg.contains("baseline (EMA)") && svg.contains("best mean reward") && svg.contains("update"),
+        "rewards chart lacks its series"
+    );
     let custom = dir.path().join("mine.svg");
     expect(&mut sh, &format!("plot theta {}", custom.display()), "mine.png");
     assert!(custom.exists());
@@ -87,7 +140,10 @@ fn every_command_in_help_runs_through_the_table() {
     let csv = expect(&mut sh, "export csv", "rank,pair,op1,op2,probability");
     let rows: Vec<&str> = csv.text.lines().skip(1).collect();
     assert_eq!(rows.len(), 36 * 36);
-    let probs: Vec<f64> = rows.iter().map(|r| r.rsplit(',').next().unwrap().parse().unwrap()).collect();
+    let probs: Vec<f64> = rows
+        .iter()
+        .map(|r| r.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
     assert!(probs.windows(2).all(|w| w[0] >= w[1]) && (probs.iter().sum::<f64>() - 1.0).abs() < 1e-6);
     let other = dir.path().join("copy");
     expect(&mut sh, &format!("save {}", other.display()), "checkpoint written");
@@ -106,7 +162,10 @@ fn arguments_are_checked_before_anything_runs() {
     let e = err(&mut sh, "pretrian 3");
     assert!(e.contains("did you mean `pretrain`"), "{e}");
     let e = err(&mut sh, "evaluate x");
-    assert!(e.contains("expected a whole number") && e.contains("usage: evaluate [k]"), "{e}");
+    assert!(
+        e.contains("expected a whole number") && e.contains("usage: evaluate [k]"),
+        "{e}"
+    );
     let e = err(&mut sh, "probe");
     assert!(e.contains("missing <policy>"), "{e}");
     let e = err(&mut sh, "probe autoaugmnt");
@@ -164,13 +223,19 @@ fn huge_counts_and_endless_files_are_errors_not_crashes() {
     }
     let e = sh.run("data synthetic:n=100000000,size=256").unwrap_err().to_string();
     assert!(e.contains("GiB"), "{e}");
-    assert_eq!(sh.config.trajectories, 2, "a refused config leaves the configuration as it was");
+    assert_eq!(
+        sh.config.trajectories, 2,
+        "a refused config leaves the configuration as it was"
+    );
     assert!(sh.run("help").is_ok());
 }
 
 #[test]
 fn quoting_splits_like_a_shell() {
-    assert_eq!(split("probe 'subpolicies:(Rotate,0.5,3)'").unwrap(), vec!["probe", "subpolicies:(Rotate,0.5,3)"]);
+    assert_eq!(
+        split("probe 'subpolicies:(Rotate,0.5,3)'").unwrap(),
+        vec!["probe", "subpolicies:(Rotate,0.5,3)"]
+    );
     assert_eq!(split("  save \"my run\"  ").unwrap(), vec!["save", "my run"]);
     assert_eq!(split("a '' b").unwrap(), vec!["a", "", "b"]);
     assert!(split("save 'oops").is_err());
@@ -190,8 +255,14 @@ fn completion_and_hints_come_from_the_table() {
     assert_eq!(completions("explain upd", 11).unwrap().1, vec!["update".to_string()]);
     assert_eq!(completions("export th", 9).unwrap().1, vec!["theta".to_string()]);
     assert_eq!(completions("plot pro", 8).unwrap().1, vec!["probes".to_string()]);
-    assert!(completions("model wrn", 9).unwrap().1.contains(&"wrn-28-10".to_string()));
-    assert!(completions("config traj", 11).unwrap().1.contains(&"trajectories=".to_string()));
+    assert!(completions("model wrn", 9)
+        .unwrap()
+        .1
+        .contains(&"wrn-28-10".to_string()));
+    assert!(completions("config traj", 11)
+        .unwrap()
+        .1
+        .contains(&"trajectories=".to_string()));
     assert!(completions("save ", 5).is_none(), "paths are the front-end's");
     assert_eq!(usage_hint("fulltrain ").as_deref(), Some("<policy> [epochs]"));
     assert_eq!(usage_hint("fulltrain aws ").as_deref(), Some("[epochs]"));

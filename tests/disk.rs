@@ -17,12 +17,21 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).ok()?;
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status().ok()?.success();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .ok()?
+            .success();
         ok.then(|| Tmpfs(dir.to_owned()))
     }
 
     fn remount(&self, options: &str) {
-        let ok = Command::new("mount").args(["-o", &format!("remount,{options}")]).arg(&self.0).status().map(|s| s.success());
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.0)
+            .status()
+            .map(|s| s.success());
         assert!(matches!(ok, Ok(true)), "remount {options} failed");
     }
 }
@@ -39,9 +48,15 @@ struct ReadOnlyBind(PathBuf);
 impl ReadOnlyBind {
     fn over(dir: &Path) -> ReadOnlyBind {
         let run = |args: &[&str]| Command::new("mount").args(args).arg(dir).status().map(|s| s.success());
-        assert!(matches!(run(&["--bind", dir.to_str().unwrap()]), Ok(true)), "bind mount failed");
+        assert!(
+            matches!(run(&["--bind", dir.to_str().unwrap()]), Ok(true)),
+            "bind mount failed"
+        );
         let guard = ReadOnlyBind(dir.to_owned());
-        assert!(matches!(run(&["-o", "remount,bind,ro"]), Ok(true)), "read-only remount failed");
+        assert!(
+            matches!(run(&["-o", "remount,bind,ro"]), Ok(true)),
+            "read-only remount failed"
+        );
         guard
     }
 }
@@ -53,7 +68,11 @@ impl Drop for ReadOnlyBind {
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -70,9 +89,16 @@ fn a_full_disk_and_a_read_only_directory_leave_memory_and_disk_in_step() {
     let mut s = Session::new(common::tiny_config(), &dir).unwrap();
 
     let e = s.pretrain(Some(1)).unwrap_err().to_string();
-    assert!(e.contains("No space left on device") && e.contains(&dir.display().to_string()), "{e}");
+    assert!(
+        e.contains("No space left on device") && e.contains(&dir.display().to_string()),
+        "{e}"
+    );
     assert!(e.contains("undone in memory"), "{e}");
-    assert_eq!((s.pretrain_epochs_done(), s.history.pretrain.len()), (0, 0), "memory ran ahead of the disk");
+    assert_eq!(
+        (s.pretrain_epochs_done(), s.history.pretrain.len()),
+        (0, 0),
+        "memory ran ahead of the disk"
+    );
     assert_eq!(names(&dir), vec!["lock"], "a temporary or partial file was left");
 
     // Room again: the same command succeeds, on the same session.

@@ -29,14 +29,26 @@ fn serve(files: Vec<(String, Vec<u8>)>, requests: usize) -> (String, Arc<AtomicU
                 h.clear();
             }
             counter.fetch_add(1, Ordering::SeqCst);
-            let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_owned();
             match files.iter().find(|(p, _)| *p == path) {
                 Some((_, body)) => {
-                    let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
                     let _ = stream.write_all(body);
                 }
                 None => {
-                    let _ = write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
                 }
             }
         }
@@ -49,7 +61,8 @@ fn cifar_archive() -> Vec<u8> {
     common::write_cifar10(&src.path().join("cifar-10-batches-bin"), 4);
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
-    tar.append_dir_all("cifar-10-batches-bin", src.path().join("cifar-10-batches-bin")).unwrap();
+    tar.append_dir_all("cifar-10-batches-bin", src.path().join("cifar-10-batches-bin"))
+        .unwrap();
     tar.into_inner().unwrap().finish().unwrap()
 }
 
@@ -70,7 +83,10 @@ fn downloads_verifies_unpacks_and_skips_the_second_time() {
     let archive = Archive {
         name: "cifar10",
         base_url: "http://unused.invalid/",
-        resources: Box::leak(Box::new([Resource { file: "cifar-10-binary.tar.gz", md5 }])),
+        resources: Box::leak(Box::new([Resource {
+            file: "cifar-10-binary.tar.gz",
+            md5,
+        }])),
         extract: true,
     };
     let dir = tempfile::tempdir().unwrap();

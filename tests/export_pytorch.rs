@@ -16,12 +16,22 @@ fn exported_policies_run_in_torchvision() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = Theta::uniform();
     t.a[16] = 3.0;
-    let searched = Policy::AwsTheta { probs: t.distribution().unwrap(), source: None };
-    for policy in [searched, "autoaugment:cifar10".parse().unwrap(), "subpolicies:(Rotate,0.7,2)(Invert,0.5);(Equalize,1)".parse().unwrap()] {
+    let searched = Policy::AwsTheta {
+        probs: t.distribution().unwrap(),
+        source: None,
+    };
+    for policy in [
+        searched,
+        "autoaugment:cifar10".parse().unwrap(),
+        "subpolicies:(Rotate,0.7,2)(Invert,0.5);(Equalize,1)".parse().unwrap(),
+    ] {
         let path = dir.path().join("policy.json");
         std::fs::write(&path, torchvision_export(&policy, 25).to_string()).unwrap();
         let out = Command::new(python).arg(script).arg(&path).output().unwrap();
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
         assert!(out.status.success(), "{policy}: {stderr}");
         assert!(stdout.starts_with("ok: "), "{policy}: {stdout}");
     }

@@ -9,7 +9,7 @@
 mod common;
 
 use augwise::checkpoint;
-use augwise::search::{Session, SearchError};
+use augwise::search::{SearchError, Session};
 use serde_json::Value;
 
 /// The checkpointed part of a session, as in memory.
@@ -49,8 +49,14 @@ fn shape(v: &Value) -> Value {
 /// `session.json` as written (its fields as [`shape`] keeps them), and the run directory's
 /// file names.
 fn on_disk(dir: &std::path::Path) -> (Value, Vec<String>) {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("session.json")).unwrap_or_else(|_| "null".into())).unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("session.json")).unwrap_or_else(|_| "null".into()))
+            .unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     (shape(&v), names)
 }
@@ -68,23 +74,41 @@ fn sweep(s: &mut Session, what: &str, atomic: bool, step: &dyn Fn(&mut Session) 
         match result {
             Ok(()) => {
                 assert_ne!(persistent(s), memory, "{what}: succeeded without changing the session");
-                assert_eq!(on_disk(&dir).0, persistent(s), "{what}: saved state differs from memory");
+                assert_eq!(
+                    on_disk(&dir).0,
+                    persistent(s),
+                    "{what}: saved state differs from memory"
+                );
                 return k - 1;
             }
             Err(e) => {
                 let text = e.to_string();
-                assert!(text.starts_with("could not ") && text.contains("No space left on device"), "{what}, syscall {k}: {text}");
+                assert!(
+                    text.starts_with("could not ") && text.contains("No space left on device"),
+                    "{what}, syscall {k}: {text}"
+                );
                 assert!(text.contains("undone in memory"), "{what}, syscall {k}: {text}");
                 let (disk_now, names_now) = on_disk(&dir);
                 if disk_now.is_null() {
-                    assert_eq!(persistent(s), memory, "{what}, syscall {k}: nothing saved yet, yet memory changed");
+                    assert_eq!(
+                        persistent(s),
+                        memory,
+                        "{what}, syscall {k}: nothing saved yet, yet memory changed"
+                    );
                 } else {
                     assert_eq!(persistent(s), disk_now, "{what}, syscall {k}: memory and disk disagree");
                 }
                 if atomic {
-                    assert_eq!((persistent(s), disk_now, &names_now), (memory, disk, &names), "{what}, syscall {k}: a failed step changed something");
+                    assert_eq!(
+                        (persistent(s), disk_now, &names_now),
+                        (memory, disk, &names),
+                        "{what}, syscall {k}: a failed step changed something"
+                    );
                 }
-                assert!(!names_now.iter().any(|n| n.ends_with(".augwise-tmp")), "{what}, syscall {k}: temporary file left: {names_now:?}");
+                assert!(
+                    !names_now.iter().any(|n| n.ends_with(".augwise-tmp")),
+                    "{what}, syscall {k}: temporary file left: {names_now:?}"
+                );
                 let snapshots = names_now.iter().filter(|n| n.starts_with("snapshot-")).count();
                 assert!(snapshots <= 1, "{what}, syscall {k}: orphan snapshot: {names_now:?}");
             }
@@ -98,14 +122,33 @@ fn a_failed_save_leaves_memory_and_disk_in_step() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Session::new(common::tiny_config(), dir.path()).unwrap();
     let mut counts = Vec::new();
-    counts.push(("pretrain", sweep(&mut s, "pretrain", true, &|s| s.pretrain(Some(1)).map(drop))));
-    counts.push(("pretrain", sweep(&mut s, "pretrain again", true, &|s| s.pretrain(Some(1)).map(drop))));
+    counts.push((
+        "pretrain",
+        sweep(&mut s, "pretrain", true, &|s| s.pretrain(Some(1)).map(drop)),
+    ));
+    counts.push((
+        "pretrain",
+        sweep(&mut s, "pretrain again", true, &|s| s.pretrain(Some(1)).map(drop)),
+    ));
     counts.push(("step", sweep(&mut s, "step", false, &|s| s.step(1).map(drop))));
-    counts.push(("evaluate", sweep(&mut s, "evaluate", true, &|s| s.evaluate(Some(2)).map(drop))));
+    counts.push((
+        "evaluate",
+        sweep(&mut s, "evaluate", true, &|s| s.evaluate(Some(2)).map(drop)),
+    ));
     counts.push(("update", sweep(&mut s, "update", true, &|s| s.update().map(drop))));
-    counts.push(("probe", sweep(&mut s, "probe", true, &|s| s.probe(&"none".parse().unwrap(), Some(2)).map(drop))));
+    counts.push((
+        "probe",
+        sweep(&mut s, "probe", true, &|s| {
+            s.probe(&"none".parse().unwrap(), Some(2)).map(drop)
+        }),
+    ));
     counts.push(("null", sweep(&mut s, "null", true, &|s| s.null(Some(10)).map(drop))));
-    counts.push(("fulltrain", sweep(&mut s, "fulltrain", true, &|s| s.fulltrain(&"none".parse().unwrap(), Some(1)).map(drop))));
+    counts.push((
+        "fulltrain",
+        sweep(&mut s, "fulltrain", true, &|s| {
+            s.fulltrain(&"none".parse().unwrap(), Some(1)).map(drop)
+        }),
+    ));
     eprintln!("checkpoint syscalls per primitive: {counts:?}");
     // Failure points: the snapshot (write, fsync, rename) and session.json (create, write,
     // fsync, rename) for pretrain; session.json alone for the rest. (A directory fsync's

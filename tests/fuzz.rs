@@ -33,7 +33,10 @@ fn pick<'a>(rng: &mut Rng, items: &[&'a str]) -> &'a str {
 /// A short random string: printable ASCII, quotes, separators, non-ASCII, control bytes.
 fn garbage(rng: &mut Rng) -> String {
     // No '/': a bare path could name a directory outside the test's own (paths come from World).
-    const ALPHABET: &[&str] = &["a", "Z", "0", "9", ":", "=", ",", "+", "-", " ", "\"", "'", "\\", "θ", "é", "\u{0}", "\t", "e", "x", "1e9", "%", "*", "…"];
+    const ALPHABET: &[&str] = &[
+        "a", "Z", "0", "9", ":", "=", ",", "+", "-", " ", "\"", "'", "\\", "θ", "é", "\u{0}", "\t", "e", "x", "1e9",
+        "%", "*", "…",
+    ];
     let n = 1 + (rng.next_f64() * 12.0) as usize;
     (0..n).map(|_| pick(rng, ALPHABET)).collect()
 }
@@ -61,7 +64,11 @@ impl World {
         }
         let lying = dir.join("lying");
         std::fs::create_dir_all(&lying).unwrap();
-        std::fs::write(lying.join("train-images-idx3-ubyte"), common::idx_bytes(&[4, 1 << 31, 1 << 31], &[1; 64])).unwrap();
+        std::fs::write(
+            lying.join("train-images-idx3-ubyte"),
+            common::idx_bytes(&[4, 1 << 31, 1 << 31], &[1; 64]),
+        )
+        .unwrap();
         std::fs::write(lying.join("train-labels-idx1-ubyte"), common::idx_bytes(&[4], &[1; 4])).unwrap();
         let one_class = dir.join("folder1/only");
         std::fs::create_dir_all(&one_class).unwrap();
@@ -80,8 +87,14 @@ impl World {
             d("missing/deeper/x"),
             dir.display().to_string(),
         ];
-        let special = ["/dev/zero", "/dev/urandom", "/nonexistent", "/proc/self/mem", "/"].map(String::from).to_vec();
-        World { dir: dir.to_owned(), paths, special }
+        let special = ["/dev/zero", "/dev/urandom", "/nonexistent", "/proc/self/mem", "/"]
+            .map(String::from)
+            .to_vec();
+        World {
+            dir: dir.to_owned(),
+            paths,
+            special,
+        }
     }
 
     /// A path to write to: inside the test's directory.
@@ -100,12 +113,46 @@ impl World {
     }
 
     fn number(&self, rng: &mut Rng) -> String {
-        pick(rng, &["0", "1", "2", "3", "-1", "0.5", "1e10", "1e30", "NaN", "inf", "18446744073709551615", "99999999999999999999", "4294967296", "3x", "", "100000000"]).to_owned()
+        pick(
+            rng,
+            &[
+                "0",
+                "1",
+                "2",
+                "3",
+                "-1",
+                "0.5",
+                "1e10",
+                "1e30",
+                "NaN",
+                "inf",
+                "18446744073709551615",
+                "99999999999999999999",
+                "4294967296",
+                "3x",
+                "",
+                "100000000",
+            ],
+        )
+        .to_owned()
     }
 
     fn policy(&self, rng: &mut Rng) -> String {
         match (rng.next_f64() * 6.0) as u32 {
-            0 => pick(rng, &["none", "aws:uniform", "autoaugment:cifar10", "randaugment:n=2,m=9", "trivialaugment", "pair:Rotate:30+Invert", "best", "current"]).to_owned(),
+            0 => pick(
+                rng,
+                &[
+                    "none",
+                    "aws:uniform",
+                    "autoaugment:cifar10",
+                    "randaugment:n=2,m=9",
+                    "trivialaugment",
+                    "pair:Rotate:30+Invert",
+                    "best",
+                    "current",
+                ],
+            )
+            .to_owned(),
             1 => format!("theta:{}", self.read_path(rng)),
             2 => format!("randaugment:n={},m={}", self.number(rng), self.number(rng)),
             3 => format!("pair:{}+{}", garbage(rng), garbage(rng)),
@@ -116,7 +163,12 @@ impl World {
 
     fn data(&self, rng: &mut Rng) -> String {
         match (rng.next_f64() * 5.0) as u32 {
-            0 => format!("synthetic:n={},size={},classes={}", self.number(rng), self.number(rng), self.number(rng)),
+            0 => format!(
+                "synthetic:n={},size={},classes={}",
+                self.number(rng),
+                self.number(rng),
+                self.number(rng)
+            ),
             1 => format!("fashion-mnist:{}", self.read_path(rng)),
             2 => format!("cifar10:{}", self.read_path(rng)),
             3 => format!("folder:{}", self.read_path(rng)),
@@ -126,14 +178,38 @@ impl World {
 
     fn key_value(&self, rng: &mut Rng) -> String {
         const KEYS: &[&str] = &[
-            "trajectories", "finetune_epochs", "pretrain_epochs", "batch_size", "updates", "cutout", "seed", "reward_top",
-            "probe_trajectories", "fulltrain_epochs", "null_replicates", "pairs_per_trajectory", "trajectory_batch", "precision",
-            "channels_last", "device", "model", "data", "finetune_lr", "pretrain_lr", "ppo.clip", "split.limit", "nonsense",
+            "trajectories",
+            "finetune_epochs",
+            "pretrain_epochs",
+            "batch_size",
+            "updates",
+            "cutout",
+            "seed",
+            "reward_top",
+            "probe_trajectories",
+            "fulltrain_epochs",
+            "null_replicates",
+            "pairs_per_trajectory",
+            "trajectory_batch",
+            "precision",
+            "channels_last",
+            "device",
+            "model",
+            "data",
+            "finetune_lr",
+            "pretrain_lr",
+            "ppo.clip",
+            "split.limit",
+            "nonsense",
         ];
         let key = pick(rng, KEYS);
         let value = match key {
             "data" => self.data(rng),
-            "model" => pick(rng, &["resnet20", "wrn-16-100000", "wrn-1000-2", "resnet-7", "wrn-16-2"]).to_owned(),
+            "model" => pick(
+                rng,
+                &["resnet20", "wrn-16-100000", "wrn-1000-2", "resnet-7", "wrn-16-2"],
+            )
+            .to_owned(),
             "device" => pick(rng, &["cpu", "cuda", "cuda:7", "auto", "tpu"]).to_owned(),
             "precision" => pick(rng, &["fp32", "bf16", "fp8"]).to_owned(),
             _ if rng.next_f64() < 0.8 => self.number(rng),
@@ -158,13 +234,36 @@ impl World {
                 "resume" if rng.next_f64() < 0.6 => self.read_path(rng),
                 "save" | "plot" | "export" if rng.next_f64() < 0.6 => self.path(rng),
                 "export" => pick(rng, &["json", "theta", "csv", "yaml"]).to_owned(),
-                "plot" => pick(rng, &["rewards", "accuracy", "theta", "marginals", "images", "ops", "probes", "correlate", "pie"]).to_owned(),
+                "plot" => pick(
+                    rng,
+                    &[
+                        "rewards",
+                        "accuracy",
+                        "theta",
+                        "marginals",
+                        "images",
+                        "ops",
+                        "probes",
+                        "correlate",
+                        "pie",
+                    ],
+                )
+                .to_owned(),
                 _ if rng.next_f64() < 0.7 => self.number(rng),
                 _ => garbage(rng),
             })
             .collect();
-        let quote = |a: &String| if a.contains(' ') || a.is_empty() { format!("\"{a}\"") } else { a.clone() };
-        std::iter::once(name.to_owned()).chain(args.iter().map(quote)).collect::<Vec<_>>().join(" ")
+        let quote = |a: &String| {
+            if a.contains(' ') || a.is_empty() {
+                format!("\"{a}\"")
+            } else {
+                a.clone()
+            }
+        };
+        std::iter::once(name.to_owned())
+            .chain(args.iter().map(quote))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -196,10 +295,16 @@ fn run_lines(shell: &mut Shell, lines: impl Iterator<Item = String>, last_line: 
         started.store(0, Ordering::SeqCst);
         let took = t.elapsed();
         assert!(result.is_ok(), "line {count} panicked: {line:?}");
-        assert!(took < Duration::from_secs(60), "line {count} hung for {took:?}: {line:?}");
+        assert!(
+            took < Duration::from_secs(60),
+            "line {count} hung for {took:?}: {line:?}"
+        );
         if let Ok(Err(e)) = &result {
             let text = e.to_string();
-            assert!(!text.is_empty() && !text.contains("panicked") && !text.contains("Backtrace"), "line {line:?}: unhelpful error {text:?}");
+            assert!(
+                !text.is_empty() && !text.contains("panicked") && !text.contains("Backtrace"),
+                "line {line:?}: unhelpful error {text:?}"
+            );
         }
         slowest = slowest.max(took);
         count += 1;
@@ -224,7 +329,11 @@ fn fuzzed_input_never_crashes_or_hangs() {
 
     // 1. The regression corpus: every line that once crashed the REPL.
     let corpus = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz-corpus/lines.txt")).unwrap();
-    let corpus_lines: Vec<String> = corpus.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).map(|l| l.replace("$TMP", &world.dir.display().to_string())).collect();
+    let corpus_lines: Vec<String> = corpus
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.replace("$TMP", &world.dir.display().to_string()))
+        .collect();
     let (ran, slowest) = run_lines(&mut shell, corpus_lines.clone().into_iter(), &last_line);
     assert_eq!(ran, corpus_lines.len());
     eprintln!("corpus: {ran} lines, slowest {slowest:?}");
@@ -243,7 +352,10 @@ fn fuzzed_input_never_crashes_or_hangs() {
     }
     let t = Instant::now();
     let (ran, slowest) = run_lines(&mut shell, lines.into_iter(), &last_line);
-    eprintln!("seed {seed}: {ran} lines in {:.1} s, slowest {slowest:?}", t.elapsed().as_secs_f64());
+    eprintln!(
+        "seed {seed}: {ran} lines in {:.1} s, slowest {slowest:?}",
+        t.elapsed().as_secs_f64()
+    );
 }
 
 #[test]
@@ -257,7 +369,10 @@ fn fuzzed_policy_specs_parse_or_fail_cleanly() {
         let Ok(p) = spec.parse::<Policy>() else { continue };
         parsed += 1;
         // What parses prints back to a spec that parses to the same policy, and samples.
-        let again: Policy = p.to_string().parse().unwrap_or_else(|e| panic!("{spec:?} → {p} does not parse back: {e}"));
+        let again: Policy = p
+            .to_string()
+            .parse()
+            .unwrap_or_else(|e| panic!("{spec:?} → {p} does not parse back: {e}"));
         assert_eq!(again.to_string(), p.to_string(), "{spec:?}");
         if let Ok(s) = p.sampler() {
             let _ = s.draw(4, 8, 8, &mut rng);
@@ -310,9 +425,15 @@ fn fuzzed_session_files_resume_or_fail_cleanly() {
             Ok(Ok(_)) => resumed += 1,
             Ok(Err(e)) => {
                 refused += 1;
-                assert!(e.to_string().contains("session.json") || e.to_string().contains("snapshot"), "case {i}: {e}");
+                assert!(
+                    e.to_string().contains("session.json") || e.to_string().contains("snapshot"),
+                    "case {i}: {e}"
+                );
             }
-            Err(_) => panic!("case {i} panicked; its session.json is {}", String::from_utf8_lossy(&bytes)),
+            Err(_) => panic!(
+                "case {i} panicked; its session.json is {}",
+                String::from_utf8_lossy(&bytes)
+            ),
         }
     }
     eprintln!("session.json fuzz: {resumed} resumed, {refused} refused");
@@ -329,7 +450,11 @@ fn mutate_at(v: &mut serde_json::Value, rng: &mut Rng, depth: usize) {
     if depth < 8 && rng.next_f64() < 0.8 {
         match v {
             Value::Object(m) if !m.is_empty() => {
-                let k = m.keys().nth((rng.next_f64() * m.len() as f64) as usize % m.len()).cloned().unwrap_or_default();
+                let k = m
+                    .keys()
+                    .nth((rng.next_f64() * m.len() as f64) as usize % m.len())
+                    .cloned()
+                    .unwrap_or_default();
                 if k != "format" {
                     if let Some(child) = m.get_mut(&k) {
                         mutate_at(child, rng, depth + 1);
@@ -374,7 +499,11 @@ fn fuzzed_data_files_load_or_fail_cleanly() {
                     let reach = if rng.next_f64() < 0.7 { b.len().min(40) } else { b.len() };
                     let at = (rng.next_f64() * reach as f64) as usize % b.len().max(1);
                     if let Some(x) = b.get_mut(at) {
-                        *x = if rng.next_f64() < 0.5 { 0xff } else { (rng.next_f64() * 256.0) as u8 };
+                        *x = if rng.next_f64() < 0.5 {
+                            0xff
+                        } else {
+                            (rng.next_f64() * 256.0) as u8
+                        };
                     }
                 }
             }
@@ -389,7 +518,9 @@ fn fuzzed_data_files_load_or_fail_cleanly() {
     let png_dir = tmp.path().join("png");
     for class in ["a", "b"] {
         std::fs::create_dir_all(png_dir.join(class)).unwrap();
-        image::RgbImage::from_pixel(6, 5, image::Rgb([1, 2, 3])).save(png_dir.join(class).join("0.png")).unwrap();
+        image::RgbImage::from_pixel(6, 5, image::Rgb([1, 2, 3]))
+            .save(png_dir.join(class).join("0.png"))
+            .unwrap();
     }
     let png = std::fs::read(png_dir.join("a/0.png")).unwrap();
     let names = ["a", "b", "c"];
@@ -409,11 +540,17 @@ fn fuzzed_data_files_load_or_fail_cleanly() {
                     std::fs::write(&img, pack(damage(&images, &mut Rng::new(seed ^ i)))).unwrap();
                     std::fs::write(&lab, pack(damage(&labels, &mut Rng::new(seed ^ (i + 1))))).unwrap();
                 }
-                load_idx_pair(&img, &lab, "fuzz", &names, true).map(drop).map_err(|e| e.to_string())
+                load_idx_pair(&img, &lab, "fuzz", &names, true)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
             }
             2 => {
                 common::write_cifar10(&case, 2);
-                std::fs::write(case.join(format!("data_batch_{}.bin", 1 + i % 5)), damage(&batch, &mut Rng::new(seed ^ i))).unwrap();
+                std::fs::write(
+                    case.join(format!("data_batch_{}.bin", 1 + i % 5)),
+                    damage(&batch, &mut Rng::new(seed ^ i)),
+                )
+                .unwrap();
                 load_cifar10(&case).map(drop).map_err(|e| e.to_string())
             }
             _ => {
@@ -429,7 +566,10 @@ fn fuzzed_data_files_load_or_fail_cleanly() {
             Ok(Ok(())) => loaded += 1,
             Ok(Err(e)) => {
                 refused += 1;
-                assert!(e.contains(&case.display().to_string()), "case {i}: the error names no file: {e}");
+                assert!(
+                    e.contains(&case.display().to_string()),
+                    "case {i}: the error names no file: {e}"
+                );
             }
             Err(_) => panic!("case {i} panicked (files in {})", case.display()),
         }

@@ -10,13 +10,20 @@ use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn fixtures() -> Value {
     // The source tree, or the current directory when the binary travels (scripts/gpu-check.sh).
     let built = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/torchvision_ops.json");
-    let path = if std::path::Path::new(built).exists() { built } else { "tests/golden/torchvision_ops.json" };
+    let path = if std::path::Path::new(built).exists() {
+        built
+    } else {
+        "tests/golden/torchvision_ops.json"
+    };
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -33,7 +40,12 @@ fn ops_match_torchvision_v2() {
         let mut worst = Vec::new();
         for case in cases {
             let input = &fx["inputs"][case["input"].as_str().unwrap()];
-            let shape: Vec<i64> = input["shape"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+            let shape: Vec<i64> = input["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect();
             let x = tensor(input["hex"].as_str().unwrap(), &shape, device);
             let expected = tensor(case["hex"].as_str().unwrap(), &shape, device);
             let kind: OpKind = case["op"].as_str().unwrap().parse().unwrap();
@@ -43,7 +55,9 @@ fn ops_match_torchvision_v2() {
                     "bilinear" => Interpolation::Bilinear,
                     _ => Interpolation::Nearest,
                 },
-                fill: case["fill"].as_array().map(|a| a.iter().map(|v| v.as_f64().unwrap()).collect()),
+                fill: case["fill"]
+                    .as_array()
+                    .map(|a| a.iter().map(|v| v.as_f64().unwrap()).collect()),
             };
             let y = apply_ops(&x, &vec![op; shape[0] as usize], &opts).unwrap();
             let diff = (y.to_kind(Kind::Int64) - expected.to_kind(Kind::Int64)).abs();
@@ -51,10 +65,19 @@ fn ops_match_torchvision_v2() {
             let wrong = diff.gt(0).sum(Kind::Int64).int64_value(&[]);
             let exact = matches!(
                 kind,
-                OpKind::Identity | OpKind::Invert | OpKind::Posterize | OpKind::Solarize | OpKind::Equalize | OpKind::AutoContrast
+                OpKind::Identity
+                    | OpKind::Invert
+                    | OpKind::Posterize
+                    | OpKind::Solarize
+                    | OpKind::Equalize
+                    | OpKind::AutoContrast
             ) || (kind.is_geometric() && opts.interpolation == Interpolation::Nearest);
             let tolerance = if exact { 0 } else { 1 };
-            worst.push((max, wrong, format!("{} {op} {:?} {:?}", case["input"], opts.interpolation, opts.fill)));
+            worst.push((
+                max,
+                wrong,
+                format!("{} {op} {:?} {:?}", case["input"], opts.interpolation, opts.fill),
+            ));
             assert!(
                 max <= tolerance,
                 "{device:?} {} {op} {:?} fill {:?}: max difference {max} levels in {wrong} pixels (tolerance {tolerance})",
@@ -83,7 +106,11 @@ fn magnitude_grids_match_torchvision() {
     let grids = fx["grids"].as_array().unwrap();
     assert!(grids.len() >= 30);
     for g in grids {
-        let grid = if g["grid"] == "wide" { Grid::Wide } else { Grid::Standard };
+        let grid = if g["grid"] == "wide" {
+            Grid::Wide
+        } else {
+            Grid::Standard
+        };
         let kind: OpKind = g["op"].as_str().unwrap().parse().unwrap();
         let (h, w) = (g["h"].as_i64().unwrap(), g["w"].as_i64().unwrap());
         let bins = g["bins"].as_u64().unwrap() as usize;
@@ -101,7 +128,11 @@ fn magnitude_grids_match_torchvision() {
                     let shift = tv.trunc() as i64;
                     let lit = moved.eq(255).nonzero();
                     if shift < size as i64 {
-                        let at = if kind == OpKind::TranslateX { lit.int64_value(&[0, 3]) } else { lit.int64_value(&[0, 2]) };
+                        let at = if kind == OpKind::TranslateX {
+                            lit.int64_value(&[0, 3])
+                        } else {
+                            lit.int64_value(&[0, 2])
+                        };
                         assert_eq!(at, shift, "{kind} bin {bin}: torchvision shifts {tv} → {shift} px");
                     } else {
                         assert_eq!(lit.size()[0], 0, "{kind} bin {bin}: shifted out of the image");
@@ -124,7 +155,13 @@ fn a_mixed_batch_gives_each_image_its_own_op() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["input"] == "rgb" && c["op"] == op && c["magnitude"].as_f64() == Some(m) && c["fill"].is_null() && c["interpolation"] == "nearest")
+            .find(|c| {
+                c["input"] == "rgb"
+                    && c["op"] == op
+                    && c["magnitude"].as_f64() == Some(m)
+                    && c["fill"].is_null()
+                    && c["interpolation"] == "nearest"
+            })
             .map(|c| tensor(c["hex"].as_str().unwrap(), &[3, 3, 10, 12], Device::Cpu))
             .unwrap()
     };

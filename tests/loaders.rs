@@ -31,23 +31,33 @@ fn idx_bad_files_name_the_file_and_the_problem() {
     let lab = write(d.path(), "lab", &idx_bytes(&[2], &[0, 1]));
 
     let truncated = write(d.path(), "trunc", &idx_bytes(&[2, 2, 2], &[0; 5]));
-    let e = load_idx_pair(&truncated, &lab, "t", &["a", "b"], true).unwrap_err().to_string();
+    let e = load_idx_pair(&truncated, &lab, "t", &["a", "b"], true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("trunc") && e.contains("truncated"), "{e}");
 
     let truncated_gz = write(d.path(), "trunc.gz", &gzip(&idx_bytes(&[2, 2, 2], &[0; 8]))[..20]);
-    let e = load_idx_pair(&truncated_gz, &lab, "t", &["a", "b"], true).unwrap_err().to_string();
+    let e = load_idx_pair(&truncated_gz, &lab, "t", &["a", "b"], true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("trunc.gz") && e.contains("gzip"), "{e}");
 
     let magic = write(d.path(), "magic", &[7, 7, 8, 3, 0, 0, 0, 0]);
-    let e = load_idx_pair(&magic, &lab, "t", &["a", "b"], true).unwrap_err().to_string();
+    let e = load_idx_pair(&magic, &lab, "t", &["a", "b"], true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("magic") && e.contains("wrong magic number"), "{e}");
 
     let out_of_range = write(d.path(), "lab9", &idx_bytes(&[2], &[0, 9]));
-    let e = load_idx_pair(&img, &out_of_range, "t", &["a", "b"], true).unwrap_err().to_string();
+    let e = load_idx_pair(&img, &out_of_range, "t", &["a", "b"], true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("lab9") && e.contains("label 9"), "{e}");
 
     let short = write(d.path(), "lab1", &idx_bytes(&[1], &[0]));
-    let e = load_idx_pair(&img, &short, "t", &["a", "b"], true).unwrap_err().to_string();
+    let e = load_idx_pair(&img, &short, "t", &["a", "b"], true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("1 labels for 2 images"), "{e}");
 
     let e = load_idx_pair(&d.path().join("nope"), &lab, "t", &["a", "b"], true).unwrap_err();
@@ -55,10 +65,17 @@ fn idx_bad_files_name_the_file_and_the_problem() {
 
     // Dimensions whose product overflows, and zero-sized images: errors, not a panic later.
     let huge = write(d.path(), "huge", &idx_bytes(&[4, 1 << 31, 1 << 31], &[0; 8]));
-    let e = load_idx_pair(&huge, &lab, "t", &["a", "b"], true).unwrap_err().to_string();
-    assert!(e.contains("huge") && (e.contains("overflow") || e.contains("GiB")), "{e}");
+    let e = load_idx_pair(&huge, &lab, "t", &["a", "b"], true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("huge") && (e.contains("overflow") || e.contains("GiB")),
+        "{e}"
+    );
     let empty = write(d.path(), "empty", &idx_bytes(&[2, 0, 0], &[]));
-    let e = load_idx_pair(&empty, &lab, "t", &["a", "b"], true).unwrap_err().to_string();
+    let e = load_idx_pair(&empty, &lab, "t", &["a", "b"], true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("at least 1"), "{e}");
 
     // A gzip bomb: 2 labels promised, 64 MiB of zeros inflated — refused after reading 3 bytes
@@ -66,7 +83,9 @@ fn idx_bad_files_name_the_file_and_the_problem() {
     let mut bomb = idx_bytes(&[2], &[0, 1]);
     bomb.resize(bomb.len() + (64 << 20), 0);
     let bomb = write(d.path(), "bomb.gz", &gzip(&bomb));
-    let e = load_idx_pair(&img, &bomb, "t", &["a", "b"], true).unwrap_err().to_string();
+    let e = load_idx_pair(&img, &bomb, "t", &["a", "b"], true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bomb.gz") && e.contains("runs past"), "{e}");
 }
 
@@ -75,7 +94,10 @@ fn missing_default_dataset_says_how_to_get_it() {
     let d = tempfile::tempdir().unwrap();
     let spec: DataSpec = format!("fashion-mnist:{}", d.path().display()).parse().unwrap();
     let e = spec.load().unwrap_err().to_string();
-    assert!(e.contains("train-images-idx3-ubyte") && e.contains("scripts/setup.sh"), "{e}");
+    assert!(
+        e.contains("train-images-idx3-ubyte") && e.contains("scripts/setup.sh"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -126,7 +148,9 @@ fn cifar10_and_cifar100_binary_layouts() {
 
 fn png(path: &std::path::Path, w: u32, h: u32, rgb: bool, v: u8) {
     if rgb {
-        image::RgbImage::from_pixel(w, h, image::Rgb([v, 0, 255 - v])).save(path).unwrap();
+        image::RgbImage::from_pixel(w, h, image::Rgb([v, 0, 255 - v]))
+            .save(path)
+            .unwrap();
     } else {
         image::GrayImage::from_pixel(w, h, image::Luma([v])).save(path).unwrap();
     }
@@ -180,25 +204,38 @@ fn image_folder_layouts_and_errors() {
 
     std::fs::write(d.path().join("dog").join("big.png"), b"not a png").unwrap();
     let e = load_image_folder(d.path(), true).unwrap_err().to_string();
-    assert!(e.contains("big.png") && e.contains("cannot read the image header"), "{e}");
+    assert!(
+        e.contains("big.png") && e.contains("cannot read the image header"),
+        "{e}"
+    );
 
     // A PNG whose header claims 60000×60000 (a 400-byte file): refused from the header, with
     // the memory it would need, before any pixel is decoded.
     std::fs::write(d.path().join("dog").join("big.png"), png_claiming(60_000, 60_000)).unwrap();
     for class in ["cat", "dog"] {
         for i in 0..6 {
-            std::fs::write(d.path().join(class).join(format!("{i}.png")), png_claiming(60_000, 60_000)).unwrap();
+            std::fs::write(
+                d.path().join(class).join(format!("{i}.png")),
+                png_claiming(60_000, 60_000),
+            )
+            .unwrap();
         }
     }
     let e = load_image_folder(d.path(), true).unwrap_err().to_string();
-    assert!(e.contains("60000×60000") && e.contains("more than this machine has available") && e.contains("resize"), "{e}");
+    assert!(
+        e.contains("60000×60000") && e.contains("more than this machine has available") && e.contains("resize"),
+        "{e}"
+    );
 
     // One class: a classifier needs two, and the error says so (it once said "invalid model").
     let one = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(one.path().join("only")).unwrap();
     png(&one.path().join("only").join("0.png"), 4, 4, true, 1);
     let e = load_image_folder(one.path(), true).unwrap_err().to_string();
-    assert!(e.contains("one class subdirectory (only)") && e.contains("at least two"), "{e}");
+    assert!(
+        e.contains("one class subdirectory (only)") && e.contains("at least two"),
+        "{e}"
+    );
 
     // train/ + test/ layout, grayscale → 1 channel.
     let g = tempfile::tempdir().unwrap();

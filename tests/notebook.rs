@@ -13,7 +13,11 @@ fn timeless(mut v: serde_json::Value) -> serde_json::Value {
     match &mut v {
         serde_json::Value::Object(m) => {
             for (k, x) in m.iter_mut() {
-                *x = if k == "seconds" || k == "images_per_sec" { 0.into() } else { timeless(x.take()) };
+                *x = if k == "seconds" || k == "images_per_sec" {
+                    0.into()
+                } else {
+                    timeless(x.take())
+                };
             }
         }
         serde_json::Value::Array(a) => a.iter_mut().for_each(|x| *x = timeless(x.take())),
@@ -38,37 +42,70 @@ fn run_and_the_typed_api_give_the_same_search() {
     assert_eq!(timeless(s1.data.clone()), timeless(serde_json::to_value(&s2).unwrap()));
     assert_eq!(by_command.session().unwrap().theta(), typed.session().unwrap().theta());
     // Rendered the same way: the command's HTML is the report's.
-    assert!(s1.html().contains("<table") && s1.html().contains("reward"), "{}", s1.html());
+    assert!(
+        s1.html().contains("<table") && s1.html().contains("reward"),
+        "{}",
+        s1.html()
+    );
 
     let q1 = by_command.run("policy 5").unwrap();
     let q2 = typed.policy(5).unwrap();
     assert_eq!(q1.html(), q2.html());
-    assert!(q1.html().contains("<svg") && q1.html().contains("Rotate:20"), "policy shows its marginals chart");
+    assert!(
+        q1.html().contains("<svg") && q1.html().contains("Rotate:20"),
+        "policy shows its marginals chart"
+    );
 
     let probe = typed.probe("pair:Rotate:20+Invert").unwrap();
     assert!(probe.html().contains("proxy reward of pair:Rotate:20+Invert"));
-    assert!(typed.probe("pair:Rotat+Invert").unwrap_err().to_string().contains("did you mean"));
-    assert!(typed.chart("reward").unwrap_err().to_string().contains("did you mean `rewards`"));
+    assert!(typed
+        .probe("pair:Rotat+Invert")
+        .unwrap_err()
+        .to_string()
+        .contains("did you mean"));
+    assert!(typed
+        .chart("reward")
+        .unwrap_err()
+        .to_string()
+        .contains("did you mean `rewards`"));
 }
 
 #[test]
 fn every_result_renders_html_with_a_text_fallback() {
     let dir = tempfile::tempdir().unwrap();
     let mut nb = Notebook::new(common::tiny_config(), dir.path()).unwrap();
-    let cell = nb.run_all(&["pretrain", "step 1", "plot rewards", "sample 4", "plot theta", "history"]).unwrap();
+    let cell = nb
+        .run_all(&[
+            "pretrain",
+            "step 1",
+            "plot rewards",
+            "sample 4",
+            "plot theta",
+            "history",
+        ])
+        .unwrap();
     let msg = evcxr_message(&cell.html(), &cell.to_string());
     // One block per MIME type, whatever the number of results (evcxr keeps only the last).
     assert_eq!(msg.matches("EVCXR_BEGIN_CONTENT text/html").count(), 1);
     assert_eq!(msg.matches("EVCXR_BEGIN_CONTENT text/plain").count(), 1);
     let html = cell.html();
-    assert!(html.matches("<svg").count() >= 4, "rewards, theta, and history's two charts inline as SVG");
-    assert!(html.contains("data:image/png;base64,"), "the sample's image grid is a PNG");
+    assert!(
+        html.matches("<svg").count() >= 4,
+        "rewards, theta, and history's two charts inline as SVG"
+    );
+    assert!(
+        html.contains("data:image/png;base64,"),
+        "the sample's image grid is a PNG"
+    );
     assert!(html.contains("baseline (EMA)") && html.contains("θ: p(op1, op2)"));
     assert!(html.contains("<table") && html.contains("π(pair)"));
     assert!(!html.contains("EVCXR"), "content never contains the protocol's markers");
     // Text fallback: what the REPL prints.
     let text = cell.to_string();
-    assert!(text.contains("stage 1: 2 of 2 epochs done") && text.contains("update   1") && text.contains("wrote"), "{text}");
+    assert!(
+        text.contains("stage 1: 2 of 2 epochs done") && text.contains("update   1") && text.contains("wrote"),
+        "{text}"
+    );
 
     let chart = nb.chart("marginals").unwrap();
     assert!(chart.html().starts_with("<div") && chart.html().contains("<svg"));

@@ -38,9 +38,22 @@ fn search(seed: u64, effect: f64) -> (PpoState, Vec<NullInput>) {
         let ts: Vec<Trajectory> = (0..TRAJECTORIES)
             .map(|i| {
                 let counts = rng.multinomial(APPLICATIONS, &probs);
-                let share = counts.iter().enumerate().filter(|(k, _)| rewarded(*k)).map(|(_, &c)| c as f64).sum::<f64>() / APPLICATIONS as f64;
+                let share = counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| rewarded(*k))
+                    .map(|(_, &c)| c as f64)
+                    .sum::<f64>()
+                    / APPLICATIONS as f64;
                 let reward = 0.70 + effect * (share - 1.0 / 9.0) + SIGMA * rng.normal();
-                Trajectory { seed: i as u64, reward, accuracies: vec![reward], counts, seconds: 0.0, pairs_drawn: 0 }
+                Trajectory {
+                    seed: i as u64,
+                    reward,
+                    accuracies: vec![reward],
+                    counts,
+                    seconds: 0.0,
+                    pairs_drawn: 0,
+                }
             })
             .collect();
         let out = ppo::update(&mut state, &ts, &cfg).unwrap();
@@ -57,7 +70,10 @@ fn ppo_raises_rewarded_pairs_in_at_least_95_percent_of_seeds() {
     let uniform = 1.0 / 9.0;
     let raised: Vec<bool> = (0..SEEDS).map(|s| rewarded_mass(&search(s, 1.0).0) > uniform).collect();
     let n = raised.iter().filter(|&&r| r).count();
-    assert!(n as f64 >= 0.95 * SEEDS as f64, "rewarded pairs gained in {n} of {SEEDS} seeds: {raised:?}");
+    assert!(
+        n as f64 >= 0.95 * SEEDS as f64,
+        "rewarded pairs gained in {n} of {SEEDS} seeds: {raised:?}"
+    );
 }
 
 /// The null's verdict on one search: the score test (primary) and θ's movement.
@@ -76,14 +92,26 @@ fn a_noise_only_search_rarely_passes_its_found_something_check() {
     let reports: Vec<_> = (0..SEEDS).map(|s| judged(1000 + s, 0.0)).collect();
     let found = reports.iter().filter(|r| r.found).count();
     let moved = reports.iter().filter(|r| r.p_movement < 0.05).count();
-    assert!(found as f64 <= 0.10 * SEEDS as f64, "noise judged as signal in {found} of {SEEDS} seeds");
-    assert!(moved as f64 <= 0.10 * SEEDS as f64, "θ's movement judged beyond noise in {moved} of {SEEDS} seeds");
+    assert!(
+        found as f64 <= 0.10 * SEEDS as f64,
+        "noise judged as signal in {found} of {SEEDS} seeds"
+    );
+    assert!(
+        moved as f64 <= 0.10 * SEEDS as f64,
+        "θ's movement judged beyond noise in {moved} of {SEEDS} seeds"
+    );
 }
 
 /// Found, with a rewarded op (`op1` of the family, rewards higher) as the strongest.
 fn found_and_named(r: &augwise::search::NullReport) -> bool {
-    let family: Vec<String> = [3, 11, 20, 30].iter().map(|&o| format!("op1 {}", augwise::augment::space::aws_name(o))).collect();
-    r.found && r.score.as_ref().is_some_and(|sc| family.contains(&sc.ops[0].op) && sc.ops[0].z > 0.0)
+    let family: Vec<String> = [3, 11, 20, 30]
+        .iter()
+        .map(|&o| format!("op1 {}", augwise::augment::space::aws_name(o)))
+        .collect();
+    r.found
+        && r.score
+            .as_ref()
+            .is_some_and(|sc| family.contains(&sc.ops[0].op) && sc.ops[0].z > 0.0)
 }
 
 /// The power the movement test lacks: on the signal PPO learns from above (12 updates × 8,
@@ -96,8 +124,14 @@ fn the_score_test_finds_a_signal_the_movement_test_misses() {
     let reports: Vec<_> = (0..SEEDS).map(|s| judged(s, 1.0)).collect();
     let named = reports.iter().filter(|r| found_and_named(r)).count();
     let moved = reports.iter().filter(|r| r.p_movement < 0.05).count();
-    assert!(named as f64 >= 0.70 * SEEDS as f64, "signal found and a rewarded op named first in {named} of {SEEDS} seeds");
-    assert!(named > moved, "the score test should beat θ's movement: {named} vs {moved}");
+    assert!(
+        named as f64 >= 0.70 * SEEDS as f64,
+        "signal found and a rewarded op named first in {named} of {SEEDS} seeds"
+    );
+    assert!(
+        named > moved,
+        "the score test should beat θ's movement: {named} vs {moved}"
+    );
 }
 
 /// Prints the pass rates the tests above quote, over 100 seeds (minutes):

@@ -100,13 +100,19 @@ fn bad_checkpoints_give_clear_errors() {
     let good = std::fs::read_to_string(&state).unwrap();
     let v: Value = serde_json::from_str(&good).unwrap();
     let file = v["snapshot"]["file"].as_str().unwrap().to_owned();
-    assert!(file.starts_with("snapshot-") && file.ends_with(".safetensors"), "{file}");
+    assert!(
+        file.starts_with("snapshot-") && file.ends_with(".safetensors"),
+        "{file}"
+    );
     let weights = dir.path().join(&file);
     let bytes = std::fs::read(&weights).unwrap();
     // Truncated, or one byte flipped in the middle of the tensors: the checksum refuses both.
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
     let e = Session::resume(dir.path()).unwrap_err().to_string();
-    assert!(e.contains(&file) && e.contains("corrupt or truncated") && e.contains("changed after augwise wrote it"), "{e}");
+    assert!(
+        e.contains(&file) && e.contains("corrupt or truncated") && e.contains("changed after augwise wrote it"),
+        "{e}"
+    );
     let mut flipped = bytes.clone();
     flipped[bytes.len() * 3 / 4] ^= 0x10;
     std::fs::write(&weights, &flipped).unwrap();
@@ -140,7 +146,10 @@ fn bad_checkpoints_give_clear_errors() {
 
     let empty = tempfile::tempdir().unwrap();
     let e = Session::resume(empty.path()).unwrap_err().to_string();
-    assert!(e.contains("not an augwise checkpoint") && e.contains("no session.json"), "{e}");
+    assert!(
+        e.contains("not an augwise checkpoint") && e.contains("no session.json"),
+        "{e}"
+    );
 }
 
 /// A `session.json` that parses but is inconsistent is refused on resume, naming what is
@@ -187,7 +196,10 @@ fn primitives_refuse_to_run_out_of_order() {
     let mut s = Session::new(tiny(), dir.path()).unwrap();
     assert!(matches!(s.evaluate(None), Err(SearchError::NotPretrained)));
     assert!(matches!(s.update(), Err(SearchError::NothingToUpdate)));
-    assert!(matches!(s.probe(&"autoaugment".parse().unwrap(), None), Err(SearchError::NotPretrained)));
+    assert!(matches!(
+        s.probe(&"autoaugment".parse().unwrap(), None),
+        Err(SearchError::NotPretrained)
+    ));
     s.pretrain(None).unwrap();
     let e = s.pretrain(None).unwrap_err().to_string();
     assert!(e.contains("stage 1 is complete"), "{e}");
@@ -206,7 +218,10 @@ fn diverging_trajectories_are_discarded_not_learned_from() {
     assert!(matches!(s.update(), Err(SearchError::NothingToUpdate)));
     // `step` says what happened, not "run `evaluate` first".
     let e = s.step(1).unwrap_err().to_string();
-    assert!(e.contains("every trajectory of update 1 diverged") && e.contains("finetune_lr"), "{e}");
+    assert!(
+        e.contains("every trajectory of update 1 diverged") && e.contains("finetune_lr"),
+        "{e}"
+    );
     assert_eq!(s.ppo.updates, 0);
 }
 
@@ -220,7 +235,16 @@ fn probe_fulltrain_and_correlate_report_on_the_right_splits() {
     assert!((0.0..=1.0).contains(&p.reward));
     assert_eq!(s.ppo.theta, theta, "probe leaves θ alone");
     assert!(s.pending.is_empty());
-    let c = s.correlate(&["none".parse().unwrap(), "autoaugment".parse().unwrap(), "pair:Invert+Equalize".parse().unwrap()], Some(1)).unwrap();
+    let c = s
+        .correlate(
+            &[
+                "none".parse().unwrap(),
+                "autoaugment".parse().unwrap(),
+                "pair:Invert+Equalize".parse().unwrap(),
+            ],
+            Some(1),
+        )
+        .unwrap();
     assert_eq!(c.rows.len(), 3);
     assert!((-1.0..=1.0).contains(&c.kendall_tau) || c.kendall_tau.is_nan());
     assert!(c.to_string().contains("Kendall τ"));
@@ -230,7 +254,11 @@ fn probe_fulltrain_and_correlate_report_on_the_right_splits() {
 /// label, so a policy that always inverts is label-breaking there.
 fn polarity() -> SearchConfig {
     SearchConfig::cpu()
-        .with_data("synthetic:kind=polarity,classes=4,n=60,size=16,noise=0.1".parse::<DataSpec>().unwrap())
+        .with_data(
+            "synthetic:kind=polarity,classes=4,n=60,size=16,noise=0.1"
+                .parse::<DataSpec>()
+                .unwrap(),
+        )
         .with_split(SplitConfig::default().with_val_fraction(0.33))
         .with_pretrain_epochs(4)
         .with_batch_size(32)
@@ -249,14 +277,37 @@ fn compare_is_exact_under_common_random_numbers_and_sees_label_breaking() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Session::new(polarity(), dir.path()).unwrap();
     s.pretrain(None).unwrap();
-    let same = s.compare(&["none".parse().unwrap(), "pair:Invert+Solarize:0".parse().unwrap()], Some(3), Pairing::CommonRandomNumbers).unwrap();
-    assert_eq!(same.rewards[0], same.rewards[1], "identical images, identical trajectories");
+    let same = s
+        .compare(
+            &["none".parse().unwrap(), "pair:Invert+Solarize:0".parse().unwrap()],
+            Some(3),
+            Pairing::CommonRandomNumbers,
+        )
+        .unwrap();
+    assert_eq!(
+        same.rewards[0], same.rewards[1],
+        "identical images, identical trajectories"
+    );
     assert_eq!((same.difference, same.p_value), (Some(0.0), Some(1.0)));
-    assert!(same.comparisons[0].verdict.starts_with("no difference detectable with k = 3"), "{same}");
+    assert!(
+        same.comparisons[0]
+            .verdict
+            .starts_with("no difference detectable with k = 3"),
+        "{same}"
+    );
     let json = serde_json::to_value(&same).unwrap();
-    assert!(json.get("difference").is_some() && json.get("ci95").is_some() && json.get("p_value").is_some(), "{json}");
+    assert!(
+        json.get("difference").is_some() && json.get("ci95").is_some() && json.get("p_value").is_some(),
+        "{json}"
+    );
 
-    let harm = s.compare(&["none".parse().unwrap(), "pair:Invert+Equalize".parse().unwrap()], Some(6), Pairing::CommonRandomNumbers).unwrap();
+    let harm = s
+        .compare(
+            &["none".parse().unwrap(), "pair:Invert+Equalize".parse().unwrap()],
+            Some(6),
+            Pairing::CommonRandomNumbers,
+        )
+        .unwrap();
     let c = &harm.comparisons[0];
     assert!(c.difference > 0.05, "{harm}");
     assert_eq!(c.p_value, Some(2.0 / 64.0), "{harm}");
@@ -265,13 +316,29 @@ fn compare_is_exact_under_common_random_numbers_and_sees_label_breaking() {
     assert!(lo > 0.0 && lo <= c.difference && c.difference <= hi);
     // Probes use the same random numbers: probing `none` again replays its compare rewards.
     let p = s.probe(&"none".parse().unwrap(), Some(3)).unwrap();
-    assert_eq!(p.trajectories.iter().map(|t| Some(t.reward)).collect::<Vec<_>>(), same.rewards[0]);
+    assert_eq!(
+        p.trajectories.iter().map(|t| Some(t.reward)).collect::<Vec<_>>(),
+        same.rewards[0]
+    );
     assert!(p.estimate.ci95.is_some() && p.to_string().contains("95% CI"));
     // Several policies: all pairs, Holm-corrected.
-    let three = s.compare(&["none".parse().unwrap(), "pair:Invert+Solarize:0".parse().unwrap(), "pair:Invert+Equalize".parse().unwrap()], Some(2), Pairing::CommonRandomNumbers).unwrap();
+    let three = s
+        .compare(
+            &[
+                "none".parse().unwrap(),
+                "pair:Invert+Solarize:0".parse().unwrap(),
+                "pair:Invert+Equalize".parse().unwrap(),
+            ],
+            Some(2),
+            Pairing::CommonRandomNumbers,
+        )
+        .unwrap();
     assert_eq!(three.comparisons.len(), 3);
     assert_eq!(three.difference, None, "no single comparison to put at the top");
-    assert!(three.comparisons.iter().all(|c| c.p_adjusted.unwrap() >= c.p_value.unwrap()));
+    assert!(three
+        .comparisons
+        .iter()
+        .all(|c| c.p_adjusted.unwrap() >= c.p_value.unwrap()));
 }
 
 /// Rewards are accuracies of the fine-tuned model on the *un-augmented* validation split:
@@ -287,21 +354,49 @@ fn rewards_come_from_the_unaugmented_validation_split() {
     let policy: augwise::policy::Policy = "pair:Invert+Equalize".parse().unwrap();
     let (t, trainer) = s.trajectory_with_model(&policy, 0).unwrap();
     let probe = s.probe(&policy, Some(1)).unwrap();
-    assert_eq!(probe.trajectories[0].reward, t.reward, "the inspected trajectory is probe's");
+    assert_eq!(
+        probe.trajectories[0].reward, t.reward,
+        "the inspected trajectory is probe's"
+    );
     let val = &s.splits.val;
     let by_hand = tch::no_grad(|| {
-        let logits = trainer.model.forward_t(&trainer.normalize.apply(&val.images).unwrap(), false);
-        logits.argmax(1, false).eq_tensor(&val.labels).to_kind(Kind::Double).mean(Kind::Double).double_value(&[])
+        let logits = trainer
+            .model
+            .forward_t(&trainer.normalize.apply(&val.images).unwrap(), false);
+        logits
+            .argmax(1, false)
+            .eq_tensor(&val.labels)
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[])
     });
-    assert!((t.accuracies.last().unwrap() - by_hand).abs() < 1e-12, "{:?} vs {by_hand}", t.accuracies);
+    assert!(
+        (t.accuracies.last().unwrap() - by_hand).abs() < 1e-12,
+        "{:?} vs {by_hand}",
+        t.accuracies
+    );
     // The same model on validation images put through the policy scores differently.
     let mut rng = augwise::rng::Rng::new(0);
-    let (augmented, _) = policy.sampler().unwrap().apply(&val.images, &s.pipeline.ops, &mut rng).unwrap();
+    let (augmented, _) = policy
+        .sampler()
+        .unwrap()
+        .apply(&val.images, &s.pipeline.ops, &mut rng)
+        .unwrap();
     let on_augmented = tch::no_grad(|| {
-        let logits = trainer.model.forward_t(&trainer.normalize.apply(&augmented).unwrap(), false);
-        logits.argmax(1, false).eq_tensor(&val.labels).to_kind(Kind::Double).mean(Kind::Double).double_value(&[])
+        let logits = trainer
+            .model
+            .forward_t(&trainer.normalize.apply(&augmented).unwrap(), false);
+        logits
+            .argmax(1, false)
+            .eq_tensor(&val.labels)
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[])
     });
-    assert!((on_augmented - by_hand).abs() > 0.1, "Invert must matter on polarity data: {on_augmented} vs {by_hand}");
+    assert!(
+        (on_augmented - by_hand).abs() > 0.1,
+        "Invert must matter on polarity data: {on_augmented} vs {by_hand}"
+    );
 }
 
 /// The best θ is the θ its rewards were measured under (θ before the update that used them),
@@ -311,13 +406,24 @@ fn best_theta_is_the_one_that_earned_its_reward() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Session::new(tiny().with_pretrain_epochs(2), dir.path()).unwrap();
     s.pretrain(Some(1)).unwrap();
-    assert!(matches!(s.evaluate(None), Err(SearchError::Stage1Incomplete { done: 1, total: 2 })));
-    assert!(s.probe(&"none".parse().unwrap(), None).unwrap_err().to_string().contains("stage 1 is not complete (1 of 2 epochs)"));
+    assert!(matches!(
+        s.evaluate(None),
+        Err(SearchError::Stage1Incomplete { done: 1, total: 2 })
+    ));
+    assert!(s
+        .probe(&"none".parse().unwrap(), None)
+        .unwrap_err()
+        .to_string()
+        .contains("stage 1 is not complete (1 of 2 epochs)"));
     s.pretrain(None).unwrap();
     let first = s.step(1).unwrap().steps[0].update.clone();
     let best = s.best.clone().unwrap();
     assert_eq!((best.update, best.mean_reward), (1, first.ppo.mean_reward));
-    assert_eq!(best.theta, augwise::policy::Theta::uniform(), "update 1's rewards were earned by the uniform θ");
+    assert_eq!(
+        best.theta,
+        augwise::policy::Theta::uniform(),
+        "update 1's rewards were earned by the uniform θ"
+    );
     let theta_1 = s.ppo.theta.clone();
     let second = s.step(1).unwrap().steps[0].update.clone();
     let best = s.best.clone().unwrap();
@@ -342,8 +448,14 @@ fn null_is_judged_kept_and_shown() {
     let n = s.null(Some(20)).unwrap();
     assert_eq!((n.replicates, n.updates, n.ops.len()), (20, 2, 72));
     assert!((0.0..=1.0).contains(&n.p_value));
-    let score = n.score.as_ref().expect("a search recorded with op counts gets the score test");
-    assert_eq!((score.updates, score.trajectories, score.ops.len()), (2, 2 * tiny().trajectories, 72));
+    let score = n
+        .score
+        .as_ref()
+        .expect("a search recorded with op counts gets the score test");
+    assert_eq!(
+        (score.updates, score.trajectories, score.ops.len()),
+        (2, 2 * tiny().trajectories, 72)
+    );
     assert_eq!(n.p_value, score.p_value, "the score test is the verdict's primary test");
     assert!(n.to_string().lines().last().unwrap().starts_with("The search"), "{n}");
     assert_eq!(s.policy(5).unwrap().null.as_ref(), Some(&n));
@@ -390,7 +502,10 @@ fn parallel_trajectories_equal_sequential_ones() {
         let mut s = Session::new(cfg, dir.path()).unwrap();
         s.pretrain(None).unwrap();
         let e = s.evaluate(None).unwrap();
-        e.trajectories.iter().map(|t| (t.seed, t.reward, t.counts.clone())).collect::<Vec<_>>()
+        e.trajectories
+            .iter()
+            .map(|t| (t.seed, t.reward, t.counts.clone()))
+            .collect::<Vec<_>>()
     };
     let sequential = run(vec![]);
     let parallel = run(vec![DeviceSpec::Cpu, DeviceSpec::Cpu]);
@@ -423,10 +538,14 @@ fn pairs_per_trajectory_limits_each_trajectory_to_its_drawn_pairs() {
     }
     let distinct: std::collections::BTreeSet<Vec<u32>> = seq.trajectories.iter().map(|t| t.counts.clone()).collect();
     assert_eq!(distinct.len(), 3, "each trajectory draws its own pairs");
-    assert!(probe.trajectories[0].counts.iter().filter(|&&c| c > 0).count() > 2, "probes sample per image");
+    assert!(
+        probe.trajectories[0].counts.iter().filter(|&&c| c > 0).count() > 2,
+        "probes sample per image"
+    );
     assert_eq!(probe.trajectories[0].pairs_drawn, 0);
     let (bat, _) = run(2);
-    let counts = |e: &augwise::search::EvaluateReport| e.trajectories.iter().map(|t| t.counts.clone()).collect::<Vec<_>>();
+    let counts =
+        |e: &augwise::search::EvaluateReport| e.trajectories.iter().map(|t| t.counts.clone()).collect::<Vec<_>>();
     assert_eq!(counts(&seq), counts(&bat));
 }
 
@@ -453,7 +572,12 @@ fn batched_trajectories_equal_sequential_ones() {
     for (sequential, batched) in [(&seq1, &bat1), (&seq2, &bat2)] {
         for (a, b) in sequential.trajectories.iter().zip(&batched.trajectories) {
             assert_eq!((a.seed, &a.counts), (b.seed, &b.counts));
-            assert!((a.reward - b.reward).abs() <= 1.0 / val + 1e-12, "{} vs {}", a.reward, b.reward);
+            assert!(
+                (a.reward - b.reward).abs() <= 1.0 / val + 1e-12,
+                "{} vs {}",
+                a.reward,
+                b.reward
+            );
         }
     }
     let (diverged, _, _) = run(3, Some(1e30));

@@ -16,18 +16,45 @@ fn data(device: Device) -> (Splits, Pipeline) {
 
 fn trainer(device: Device, seed: u64, epochs: f64) -> Trainer {
     let model = Model::new(Arch::RESNET20, 1, 4, device, seed).unwrap();
-    let schedule = LrSchedule::WarmupCosine { start: 0.02, peak: 0.1, floor: 0.001, warmup_epochs: 1.0, total_epochs: epochs };
+    let schedule = LrSchedule::WarmupCosine {
+        start: 0.02,
+        peak: 0.1,
+        floor: 0.001,
+        warmup_epochs: 1.0,
+        total_epochs: epochs,
+    };
     let (_, p) = data(device);
-    Trainer::new(model, p.normalize, TrainConfig::default().with_batch_size(32).with_schedule(schedule).with_seed(seed))
+    Trainer::new(
+        model,
+        p.normalize,
+        TrainConfig::default()
+            .with_batch_size(32)
+            .with_schedule(schedule)
+            .with_seed(seed),
+    )
 }
 
 /// A report without its wall-clock fields.
 fn key(r: &EpochReport) -> (usize, u64, u64, u64, u64) {
-    (r.epoch, r.lr_end.to_bits(), r.loss.to_bits(), r.train_acc.to_bits(), r.val_acc.unwrap_or(-1.0).to_bits())
+    (
+        r.epoch,
+        r.lr_end.to_bits(),
+        r.loss.to_bits(),
+        r.train_acc.to_bits(),
+        r.val_acc.unwrap_or(-1.0).to_bits(),
+    )
 }
 
 fn fit(t: &mut Trainer, splits: &Splits, p: &mut Pipeline, epochs: usize) -> Vec<EpochReport> {
-    t.fit(&splits.train, Some(&splits.val), epochs, p, &CancelFlag::new(), &mut |_| {}, &mut |_| {}).unwrap()
+    t.fit(
+        &splits.train,
+        Some(&splits.val),
+        epochs,
+        p,
+        &CancelFlag::new(),
+        &mut |_| {},
+    )
+    .unwrap()
 }
 
 #[test]
@@ -55,38 +82,67 @@ fn bf16_and_channels_last_learn_on_cuda_and_change_nothing_on_cpu() {
         let mut fast = Trainer::new(
             Model::new(Arch::RESNET20, 1, 4, device, 1).unwrap(),
             p.normalize.clone(),
-            plain.config.clone().with_precision(Precision::Bf16).with_channels_last(true),
+            plain
+                .config
+                .clone()
+                .with_precision(Precision::Bf16)
+                .with_channels_last(true),
         );
         // Where the layout is lost, if it is (the 2026-11-27 H100 run found it gone after fit).
         let conv_strides = |t: &Trainer| {
             let vars = t.model.named_parameters();
-            vars.iter().find(|(n, _)| n == "layer1.0.conv1.weight").map(|(_, w)| w.stride()).unwrap_or_default()
+            vars.iter()
+                .find(|(n, _)| n == "layer1.0.conv1.weight")
+                .map(|(_, w)| w.stride())
+                .unwrap_or_default()
         };
         let at_start = conv_strides(&fast);
-        let r1 = fast.train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {}).unwrap();
+        let r1 = fast
+            .train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {})
+            .unwrap();
         let after_epoch = conv_strides(&fast);
         let s = fast.snapshot();
         fast.restore(&s).unwrap();
         let after_restore = conv_strides(&fast);
-        let trace = format!("strides at start {at_start:?}, after an epoch {after_epoch:?}, after restore {after_restore:?}; {r1:?}");
+        let trace = format!(
+            "strides at start {at_start:?}, after an epoch {after_epoch:?}, after restore {after_restore:?}; {r1:?}"
+        );
         let mut fast = Trainer::new(
             Model::new(Arch::RESNET20, 1, 4, device, 1).unwrap(),
             p.normalize.clone(),
-            plain.config.clone().with_precision(Precision::Bf16).with_channels_last(true),
+            plain
+                .config
+                .clone()
+                .with_precision(Precision::Bf16)
+                .with_channels_last(true),
         );
         let reports = fit(&mut fast, &splits, &mut p, 6);
         let val = reports.last().unwrap().val_acc.unwrap();
-        assert!(val > 0.6, "{device:?}: bf16 val accuracy {val} (chance 0.25); {reports:?}");
+        assert!(
+            val > 0.6,
+            "{device:?}: bf16 val accuracy {val} (chance 0.25); {reports:?}"
+        );
         let vars = fast.model.named_parameters();
-        assert!(vars.iter().all(|(_, t)| t.kind() == tch::Kind::Float), "master weights stay fp32");
+        assert!(
+            vars.iter().all(|(_, t)| t.kind() == tch::Kind::Float),
+            "master weights stay fp32"
+        );
         // A conv with several input channels (the stem's single channel is both layouts).
         let conv = &vars.iter().find(|(n, _)| n == "layer1.0.conv1.weight").unwrap().1;
-        assert_eq!(is_channels_last(conv), device.is_cuda(), "{device:?}: after fit {:?}; {trace}", conv.stride());
+        assert_eq!(
+            is_channels_last(conv),
+            device.is_cuda(),
+            "{device:?}: after fit {:?}; {trace}",
+            conv.stride()
+        );
         if device == Device::Cpu {
             let (splits, mut p) = data(device);
             let mut plain = trainer(device, 1, 6.0);
             let base = fit(&mut plain, &splits, &mut p, 6);
-            assert_eq!(base.iter().map(key).collect::<Vec<_>>(), reports.iter().map(key).collect::<Vec<_>>());
+            assert_eq!(
+                base.iter().map(key).collect::<Vec<_>>(),
+                reports.iter().map(key).collect::<Vec<_>>()
+            );
         }
     }
 }
@@ -101,7 +157,9 @@ fn an_epoch_reads_the_device_once_per_batch() {
         let (splits, mut p) = data(device);
         let mut t = trainer(device, 1, 1.0);
         let before = augwise::device::host_reads();
-        let r = t.train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {}).unwrap();
+        let r = t
+            .train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {})
+            .unwrap();
         let batches = (r.images as f64 / 32.0).ceil() as u64;
         assert_eq!(augwise::device::host_reads() - before, batches + 1, "{device:?}");
         let before = augwise::device::host_reads();
@@ -151,10 +209,17 @@ fn nan_loss_is_reported_and_not_trained_on() {
     for device in common::devices() {
         let (splits, mut p) = data(device);
         let mut t = trainer(device, 0, 1.0);
-        let (_, mut bias) = t.model.named_parameters().into_iter().find(|(n, _)| n == "fc.bias").unwrap();
+        let (_, mut bias) = t
+            .model
+            .named_parameters()
+            .into_iter()
+            .find(|(n, _)| n == "fc.bias")
+            .unwrap();
         let _ = tch::no_grad(|| bias.fill_(f64::NAN));
         let before = t.model.snapshot();
-        let err = t.train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {}).unwrap_err();
+        let err = t
+            .train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {})
+            .unwrap_err();
         assert!(matches!(err, TrainError::NonFinite { batch: 0, .. }), "{err}");
         assert!(err.to_string().contains("not trained on"));
         // Nothing moved: the step was never taken.
@@ -203,7 +268,9 @@ fn incompatible_data_is_an_error_not_a_panic() {
     let (splits, mut p) = data(Device::Cpu);
     let model = Model::new(Arch::RESNET20, 3, 4, Device::Cpu, 0).unwrap();
     let mut t = Trainer::new(model, p.normalize.clone(), TrainConfig::default());
-    let e = t.train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {}).unwrap_err();
+    let e = t
+        .train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {})
+        .unwrap_err();
     assert!(e.to_string().contains("3 input channels"), "{e}");
 }
 
@@ -212,13 +279,23 @@ fn incompatible_data_is_an_error_not_a_panic() {
 #[test]
 fn augmenting_batches_ahead_changes_nothing() {
     let (splits, _) = data(Device::Cpu);
-    let sampler = "aws:uniform".parse::<augwise::policy::Policy>().unwrap().sampler().unwrap();
+    let sampler = "aws:uniform"
+        .parse::<augwise::policy::Policy>()
+        .unwrap()
+        .sampler()
+        .unwrap();
     let run = |ahead: usize| {
         let (_, p) = data(Device::Cpu);
         let mut aug = augwise::augment::PolicyAugment::new(p, sampler.clone());
         let mut t = trainer(Device::Cpu, 5, 2.0);
         t.config = t.config.clone().with_augment_ahead(Some(ahead));
-        let r: Vec<_> = (0..2).map(|_| key(&t.train_epoch(&splits.train, &mut aug, &CancelFlag::new(), &mut |_| {}).unwrap())).collect();
+        let r: Vec<_> = (0..2)
+            .map(|_| {
+                key(&t
+                    .train_epoch(&splits.train, &mut aug, &CancelFlag::new(), &mut |_| {})
+                    .unwrap())
+            })
+            .collect();
         (r, aug.take_counts(), t.model.snapshot())
     };
     let (a, ca, wa) = run(1);
@@ -245,7 +322,14 @@ fn foreach_sgd_equals_per_tensor_sgd() {
         let run = |foreach: bool, steps: usize| {
             let mut m = Model::new(Arch::RESNET20, 1, 2, device, 0).unwrap();
             m.restore(&init).unwrap();
-            let mut opt = Sgd::new(&m, SgdConfig { weight_decay: 0.01, ..Default::default() }).with_foreach(foreach);
+            let mut opt = Sgd::new(
+                &m,
+                SgdConfig {
+                    weight_decay: 0.01,
+                    ..Default::default()
+                },
+            )
+            .with_foreach(foreach);
             let mut norms = Vec::new();
             for _ in 0..steps {
                 opt.zero_grad();
@@ -256,14 +340,29 @@ fn foreach_sgd_equals_per_tensor_sgd() {
             (m.snapshot(), norms, opt.momentum_l1())
         };
         let diff = |u: &augwise::model::Weights, v: &augwise::model::Weights| {
-            u.0.iter().zip(&v.0).map(|((_, s), (_, t))| (s - t).abs().max().double_value(&[])).fold(0.0, f64::max)
+            u.0.iter()
+                .zip(&v.0)
+                .map(|((_, s), (_, t))| (s - t).abs().max().double_value(&[]))
+                .fold(0.0, f64::max)
         };
         let (a, na, ma) = run(false, 3);
         let (b, nb, mb) = run(true, 3);
         let (one, _, _) = run(false, 1);
-        eprintln!("{device:?}: foreach vs per-tensor {:e}; 1 vs 3 steps {:e}", diff(&a, &b), diff(&a, &one));
-        assert!(diff(&a, &b) < 1e-5, "{device:?}: foreach vs per-tensor {:e}", diff(&a, &b));
-        assert!(diff(&a, &one) > 1e-3, "{device:?}: the steps moved the weights by only {:e}", diff(&a, &one));
+        eprintln!(
+            "{device:?}: foreach vs per-tensor {:e}; 1 vs 3 steps {:e}",
+            diff(&a, &b),
+            diff(&a, &one)
+        );
+        assert!(
+            diff(&a, &b) < 1e-5,
+            "{device:?}: foreach vs per-tensor {:e}",
+            diff(&a, &b)
+        );
+        assert!(
+            diff(&a, &one) > 1e-3,
+            "{device:?}: the steps moved the weights by only {:e}",
+            diff(&a, &one)
+        );
         for (u, v) in na.iter().zip(&nb) {
             assert!((u - v).abs() <= 1e-5 * u.abs(), "{device:?}: {na:?} vs {nb:?}");
         }

@@ -13,7 +13,11 @@ pub fn random_dataset(n: i64, seed: u64, device: Device) -> Result<Dataset> {
     let mut rng = Rng::new(seed);
     let images = rng.randint(256, &[n, 3, 32, 32], device)?.to_kind(tch::Kind::Uint8);
     let labels = rng.randint(10, &[n], device)?;
-    Ok(Dataset { info: cifar_like(), images, labels })
+    Ok(Dataset {
+        info: cifar_like(),
+        images,
+        labels,
+    })
 }
 
 pub fn cifar_like() -> DatasetInfo {
@@ -40,7 +44,11 @@ pub fn sync(dev: Device) {
 pub fn run_peer(script: &str, args: &[String], env: &[(&str, &str)]) -> Result<serde_json::Value> {
     let root = std::env::var("AUGWISE_ROOT").unwrap_or_else(|_| {
         let built = env!("CARGO_MANIFEST_DIR");
-        if std::path::Path::new(built).join("benches/peers").is_dir() { built.to_owned() } else { ".".to_owned() }
+        if std::path::Path::new(built).join("benches/peers").is_dir() {
+            built.to_owned()
+        } else {
+            ".".to_owned()
+        }
     });
     let py = std::env::var("AUGWISE_PEER_PYTHON").unwrap_or_else(|_| format!("{root}/.venv/bin/python"));
     let path = format!("{root}/benches/peers/{script}");
@@ -49,11 +57,17 @@ pub fn run_peer(script: &str, args: &[String], env: &[(&str, &str)]) -> Result<s
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().with_context(|| format!("running the PyTorch peer with {py} (run scripts/setup.sh)"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("running the PyTorch peer with {py} (run scripts/setup.sh)"))?;
     if !out.status.success() {
         bail!("PyTorch peer {script} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let line = String::from_utf8_lossy(&out.stdout);
-    let last = line.lines().rev().find(|l| l.trim_start().starts_with('{')).context("the peer printed no JSON line")?;
+    let last = line
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("the peer printed no JSON line")?;
     Ok(serde_json::from_str(last)?)
 }

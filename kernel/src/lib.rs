@@ -25,7 +25,10 @@ pub enum KernelError {
 }
 
 pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KernelError + '_ {
-    move |source| KernelError::Io { path: path.to_path_buf(), source }
+    move |source| KernelError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Where everything the kernelspec points at lives.
@@ -53,7 +56,13 @@ impl Layout {
     /// Outside the checkout (cargo would take the generated crate for a stray member of
     /// augwise's workspace), one per checkout.
     pub fn build_dir(&self) -> PathBuf {
-        let tag = self.repo.to_string_lossy().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        let tag = self
+            .repo
+            .to_string_lossy()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            });
         self.cache.join(format!("evcxr-{:08x}", tag as u32))
     }
 
@@ -110,7 +119,10 @@ impl Layout {
         let config = self.config_dir();
         std::fs::create_dir_all(&config).map_err(io(&config))?;
         let files = [
-            (self.kernel_dir.join("kernel.json"), serde_json::to_string_pretty(&self.kernel_json()).unwrap_or_default()),
+            (
+                self.kernel_dir.join("kernel.json"),
+                serde_json::to_string_pretty(&self.kernel_json()).unwrap_or_default(),
+            ),
             (config.join("init.evcxr"), self.init_evcxr()),
             (config.join("prelude.rs"), self.prelude().to_owned()),
         ];
@@ -146,17 +158,26 @@ pub fn user_data_dir() -> Option<PathBuf> {
 /// The first `name` on `PATH`, then in the extra directories.
 pub fn find_program(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).chain(extra.iter().cloned()).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .chain(extra.iter().cloned())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// `$XDG_CACHE_HOME/augwise`, else `~/.cache/augwise`.
 pub fn cache_root() -> Option<PathBuf> {
-    std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))).map(|c| c.join("augwise"))
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("augwise"))
 }
 
 /// `~/.cargo/bin` (or `$CARGO_HOME/bin`): where `cargo install` puts binaries.
 pub fn cargo_install_dir() -> Option<PathBuf> {
-    std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))).map(|c| c.join("bin"))
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|c| c.join("bin"))
 }
 
 // ---- executed notebooks ------------------------------------------------------------------
@@ -181,7 +202,9 @@ fn text_of(v: &Value) -> String {
 
 /// Read an executed notebook (nbformat 4 JSON).
 pub fn inspect(doc: &Value) -> Result<Executed, KernelError> {
-    let cells = doc["cells"].as_array().ok_or_else(|| KernelError::Notebook("not a notebook: no `cells` list".into()))?;
+    let cells = doc["cells"]
+        .as_array()
+        .ok_or_else(|| KernelError::Notebook("not a notebook: no `cells` list".into()))?;
     let mut e = Executed::default();
     for (i, cell) in cells.iter().enumerate() {
         if cell["cell_type"] != "code" || text_of(&cell["source"]).trim().is_empty() {
@@ -193,7 +216,12 @@ pub fn inspect(doc: &Value) -> Result<Executed, KernelError> {
         }
         for out in cell["outputs"].as_array().into_iter().flatten() {
             match out["output_type"].as_str() {
-                Some("error") => e.errors.push(format!("cell {}: {}: {}", i + 1, text_of(&out["ename"]), text_of(&out["evalue"]))),
+                Some("error") => e.errors.push(format!(
+                    "cell {}: {}: {}",
+                    i + 1,
+                    text_of(&out["ename"]),
+                    text_of(&out["evalue"])
+                )),
                 // evcxr reports a cell's `?` error and a panic on stderr only, with an ok status
                 // (jupyter execute passes them): any stderr counts as a failure here.
                 Some("stream") if out["name"] == "stderr" => {
@@ -219,10 +247,17 @@ impl Executed {
     /// Every code cell ran, none failed, and at least one chart is there.
     pub fn verdict(&self) -> Result<(), String> {
         if !self.errors.is_empty() {
-            return Err(format!("{} error output(s): {}", self.errors.len(), self.errors.join("; ")));
+            return Err(format!(
+                "{} error output(s): {}",
+                self.errors.len(),
+                self.errors.join("; ")
+            ));
         }
         if self.unexecuted > 0 {
-            return Err(format!("{} of {} code cells did not run", self.unexecuted, self.code_cells));
+            return Err(format!(
+                "{} of {} code cells did not run",
+                self.unexecuted, self.code_cells
+            ));
         }
         if self.svg + self.png == 0 {
             return Err("no SVG or PNG chart in any output".into());
@@ -252,32 +287,68 @@ mod tests {
         let l = layout();
         let k = l.kernel_json();
         assert_eq!(k["display_name"], "Rust (augwise)");
-        assert_eq!(k["argv"], json!(["/home/u/.cargo/bin/evcxr_jupyter", "--control_file", "{connection_file}"]));
+        assert_eq!(
+            k["argv"],
+            json!([
+                "/home/u/.cargo/bin/evcxr_jupyter",
+                "--control_file",
+                "{connection_file}"
+            ])
+        );
         assert_eq!(k["env"]["LIBTORCH"], "/src/augwise/.venv/libtorch");
-        assert_eq!(k["env"]["LD_LIBRARY_PATH"], "/src/augwise/.venv/libtorch/lib:/home/u/.rustup/toolchains/stable/lib");
+        assert_eq!(
+            k["env"]["LD_LIBRARY_PATH"],
+            "/src/augwise/.venv/libtorch/lib:/home/u/.rustup/toolchains/stable/lib"
+        );
         let build = k["env"]["EVCXR_TMPDIR"].as_str().unwrap();
-        assert!(build.starts_with("/home/u/.cache/augwise/evcxr-") && !build.starts_with("/src/augwise"), "{build}");
-        let other = Layout { repo: "/src/other".into(), ..layout() };
+        assert!(
+            build.starts_with("/home/u/.cache/augwise/evcxr-") && !build.starts_with("/src/augwise"),
+            "{build}"
+        );
+        let other = Layout {
+            repo: "/src/other".into(),
+            ..layout()
+        };
         assert_ne!(other.build_dir(), l.build_dir(), "one build directory per checkout");
-        assert_eq!(k["env"]["EVCXR_CONFIG_DIR"], "/home/u/.local/share/jupyter/kernels/augwise/config");
+        assert_eq!(
+            k["env"]["EVCXR_CONFIG_DIR"],
+            "/home/u/.local/share/jupyter/kernels/augwise/config"
+        );
         assert!(k["env"]["PATH"].as_str().unwrap().starts_with("/home/u/.cargo/bin:"));
-        assert_eq!(l.init_evcxr().lines().filter(|s| s.starts_with(":dep")).collect::<Vec<_>>(), [":dep augwise = { path = \"/src/augwise\" }"]);
+        assert_eq!(
+            l.init_evcxr()
+                .lines()
+                .filter(|s| s.starts_with(":dep"))
+                .collect::<Vec<_>>(),
+            [":dep augwise = { path = \"/src/augwise\" }"]
+        );
         assert!(l.prelude().contains("use augwise::prelude::*;"));
 
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
         std::fs::create_dir_all(&repo).unwrap();
         std::fs::write(repo.join("Cargo.lock"), "# locked\n").unwrap();
-        let l = Layout { kernel_dir: dir.path().join("kernels").join("augwise"), cache: dir.path().join("cache"), repo, ..l };
+        let l = Layout {
+            kernel_dir: dir.path().join("kernels").join("augwise"),
+            cache: dir.path().join("cache"),
+            repo,
+            ..l
+        };
         let files = l.install().unwrap();
         assert_eq!(files.len(), 4);
         let back: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
         assert_eq!(back, l.kernel_json());
         // The build cache starts from augwise's lockfile, and a later install leaves it alone.
-        assert_eq!(std::fs::read_to_string(l.build_dir().join("Cargo.lock")).unwrap(), "# locked\n");
+        assert_eq!(
+            std::fs::read_to_string(l.build_dir().join("Cargo.lock")).unwrap(),
+            "# locked\n"
+        );
         std::fs::write(l.build_dir().join("Cargo.lock"), "# evcxr's own\n").unwrap();
         assert_eq!(l.install().unwrap().len(), 3);
-        assert_eq!(std::fs::read_to_string(l.build_dir().join("Cargo.lock")).unwrap(), "# evcxr's own\n");
+        assert_eq!(
+            std::fs::read_to_string(l.build_dir().join("Cargo.lock")).unwrap(),
+            "# evcxr's own\n"
+        );
     }
 
     fn nb(outputs: Value, count: Value) -> Value {
@@ -295,13 +366,26 @@ mod tests {
         assert_eq!(inspect(&nb(png, json!(1))).unwrap().png, 1);
 
         let text_only = json!([{"output_type": "stream", "name": "stdout", "text": ["done\n"]}]);
-        assert!(inspect(&nb(text_only, json!(1))).unwrap().verdict().unwrap_err().contains("no SVG or PNG"));
+        assert!(inspect(&nb(text_only, json!(1)))
+            .unwrap()
+            .verdict()
+            .unwrap_err()
+            .contains("no SVG or PNG"));
         let error = json!([{"output_type": "error", "ename": "Error", "evalue": "cancelled", "traceback": []}]);
         let e = inspect(&nb(error, json!(1))).unwrap();
         assert!(e.verdict().unwrap_err().contains("cell 2: Error: cancelled"));
-        let question_mark = json!([{"output_type": "stream", "name": "stderr", "text": ["\n", "invalid digit found in string\n"]}]);
-        assert!(inspect(&nb(question_mark, json!(1))).unwrap().verdict().unwrap_err().contains("stderr: invalid digit found in string"));
-        assert!(inspect(&nb(svg, Value::Null)).unwrap().verdict().unwrap_err().contains("did not run"));
+        let question_mark =
+            json!([{"output_type": "stream", "name": "stderr", "text": ["\n", "invalid digit found in string\n"]}]);
+        assert!(inspect(&nb(question_mark, json!(1)))
+            .unwrap()
+            .verdict()
+            .unwrap_err()
+            .contains("stderr: invalid digit found in string"));
+        assert!(inspect(&nb(svg, Value::Null))
+            .unwrap()
+            .verdict()
+            .unwrap_err()
+            .contains("did not run"));
         assert!(inspect(&json!({"x": 1})).is_err());
     }
 }

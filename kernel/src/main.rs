@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
-use augwise_kernel::{cargo_install_dir, find_program, inspect, user_data_dir, Layout, DISPLAY_NAME, EVCXR_VERSION, KERNEL_NAME};
+use augwise_kernel::{
+    cargo_install_dir, find_program, inspect, user_data_dir, Layout, DISPLAY_NAME, EVCXR_VERSION, KERNEL_NAME,
+};
 
 const USAGE: &str = "\
 augwise-kernel — the augwise Jupyter kernel (evcxr)
@@ -25,14 +27,20 @@ usage:
 ";
 
 fn repo() -> Result<PathBuf> {
-    let dir = std::env::var_os("AUGWISE_ROOT").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    dir.canonicalize().with_context(|| format!("the augwise checkout {} is gone; set AUGWISE_ROOT to it", dir.display()))
+    let dir = std::env::var_os("AUGWISE_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    dir.canonicalize()
+        .with_context(|| format!("the augwise checkout {} is gone; set AUGWISE_ROOT to it", dir.display()))
 }
 
 fn libtorch() -> Result<PathBuf> {
     let lib = Path::new(augwise::device::TORCH_LIB_DIR);
     if !lib.join("libtorch_cpu.so").exists() {
-        bail!("libtorch is not at {} (it was when augwise-kernel was built); run scripts/setup.sh, then rebuild", lib.display());
+        bail!(
+            "libtorch is not at {} (it was when augwise-kernel was built); run scripts/setup.sh, then rebuild",
+            lib.display()
+        );
     }
     let root = lib.parent().unwrap_or(lib);
     Ok(root.canonicalize().unwrap_or_else(|_| root.to_path_buf()))
@@ -58,11 +66,23 @@ fn evcxr() -> Result<PathBuf> {
     }
     let cargo = find_program("cargo", &extra_bins()).context("cargo is not on PATH: install Rust with rustup first")?;
     println!("installing evcxr_jupyter {EVCXR_VERSION} (cargo install --locked; about 5-10 minutes the first time)");
-    let status = Command::new(&cargo).args(["install", "evcxr_jupyter", "--locked", "--version", &format!("={EVCXR_VERSION}")]).status().context("running cargo install")?;
+    let status = Command::new(&cargo)
+        .args([
+            "install",
+            "evcxr_jupyter",
+            "--locked",
+            "--version",
+            &format!("={EVCXR_VERSION}"),
+        ])
+        .status()
+        .context("running cargo install")?;
     if !status.success() {
-        bail!("`cargo install evcxr_jupyter --locked --version ={EVCXR_VERSION}` failed ({status}); see its output above");
+        bail!(
+            "`cargo install evcxr_jupyter --locked --version ={EVCXR_VERSION}` failed ({status}); see its output above"
+        );
     }
-    find_program("evcxr_jupyter", &extra_bins()).context("evcxr_jupyter was installed but is not on PATH or in ~/.cargo/bin")
+    find_program("evcxr_jupyter", &extra_bins())
+        .context("evcxr_jupyter was installed but is not on PATH or in ~/.cargo/bin")
 }
 
 /// The toolchain's `lib/rustlib/<host>/lib` (libstd-*.so), with the rustc next to `cargo`.
@@ -71,16 +91,21 @@ fn rust_lib(cargo: &Path) -> Option<PathBuf> {
     let rustc = if rustc.is_file() { rustc } else { PathBuf::from("rustc") };
     let ask = |args: &[&str]| -> Option<String> {
         let out = Command::new(&rustc).args(args).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     };
     let sysroot = PathBuf::from(ask(&["--print", "sysroot"])?.trim());
-    let host = ask(&["-vV"])?.lines().find_map(|l| l.strip_prefix("host: ").map(str::to_owned))?;
+    let host = ask(&["-vV"])?
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))?;
     let lib = sysroot.join("lib").join("rustlib").join(host).join("lib");
     lib.is_dir().then_some(lib)
 }
 
 fn layout(prefix: Option<&Path>, evcxr: PathBuf) -> Result<Layout> {
-    let cargo = find_program("cargo", &extra_bins()).context("cargo is not on PATH: evcxr compiles each cell with it; install Rust with rustup")?;
+    let cargo = find_program("cargo", &extra_bins())
+        .context("cargo is not on PATH: evcxr compiles each cell with it; install Rust with rustup")?;
     Ok(Layout {
         repo: repo()?,
         libtorch: libtorch()?,
@@ -115,7 +140,9 @@ fn build_dir_of(spec: &Option<serde_json::Value>) -> Option<PathBuf> {
 fn uninstall(purge: bool) -> Result<()> {
     let dir = kernel_dir(None)?;
     let spec = dir.join("kernel.json");
-    let spec_json: Option<serde_json::Value> = std::fs::read_to_string(&spec).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let spec_json: Option<serde_json::Value> = std::fs::read_to_string(&spec)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
     match &spec_json {
         Some(k) if k["display_name"] == DISPLAY_NAME => {
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
@@ -162,45 +189,74 @@ fn doctor() -> Vec<Check> {
         fix: "run scripts/setup.sh (the pinned torch wheel in .venv), then rebuild".into(),
     });
     let diag = augwise::device::Diagnostics::collect();
-    v.push(Check { what: "device", ok: true, detail: diag.default_device.clone(), fix: String::new() });
+    v.push(Check {
+        what: "device",
+        ok: true,
+        detail: diag.default_device.clone(),
+        fix: String::new(),
+    });
     let cargo = find_program("cargo", &extra_bins());
     v.push(Check {
         what: "cargo",
         ok: cargo.is_some(),
-        detail: cargo.map(|p| p.display().to_string()).unwrap_or_else(|| "not found".into()),
+        detail: cargo
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not found".into()),
         fix: "install Rust with rustup (evcxr compiles each cell with cargo)".into(),
     });
     let evcxr = find_program("evcxr_jupyter", &extra_bins());
     v.push(Check {
         what: "evcxr_jupyter",
         ok: evcxr.is_some(),
-        detail: evcxr.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "not found on PATH or in ~/.cargo/bin".into()),
+        detail: evcxr
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not found on PATH or in ~/.cargo/bin".into()),
         fix: "augwise-kernel install".into(),
     });
     let jup = jupyter();
     v.push(Check {
         what: "jupyter",
         ok: jup.is_some(),
-        detail: jup.map(|p| p.display().to_string()).unwrap_or_else(|| "not found".into()),
+        detail: jup
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not found".into()),
         fix: "scripts/setup.sh puts nbclient in .venv; `make lab` adds JupyterLab".into(),
     });
     let spec_path = kernel_dir(None).map(|d| d.join("kernel.json"));
-    let spec: Option<serde_json::Value> = spec_path.as_ref().ok().and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| serde_json::from_str(&t).ok());
+    let spec: Option<serde_json::Value> = spec_path
+        .as_ref()
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str(&t).ok());
     let shown = spec_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     match &spec {
-        None => v.push(Check { what: "kernelspec", ok: false, detail: format!("no {shown}"), fix: "augwise-kernel install".into() }),
+        None => v.push(Check {
+            what: "kernelspec",
+            ok: false,
+            detail: format!("no {shown}"),
+            fix: "augwise-kernel install".into(),
+        }),
         Some(k) => {
             let exists = |key: &str| k["env"][key].as_str().map(|p| Path::new(p).exists()).unwrap_or(false);
             let argv_ok = k["argv"][0].as_str().map(|p| Path::new(p).is_file()).unwrap_or(false);
-            let broken: Vec<&str> = [("evcxr_jupyter", argv_ok), ("LIBTORCH", exists("LIBTORCH")), ("EVCXR_CONFIG_DIR", exists("EVCXR_CONFIG_DIR"))]
-                .into_iter()
-                .filter(|(_, ok)| !ok)
-                .map(|(n, _)| n)
-                .collect();
+            let broken: Vec<&str> = [
+                ("evcxr_jupyter", argv_ok),
+                ("LIBTORCH", exists("LIBTORCH")),
+                ("EVCXR_CONFIG_DIR", exists("EVCXR_CONFIG_DIR")),
+            ]
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(n, _)| n)
+            .collect();
             v.push(Check {
                 what: "kernelspec",
                 ok: broken.is_empty(),
-                detail: if broken.is_empty() { format!("{shown} (\"{DISPLAY_NAME}\")") } else { format!("{shown}: {} point nowhere", broken.join(", ")) },
+                detail: if broken.is_empty() {
+                    format!("{shown} (\"{DISPLAY_NAME}\")")
+                } else {
+                    format!("{shown}: {} point nowhere", broken.join(", "))
+                },
                 fix: "augwise-kernel install (rewrites it)".into(),
             });
             let cache = build_dir_of(&spec).unwrap_or_default();
@@ -208,7 +264,15 @@ fn doctor() -> Vec<Check> {
             v.push(Check {
                 what: "build cache",
                 ok: true,
-                detail: format!("{} ({})", cache.display(), if warm { "warm: kernels start in seconds" } else { "cold: the first kernel start compiles tch, 2½–5 min" }),
+                detail: format!(
+                    "{} ({})",
+                    cache.display(),
+                    if warm {
+                        "warm: kernels start in seconds"
+                    } else {
+                        "cold: the first kernel start compiles tch, 2½–5 min"
+                    }
+                ),
                 fix: String::new(),
             });
         }
@@ -221,7 +285,12 @@ fn execute(args: &[String]) -> Result<()> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--timeout" => timeout = it.next().and_then(|s| s.parse().ok()).context("--timeout needs seconds")?,
+            "--timeout" => {
+                timeout = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .context("--timeout needs seconds")?
+            }
             "--out" => out = it.next().map(PathBuf::from).context("--out needs a directory")?,
             nb if nb.ends_with(".ipynb") => notebooks.push(PathBuf::from(nb)),
             other => bail!("`{other}` is not a notebook (.ipynb) or an option\n{USAGE}"),
@@ -244,15 +313,32 @@ fn execute(args: &[String]) -> Result<()> {
         println!("executing {} → {}", nb.display(), target.display());
         // The first start of a cold kernel compiles tch: a generous start-up timeout.
         let status = Command::new(&jupyter)
-            .args(["execute", "--inplace", &format!("--kernel_name={KERNEL_NAME}"), &format!("--timeout={timeout}"), "--startup_timeout=2400"])
+            .args([
+                "execute",
+                "--inplace",
+                &format!("--kernel_name={KERNEL_NAME}"),
+                &format!("--timeout={timeout}"),
+                "--startup_timeout=2400",
+            ])
             .arg(&target)
             .status()
             .context("running jupyter execute")?;
         let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&target)?)?;
         let seen = inspect(&doc)?;
-        let verdict = if status.success() { seen.verdict() } else { Err(format!("jupyter execute failed ({status}); {:?}", seen.verdict().err())) };
+        let verdict = if status.success() {
+            seen.verdict()
+        } else {
+            Err(format!("jupyter execute failed ({status}); {:?}", seen.verdict().err()))
+        };
         match verdict {
-            Ok(()) => println!("ok   {} in {:.0}s: {} code cells, {} SVG and {} PNG charts", name.to_string_lossy(), started.elapsed().as_secs_f64(), seen.code_cells, seen.svg, seen.png),
+            Ok(()) => println!(
+                "ok   {} in {:.0}s: {} code cells, {} SVG and {} PNG charts",
+                name.to_string_lossy(),
+                started.elapsed().as_secs_f64(),
+                seen.code_cells,
+                seen.svg,
+                seen.png
+            ),
             Err(why) => {
                 println!("FAIL {}: {why}", name.to_string_lossy());
                 failed.push(name.to_string_lossy().into_owned());
@@ -267,7 +353,12 @@ fn execute(args: &[String]) -> Result<()> {
 
 fn run(args: &[String]) -> Result<ExitCode> {
     let flag = |name: &str| args.iter().any(|a| a == name);
-    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from)
+    };
     match args.first().map(String::as_str).unwrap_or("doctor") {
         "install" => install(value("--prefix").as_deref())?,
         "uninstall" => uninstall(flag("--purge"))?,
@@ -275,7 +366,12 @@ fn run(args: &[String]) -> Result<ExitCode> {
             let mut all_ok = true;
             for c in doctor() {
                 all_ok &= c.ok;
-                println!("{} {:<14} {}", if c.ok { "ok     " } else { "MISSING" }, c.what, c.detail);
+                println!(
+                    "{} {:<14} {}",
+                    if c.ok { "ok     " } else { "MISSING" },
+                    c.what,
+                    c.detail
+                );
                 if !c.ok {
                     println!("        fix: {}", c.fix);
                 }
@@ -284,7 +380,10 @@ fn run(args: &[String]) -> Result<ExitCode> {
         }
         "execute" => execute(&args[1..])?,
         "--help" | "-h" | "help" => print!("{USAGE}"),
-        "--version" | "-V" => println!("augwise-kernel {} (evcxr_jupyter {EVCXR_VERSION})", env!("CARGO_PKG_VERSION")),
+        "--version" | "-V" => println!(
+            "augwise-kernel {} (evcxr_jupyter {EVCXR_VERSION})",
+            env!("CARGO_PKG_VERSION")
+        ),
         other => {
             let hint = augwise::suggest::hint(other, ["install", "uninstall", "doctor", "execute", "help"]);
             eprintln!("error: unknown command `{other}`{hint}\n{USAGE}");

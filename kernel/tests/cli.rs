@@ -14,7 +14,11 @@ fn kernel(args: &[&str], env: &[(&str, &Path)]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -32,26 +36,44 @@ fn install_writes_a_kernelspec_that_finds_libtorch_and_preloads_augwise() {
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let prefix = dir.path().join("prefix");
     let cache = dir.path().join("cache");
-    let o = kernel(&["install", "--prefix", prefix.to_str().unwrap()], &[("PATH", Path::new(&path)), ("XDG_CACHE_HOME", &cache)]);
+    let o = kernel(
+        &["install", "--prefix", prefix.to_str().unwrap()],
+        &[("PATH", Path::new(&path)), ("XDG_CACHE_HOME", &cache)],
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("Rust (augwise)"), "{}", text(&o));
 
     let spec_dir = prefix.join("share/jupyter/kernels/augwise");
-    let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(spec_dir.join("kernel.json")).unwrap()).unwrap();
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(spec_dir.join("kernel.json")).unwrap()).unwrap();
     assert_eq!(spec["display_name"], "Rust (augwise)");
     assert_eq!(spec["argv"][0], fake.to_str().unwrap());
-    assert!(Path::new(spec["env"]["LIBTORCH"].as_str().unwrap()).join("lib/libtorch_cpu.so").exists());
+    assert!(Path::new(spec["env"]["LIBTORCH"].as_str().unwrap())
+        .join("lib/libtorch_cpu.so")
+        .exists());
     let build = Path::new(spec["env"]["EVCXR_TMPDIR"].as_str().unwrap());
     assert!(build.starts_with(cache.join("augwise")), "{build:?}");
-    assert!(build.join("Cargo.lock").exists(), "the build cache is seeded with augwise's lockfile");
+    assert!(
+        build.join("Cargo.lock").exists(),
+        "the build cache is seeded with augwise's lockfile"
+    );
     let init = std::fs::read_to_string(spec_dir.join("config/init.evcxr")).unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
-    assert!(init.contains(&format!(":dep augwise = {{ path = \"{}\" }}", repo.display())), "{init}");
-    assert!(std::fs::read_to_string(spec_dir.join("config/prelude.rs")).unwrap().contains("use augwise::prelude::*;"));
+    assert!(
+        init.contains(&format!(":dep augwise = {{ path = \"{}\" }}", repo.display())),
+        "{init}"
+    );
+    assert!(std::fs::read_to_string(spec_dir.join("config/prelude.rs"))
+        .unwrap()
+        .contains("use augwise::prelude::*;"));
 
     // The per-user install (JUPYTER_DATA_DIR), then `uninstall --purge` removes it and its cache.
     let data = dir.path().join("jupyter");
-    let env = [("PATH", Path::new(&path)), ("XDG_CACHE_HOME", cache.as_path()), ("JUPYTER_DATA_DIR", data.as_path())];
+    let env = [
+        ("PATH", Path::new(&path)),
+        ("XDG_CACHE_HOME", cache.as_path()),
+        ("JUPYTER_DATA_DIR", data.as_path()),
+    ];
     assert!(kernel(&["install"], &env).status.success());
     let user_spec = data.join("kernels/augwise/kernel.json");
     assert!(user_spec.exists());
@@ -62,7 +84,11 @@ fn install_writes_a_kernelspec_that_finds_libtorch_and_preloads_augwise() {
     std::fs::create_dir_all(user_spec.parent().unwrap()).unwrap();
     std::fs::write(&user_spec, r#"{"display_name": "Rust"}"#).unwrap();
     let o = kernel(&["uninstall"], &env);
-    assert!(!o.status.success() && text(&o).contains("left alone") && user_spec.exists(), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("left alone") && user_spec.exists(),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

@@ -93,7 +93,10 @@ fn choose(tried: &mut Vec<String>) -> Option<(PathBuf, String)> {
         return try_one(PathBuf::from(d), "AUGWISE_LIBTORCH".into());
     }
     if !BUILT_LIB.is_empty() {
-        if let Some(found) = try_one(PathBuf::from(BUILT_LIB), "the directory this build linked against".into()) {
+        if let Some(found) = try_one(
+            PathBuf::from(BUILT_LIB),
+            "the directory this build linked against".into(),
+        ) {
             return Some(found);
         }
     }
@@ -140,7 +143,10 @@ fn torch_version(lib: &Path) -> Option<String> {
 fn python_torch() -> Result<(String, PathBuf), String> {
     let py = std::env::var("AUGWISE_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(&py)
-        .args(["-c", "import importlib.util as u, os; s = u.find_spec('torch'); print(os.path.dirname(s.origin) if s else '')"])
+        .args([
+            "-c",
+            "import importlib.util as u, os; s = u.find_spec('torch'); print(os.path.dirname(s.origin) if s else '')",
+        ])
         .output()
         .map_err(|e| format!("{py}: cannot run it ({e})"))?;
     let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();

@@ -9,15 +9,19 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use augwise::augment::{Pipeline, PolicyAugment};
-use augwise::policy::Policy;
 use augwise::data::{download, DataSpec, SplitConfig, Splits};
 use augwise::device::{self, DeviceSpec, Diagnostics};
 use augwise::model::{Arch, Model};
+use augwise::policy::Policy;
 use augwise::train::{CancelFlag, LrSchedule, TrainConfig, Trainer};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "augwise", version, about = "AWS auto-augment search on libtorch, step by step")]
+#[command(
+    name = "augwise",
+    version,
+    about = "AWS auto-augment search on libtorch, step by step"
+)]
 struct Cli {
     /// auto, cpu, cuda or cuda:N
     #[arg(long, global = true, default_value = "auto")]
@@ -127,11 +131,19 @@ fn main() {
 
 fn shell(cli: &Cli) -> Result<augwise::command::Shell> {
     let preset = match cli.preset.as_str() {
-        "auto" if augwise::device::resolve(cli.device).map(|d| d.device.is_cuda()).unwrap_or(false) => "gpu",
+        "auto"
+            if augwise::device::resolve(cli.device)
+                .map(|d| d.device.is_cuda())
+                .unwrap_or(false) =>
+        {
+            "gpu"
+        }
         "auto" => "cpu",
         other => other,
     };
-    let config = augwise::search::SearchConfig::preset(preset)?.with_device(cli.device).with_seed(cli.seed);
+    let config = augwise::search::SearchConfig::preset(preset)?
+        .with_device(cli.device)
+        .with_seed(cli.seed);
     Ok(augwise::command::Shell::new(config, cli.run_dir.clone()))
 }
 
@@ -150,10 +162,20 @@ fn run(cli: Cli) -> Result<()> {
     if let Command::Run { script } = command {
         let mut sh = shell(&cli)?;
         let code = if script.as_os_str() == "-" {
-            shell::run_lines(&mut sh, shell::utf8_lines(std::io::stdin().lock()), cli.json, cli.keep_going)
+            shell::run_lines(
+                &mut sh,
+                shell::utf8_lines(std::io::stdin().lock()),
+                cli.json,
+                cli.keep_going,
+            )
         } else {
             let file = std::fs::File::open(script).with_context(|| format!("reading script {}", script.display()))?;
-            shell::run_lines(&mut sh, shell::utf8_lines(std::io::BufReader::new(file)), cli.json, cli.keep_going)
+            shell::run_lines(
+                &mut sh,
+                shell::utf8_lines(std::io::BufReader::new(file)),
+                cli.json,
+                cli.keep_going,
+            )
         };
         std::process::exit(code);
     }
@@ -174,20 +196,45 @@ fn run(cli: Cli) -> Result<()> {
             println!("{name}: verified and ready in {}", out.display());
             Ok(())
         }
-        Command::Search { preset, run_dir, updates, resume } => search(cli_device, cli_seed, preset, run_dir, updates, resume),
+        Command::Search {
+            preset,
+            run_dir,
+            updates,
+            resume,
+        } => search(cli_device, cli_seed, preset, run_dir, updates, resume),
         Command::Explain { stage, preset } => {
             let cfg = augwise::search::SearchConfig::preset(&preset)?;
-            println!("{}", augwise::search::explain(stage.as_deref(), &cfg).map_err(anyhow::Error::msg)?);
+            println!(
+                "{}",
+                augwise::search::explain(stage.as_deref(), &cfg).map_err(anyhow::Error::msg)?
+            );
             Ok(())
         }
         Command::Export { policy, top } => {
-            println!("{}", serde_json::to_string_pretty(&augwise::policy::torchvision_export(&policy, top))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&augwise::policy::torchvision_export(&policy, top))?
+            );
             Ok(())
         }
-        Command::Train { data, model, epochs, limit, test_limit, batch_size, lr, policy } => {
-            augwise::limits::EPOCHS.check_usize(epochs).map_err(|e| anyhow::anyhow!("--epochs: {e}"))?;
+        Command::Train {
+            data,
+            model,
+            epochs,
+            limit,
+            test_limit,
+            batch_size,
+            lr,
+            policy,
+        } => {
+            augwise::limits::EPOCHS
+                .check_usize(epochs)
+                .map_err(|e| anyhow::anyhow!("--epochs: {e}"))?;
             if !(2..=augwise::limits::BATCH.max as i64).contains(&batch_size) {
-                anyhow::bail!("--batch-size: expected 2 to {} images per batch, not {batch_size}", augwise::limits::BATCH.max);
+                anyhow::bail!(
+                    "--batch-size: expected 2 to {} images per batch, not {batch_size}",
+                    augwise::limits::BATCH.max
+                );
             }
             let choice = device::resolve(cli_device)?;
             println!("device   {choice}");
@@ -212,7 +259,12 @@ fn run(cli: Cli) -> Result<()> {
             let pipeline = Pipeline::for_dataset(info, mean, std);
             let normalize = pipeline.normalize.clone();
             let mut augment = PolicyAugment::new(pipeline, policy.sampler()?);
-            println!("policy   {policy} (then Cutout {}, after crop pad {} and flip {})", augment.pipeline.cutout, augment.pipeline.crop_padding, if augment.pipeline.hflip { "on" } else { "off" });
+            println!(
+                "policy   {policy} (then Cutout {}, after crop pad {} and flip {})",
+                augment.pipeline.cutout,
+                augment.pipeline.crop_padding,
+                if augment.pipeline.hflip { "on" } else { "off" }
+            );
             let net = Model::new(model, info.channels, info.num_classes(), choice.device, cli_seed)?;
             println!("model    {model}: {} parameters", net.param_count());
             let schedule = LrSchedule::WarmupCosine {
@@ -222,11 +274,14 @@ fn run(cli: Cli) -> Result<()> {
                 warmup_epochs: 1.0_f64.min(epochs as f64),
                 total_epochs: epochs as f64,
             };
-            let cfg = TrainConfig::default().with_batch_size(batch_size).with_schedule(schedule).with_seed(cli_seed);
+            let cfg = TrainConfig::default()
+                .with_batch_size(batch_size)
+                .with_schedule(schedule)
+                .with_seed(cli_seed);
             let mut trainer = Trainer::new(net, normalize, cfg);
             let cancel = CancelFlag::new();
             let tty = std::io::stderr().is_terminal();
-            let mut on_batch = |p: &augwise::train::BatchProgress| {
+            let on_batch = |p: &augwise::train::BatchProgress| {
                 if tty || p.batch == p.batches || p.batch % 25 == 0 {
                     eprint!(
                         "\r  epoch {} batch {:>4}/{}  loss {:.4}  lr {:.4}  {:.0} img/s   {}",
@@ -241,21 +296,42 @@ fn run(cli: Cli) -> Result<()> {
                     let _ = std::io::stderr().flush();
                 }
             };
-            let mut on_epoch = |r: &augwise::train::EpochReport| {
-                if tty {
-                    eprint!("\r\x1b[2K");
+            let mut on_event = |event: augwise::train::FitEvent| match event {
+                augwise::train::FitEvent::Batch(p) => on_batch(p),
+                augwise::train::FitEvent::Epoch(r) => {
+                    if tty {
+                        eprint!("\r\x1b[2K");
+                    }
+                    println!("{r}");
                 }
-                println!("{r}");
             };
-            trainer.fit(&splits.train, Some(&splits.val), epochs, &mut augment, &cancel, &mut on_batch, &mut on_epoch)?;
+            trainer.fit(
+                &splits.train,
+                Some(&splits.val),
+                epochs,
+                &mut augment,
+                &cancel,
+                &mut on_event,
+            )?;
             let test = trainer.evaluate(&splits.test)?;
-            println!("test     top-1 accuracy {:.2}% on {} images", 100.0 * test, splits.test.len());
+            println!(
+                "test     top-1 accuracy {:.2}% on {} images",
+                100.0 * test,
+                splits.test.len()
+            );
             Ok(())
         }
     }
 }
 
-fn search(device: DeviceSpec, seed: u64, preset: Option<String>, run_dir: PathBuf, updates: Option<usize>, resume: bool) -> Result<()> {
+fn search(
+    device: DeviceSpec,
+    seed: u64,
+    preset: Option<String>,
+    run_dir: PathBuf,
+    updates: Option<usize>,
+    resume: bool,
+) -> Result<()> {
     use augwise::search::{SearchConfig, Session};
     let started = std::time::Instant::now();
     let mut session = if resume {
@@ -265,21 +341,37 @@ fn search(device: DeviceSpec, seed: u64, preset: Option<String>, run_dir: PathBu
         // The global `--preset` (default `auto`) reaches the subcommand's own flag too.
         let name = match preset.filter(|p| p != "auto") {
             Some(p) => p,
-            None if augwise::device::resolve(device).map(|d| d.device.is_cuda()).unwrap_or(false) => "gpu".into(),
+            None if augwise::device::resolve(device)
+                .map(|d| d.device.is_cuda())
+                .unwrap_or(false) =>
+            {
+                "gpu".into()
+            }
             None => "cpu".into(),
         };
         let mut cfg = SearchConfig::preset(&name)?.with_device(device).with_seed(seed);
         if let Some(u) = updates {
             cfg = cfg.with_updates(u);
         }
-        println!("preset   {name}: {} on {}, {} pretrain epochs, {} updates × {} trajectories of {} epochs", cfg.model, cfg.data, cfg.pretrain_epochs, cfg.updates, cfg.trajectories, cfg.finetune_epochs);
+        println!(
+            "preset   {name}: {} on {}, {} pretrain epochs, {} updates × {} trajectories of {} epochs",
+            cfg.model, cfg.data, cfg.pretrain_epochs, cfg.updates, cfg.trajectories, cfg.finetune_epochs
+        );
         if run_dir.join("session.json").exists() {
-            println!("note     {} already holds a run; starting over (use --resume to continue it)", run_dir.display());
+            println!(
+                "note     {} already holds a run; starting over (use --resume to continue it)",
+                run_dir.display()
+            );
         }
         Session::new(cfg, &run_dir)?
     };
     println!("device   {}", session.device);
-    println!("data     {} search-train / {} val / {} test images", session.splits.train.len(), session.splits.val.len(), session.splits.test.len());
+    println!(
+        "data     {} search-train / {} val / {} test images",
+        session.splits.train.len(),
+        session.splits.val.len(),
+        session.splits.test.len()
+    );
     let tty = std::io::stderr().is_terminal();
     let mut last = std::time::Instant::now();
     session.set_progress(move |p| {
@@ -302,7 +394,10 @@ fn search(device: DeviceSpec, seed: u64, preset: Option<String>, run_dir: PathBu
         println!("{r}");
     }
     let todo = session.config.updates.saturating_sub(session.ppo.updates);
-    println!("\n== search: {todo} updates of {} trajectories (stage-2 fine-tune from the snapshot, PPO on θ)", session.config.trajectories);
+    println!(
+        "\n== search: {todo} updates of {} trajectories (stage-2 fine-tune from the snapshot, PPO on θ)",
+        session.config.trajectories
+    );
     for _ in 0..todo {
         let augwise::search::Step { evaluate: e, update: u } = session.step(1)?.steps.remove(0);
         clear();
@@ -313,31 +408,70 @@ fn search(device: DeviceSpec, seed: u64, preset: Option<String>, run_dir: PathBu
     }
     let best = session.best_policy()?;
     let path = run_dir.join("best_policy.json");
-    augwise::checkpoint::write_atomic(&path, serde_json::to_string_pretty(&augwise::policy::torchvision_export(&best, 25))?.as_bytes())?;
+    augwise::checkpoint::write_atomic(
+        &path,
+        serde_json::to_string_pretty(&augwise::policy::torchvision_export(&best, 25))?.as_bytes(),
+    )?;
     let final_path = run_dir.join("final_policy.json");
     let final_policy = session.current_policy()?;
-    augwise::checkpoint::write_atomic(&final_path, serde_json::to_string_pretty(&augwise::policy::torchvision_export(&final_policy, 25))?.as_bytes())?;
+    augwise::checkpoint::write_atomic(
+        &final_path,
+        serde_json::to_string_pretty(&augwise::policy::torchvision_export(&final_policy, 25))?.as_bytes(),
+    )?;
     println!("\n== result");
     let describe = |label: &str, theta: &augwise::policy::Theta| -> Result<()> {
         let dist = theta.distribution()?;
-        println!("{label}: entropy {:.4} nats (uniform {:.4}); top pairs:", dist.entropy(), (1296f64).ln());
+        println!(
+            "{label}: entropy {:.4} nats (uniform {:.4}); top pairs:",
+            dist.entropy(),
+            (1296f64).ln()
+        );
         for (k, p) in dist.top(5) {
-            println!("  {:<36} {:.3}%  ({:.2}× uniform)", augwise::augment::space::pair_name(k), 100.0 * p, p * 1296.0);
+            println!(
+                "  {:<36} {:.3}%  ({:.2}× uniform)",
+                augwise::augment::space::pair_name(k),
+                100.0 * p,
+                p * 1296.0
+            );
         }
         let (m1, m2) = dist.marginals();
         let mut ops: Vec<(usize, f64)> = m1.iter().zip(&m2).map(|(a, b)| (a + b) / 2.0).enumerate().collect();
         ops.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let fmt = |v: &[(usize, f64)]| v.iter().map(|(i, p)| format!("{} {:.2}%", augwise::augment::space::aws_name(*i), 100.0 * p)).collect::<Vec<_>>().join(", ");
+        let fmt = |v: &[(usize, f64)]| {
+            v.iter()
+                .map(|(i, p)| format!("{} {:.2}%", augwise::augment::space::aws_name(*i), 100.0 * p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         println!("  ops most likely:  {}", fmt(&ops[..4]));
         println!("  ops least likely: {}", fmt(&ops[ops.len() - 4..]));
         Ok(())
     };
     if let Some(b) = &session.best {
-        describe(&format!("best θ (highest mean reward, {:.2}%, sampled at update {})", 100.0 * b.mean_reward, b.update), &b.theta)?;
+        describe(
+            &format!(
+                "best θ (highest mean reward, {:.2}%, sampled at update {})",
+                100.0 * b.mean_reward,
+                b.update
+            ),
+            &b.theta,
+        )?;
     }
-    describe(&format!("final θ (after {} updates)", session.ppo.updates), &session.ppo.theta)?;
-    println!("policies exported to {} and {} (torchvision sub-policies; see examples/pytorch/augwise_policy.py)", path.display(), final_path.display());
-    println!("checkpoints in {} — continue with `augwise search --resume --run-dir {}`; total {:.0}s", run_dir.display(), run_dir.display(), started.elapsed().as_secs_f64());
+    describe(
+        &format!("final θ (after {} updates)", session.ppo.updates),
+        &session.ppo.theta,
+    )?;
+    println!(
+        "policies exported to {} and {} (torchvision sub-policies; see examples/pytorch/augwise_policy.py)",
+        path.display(),
+        final_path.display()
+    );
+    println!(
+        "checkpoints in {} — continue with `augwise search --resume --run-dir {}`; total {:.0}s",
+        run_dir.display(),
+        run_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
     // The last word: did θ move further than the same search on information-free rewards?
     if session.ppo.updates > 0 {
         println!("\n== against the noise-only null");

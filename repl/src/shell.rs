@@ -28,7 +28,9 @@ pub fn attach_progress(shell: &mut Shell) -> Arc<Mutex<Option<ProgressBar>>> {
             let Ok(mut guard) = slot.lock() else { return };
             let b = guard.get_or_insert_with(|| {
                 let b = ProgressBar::new(1000);
-                if let Ok(style) = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {percent:>3}% eta {eta:>4}  {msg}") {
+                if let Ok(style) =
+                    ProgressStyle::with_template("{prefix:>9} [{bar:30}] {percent:>3}% eta {eta:>4}  {msg}")
+                {
                     b.set_style(style.progress_chars("=> "));
                 }
                 b.enable_steady_tick(Duration::from_millis(200));
@@ -55,7 +57,10 @@ fn clear(bar: &Arc<Mutex<Option<ProgressBar>>>) {
 
 fn render(out: &Output, json: bool) {
     if json {
-        println!("{}", serde_json::json!({"ok": true, "command": out.command, "text": out.text, "data": out.data}));
+        println!(
+            "{}",
+            serde_json::json!({"ok": true, "command": out.command, "text": out.text, "data": out.data})
+        );
     } else if !out.text.is_empty() {
         println!("{}", out.text);
     }
@@ -63,7 +68,10 @@ fn render(out: &Output, json: bool) {
 
 fn render_error(line: &str, e: &dyn std::fmt::Display, json: bool) {
     if json {
-        println!("{}", serde_json::json!({"ok": false, "line": line, "error": e.to_string()}));
+        println!(
+            "{}",
+            serde_json::json!({"ok": false, "line": line, "error": e.to_string()})
+        );
     } else {
         eprintln!("error: {e}");
     }
@@ -87,7 +95,12 @@ fn show(line: &str, result: Result<Output, augwise::command::CommandError>, json
 /// input is reported, not taken for the end of the input.
 pub fn utf8_lines(input: impl std::io::BufRead) -> impl Iterator<Item = Result<String, String>> {
     input.split(b'\n').enumerate().map(|(i, line)| match line {
-        Ok(bytes) => String::from_utf8(bytes).map_err(|_| format!("input line {} is not valid UTF-8 (augwise reads UTF-8 text); it was not run", i + 1)),
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+            format!(
+                "input line {} is not valid UTF-8 (augwise reads UTF-8 text); it was not run",
+                i + 1
+            )
+        }),
         Err(e) => Err(format!("could not read input line {}: {e}", i + 1)),
     })
 }
@@ -95,7 +108,12 @@ pub fn utf8_lines(input: impl std::io::BufRead) -> impl Iterator<Item = Result<S
 /// Run lines in order (a script or piped stdin). Stops at the first error with exit code 1
 /// unless `keep_going`; blank lines and `#` comments are skipped; a line that could not be
 /// read is an error like a failed command.
-pub fn run_lines(shell: &mut Shell, lines: impl Iterator<Item = Result<String, String>>, json: bool, keep_going: bool) -> i32 {
+pub fn run_lines(
+    shell: &mut Shell,
+    lines: impl Iterator<Item = Result<String, String>>,
+    json: bool,
+    keep_going: bool,
+) -> i32 {
     let bar = attach_progress(shell);
     let mut code = 0;
     for line in lines {
@@ -142,7 +160,16 @@ impl Completer for ReplHelper {
     type Candidate = Pair;
     fn complete(&self, line: &str, pos: usize, ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
         match completions(line, pos) {
-            Some((start, words)) => Ok((start, words.into_iter().map(|w| Pair { display: w.clone(), replacement: w }).collect())),
+            Some((start, words)) => Ok((
+                start,
+                words
+                    .into_iter()
+                    .map(|w| Pair {
+                        display: w.clone(),
+                        replacement: w,
+                    })
+                    .collect(),
+            )),
             None => self.files.complete(line, pos, ctx),
         }
     }
@@ -165,7 +192,11 @@ impl Validator for ReplHelper {
     fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
         let input = ctx.input();
         let open_quote = augwise::command::split(&input.replace("\\\n", " ")).is_err();
-        Ok(if input.ends_with('\\') || open_quote { ValidationResult::Incomplete } else { ValidationResult::Valid(None) })
+        Ok(if input.ends_with('\\') || open_quote {
+            ValidationResult::Incomplete
+        } else {
+            ValidationResult::Valid(None)
+        })
     }
 }
 
@@ -185,12 +216,18 @@ pub fn interactive(shell: &mut Shell) -> anyhow::Result<()> {
     let _ = ctrlc::set_handler(move || flag.cancel());
     let bar = attach_progress(shell);
     let mut rl: Editor<ReplHelper, rustyline::history::DefaultHistory> = Editor::new()?;
-    rl.set_helper(Some(ReplHelper { files: FilenameCompleter::new(), history: HistoryHinter::new() }));
+    rl.set_helper(Some(ReplHelper {
+        files: FilenameCompleter::new(),
+        history: HistoryHinter::new(),
+    }));
     let history = history_path();
     if let Some(h) = &history {
         let _ = rl.load_history(h);
     }
-    println!("augwise {} — AWS auto-augment search. `help` lists the commands, Tab completes, Ctrl-D leaves.", env!("CARGO_PKG_VERSION"));
+    println!(
+        "augwise {} — AWS auto-augment search. `help` lists the commands, Tab completes, Ctrl-D leaves.",
+        env!("CARGO_PKG_VERSION")
+    );
     loop {
         let prompt = format!("augwise [{}]> ", shell.status());
         match rl.readline(&prompt) {

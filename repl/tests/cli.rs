@@ -3,11 +3,17 @@
 use std::process::{Command, Output};
 
 fn augwise(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_augwise")).args(args).output().expect("run augwise")
+    Command::new(env!("CARGO_BIN_EXE_augwise"))
+        .args(args)
+        .output()
+        .expect("run augwise")
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -16,7 +22,10 @@ fn device_report_names_torch_and_threads() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("torch          2.11.0"), "{out}");
-    assert!(out.contains("dynamic loader: the build's RUNPATH") || out.contains("LD_LIBRARY_PATH"), "{out}");
+    assert!(
+        out.contains("dynamic loader: the build's RUNPATH") || out.contains("LD_LIBRARY_PATH"),
+        "{out}"
+    );
     assert!(out.contains("CPU threads") && out.contains("default device"), "{out}");
 }
 
@@ -26,19 +35,31 @@ fn device_report_names_torch_and_threads() {
 fn launcher_takes_augwise_libtorch_and_refuses_a_wrong_one() {
     let lib = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/libtorch/lib")).unwrap();
     let run = |dir: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_augwise-launch")).arg("device").env("AUGWISE_LIBTORCH", dir).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_augwise-launch"))
+            .arg("device")
+            .env("AUGWISE_LIBTORCH", dir)
+            .output()
+            .unwrap()
     };
     let o = run(&lib);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("chosen by the augwise launcher") && out.contains("(AUGWISE_LIBTORCH)"), "{out}");
+    assert!(
+        out.contains("chosen by the augwise launcher") && out.contains("(AUGWISE_LIBTORCH)"),
+        "{out}"
+    );
     assert!(out.contains(&lib.display().to_string()), "{out}");
 
     let missing = std::env::temp_dir().join("augwise-no-libtorch-here");
     let o = run(&missing);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o).1;
-    assert!(err.contains("no libtorch 2.11.0 found") && err.contains("no libtorch_cpu.so there") && err.contains("AUGWISE_LIBTORCH"), "{err}");
+    assert!(
+        err.contains("no libtorch 2.11.0 found")
+            && err.contains("no libtorch_cpu.so there")
+            && err.contains("AUGWISE_LIBTORCH"),
+        "{err}"
+    );
 
     let other = tempfile::tempdir().unwrap();
     std::fs::create_dir(other.path().join("lib")).unwrap();
@@ -46,12 +67,26 @@ fn launcher_takes_augwise_libtorch_and_refuses_a_wrong_one() {
     std::fs::write(other.path().join("version.py"), "__version__ = '2.13.0+cu130'\n").unwrap();
     let o = run(other.path());
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).1.contains("torch 2.13.0+cu130, but this build needs 2.11.0"), "{}", text(&o).1);
+    assert!(
+        text(&o).1.contains("torch 2.13.0+cu130, but this build needs 2.11.0"),
+        "{}",
+        text(&o).1
+    );
 }
 
 #[test]
 fn trains_on_synthetic_data_and_reports_each_epoch() {
-    let o = augwise(&["train", "--data", "synthetic:n=24,size=16,classes=3", "--epochs", "2", "--limit", "0", "--batch-size", "16"]);
+    let o = augwise(&[
+        "train",
+        "--data",
+        "synthetic:n=24,size=16,classes=3",
+        "--epochs",
+        "2",
+        "--limit",
+        "0",
+        "--batch-size",
+        "16",
+    ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("epoch   1") && out.contains("epoch   2"), "{out}");
@@ -69,7 +104,10 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
     let o = augwise(&["train", "--data", &format!("cifar10:{}", dir.display())]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err.contains("data_batch_1.bin: file not found") && err.contains("binary version"), "{err}");
+    assert!(
+        err.contains("data_batch_1.bin: file not found") && err.contains("binary version"),
+        "{err}"
+    );
 
     if augwise::device::cuda_device_count() < 8 {
         let o = augwise(&["--device", "cuda:7", "train", "--data", "synthetic"]);
@@ -87,15 +125,36 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).1.contains("past the limit of 100000"), "{}", text(&o).1);
     let run = tempfile::tempdir().unwrap();
-    let o = augwise(&["search", "--updates", "100000000000", "--run-dir", &run.path().display().to_string()]);
+    let o = augwise(&[
+        "search",
+        "--updates",
+        "100000000000",
+        "--run-dir",
+        &run.path().display().to_string(),
+    ]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
-    assert!(out.contains("preset   ") && !err.contains("unknown preset") && err.contains("past the limit of 1000000"), "{out}{err}");
+    assert!(
+        out.contains("preset   ") && !err.contains("unknown preset") && err.contains("past the limit of 1000000"),
+        "{out}{err}"
+    );
 }
 
 #[test]
 fn trains_with_a_policy_and_exports_it() {
-    let o = augwise(&["train", "--data", "synthetic:n=16,size=16,classes=2", "--epochs", "1", "--limit", "0", "--batch-size", "8", "--policy", "autoaugment:svhn"]);
+    let o = augwise(&[
+        "train",
+        "--data",
+        "synthetic:n=16,size=16,classes=2",
+        "--epochs",
+        "1",
+        "--limit",
+        "0",
+        "--batch-size",
+        "8",
+        "--policy",
+        "autoaugment:svhn",
+    ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("policy   autoaugment:svhn"), "{out}");
@@ -109,7 +168,10 @@ fn trains_with_a_policy_and_exports_it() {
     let o = augwise(&["export", "subpolicies:(Rotat,0.5,3)"]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err.contains("column 14") && err.contains("did you mean `Rotate`"), "{err}");
+    assert!(
+        err.contains("column 14") && err.contains("did you mean `Rotate`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -129,7 +191,10 @@ fn version_and_help() {
     assert!(text(&o).0.starts_with("augwise 0.1.0"));
     let o = augwise(&["--help"]);
     let (out, _) = text(&o);
-    assert!(out.contains("train") && out.contains("download") && out.contains("--device"), "{out}");
+    assert!(
+        out.contains("train") && out.contains("download") && out.contains("--device"),
+        "{out}"
+    );
 }
 
 fn augwise_stdin(args: &[&str], input: &str) -> Output {
@@ -184,17 +249,29 @@ fn piped_commands_run_in_order_and_stop_at_the_first_error() {
     // --keep-going runs past it (exit code still 1); a script file works the same.
     let file = dir.path().join("s.augwise");
     std::fs::write(&file, "# a comment\nhelp update\nbogus\nexplain sample\n").unwrap();
-    let o = augwise(&["run", file.to_str().unwrap(), "--keep-going", "--run-dir", run_dir.to_str().unwrap()]);
+    let o = augwise(&[
+        "run",
+        file.to_str().unwrap(),
+        "--keep-going",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+    ]);
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(1));
-    assert!(out.contains("update\n  PPO update") && out.contains("Sampling:"), "{out}");
+    assert!(
+        out.contains("update\n  PPO update") && out.contains("Sampling:"),
+        "{out}"
+    );
 }
 
 #[test]
 fn json_mode_prints_one_object_per_result() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    let o = augwise_stdin(&["--json", "--keep-going", "--run-dir", run_dir.to_str().unwrap()], "help\nprobe nonsense\nexplain\n");
+    let o = augwise_stdin(
+        &["--json", "--keep-going", "--run-dir", run_dir.to_str().unwrap()],
+        "help\nprobe nonsense\nexplain\n",
+    );
     let (out, _) = text(&o);
     let objects: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
     assert_eq!(objects.len(), 3, "{out}");

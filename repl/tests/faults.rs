@@ -17,7 +17,10 @@ fn script(dir: &Path, lines: &[&str], fault: Option<u64>) -> Output {
     let file = dir.with_extension("augwise");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_augwise"));
-    c.args(["--preset", "cpu", "--device", "cpu", "--run-dir"]).arg(dir).arg("run").arg(&file);
+    c.args(["--preset", "cpu", "--device", "cpu", "--run-dir"])
+        .arg(dir)
+        .arg("run")
+        .arg(&file);
     c.env_remove("AUGWISE_FAULT_AT").env_remove("AUGWISE_FAULT_MODE");
     if let Some(n) = fault {
         c.env("AUGWISE_FAULT_AT", n.to_string());
@@ -26,14 +29,23 @@ fn script(dir: &Path, lines: &[&str], fault: Option<u64>) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Where a run stands: stage-1 epochs, updates, probes, full trainings (None: no checkpoint).
 fn progress(dir: &Path) -> Option<[usize; 4]> {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("session.json")).ok()?).ok()?;
     let len = |x: &Value| x.as_array().map_or(0, Vec::len);
-    Some([v["pretrain_epochs_done"].as_u64()? as usize, len(&v["history"]["updates"]), len(&v["history"]["probes"]), len(&v["history"]["fulltrains"])])
+    Some([
+        v["pretrain_epochs_done"].as_u64()? as usize,
+        len(&v["history"]["updates"]),
+        len(&v["history"]["probes"]),
+        len(&v["history"]["fulltrains"]),
+    ])
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -72,13 +84,25 @@ fn sweep(root: &Path, base: Option<&Path>, command: &str) -> usize {
         if o.status.success() {
             return n as usize - 1;
         }
-        assert_eq!(o.status.signal(), Some(9), "{command}, syscall {n}: not the injected kill: {}", text(&o));
+        assert_eq!(
+            o.status.signal(),
+            Some(9),
+            "{command}, syscall {n}: not the injected kill: {}",
+            text(&o)
+        );
         let now = progress(&dir);
-        assert!(now == before || now == after, "{command}, killed at syscall {n}: {now:?}, neither {before:?} nor {after:?}");
+        assert!(
+            now == before || now == after,
+            "{command}, killed at syscall {n}: {now:?}, neither {before:?} nor {after:?}"
+        );
         if now.is_some() {
             // And the directory resumes (checksums, snapshot, consistency) and goes on.
             let o = script(&dir, &[&format!("resume {}", dir.display()), "history"], None);
-            assert!(o.status.success(), "{command}, killed at syscall {n}: resume failed: {}", text(&o));
+            assert!(
+                o.status.success(),
+                "{command}, killed at syscall {n}: resume failed: {}",
+                text(&o)
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -96,13 +120,19 @@ fn a_kill_at_any_checkpoint_syscall_leaves_a_resumable_run() {
         ("pretrain 1", sweep(r, Some(&r.join("pretrain-done")), "pretrain 1")),
         ("step 1", sweep(r, Some(&r.join("pretrain-done")), "step 1")),
         ("probe none 2", sweep(r, Some(&r.join("step-1-done")), "probe none 2")),
-        ("fulltrain none 1", sweep(r, Some(&r.join("step-1-done")), "fulltrain none 1")),
+        (
+            "fulltrain none 1",
+            sweep(r, Some(&r.join("step-1-done")), "fulltrain none 1"),
+        ),
     ];
     eprintln!("kills survived: {kills:?}");
     // pretrain: snapshot write, fsync, rename; session.json create, write, fsync, rename;
     // the directory fsync (and again: removing the old snapshot). step: evaluate's and
     // update's session.json. The others: one.
-    assert!(kills[0].1 >= 8 && kills[1].1 >= 8 && kills[2].1 >= 10 && kills[3].1 >= 5 && kills[4].1 >= 5, "{kills:?}");
+    assert!(
+        kills[0].1 >= 8 && kills[1].1 >= 8 && kills[2].1 >= 10 && kills[3].1 >= 5 && kills[4].1 >= 5,
+        "{kills:?}"
+    );
 }
 
 #[test]
@@ -113,12 +143,18 @@ fn a_second_process_on_a_run_directory_is_refused_with_the_holder_named() {
     assert!(o.status.success(), "{}", text(&o));
     // This test process holds the directory, as another augwise session would.
     let held = augwise::checkpoint::RunLock::acquire(&dir).unwrap();
-    for lines in [vec![format!("resume {}", dir.display()), "step 1".into()], vec![CONFIG.into(), "pretrain".into()]] {
+    for lines in [
+        vec![format!("resume {}", dir.display()), "step 1".into()],
+        vec![CONFIG.into(), "pretrain".into()],
+    ] {
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
         let o = script(&dir, &lines, None);
         let t = text(&o);
         assert!(!o.status.success(), "{t}");
-        assert!(t.contains("is in use by augwise pid") && t.contains(&std::process::id().to_string()), "{t}");
+        assert!(
+            t.contains("is in use by augwise pid") && t.contains(&std::process::id().to_string()),
+            "{t}"
+        );
     }
     assert_eq!(progress(&dir), Some([1, 0, 0, 0]), "nothing was written");
     drop(held);

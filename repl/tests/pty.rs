@@ -27,7 +27,12 @@ struct Pty {
 impl Pty {
     fn spawn(args: &[&str], dir: &std::path::Path) -> Pty {
         let (mut master, mut slave) = (-1, -1);
-        let size = libc::winsize { ws_row: 40, ws_col: 160, ws_xpixel: 0, ws_ypixel: 0 };
+        let size = libc::winsize {
+            ws_row: 40,
+            ws_col: 160,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: openpty writes two fresh descriptors; the pointers are valid for the call.
         let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
         assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
@@ -62,7 +67,13 @@ impl Pty {
                 }
             }
         });
-        Pty { child, master, output, seen: String::new(), cursor: 0 }
+        Pty {
+            child,
+            master,
+            output,
+            seen: String::new(),
+            cursor: 0,
+        }
     }
 
     fn send(&mut self, keys: &str) {
@@ -80,7 +91,11 @@ impl Pty {
                 return;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {needle:?}; the terminal showed:\n{}", self.seen);
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {needle:?}; the terminal showed:\n{}",
+                self.seen
+            );
             if let Ok(chunk) = self.output.recv_timeout(left.min(Duration::from_millis(100))) {
                 let text = String::from_utf8_lossy(&chunk).into_owned();
                 for _ in 0..text.matches("\x1b[6n").count() {
@@ -101,7 +116,11 @@ impl Pty {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the REPL did not exit; it showed:\n{}", self.seen);
+            assert!(
+                Instant::now() < deadline,
+                "the REPL did not exit; it showed:\n{}",
+                self.seen
+            );
             while let Ok(chunk) = self.output.try_recv() {
                 self.seen.push_str(&String::from_utf8_lossy(&chunk));
             }
@@ -156,7 +175,10 @@ fn tab_completes_commands_stages_and_op_names() {
 fn ctrl_c_cancels_a_running_step_and_ctrl_d_quits() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    let mut t = Pty::spawn(&["--run-dir", run_dir.to_str().unwrap(), "--preset", "cpu", "repl"], dir.path());
+    let mut t = Pty::spawn(
+        &["--run-dir", run_dir.to_str().unwrap(), "--preset", "cpu", "repl"],
+        dir.path(),
+    );
     t.expect("Ctrl-D leaves");
     t.send(TINY);
     t.expect("\"trajectories\": 2");

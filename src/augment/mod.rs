@@ -62,8 +62,12 @@ pub(crate) fn cutout_at(x: &Tensor, side: i64, cy: &Tensor, cx: &Tensor) -> Resu
     let half = side / 2;
     let rows = Tensor::f_arange(h, (Kind::Int64, dev))?.f_view([1, h, 1])?;
     let cols = Tensor::f_arange(w, (Kind::Int64, dev))?.f_view([1, 1, w])?;
-    let in_rows = rows.f_ge_tensor(&cy.f_sub_scalar(half)?)?.f_logical_and(&rows.f_lt_tensor(&cy.f_add_scalar(half)?)?)?;
-    let in_cols = cols.f_ge_tensor(&cx.f_sub_scalar(half)?)?.f_logical_and(&cols.f_lt_tensor(&cx.f_add_scalar(half)?)?)?;
+    let in_rows = rows
+        .f_ge_tensor(&cy.f_sub_scalar(half)?)?
+        .f_logical_and(&rows.f_lt_tensor(&cy.f_add_scalar(half)?)?)?;
+    let in_cols = cols
+        .f_ge_tensor(&cx.f_sub_scalar(half)?)?
+        .f_logical_and(&cols.f_lt_tensor(&cx.f_add_scalar(half)?)?)?;
     x.f_masked_fill(&in_rows.f_logical_and(&in_cols)?.f_unsqueeze(1)?, 0)
 }
 
@@ -92,9 +96,9 @@ mod tests {
         // Every kept pixel is a pixel of the same image's padded version at a fixed shift.
         let p = x.constant_pad_nd([2, 2, 2, 2]);
         for i in 0..2 {
-            let found = (0..5).flat_map(|dy| (0..5).map(move |dx| (dy, dx))).any(|(dy, dx)| {
-                p.get(i).narrow(1, dy, 4).narrow(2, dx, 4).equal(&y.get(i))
-            });
+            let found = (0..5)
+                .flat_map(|dy| (0..5).map(move |dx| (dy, dx)))
+                .any(|(dy, dx)| p.get(i).narrow(1, dy, 4).narrow(2, dx, 4).equal(&y.get(i)));
             assert!(found, "image {i} is not a window of its padded image");
         }
     }
@@ -121,6 +125,13 @@ mod tests {
         let flipped = y.ne_tensor(&x).any_dim(1, false).any_dim(1, false).any_dim(1, false);
         let k = flipped.sum(Kind::Int64).int64_value(&[]);
         assert!(k > 10 && k < 54, "{k} of 64 flipped");
-        assert!(y.flip([3]).eq_tensor(&x).logical_or(&y.eq_tensor(&x)).all().int64_value(&[]) == 1);
+        assert!(
+            y.flip([3])
+                .eq_tensor(&x)
+                .logical_or(&y.eq_tensor(&x))
+                .all()
+                .int64_value(&[])
+                == 1
+        );
     }
 }

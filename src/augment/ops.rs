@@ -39,7 +39,13 @@ pub enum AugmentError {
     #[error("unknown operation `{name}`{hint}; valid: {valid}")]
     UnknownOp { name: String, hint: String, valid: String },
     #[error("{op}: magnitude {value} is outside {lo}..={hi} ({unit})")]
-    Magnitude { op: &'static str, value: f64, lo: f64, hi: f64, unit: &'static str },
+    Magnitude {
+        op: &'static str,
+        value: f64,
+        lo: f64,
+        hi: f64,
+        unit: &'static str,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("libtorch error: {0}")]
@@ -106,13 +112,19 @@ impl OpKind {
     }
 
     pub fn is_geometric(self) -> bool {
-        matches!(self, OpKind::ShearX | OpKind::ShearY | OpKind::TranslateX | OpKind::TranslateY | OpKind::Rotate)
+        matches!(
+            self,
+            OpKind::ShearX | OpKind::ShearY | OpKind::TranslateX | OpKind::TranslateY | OpKind::Rotate
+        )
     }
 
     /// Whether a policy picks a random sign for the magnitude (torchvision's `signed` flag).
     pub fn signed(self) -> bool {
         self.is_geometric()
-            || matches!(self, OpKind::Contrast | OpKind::Color | OpKind::Brightness | OpKind::Sharpness)
+            || matches!(
+                self,
+                OpKind::Contrast | OpKind::Color | OpKind::Brightness | OpKind::Sharpness
+            )
     }
 
     /// Valid magnitudes and their unit; `None` for ops without a magnitude.
@@ -141,14 +153,18 @@ impl FromStr for OpKind {
     type Err = AugmentError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        OpKind::ALL.iter().copied().find(|k| k.name().eq_ignore_ascii_case(t)).ok_or_else(|| {
-            let names = OpKind::ALL.map(OpKind::name);
-            AugmentError::UnknownOp {
-                name: t.to_owned(),
-                hint: suggest::hint(t, names),
-                valid: names.join(", "),
-            }
-        })
+        OpKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name().eq_ignore_ascii_case(t))
+            .ok_or_else(|| {
+                let names = OpKind::ALL.map(OpKind::name);
+                AugmentError::UnknownOp {
+                    name: t.to_owned(),
+                    hint: suggest::hint(t, names),
+                    valid: names.join(", "),
+                }
+            })
     }
 }
 
@@ -161,16 +177,25 @@ pub struct Op {
 }
 
 impl Op {
-    pub const IDENTITY: Op = Op { kind: OpKind::Identity, magnitude: 0.0 };
+    pub const IDENTITY: Op = Op {
+        kind: OpKind::Identity,
+        magnitude: 0.0,
+    };
 
     pub fn new(kind: OpKind, magnitude: f64) -> Result<Self, AugmentError> {
         match kind.range() {
             Some((lo, hi, unit)) if !(lo..=hi).contains(&magnitude) || !magnitude.is_finite() => {
-                Err(AugmentError::Magnitude { op: kind.name(), value: magnitude, lo, hi, unit })
+                Err(AugmentError::Magnitude {
+                    op: kind.name(),
+                    value: magnitude,
+                    lo,
+                    hi,
+                    unit,
+                })
             }
-            Some(_) if kind == OpKind::Posterize && magnitude.fract() != 0.0 => {
-                Err(AugmentError::Invalid(format!("Posterize: {magnitude} bits is not an integer")))
-            }
+            Some(_) if kind == OpKind::Posterize && magnitude.fract() != 0.0 => Err(AugmentError::Invalid(format!(
+                "Posterize: {magnitude} bits is not an integer"
+            ))),
             Some(_) => Ok(Op { kind, magnitude }),
             None => Ok(Op { kind, magnitude: 0.0 }),
         }
@@ -178,7 +203,10 @@ impl Op {
 
     /// The same op with the opposite sign (for signed ops).
     pub fn negated(self) -> Self {
-        Op { magnitude: -self.magnitude, ..self }
+        Op {
+            magnitude: -self.magnitude,
+            ..self
+        }
     }
 }
 
@@ -196,7 +224,11 @@ impl fmt::Display for Op {
 pub(crate) fn fmt_num(x: f64) -> String {
     let s = format!("{x:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".into() } else { s.into() }
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
 }
 
 /// Interpolation of the geometric ops (torchvision's `InterpolationMode`).
@@ -260,7 +292,10 @@ pub(crate) fn geometric_matrix(op: Op, h: i64, w: i64) -> [f64; 6] {
 /// Per-image column of factors, float32 N×1×1×1 on `device`.
 fn per_image(values: &[f64], device: Device) -> Result<Tensor, TchError> {
     let v: Vec<f32> = values.iter().map(|&x| x as f32).collect();
-    crate::device::upload(Tensor::f_from_slice(&v)?.f_view([values.len() as i64, 1, 1, 1])?, device)
+    crate::device::upload(
+        Tensor::f_from_slice(&v)?.f_view([values.len() as i64, 1, 1, 1])?,
+        device,
+    )
 }
 
 /// Affine warp of a uint8 batch with one output→input matrix per image.
@@ -281,7 +316,11 @@ pub fn affine(x: &Tensor, matrices: &[[f64; 6]], opts: &OpOptions) -> Result<Ten
     }
     let coef = crate::device::upload(Tensor::f_from_slice(&coef)?.f_view([6, n, 1, 1])?, dev)?;
     // Pixel centres are half-integers: exact, whatever linspace's rounding.
-    let centres = |len: i64| (0..len).map(|i| i as f32 - (len as f32 - 1.0) * 0.5).collect::<Vec<f32>>();
+    let centres = |len: i64| {
+        (0..len)
+            .map(|i| i as f32 - (len as f32 - 1.0) * 0.5)
+            .collect::<Vec<f32>>()
+    };
     let xs = crate::device::upload(Tensor::f_from_slice(&centres(w))?.f_view([1, 1, w])?, dev)?;
     let ys = crate::device::upload(Tensor::f_from_slice(&centres(h))?.f_view([1, h, 1])?, dev)?;
     let coord = |j: i64| -> Result<Tensor, TchError> {
@@ -312,7 +351,11 @@ fn grid_sample(x: &Tensor, gx: &Tensor, gy: &Tensor, opts: &OpOptions) -> Result
             let with_mask = Tensor::f_cat(&[img, Tensor::f_ones([n, 1, h, w], (Kind::Float, dev))?], 1)?;
             let s = with_mask.f_grid_sampler(&grid, mode, 0, false)?;
             let (img, mask) = (s.f_narrow(1, 0, c)?, s.f_narrow(1, c, 1)?);
-            let fill_v: Vec<f32> = if fill.len() == 1 { vec![fill[0] as f32; c as usize] } else { fill.iter().map(|&v| v as f32).collect() };
+            let fill_v: Vec<f32> = if fill.len() == 1 {
+                vec![fill[0] as f32; c as usize]
+            } else {
+                fill.iter().map(|&v| v as f32).collect()
+            };
             let fill_t = crate::device::upload(Tensor::f_from_slice(&fill_v)?.f_view([1, c, 1, 1])?, dev)?;
             match opts.interpolation {
                 Interpolation::Nearest => fill_t.f_expand_as(&img)?.f_where_self(&mask.f_lt(0.5)?, &img)?,
@@ -333,14 +376,18 @@ impl Ratios {
     fn new(magnitudes: &[f64], device: Device) -> Result<Self, TchError> {
         let r: Vec<f64> = magnitudes.iter().map(|m| 1.0 + m).collect();
         let inv: Vec<f64> = r.iter().map(|r| 1.0 - r).collect();
-        Ok(Self { r: per_image(&r, device)?, one_minus_r: per_image(&inv, device)? })
+        Ok(Self {
+            r: per_image(&r, device)?,
+            one_minus_r: per_image(&inv, device)?,
+        })
     }
 }
 
 /// `a + b·c` rounded once to float32, as PyTorch's `add_(b, alpha=c)` computes it (a fused
 /// multiply-add; `addcmul` fuses the same way), so blends match torchvision bit for bit.
 fn fma_f32(a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Tensor, TchError> {
-    a.f_to_kind(Kind::Float)?.f_addcmul(&b.f_to_kind(Kind::Float)?, &c.f_to_kind(Kind::Float)?)
+    a.f_to_kind(Kind::Float)?
+        .f_addcmul(&b.f_to_kind(Kind::Float)?, &c.f_to_kind(Kind::Float)?)
 }
 
 /// Nearest-neighbour warp as a uint8 gather: the source pixel of every output pixel is
@@ -350,7 +397,10 @@ fn fma_f32(a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Tensor, TchError> {
 fn nearest_gather(x: &Tensor, gx: &Tensor, gy: &Tensor, fill: Option<&[f64]>) -> Result<Tensor, TchError> {
     let (n, c, h, w) = x.size4()?;
     let source = |g: &Tensor, size: i64| -> Result<Tensor, TchError> {
-        g.f_add_scalar(1.0)?.f_mul_scalar(size as f64 / 2.0)?.f_sub_scalar(0.5)?.f_round()
+        g.f_add_scalar(1.0)?
+            .f_mul_scalar(size as f64 / 2.0)?
+            .f_sub_scalar(0.5)?
+            .f_round()
     };
     let (ix, iy) = (source(gx, w)?, source(gy, h)?);
     let inside = ix
@@ -365,7 +415,10 @@ fn nearest_gather(x: &Tensor, gx: &Tensor, gy: &Tensor, fill: Option<&[f64]>) ->
         .f_to_kind(Kind::Int64)?
         .f_view([n, 1, h * w])?
         .f_expand([n, c, h * w], false)?;
-    let out = x.f_reshape([n, c, h * w])?.f_gather(2, &index, false)?.f_view([n, c, h, w])?;
+    let out = x
+        .f_reshape([n, c, h * w])?
+        .f_gather(2, &index, false)?
+        .f_view([n, c, h, w])?;
     let inside = inside.f_unsqueeze(1)?.f_to_kind(Kind::Uint8)?;
     let kept = out.f_mul(&inside)?;
     match fill {
@@ -373,7 +426,14 @@ fn nearest_gather(x: &Tensor, gx: &Tensor, gy: &Tensor, fill: Option<&[f64]>) ->
         Some(fill) => {
             // torchvision rounds the filled float image: half to even.
             let v: Vec<u8> = (0..c as usize)
-                .map(|i| fill.get(i).or(fill.first()).copied().unwrap_or(0.0).clamp(0.0, 255.0).round_ties_even() as u8)
+                .map(|i| {
+                    fill.get(i)
+                        .or(fill.first())
+                        .copied()
+                        .unwrap_or(0.0)
+                        .clamp(0.0, 255.0)
+                        .round_ties_even() as u8
+                })
                 .collect();
             let fill_t = crate::device::upload(Tensor::f_from_slice(&v)?.f_view([1, c, 1, 1])?, x.device())?;
             kept.f_add(&inside.f_neg()?.f_add_scalar(1)?.f_mul(&fill_t)?)
@@ -384,7 +444,9 @@ fn nearest_gather(x: &Tensor, gx: &Tensor, gy: &Tensor, fill: Option<&[f64]>) ->
 /// torchvision's `_blend`: `x·r + y·(1 − r)`, clamped, truncated to uint8.
 fn blend(x: &Tensor, other: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
     let xr = x.f_to_kind(Kind::Float)?.f_mul(&f.r)?;
-    fma_f32(&xr, other, &f.one_minus_r)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
+    fma_f32(&xr, other, &f.one_minus_r)?
+        .f_clamp(0.0, 255.0)?
+        .f_to_kind(Kind::Uint8)
 }
 
 /// Greyscale (0.2989, 0.587, 0.114), float, floored — as torchvision's saturation/contrast use it.
@@ -397,7 +459,10 @@ fn grey_floor(x: &Tensor) -> Result<Tensor, TchError> {
 }
 
 fn brightness(x: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
-    x.f_to_kind(Kind::Float)?.f_mul(&f.r)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
+    x.f_to_kind(Kind::Float)?
+        .f_mul(&f.r)?
+        .f_clamp(0.0, 255.0)?
+        .f_to_kind(Kind::Uint8)
 }
 
 fn saturation(x: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
@@ -408,7 +473,11 @@ fn saturation(x: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
 }
 
 fn contrast(x: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
-    let grey = if x.size()[1] == 3 { grey_floor(x)? } else { x.f_to_kind(Kind::Float)? };
+    let grey = if x.size()[1] == 3 {
+        grey_floor(x)?
+    } else {
+        x.f_to_kind(Kind::Float)?
+    };
     let mean = grey.f_mean_dim(&[1i64, 2, 3][..], true, Kind::Float)?;
     blend(x, &mean, f)
 }
@@ -432,8 +501,13 @@ fn sharpness(x: &Tensor, f: &Ratios) -> Result<Tensor, TchError> {
     // The smoothed image with the original border (torchvision blends the interior only):
     // there `blurred − x` is 0, so one contiguous fused blend over the whole image does it.
     let degenerate = out.f_detach_copy()?;
-    degenerate.f_narrow(2, 1, h - 2)?.f_narrow(3, 1, w - 2)?.f_copy_(&blurred)?;
-    fma_f32(&out, &degenerate.f_sub(&out)?, &f.one_minus_r)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
+    degenerate
+        .f_narrow(2, 1, h - 2)?
+        .f_narrow(3, 1, w - 2)?
+        .f_copy_(&blurred)?;
+    fma_f32(&out, &degenerate.f_sub(&out)?, &f.one_minus_r)?
+        .f_clamp(0.0, 255.0)?
+        .f_to_kind(Kind::Uint8)
 }
 
 fn posterize(x: &Tensor, bits: &[f64]) -> Result<Tensor, TchError> {
@@ -441,10 +515,17 @@ fn posterize(x: &Tensor, bits: &[f64]) -> Result<Tensor, TchError> {
         .iter()
         .map(|&b| {
             let b = b as u32;
-            if b >= 8 { 0xff } else { (((1u32 << b) - 1) << (8 - b)) as u8 }
+            if b >= 8 {
+                0xff
+            } else {
+                (((1u32 << b) - 1) << (8 - b)) as u8
+            }
         })
         .collect();
-    let m = crate::device::upload(Tensor::f_from_slice(&masks)?.f_view([bits.len() as i64, 1, 1, 1])?, x.device())?;
+    let m = crate::device::upload(
+        Tensor::f_from_slice(&masks)?.f_view([bits.len() as i64, 1, 1, 1])?,
+        x.device(),
+    )?;
     x.f_bitwise_and_tensor(&m)
 }
 
@@ -452,7 +533,10 @@ fn posterize(x: &Tensor, bits: &[f64]) -> Result<Tensor, TchError> {
 /// over the batch costs ten times more).
 fn solarize(x: &Tensor, thresholds: &[f64]) -> Result<Tensor, TchError> {
     let t: Vec<i16> = thresholds.iter().map(|t| t.ceil().clamp(0.0, 256.0) as i16).collect();
-    let t = crate::device::upload(Tensor::f_from_slice(&t)?.f_view([thresholds.len() as i64, 1, 1, 1])?, x.device())?;
+    let t = crate::device::upload(
+        Tensor::f_from_slice(&t)?.f_view([thresholds.len() as i64, 1, 1, 1])?,
+        x.device(),
+    )?;
     let flip = x.f_ge_tensor(&t)?.f_to_kind(Kind::Uint8)?.f_mul_scalar(255)?;
     x.f_bitwise_xor_tensor(&flip)
 }
@@ -465,7 +549,10 @@ fn autocontrast(x: &Tensor) -> Result<Tensor, TchError> {
     let inv_scale = max.f_sub(&min)?.f_mul_scalar(1.0 / 255.0)?;
     let min = min.f_masked_fill(&flat, 0.0)?;
     let inv_scale = inv_scale.f_masked_fill(&flat, 1.0)?;
-    f.f_sub(&min)?.f_div(&inv_scale)?.f_clamp(0.0, 255.0)?.f_to_kind(Kind::Uint8)
+    f.f_sub(&min)?
+        .f_div(&inv_scale)?
+        .f_clamp(0.0, 255.0)?
+        .f_to_kind(Kind::Uint8)
 }
 
 /// torchvision's batched `equalize_image`, per image and channel.
@@ -490,7 +577,9 @@ fn equalize(x: &Tensor) -> Result<Tensor, TchError> {
     // Channels torchvision leaves alone (step 0) get the identity table: one gather, no `where`.
     let identity = Tensor::f_arange(256, (Kind::Int64, dev))?.f_view([1, 1, 256])?;
     let lut = identity.f_where_self(&valid, &lut)?;
-    lut.f_gather(2, &flat, false)?.f_view([n, c, h, w])?.f_to_kind(Kind::Uint8)
+    lut.f_gather(2, &flat, false)?
+        .f_view([n, c, h, w])?
+        .f_to_kind(Kind::Uint8)
 }
 
 /// Apply one kind to a batch, magnitude per image (ignored for ops without one).
@@ -501,7 +590,10 @@ pub fn apply_kind(kind: OpKind, x: &Tensor, magnitudes: &[f64], opts: &OpOptions
         OpKind::Identity => Ok(x.shallow_clone()),
         k if k.is_geometric() => {
             let (_, _, h, w) = x.size4()?;
-            let m: Vec<[f64; 6]> = magnitudes.iter().map(|&m| geometric_matrix(Op { kind, magnitude: m }, h, w)).collect();
+            let m: Vec<[f64; 6]> = magnitudes
+                .iter()
+                .map(|&m| geometric_matrix(Op { kind, magnitude: m }, h, w))
+                .collect();
             affine(x, &m, opts)
         }
         OpKind::AutoContrast => autocontrast(x),
@@ -530,7 +622,10 @@ pub fn apply_ops(x: &Tensor, ops: &[Op], opts: &OpOptions) -> Result<Tensor, Aug
         )));
     }
     if ops.len() as i64 != n {
-        return Err(AugmentError::Invalid(format!("{} ops for a batch of {n} images", ops.len())));
+        return Err(AugmentError::Invalid(format!(
+            "{} ops for a batch of {n} images",
+            ops.len()
+        )));
     }
     let mut groups: Vec<(Option<OpKind>, Vec<i64>, Vec<f64>)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
@@ -571,7 +666,10 @@ mod tests {
     use super::*;
 
     fn batch() -> Tensor {
-        crate::rng::Rng::new(5).randint(256, &[4, 3, 6, 7], Device::Cpu).unwrap().to_kind(Kind::Uint8)
+        crate::rng::Rng::new(5)
+            .randint(256, &[4, 3, 6, 7], Device::Cpu)
+            .unwrap()
+            .to_kind(Kind::Uint8)
     }
 
     #[test]
@@ -579,11 +677,17 @@ mod tests {
         assert_eq!("rotate".parse::<OpKind>().unwrap(), OpKind::Rotate);
         let e = "Rotat".parse::<OpKind>().unwrap_err().to_string();
         assert!(e.contains("did you mean `Rotate`") && e.contains("Sharpness"), "{e}");
-        assert!(Op::new(OpKind::Rotate, 200.0).unwrap_err().to_string().contains("degrees"));
+        assert!(Op::new(OpKind::Rotate, 200.0)
+            .unwrap_err()
+            .to_string()
+            .contains("degrees"));
         assert!(Op::new(OpKind::Posterize, 4.5).is_err());
         assert!(Op::new(OpKind::Brightness, f64::NAN).is_err());
         assert_eq!(Op::new(OpKind::Invert, 3.0).unwrap().magnitude, 0.0);
-        assert_eq!(Op::new(OpKind::Solarize, 85.3333).unwrap().to_string(), "Solarize:85.3333");
+        assert_eq!(
+            Op::new(OpKind::Solarize, 85.3333).unwrap().to_string(),
+            "Solarize:85.3333"
+        );
     }
 
     #[test]
@@ -609,7 +713,15 @@ mod tests {
     fn identity_and_zero_magnitudes_change_nothing() {
         let x = batch();
         let opts = OpOptions::default();
-        for kind in [OpKind::ShearX, OpKind::TranslateY, OpKind::Rotate, OpKind::Brightness, OpKind::Contrast, OpKind::Sharpness, OpKind::Color] {
+        for kind in [
+            OpKind::ShearX,
+            OpKind::TranslateY,
+            OpKind::Rotate,
+            OpKind::Brightness,
+            OpKind::Contrast,
+            OpKind::Sharpness,
+            OpKind::Color,
+        ] {
             let y = apply_kind(kind, &x, &[0.0; 4], &opts).unwrap();
             assert!(y.equal(&x), "{kind} at magnitude 0 changed the image");
         }
@@ -623,8 +735,17 @@ mod tests {
     #[test]
     fn nearest_gather_equals_grid_sample() {
         let mut rng = crate::rng::Rng::new(11);
-        let x = rng.randint(256, &[300, 3, 9, 13], Device::Cpu).unwrap().to_kind(Kind::Uint8);
-        let kinds = [OpKind::ShearX, OpKind::ShearY, OpKind::TranslateX, OpKind::TranslateY, OpKind::Rotate];
+        let x = rng
+            .randint(256, &[300, 3, 9, 13], Device::Cpu)
+            .unwrap()
+            .to_kind(Kind::Uint8);
+        let kinds = [
+            OpKind::ShearX,
+            OpKind::ShearY,
+            OpKind::TranslateX,
+            OpKind::TranslateY,
+            OpKind::Rotate,
+        ];
         let ops: Vec<Op> = (0..300)
             .map(|i| {
                 let kind = kinds[i % 5];
@@ -634,7 +755,10 @@ mod tests {
             .collect();
         let m: Vec<[f64; 6]> = ops.iter().map(|&op| geometric_matrix(op, 9, 13)).collect();
         for fill in [None, Some(vec![17.0, 128.0, 250.6])] {
-            let opts = OpOptions { interpolation: Interpolation::Nearest, fill };
+            let opts = OpOptions {
+                interpolation: Interpolation::Nearest,
+                fill,
+            };
             let fast = affine(&x, &m, &opts).unwrap();
             // The same grid through grid_sample.
             let mut coef = vec![0f32; 6 * 300];

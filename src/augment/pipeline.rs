@@ -24,7 +24,11 @@ pub struct Normalize {
 
 impl Normalize {
     pub fn new(mean: Vec<f64>, std: Vec<f64>) -> Self {
-        Self { mean, std, on_device: Mutex::new(None) }
+        Self {
+            mean,
+            std,
+            on_device: Mutex::new(None),
+        }
     }
 
     /// Map a uint8 batch to normalised float.
@@ -35,7 +39,10 @@ impl Normalize {
         if stale {
             let c = self.mean.len() as i64;
             let column = |v: &[f64]| -> Result<Tensor, TchError> {
-                Tensor::f_from_slice(v)?.f_to_kind(Kind::Float)?.f_to_device(dev)?.f_view([1, c, 1, 1])
+                Tensor::f_from_slice(v)?
+                    .f_to_kind(Kind::Float)?
+                    .f_to_device(dev)?
+                    .f_view([1, c, 1, 1])
             };
             *cache = Some((dev, column(&self.mean)?, column(&self.std)?));
         }
@@ -60,7 +67,10 @@ impl PartialEq for Normalize {
 
 impl std::fmt::Debug for Normalize {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Normalize").field("mean", &self.mean).field("std", &self.std).finish()
+        f.debug_struct("Normalize")
+            .field("mean", &self.mean)
+            .field("std", &self.std)
+            .finish()
     }
 }
 
@@ -122,8 +132,18 @@ impl Pipeline {
     /// offsets, flips and Cutout centres from `rng`, the policy's ops from `policy_rng` (two
     /// policies given the same `rng` see the same crops, flips and holes: common random
     /// numbers). Also returns what the policy drew.
-    pub fn plan(&self, n: usize, h: i64, w: i64, policy: Option<(&Sampler, &mut Rng)>, rng: &mut Rng) -> (AugmentPlan, Option<Draw>) {
-        let mut plan = AugmentPlan { n, ..Default::default() };
+    pub fn plan(
+        &self,
+        n: usize,
+        h: i64,
+        w: i64,
+        policy: Option<(&Sampler, &mut Rng)>,
+        rng: &mut Rng,
+    ) -> (AugmentPlan, Option<Draw>) {
+        let mut plan = AugmentPlan {
+            n,
+            ..Default::default()
+        };
         if self.crop_padding > 0 {
             plan.crop_y = rng.randint_host(2 * self.crop_padding + 1, n);
             plan.crop_x = rng.randint_host(2 * self.crop_padding + 1, n);
@@ -145,7 +165,12 @@ impl Pipeline {
     /// The uint8 batch after crop, flip, the policy (if any) and Cutout, and what the policy
     /// drew; normalisation is left to the caller so previews can show the images. The crop,
     /// flip and Cutout draw from `rng`, the policy from `policy_rng` (see [`Pipeline::plan`]).
-    pub fn augment_u8(&self, x: &Tensor, policy: Option<(&Sampler, &mut Rng)>, rng: &mut Rng) -> Result<(Tensor, Option<Draw>), AugmentError> {
+    pub fn augment_u8(
+        &self,
+        x: &Tensor,
+        policy: Option<(&Sampler, &mut Rng)>,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Option<Draw>), AugmentError> {
         let (n, _, h, w) = x.size4()?;
         let (plan, draw) = self.plan(n as usize, h, w, policy, rng);
         Ok((self.apply_plan(x, &plan)?, draw))
@@ -170,7 +195,11 @@ pub struct PolicyAugment {
 
 impl PolicyAugment {
     pub fn new(pipeline: Pipeline, sampler: Sampler) -> Self {
-        Self { pipeline, sampler, pair_counts: vec![0; NUM_PAIRS] }
+        Self {
+            pipeline,
+            sampler,
+            pair_counts: vec![0; NUM_PAIRS],
+        }
     }
 
     /// Counts so far, resetting them.
@@ -180,7 +209,14 @@ impl PolicyAugment {
 
     /// The plan of one training batch (`rng`: crop, flip, Cutout; `policy_rng`: the policy's
     /// choices), counting the pairs it drew.
-    pub fn plan(&mut self, n: usize, h: i64, w: i64, rng: &mut Rng, policy_rng: &mut Rng) -> (AugmentPlan, Option<Draw>) {
+    pub fn plan(
+        &mut self,
+        n: usize,
+        h: i64,
+        w: i64,
+        rng: &mut Rng,
+        policy_rng: &mut Rng,
+    ) -> (AugmentPlan, Option<Draw>) {
         let (plan, draw) = self.pipeline.plan(n, h, w, Some((&self.sampler, policy_rng)), rng);
         if let Some(pairs) = draw.as_ref().and_then(|d| d.pairs.as_ref()) {
             for &p in pairs {
@@ -194,7 +230,12 @@ impl PolicyAugment {
 
     /// One normalised training batch and its draw (`rng`: crop, flip, Cutout; `policy_rng`:
     /// the policy's choices).
-    pub fn batch(&mut self, x: &Tensor, rng: &mut Rng, policy_rng: &mut Rng) -> Result<(Tensor, Option<Draw>), AugmentError> {
+    pub fn batch(
+        &mut self,
+        x: &Tensor,
+        rng: &mut Rng,
+        policy_rng: &mut Rng,
+    ) -> Result<(Tensor, Option<Draw>), AugmentError> {
         let (n, _, h, w) = x.size4()?;
         let (plan, draw) = self.plan(n as usize, h, w, rng, policy_rng);
         let y = self.pipeline.apply_plan(x, &plan)?;

@@ -41,12 +41,18 @@ impl AugmentPlan {
     pub fn concat(plans: &[AugmentPlan]) -> Result<AugmentPlan, AugmentError> {
         let n = plans.iter().map(|p| p.n).sum();
         let width = plans.iter().map(|p| p.stages.len()).max().unwrap_or(0);
-        let mut out = AugmentPlan { n, stages: vec![Vec::with_capacity(n); width], ..Default::default() };
+        let mut out = AugmentPlan {
+            n,
+            stages: vec![Vec::with_capacity(n); width],
+            ..Default::default()
+        };
         // A field is drawn for every image or for none (one pipeline's plans).
         let field = |get: fn(&AugmentPlan) -> usize, what: &str| -> Result<(), AugmentError> {
             let drawn = plans.iter().filter(|p| get(p) > 0).count();
             if drawn != 0 && plans.iter().any(|p| get(p) != p.n) {
-                return Err(AugmentError::Invalid(format!("plans disagree on {what}: they come from different pipelines")));
+                return Err(AugmentError::Invalid(format!(
+                    "plans disagree on {what}: they come from different pipelines"
+                )));
             }
             Ok(())
         };
@@ -76,14 +82,19 @@ impl Pipeline {
     pub fn apply_plan(&self, x: &Tensor, plan: &AugmentPlan) -> Result<Tensor, AugmentError> {
         let n = x.size4()?.0;
         if n != plan.n as i64 {
-            return Err(AugmentError::Invalid(format!("a plan for {} images given a batch of {n}", plan.n)));
+            return Err(AugmentError::Invalid(format!(
+                "a plan for {} images given a batch of {n}",
+                plan.n
+            )));
         }
         let crop = self.crop_padding > 0 && n > 0;
         let flip = self.hflip && n > 0;
         let cut = self.cutout > 0 && n > 0;
         let want = |on: bool, v: usize, what: &str| -> Result<(), AugmentError> {
             if on && v != plan.n {
-                return Err(AugmentError::Invalid(format!("the plan has no {what} for this pipeline: draw it with the same pipeline")));
+                return Err(AugmentError::Invalid(format!(
+                    "the plan has no {what} for this pipeline: draw it with the same pipeline"
+                )));
             }
             Ok(())
         };
@@ -104,12 +115,17 @@ impl Pipeline {
             for (chunk, row) in numbers.chunks_mut(plan.n.max(1)).zip(rows) {
                 chunk.iter_mut().zip(row).for_each(|(slot, x)| *slot = x);
             }
-            Some(crate::device::upload(Tensor::f_from_slice(&numbers)?.f_view([5, n])?, x.device())?)
+            Some(crate::device::upload(
+                Tensor::f_from_slice(&numbers)?.f_view([5, n])?,
+                x.device(),
+            )?)
         } else {
             None
         };
         let row = |r: i64, shape: &[i64]| -> Result<Tensor, AugmentError> {
-            let t = numbers.as_ref().ok_or_else(|| AugmentError::Invalid("plan numbers missing".into()))?;
+            let t = numbers
+                .as_ref()
+                .ok_or_else(|| AugmentError::Invalid("plan numbers missing".into()))?;
             Ok(t.f_get(r)?.f_view(shape)?)
         };
         let mut y = x.shallow_clone();
@@ -133,7 +149,11 @@ impl Pipeline {
     /// gives. Batches of other sizes or kinds go through one at a time.
     pub fn apply_plans(&self, xs: &[Tensor], plans: &[AugmentPlan]) -> Result<Vec<Tensor>, AugmentError> {
         if xs.len() != plans.len() {
-            return Err(AugmentError::Invalid(format!("{} batches for {} plans", xs.len(), plans.len())));
+            return Err(AugmentError::Invalid(format!(
+                "{} batches for {} plans",
+                xs.len(),
+                plans.len()
+            )));
         }
         if xs.len() == 1 {
             return Ok(vec![self.normalize.apply(&self.apply_plan(&xs[0], &plans[0])?)?]);
@@ -159,11 +179,21 @@ mod tests {
     use tch::{Device, Kind};
 
     fn images(seed: u64, n: i64) -> Tensor {
-        Rng::new(seed).randint(256, &[n, 3, 12, 12], Device::Cpu).unwrap().to_kind(Kind::Uint8)
+        Rng::new(seed)
+            .randint(256, &[n, 3, 12, 12], Device::Cpu)
+            .unwrap()
+            .to_kind(Kind::Uint8)
     }
 
     fn pipeline() -> Pipeline {
-        let info = crate::data::DatasetInfo { name: "test".into(), channels: 3, height: 12, width: 12, classes: vec!["a".into(), "b".into()], hflip: true };
+        let info = crate::data::DatasetInfo {
+            name: "test".into(),
+            channels: 3,
+            height: 12,
+            width: 12,
+            classes: vec!["a".into(), "b".into()],
+            hflip: true,
+        };
         Pipeline::for_dataset(&info, vec![0.5; 3], vec![0.25; 3])
     }
 
@@ -174,7 +204,9 @@ mod tests {
         let p = pipeline();
         let x = images(1, 9);
         let sampler = "aws:uniform".parse::<Policy>().unwrap().sampler().unwrap();
-        let (planned, draw) = p.augment_u8(&x, Some((&sampler, &mut Rng::new(7))), &mut Rng::new(3)).unwrap();
+        let (planned, draw) = p
+            .augment_u8(&x, Some((&sampler, &mut Rng::new(7))), &mut Rng::new(3))
+            .unwrap();
         let (mut rng, mut policy_rng) = (Rng::new(3), Rng::new(7));
         let y = crate::augment::random_crop(&x, p.crop_padding, &mut rng).unwrap();
         let y = crate::augment::random_hflip(&y, 0.5, &mut rng).unwrap();
@@ -195,7 +227,16 @@ mod tests {
             let sampler = spec.parse::<Policy>().unwrap().sampler().unwrap();
             let n = 5 + i as i64;
             xs.push(images(10 + i as u64, n));
-            plans.push(p.plan(n as usize, 12, 12, Some((&sampler, &mut Rng::new(i as u64))), &mut Rng::new(50 + i as u64)).0);
+            plans.push(
+                p.plan(
+                    n as usize,
+                    12,
+                    12,
+                    Some((&sampler, &mut Rng::new(i as u64))),
+                    &mut Rng::new(50 + i as u64),
+                )
+                .0,
+            );
         }
         let together = p.apply_plans(&xs, &plans).unwrap();
         assert_eq!(together.len(), xs.len());
@@ -217,7 +258,10 @@ mod tests {
         assert!(err.contains("a plan for 4 images given a batch of 5"), "{err}");
         let bare = p.clone().with_crop_padding(0).with_hflip(false).with_cutout(0);
         let other = bare.plan(4, 12, 12, None, &mut Rng::new(0)).0;
-        assert!(AugmentPlan::concat(&[plan.clone(), other.clone()]).unwrap_err().to_string().contains("different pipelines"));
+        assert!(AugmentPlan::concat(&[plan.clone(), other.clone()])
+            .unwrap_err()
+            .to_string()
+            .contains("different pipelines"));
         let err = p.apply_plan(&images(0, 4), &other).unwrap_err().to_string();
         assert!(err.contains("no crop offsets"), "{err}");
         assert!(p.apply_plans(&[images(0, 4)], &[]).is_err());

@@ -74,7 +74,10 @@ pub fn aws_index(name: &str) -> Result<usize, AugmentError> {
     // Accept numerically equal magnitudes (`Rotate:20.0`, `Solarize:85.33`).
     if let Some((k, m)) = t.split_once(':') {
         if let (Ok(kind), Ok(m)) = (k.parse::<OpKind>(), m.trim().parse::<f64>()) {
-            if let Some(i) = aws_ops().iter().position(|o| o.kind == kind && (o.magnitude - m).abs() < 0.01) {
+            if let Some(i) = aws_ops()
+                .iter()
+                .position(|o| o.kind == kind && (o.magnitude - m).abs() < 0.01)
+            {
                 return Ok(i);
             }
         }
@@ -113,7 +116,10 @@ mod tests {
         assert_eq!(names.len(), 36);
         assert_eq!(names[0], "AutoContrast");
         assert_eq!(&names[1..4], ["Brightness:0.3", "Brightness:0.6", "Brightness:0.9"]);
-        assert_eq!(&names[10..15], ["Equalize", "Invert", "Posterize:7", "Posterize:5", "Posterize:4"]);
+        assert_eq!(
+            &names[10..15],
+            ["Equalize", "Invert", "Posterize:7", "Posterize:5", "Posterize:4"]
+        );
         assert_eq!(&names[27..30], ["Solarize:170.6667", "Solarize:85.3333", "Solarize:0"]);
         assert_eq!(names[30], "TranslateX:0.1511");
         assert_eq!(names[35], "TranslateY:0.4532");

@@ -38,7 +38,17 @@ pub struct Chart {
 }
 
 /// The charts `plot` knows.
-pub const CHARTS: [&str; 9] = ["rewards", "accuracy", "theta", "marginals", "images", "ops", "probes", "compare", "correlate"];
+pub const CHARTS: [&str; 9] = [
+    "rewards",
+    "accuracy",
+    "theta",
+    "marginals",
+    "images",
+    "ops",
+    "probes",
+    "compare",
+    "correlate",
+];
 
 const FONT: &str = "sans-serif";
 
@@ -76,7 +86,14 @@ macro_rules! render {
             root.present().map_err(err)?;
         }
         let png = encode_png(&rgb, w, h)?;
-        Ok(Chart { name: $name.to_owned(), width: w, height: h, svg, png, text: $text })
+        Ok(Chart {
+            name: $name.to_owned(),
+            width: w,
+            height: h,
+            svg,
+            png,
+            text: $text,
+        })
     }};
 }
 
@@ -101,18 +118,37 @@ fn raster(
         crate::display::escape(&text),
         crate::display::png_data_uri(&png)
     );
-    Ok(Chart { name: name.to_owned(), width: w, height: h, svg, png, text })
+    Ok(Chart {
+        name: name.to_owned(),
+        width: w,
+        height: h,
+        svg,
+        png,
+        text,
+    })
 }
 
 /// Draw image `i` of a uint8 N×C×H×W buffer at (ox, oy), each pixel a `scale`² square.
-fn blit(root: &DrawingArea<BitMapBackend<'_>, Shift>, buf: &[u8], shape: [i64; 4], i: i64, (ox, oy): (i32, i32), scale: i32) -> Result<(), ChartError> {
+fn blit(
+    root: &DrawingArea<BitMapBackend<'_>, Shift>,
+    buf: &[u8],
+    shape: [i64; 4],
+    i: i64,
+    (ox, oy): (i32, i32),
+    scale: i32,
+) -> Result<(), ChartError> {
     let [_, c, h, w] = shape;
-    let at = |ch: i64, y: i64, x: i64| buf.get((((i * c + ch.min(c - 1)) * h + y) * w + x) as usize).copied().unwrap_or(0);
+    let at = |ch: i64, y: i64, x: i64| {
+        buf.get((((i * c + ch.min(c - 1)) * h + y) * w + x) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     for y in 0..h {
         for x in 0..w {
             let (px, py) = (ox + x as i32 * scale, oy + y as i32 * scale);
             let color = RGBColor(at(0, y, x), at(1, y, x), at(2, y, x));
-            root.draw(&Rectangle::new([(px, py), (px + scale, py + scale)], color.filled())).map_err(err)?;
+            root.draw(&Rectangle::new([(px, py), (px + scale, py + scale)], color.filled()))
+                .map_err(err)?;
         }
     }
     Ok(())
@@ -120,16 +156,31 @@ fn blit(root: &DrawingArea<BitMapBackend<'_>, Shift>, buf: &[u8], shape: [i64; 4
 
 fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, ChartError> {
     let mut out = Vec::new();
-    image::ImageEncoder::write_image(image::codecs::png::PngEncoder::new(&mut out), rgb, w, h, image::ExtendedColorType::Rgb8).map_err(err)?;
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut out),
+        rgb,
+        w,
+        h,
+        image::ExtendedColorType::Rgb8,
+    )
+    .map_err(err)?;
     Ok(out)
 }
 
 /// `▁▂▃▅▇` for a series.
 pub fn sparkline(v: &[f64]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     v.iter()
-        .map(|&x| if hi > lo { BARS[(((x - lo) / (hi - lo)) * 7.0).round() as usize] } else { BARS[3] })
+        .map(|&x| {
+            if hi > lo {
+                BARS[(((x - lo) / (hi - lo)) * 7.0).round() as usize]
+            } else {
+                BARS[3]
+            }
+        })
         .collect()
 }
 
@@ -156,13 +207,27 @@ pub fn rewards(h: &History) -> Result<Chart, ChartError> {
     if h.updates.is_empty() {
         return Err(ChartError::Empty("no updates yet (`step`)".into()));
     }
-    let pts: Vec<(f64, f64)> = h.updates.iter().flat_map(|u| u.ppo.rewards.iter().map(move |r| (u.update as f64, *r))).collect();
+    let pts: Vec<(f64, f64)> = h
+        .updates
+        .iter()
+        .flat_map(|u| u.ppo.rewards.iter().map(move |r| (u.update as f64, *r)))
+        .collect();
     let base: Vec<(f64, f64)> = h.updates.iter().map(|u| (u.update as f64, u.ppo.baseline)).collect();
-    let best: Vec<(f64, f64)> = h.updates.iter().map(|u| (u.update as f64, u.best_mean_reward)).collect();
+    let best: Vec<(f64, f64)> = h
+        .updates
+        .iter()
+        .map(|u| (u.update as f64, u.best_mean_reward))
+        .collect();
     let means: Vec<f64> = h.updates.iter().map(|u| u.ppo.mean_reward).collect();
     // Each update's mean with its 95% interval across trajectories.
-    let bars: Vec<(f64, Estimate)> = h.updates.iter().map(|u| (u.update as f64, Estimate::of(&u.ppo.rewards))).collect();
-    let bounds = bars.iter().flat_map(|(_, e)| e.ci95.map(|(a, b)| [a, b]).unwrap_or([e.mean, e.mean]));
+    let bars: Vec<(f64, Estimate)> = h
+        .updates
+        .iter()
+        .map(|u| (u.update as f64, Estimate::of(&u.ppo.rewards)))
+        .collect();
+    let bounds = bars
+        .iter()
+        .flat_map(|(_, e)| e.ci95.map(|(a, b)| [a, b]).unwrap_or([e.mean, e.mean]));
     let (lo, hi) = range(pts.iter().map(|p| p.1).chain(base.iter().map(|p| p.1)).chain(bounds));
     let n = h.updates.len() as f64;
     let last = &bars[bars.len() - 1].1;
@@ -172,36 +237,56 @@ pub fn rewards(h: &History) -> Result<Chart, ChartError> {
         100.0 * means[0],
         last.percent_short()
     );
-    render!("rewards", 800, 480, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
-        root.fill(&WHITE).map_err(err)?;
-        let mut c = ChartBuilder::on(root)
-            .caption("Rewards per trajectory", (FONT, 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.5..n + 0.5, lo..hi)
-            .map_err(err)?;
-        c.configure_mesh()
-            .x_desc("update")
-            .y_desc("reward (val accuracy)")
-            .x_label_formatter(&whole)
-            .y_label_formatter(&|y| format!("{:.1}%", 100.0 * y))
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
-        c.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 3, BLUE.mix(0.5).filled()))).map_err(err)?.label("trajectory reward").legend(|(x, y)| Circle::new((x, y), 3, BLUE.filled()));
-        c.draw_series(bars.iter().map(|(x, e)| {
-            let (a, b) = e.ci95.unwrap_or((e.mean, e.mean));
-            ErrorBar::new_vertical(*x, a, e.mean, b, BLACK.stroke_width(2), 12)
-        }))
-        .map_err(err)?
-        .label("mean ± 95% CI")
-        .legend(|(x, y)| PathElement::new(vec![(x, y - 6), (x, y + 6)], BLACK.stroke_width(2)));
-        c.draw_series(LineSeries::new(base.clone(), RED.stroke_width(2))).map_err(err)?.label("baseline (EMA)").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
-        c.draw_series(LineSeries::new(best.clone(), GREEN.stroke_width(2))).map_err(err)?.label("best mean reward").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], GREEN));
-        c.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).label_font((FONT, 13)).draw().map_err(err)?;
-        Ok(())
-    })
+    render!(
+        "rewards",
+        800,
+        480,
+        text,
+        |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+            root.fill(&WHITE).map_err(err)?;
+            let mut c = ChartBuilder::on(root)
+                .caption("Rewards per trajectory", (FONT, 22))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.5..n + 0.5, lo..hi)
+                .map_err(err)?;
+            c.configure_mesh()
+                .x_desc("update")
+                .y_desc("reward (val accuracy)")
+                .x_label_formatter(&whole)
+                .y_label_formatter(&|y| format!("{:.1}%", 100.0 * y))
+                .label_style((FONT, 14))
+                .draw()
+                .map_err(err)?;
+            c.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 3, BLUE.mix(0.5).filled())))
+                .map_err(err)?
+                .label("trajectory reward")
+                .legend(|(x, y)| Circle::new((x, y), 3, BLUE.filled()));
+            c.draw_series(bars.iter().map(|(x, e)| {
+                let (a, b) = e.ci95.unwrap_or((e.mean, e.mean));
+                ErrorBar::new_vertical(*x, a, e.mean, b, BLACK.stroke_width(2), 12)
+            }))
+            .map_err(err)?
+            .label("mean ± 95% CI")
+            .legend(|(x, y)| PathElement::new(vec![(x, y - 6), (x, y + 6)], BLACK.stroke_width(2)));
+            c.draw_series(LineSeries::new(base.clone(), RED.stroke_width(2)))
+                .map_err(err)?
+                .label("baseline (EMA)")
+                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
+            c.draw_series(LineSeries::new(best.clone(), GREEN.stroke_width(2)))
+                .map_err(err)?
+                .label("best mean reward")
+                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], GREEN));
+            c.configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.8))
+                .label_font((FONT, 13))
+                .draw()
+                .map_err(err)?;
+            Ok(())
+        }
+    )
 }
 
 /// Stage-1 train/validation accuracy per epoch, and each update's mean reward.
@@ -209,42 +294,85 @@ pub fn accuracy(h: &History) -> Result<Chart, ChartError> {
     if h.pretrain.is_empty() {
         return Err(ChartError::Empty("no pretraining yet (`pretrain`)".into()));
     }
-    let train: Vec<(f64, f64)> = h.pretrain.iter().enumerate().map(|(i, e)| (i as f64 + 1.0, e.train_acc)).collect();
-    let val: Vec<(f64, f64)> = h.pretrain.iter().enumerate().filter_map(|(i, e)| e.val_acc.map(|v| (i as f64 + 1.0, v))).collect();
+    let train: Vec<(f64, f64)> = h
+        .pretrain
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as f64 + 1.0, e.train_acc))
+        .collect();
+    let val: Vec<(f64, f64)> = h
+        .pretrain
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.val_acc.map(|v| (i as f64 + 1.0, v)))
+        .collect();
     let e0 = h.pretrain.len() as f64;
-    let fine: Vec<(f64, f64)> = h.updates.iter().map(|u| (e0 + u.update as f64, u.ppo.mean_reward)).collect();
+    let fine: Vec<(f64, f64)> = h
+        .updates
+        .iter()
+        .map(|u| (e0 + u.update as f64, u.ppo.mean_reward))
+        .collect();
     let n = e0 + h.updates.len() as f64;
     let vals: Vec<f64> = val.iter().map(|p| p.1).collect();
-    let text = format!("stage-1 val accuracy {} {:.2}%", sparkline(&vals), 100.0 * vals.last().copied().unwrap_or(0.0));
-    render!("accuracy", 800, 480, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
-        root.fill(&WHITE).map_err(err)?;
-        let mut c = ChartBuilder::on(root)
-            .caption("Accuracy: stage 1, then each update's mean reward", (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.5..n + 0.5, 0.0..1.0)
-            .map_err(err)?;
-        c.configure_mesh()
-            .x_desc("pretrain epoch, then update")
-            .y_desc("accuracy")
-            .x_label_formatter(&whole)
-            .y_label_formatter(&|y| format!("{:.0}%", 100.0 * y))
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
-        c.draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2))).map_err(err)?.label("stage 1 train (augmented)").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], BLUE));
-        c.draw_series(LineSeries::new(val.clone(), RED.stroke_width(2))).map_err(err)?.label("stage 1 validation").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
-        c.draw_series(LineSeries::new(fine.clone(), GREEN.stroke_width(2))).map_err(err)?.label("fine-tune mean reward").legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], GREEN));
-        c.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).background_style(WHITE.mix(0.8)).label_font((FONT, 13)).draw().map_err(err)?;
-        Ok(())
-    })
+    let text = format!(
+        "stage-1 val accuracy {} {:.2}%",
+        sparkline(&vals),
+        100.0 * vals.last().copied().unwrap_or(0.0)
+    );
+    render!(
+        "accuracy",
+        800,
+        480,
+        text,
+        |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+            root.fill(&WHITE).map_err(err)?;
+            let mut c = ChartBuilder::on(root)
+                .caption("Accuracy: stage 1, then each update's mean reward", (FONT, 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.5..n + 0.5, 0.0..1.0)
+                .map_err(err)?;
+            c.configure_mesh()
+                .x_desc("pretrain epoch, then update")
+                .y_desc("accuracy")
+                .x_label_formatter(&whole)
+                .y_label_formatter(&|y| format!("{:.0}%", 100.0 * y))
+                .label_style((FONT, 14))
+                .draw()
+                .map_err(err)?;
+            c.draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2)))
+                .map_err(err)?
+                .label("stage 1 train (augmented)")
+                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], BLUE));
+            c.draw_series(LineSeries::new(val.clone(), RED.stroke_width(2)))
+                .map_err(err)?
+                .label("stage 1 validation")
+                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
+            c.draw_series(LineSeries::new(fine.clone(), GREEN.stroke_width(2)))
+                .map_err(err)?
+                .label("fine-tune mean reward")
+                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], GREEN));
+            c.configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.8))
+                .label_font((FONT, 13))
+                .draw()
+                .map_err(err)?;
+            Ok(())
+        }
+    )
 }
 
 fn heat(v: f64) -> RGBColor {
     // White → dark blue.
     let t = v.clamp(0.0, 1.0);
-    RGBColor((255.0 * (1.0 - t)) as u8, (255.0 * (1.0 - 0.8 * t)) as u8, (255.0 - 100.0 * t) as u8)
+    RGBColor(
+        (255.0 * (1.0 - t)) as u8,
+        (255.0 * (1.0 - 0.8 * t)) as u8,
+        (255.0 - 100.0 * t) as u8,
+    )
 }
 
 /// θ as a 36×36 heatmap of pair probabilities (relative to uniform), op names on both axes;
@@ -254,60 +382,113 @@ pub fn theta(theta: &Theta, null: Option<&NullReport>) -> Result<Chart, ChartErr
     let p = dist.probs().to_vec();
     let max = p.iter().copied().fold(0.0, f64::max);
     let names: Vec<String> = (0..NUM_OPS).map(aws_name).collect();
-    let top = dist.top(3).iter().map(|(k, q)| format!("{} {:.3}%", crate::augment::space::pair_name(*k), 100.0 * q)).collect::<Vec<_>>().join(", ");
-    let mut text = format!("θ entropy {:.4} nats (uniform {:.4}); top: {top}", dist.entropy(), (1296f64).ln());
+    let top = dist
+        .top(3)
+        .iter()
+        .map(|(k, q)| format!("{} {:.3}%", crate::augment::space::pair_name(*k), 100.0 * q))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut text = format!(
+        "θ entropy {:.4} nats (uniform {:.4}); top: {top}",
+        dist.entropy(),
+        (1296f64).ln()
+    );
     let kl = (1296f64).ln() - dist.entropy();
     let mut moved = vec!["KL from uniform".to_owned(), format!("{kl:.4} nats")];
     match null {
         Some(n) => {
             text.push_str(&format!("\n{}", n.verdict()));
-            moved.extend([format!("null 95%: {:.4}", n.null_kl_q95), format!("moved: p = {:.3}", n.p_movement), format!("verdict: p = {:.3}", n.p_value), if n.found { "beyond noise".into() } else { "within noise".into() }]);
+            moved.extend([
+                format!("null 95%: {:.4}", n.null_kl_q95),
+                format!("moved: p = {:.3}", n.p_movement),
+                format!("verdict: p = {:.3}", n.p_value),
+                if n.found {
+                    "beyond noise".into()
+                } else {
+                    "within noise".into()
+                },
+            ]);
         }
         None => moved.push("(no null run)".into()),
     }
-    render!("theta", 1000, 900, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
-        root.fill(&WHITE).map_err(err)?;
-        let (left, legend) = root.split_horizontally(840);
-        let mut c = ChartBuilder::on(&left)
-            .caption("θ: p(op1, op2)", (FONT, 22))
-            .margin(10)
-            .x_label_area_size(140)
-            .y_label_area_size(130)
-            .build_cartesian_2d(0i32..NUM_OPS as i32, 0i32..NUM_OPS as i32)
+    render!(
+        "theta",
+        1000,
+        900,
+        text,
+        |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+            root.fill(&WHITE).map_err(err)?;
+            let (left, legend) = root.split_horizontally(840);
+            let mut c = ChartBuilder::on(&left)
+                .caption("θ: p(op1, op2)", (FONT, 22))
+                .margin(10)
+                .x_label_area_size(140)
+                .y_label_area_size(130)
+                .build_cartesian_2d(0i32..NUM_OPS as i32, 0i32..NUM_OPS as i32)
+                .map_err(err)?;
+            c.draw_series(
+                (0..NUM_OPS)
+                    .flat_map(|i| (0..NUM_OPS).map(move |j| (i, j)))
+                    .map(|(i, j)| {
+                        let y = (NUM_OPS - 1 - i) as i32;
+                        let v = if max > 0.0 { p[i * NUM_OPS + j] / max } else { 0.0 };
+                        Rectangle::new([(j as i32, y), (j as i32 + 1, y + 1)], heat(v).filled())
+                    }),
+            )
             .map_err(err)?;
-        c.draw_series((0..NUM_OPS).flat_map(|i| (0..NUM_OPS).map(move |j| (i, j))).map(|(i, j)| {
-            let y = (NUM_OPS - 1 - i) as i32;
-            let v = if max > 0.0 { p[i * NUM_OPS + j] / max } else { 0.0 };
-            Rectangle::new([(j as i32, y), (j as i32 + 1, y + 1)], heat(v).filled())
-        }))
-        .map_err(err)?;
-        // Labels after the cells, so the rotated ones are not painted over.
-        c.configure_mesh()
-            .disable_mesh()
-            .x_labels(NUM_OPS)
-            .y_labels(NUM_OPS)
-            // Rotated labels are centred on their tick: lead with as many no-break spaces as
-            // the name is long so the visible half sits below the axis, not over the cells.
-            .x_label_formatter(&|i| names.get(*i as usize).map(|n| format!("{}{n}", "\u{a0}".repeat(n.chars().count() + 1))).unwrap_or_default())
-            .y_label_formatter(&|i| names.get((NUM_OPS as i32 - 1 - *i) as usize).cloned().unwrap_or_default())
-            .x_label_style(TextStyle::from((FONT, 11).into_font()).transform(FontTransform::Rotate90))
-            .y_label_style((FONT, 11))
-            .x_desc("op2")
-            .y_desc("op1")
-            .draw()
-            .map_err(err)?;
-        legend.draw(&Text::new(format!("max {:.3}%", 100.0 * max), (10, 60), (FONT, 14))).map_err(err)?;
-        for k in 0..10 {
-            let v = 1.0 - k as f64 / 9.0;
-            legend.draw(&Rectangle::new([(20, 90 + k * 30), (50, 120 + k * 30)], heat(v).filled())).map_err(err)?;
+            // Labels after the cells, so the rotated ones are not painted over.
+            c.configure_mesh()
+                .disable_mesh()
+                .x_labels(NUM_OPS)
+                .y_labels(NUM_OPS)
+                // Rotated labels are centred on their tick: lead with as many no-break spaces as
+                // the name is long so the visible half sits below the axis, not over the cells.
+                .x_label_formatter(&|i| {
+                    names
+                        .get(*i as usize)
+                        .map(|n| format!("{}{n}", "\u{a0}".repeat(n.chars().count() + 1)))
+                        .unwrap_or_default()
+                })
+                .y_label_formatter(&|i| {
+                    names
+                        .get((NUM_OPS as i32 - 1 - *i) as usize)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .x_label_style(TextStyle::from((FONT, 11).into_font()).transform(FontTransform::Rotate90))
+                .y_label_style((FONT, 11))
+                .x_desc("op2")
+                .y_desc("op1")
+                .draw()
+                .map_err(err)?;
+            legend
+                .draw(&Text::new(format!("max {:.3}%", 100.0 * max), (10, 60), (FONT, 14)))
+                .map_err(err)?;
+            for k in 0..10 {
+                let v = 1.0 - k as f64 / 9.0;
+                legend
+                    .draw(&Rectangle::new(
+                        [(20, 90 + k * 30), (50, 120 + k * 30)],
+                        heat(v).filled(),
+                    ))
+                    .map_err(err)?;
+            }
+            legend
+                .draw(&Text::new(
+                    format!("uniform {:.3}%", 100.0 / 1296.0),
+                    (10, 420),
+                    (FONT, 14),
+                ))
+                .map_err(err)?;
+            // How far θ moved, and against what.
+            for (i, line) in moved.iter().enumerate() {
+                legend
+                    .draw(&Text::new(line.clone(), (10, 470 + 20 * i as i32), (FONT, 13)))
+                    .map_err(err)?;
+            }
+            Ok(())
         }
-        legend.draw(&Text::new(format!("uniform {:.3}%", 100.0 / 1296.0), (10, 420), (FONT, 14))).map_err(err)?;
-        // How far θ moved, and against what.
-        for (i, line) in moved.iter().enumerate() {
-            legend.draw(&Text::new(line.clone(), (10, 470 + 20 * i as i32), (FONT, 13))).map_err(err)?;
-        }
-        Ok(())
-    })
+    )
 }
 
 /// The op1 and op2 marginals as horizontal bars (op names on the axis, readable).
@@ -321,61 +502,123 @@ pub fn marginals(theta: &Theta) -> Result<Chart, ChartError> {
 /// θ), each bar carries its simultaneous 95% null band as an outlined box.
 pub fn marginal_bars(m1: &[f64], m2: &[f64], null: Option<&NullReport>) -> Result<Chart, ChartError> {
     if m1.len() != NUM_OPS || m2.len() != NUM_OPS {
-        return Err(ChartError::Empty(format!("marginals need {NUM_OPS} values each, got {} and {}", m1.len(), m2.len())));
+        return Err(ChartError::Empty(format!(
+            "marginals need {NUM_OPS} values each, got {} and {}",
+            m1.len(),
+            m2.len()
+        )));
     }
-    let band = null.filter(|n| n.ops.len() == 2 * NUM_OPS).map(|n| n.ops.clone()).unwrap_or_default();
-    let hi = m1.iter().chain(m2).copied().chain(band.iter().map(|b| b.hi)).fold(0.0, f64::max) * 1.15;
+    let band = null
+        .filter(|n| n.ops.len() == 2 * NUM_OPS)
+        .map(|n| n.ops.clone())
+        .unwrap_or_default();
+    let hi = m1
+        .iter()
+        .chain(m2)
+        .copied()
+        .chain(band.iter().map(|b| b.hi))
+        .fold(0.0, f64::max)
+        * 1.15;
     // Ops the score test names (rewards follow their draws) get a `*` by their name.
-    let named: Vec<String> = null.and_then(|n| n.score.as_ref()).map(|s| s.named().iter().map(|o| o.op.clone()).collect()).unwrap_or_default();
+    let named: Vec<String> = null
+        .and_then(|n| n.score.as_ref())
+        .map(|s| s.named().iter().map(|o| o.op.clone()).collect())
+        .unwrap_or_default();
     let names: Vec<String> = (0..NUM_OPS)
         .map(aws_name)
-        .map(|n| if named.iter().any(|o| o.ends_with(&format!(" {n}"))) { format!("* {n}") } else { n })
+        .map(|n| {
+            if named.iter().any(|o| o.ends_with(&format!(" {n}"))) {
+                format!("* {n}")
+            } else {
+                n
+            }
+        })
         .collect();
     let mut text = format!("op1 marginal {}\nop2 marginal {}", sparkline(m1), sparkline(m2));
     if let Some(n) = null {
         let outside: Vec<String> = n.ops_outside().iter().map(|b| b.name.clone()).collect();
-        text.push_str(&format!("\nnull band (simultaneous 95%, {} null searches): outside: {}", n.replicates, if outside.is_empty() { "none".into() } else { outside.join(", ") }));
+        text.push_str(&format!(
+            "\nnull band (simultaneous 95%, {} null searches): outside: {}",
+            n.replicates,
+            if outside.is_empty() {
+                "none".into()
+            } else {
+                outside.join(", ")
+            }
+        ));
         if let Some(score) = &n.score {
             text.push_str(&format!("\nscore: {}", score.summary()));
         }
     }
     let caption = match null.and_then(|n| n.score.as_ref()) {
         _ if band.is_empty() => "θ's marginals".to_owned(),
-        Some(score) => format!("θ's marginals, boxes: null band, *: score-test op (p = {:.3})", score.p_value),
+        Some(score) => format!(
+            "θ's marginals, boxes: null band, *: score-test op (p = {:.3})",
+            score.p_value
+        ),
         None => "θ's marginals; boxes: noise-only null band".to_owned(),
     };
     let rows = NUM_OPS as i32;
-    render!("marginals", 760, 900, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
-        root.fill(&WHITE).map_err(err)?;
-        // Two units per op, top to bottom: op1's bar, then op2's; the name labels the pair.
-        let mut c = ChartBuilder::on(root)
-            .caption(&caption, (FONT, 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(130)
-            .build_cartesian_2d(0.0..hi, 0i32..2 * rows)
+    render!(
+        "marginals",
+        760,
+        900,
+        text,
+        |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+            root.fill(&WHITE).map_err(err)?;
+            // Two units per op, top to bottom: op1's bar, then op2's; the name labels the pair.
+            let mut c = ChartBuilder::on(root)
+                .caption(&caption, (FONT, 18))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(130)
+                .build_cartesian_2d(0.0..hi, 0i32..2 * rows)
+                .map_err(err)?;
+            c.configure_mesh()
+                .disable_y_mesh()
+                .y_labels(2 * NUM_OPS)
+                .y_label_formatter(&|y| {
+                    if y % 2 == 1 {
+                        names.get((rows - 1 - y / 2) as usize).cloned().unwrap_or_default()
+                    } else {
+                        String::new()
+                    }
+                })
+                .x_label_formatter(&|x| format!("{:.1}%", 100.0 * x))
+                .x_desc("probability: op1 (blue), op2 (red); line: uniform 2.78%")
+                .label_style((FONT, 12))
+                .draw()
+                .map_err(err)?;
+            let y = |i: usize| 2 * (rows - 1 - i as i32);
+            c.draw_series(
+                m1.iter()
+                    .enumerate()
+                    .map(|(i, v)| Rectangle::new([(0.0, y(i) + 1), (*v, y(i) + 2)], BLUE.filled())),
+            )
             .map_err(err)?;
-        c.configure_mesh()
-            .disable_y_mesh()
-            .y_labels(2 * NUM_OPS)
-            .y_label_formatter(&|y| if y % 2 == 1 { names.get((rows - 1 - y / 2) as usize).cloned().unwrap_or_default() } else { String::new() })
-            .x_label_formatter(&|x| format!("{:.1}%", 100.0 * x))
-            .x_desc("probability: op1 (blue), op2 (red); line: uniform 2.78%")
-            .label_style((FONT, 12))
-            .draw()
+            c.draw_series(
+                m2.iter()
+                    .enumerate()
+                    .map(|(i, v)| Rectangle::new([(0.0, y(i)), (*v, y(i) + 1)], RED.filled())),
+            )
             .map_err(err)?;
-        let y = |i: usize| 2 * (rows - 1 - i as i32);
-        c.draw_series(m1.iter().enumerate().map(|(i, v)| Rectangle::new([(0.0, y(i) + 1), (*v, y(i) + 2)], BLUE.filled()))).map_err(err)?;
-        c.draw_series(m2.iter().enumerate().map(|(i, v)| Rectangle::new([(0.0, y(i)), (*v, y(i) + 1)], RED.filled()))).map_err(err)?;
-        // Null bands: entries 0..36 are op1's, 36..72 op2's.
-        c.draw_series(band.iter().enumerate().map(|(j, b)| {
-            let (i, row) = (j % NUM_OPS, if j < NUM_OPS { 1 } else { 0 });
-            Rectangle::new([(b.lo.max(0.0), y(i) + row), (b.hi, y(i) + row + 1)], BLACK.stroke_width(1))
-        }))
-        .map_err(err)?;
-        c.draw_series(LineSeries::new(vec![(1.0 / 36.0, 0), (1.0 / 36.0, 2 * rows)], BLACK.stroke_width(1))).map_err(err)?;
-        Ok(())
-    })
+            // Null bands: entries 0..36 are op1's, 36..72 op2's.
+            c.draw_series(band.iter().enumerate().map(|(j, b)| {
+                let (i, row) = (j % NUM_OPS, if j < NUM_OPS { 1 } else { 0 });
+                Rectangle::new(
+                    [(b.lo.max(0.0), y(i) + row), (b.hi, y(i) + row + 1)],
+                    BLACK.stroke_width(1),
+                )
+            }))
+            .map_err(err)?;
+            c.draw_series(LineSeries::new(
+                vec![(1.0 / 36.0, 0), (1.0 / 36.0, 2 * rows)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(err)?;
+            Ok(())
+        }
+    )
 }
 
 /// Originals (top row) and their augmented versions (bottom row) from `sample`.
@@ -383,7 +626,10 @@ pub fn images(s: &SampleReport) -> Result<Chart, ChartError> {
     let &[n, c, h, w] = s.preview_shape.as_slice() else {
         return Err(ChartError::Empty("no preview images".into()));
     };
-    if n == 0 || s.preview_original.len() as i64 != n * c * h * w || s.preview_augmented.len() != s.preview_original.len() {
+    if n == 0
+        || s.preview_original.len() as i64 != n * c * h * w
+        || s.preview_augmented.len() != s.preview_original.len()
+    {
         return Err(ChartError::Empty("no preview images".into()));
     }
     let scale = (96 / h.max(w)).max(1) as i32;
@@ -393,10 +639,18 @@ pub fn images(s: &SampleReport) -> Result<Chart, ChartError> {
     let text = format!("{} images: {}", n, s.preview_ops.join(" | "));
     raster("images", (width, height), text, |root| {
         root.fill(&WHITE).map_err(err)?;
-        root.draw(&Text::new("original (top) / augmented (bottom)", (4, 4), (FONT, 14))).map_err(err)?;
+        root.draw(&Text::new("original (top) / augmented (bottom)", (4, 4), (FONT, 14)))
+            .map_err(err)?;
         for i in 0..n {
             for (row, buf) in [&s.preview_original, &s.preview_augmented].into_iter().enumerate() {
-                blit(root, buf, [n, c, h, w], i, (i as i32 * cell.0 + 4, row as i32 * cell.1 + 26), scale)?;
+                blit(
+                    root,
+                    buf,
+                    [n, c, h, w],
+                    i,
+                    (i as i32 * cell.0 + 4, row as i32 * cell.1 + 26),
+                    scale,
+                )?;
             }
         }
         Ok(())
@@ -416,14 +670,28 @@ pub fn ops(g: &OpGallery) -> Result<Chart, ChartError> {
     let cell = ((w as i32 * scale).max(104) + 8, h as i32 * scale + 24);
     let rows = (n + COLS - 1) / COLS;
     let (width, height) = ((cell.0 * COLS as i32) as u32, (cell.1 * rows as i32 + 30) as u32);
-    let text = format!("{} operations on one validation image: {}", n - 1, g.labels.iter().skip(1).cloned().collect::<Vec<_>>().join(", "));
+    let text = format!(
+        "{} operations on one validation image: {}",
+        n - 1,
+        g.labels.iter().skip(1).cloned().collect::<Vec<_>>().join(", ")
+    );
     raster("ops", (width, height), text, |root| {
         root.fill(&WHITE).map_err(err)?;
-        root.draw(&Text::new("The 36 operations of the AWS search space (positive sign)", (4, 4), (FONT, 15))).map_err(err)?;
+        root.draw(&Text::new(
+            "The 36 operations of the AWS search space (positive sign)",
+            (4, 4),
+            (FONT, 15),
+        ))
+        .map_err(err)?;
         for i in 0..n {
             let (ox, oy) = ((i % COLS) as i32 * cell.0 + 4, (i / COLS) as i32 * cell.1 + 28);
             blit(root, &g.pixels, [n, c, h, w], i, (ox, oy), scale)?;
-            root.draw(&Text::new(g.labels[i as usize].clone(), (ox, oy + h as i32 * scale + 3), (FONT, 12))).map_err(err)?;
+            root.draw(&Text::new(
+                g.labels[i as usize].clone(),
+                (ox, oy + h as i32 * scale + 3),
+                (FONT, 12),
+            ))
+            .map_err(err)?;
         }
         Ok(())
     })
@@ -435,7 +703,11 @@ pub fn probes(p: &[ProbeReport]) -> Result<Chart, ChartError> {
     let mut rows: Vec<(String, Estimate)> = Vec::new();
     for r in p {
         // Probes from before intervals existed carry only their trajectories.
-        let e = if r.estimate.n > 0 { r.estimate } else { Estimate::of(&r.trajectories.iter().map(|t| t.reward).collect::<Vec<_>>()) };
+        let e = if r.estimate.n > 0 {
+            r.estimate
+        } else {
+            Estimate::of(&r.trajectories.iter().map(|t| t.reward).collect::<Vec<_>>())
+        };
         match rows.iter_mut().find(|(name, _)| *name == r.policy) {
             Some(row) => row.1 = e,
             None => rows.push((r.policy.clone(), e)),
@@ -454,7 +726,15 @@ pub fn compare(r: &CompareReport) -> Result<Chart, ChartError> {
         return Err(ChartError::Empty("no compare run yet".into()));
     }
     let mut c = interval_bars("compare", "Proxy reward, paired trajectories (bars: 95% CI)", &rows)?;
-    c.text = format!("{}\n{}", c.text, r.comparisons.iter().map(|x| format!("{} − {}: {}", x.a, x.b, x.verdict)).collect::<Vec<_>>().join("\n"));
+    c.text = format!(
+        "{}\n{}",
+        c.text,
+        r.comparisons
+            .iter()
+            .map(|x| format!("{} − {}: {}", x.a, x.b, x.verdict))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     Ok(c)
 }
 
@@ -462,41 +742,68 @@ pub fn compare(r: &CompareReport) -> Result<Chart, ChartError> {
 fn interval_bars(name: &str, caption: &str, rows: &[(String, Estimate)]) -> Result<Chart, ChartError> {
     let bounds = |e: &Estimate| e.ci95.unwrap_or((e.mean, e.mean));
     let (lo, hi) = range(rows.iter().flat_map(|(_, e)| [bounds(e).0, bounds(e).1]));
-    let lo = lo.min(rows.iter().map(|r| bounds(&r.1).0).fold(f64::INFINITY, f64::min) - 0.01).max(0.0);
+    let lo = lo
+        .min(rows.iter().map(|r| bounds(&r.1).0).fold(f64::INFINITY, f64::min) - 0.01)
+        .max(0.0);
     let n = rows.len() as i32;
-    let text = rows.iter().map(|(name, e)| format!("{name:<36} {}", e.percent_short())).collect::<Vec<_>>().join("\n");
+    let text = rows
+        .iter()
+        .map(|(name, e)| format!("{name:<36} {}", e.percent_short()))
+        .collect::<Vec<_>>()
+        .join("\n");
     let label_width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(8) as u32 * 7 + 16;
-    render!(name, 760 + label_width, 80 + 34 * n as u32, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
-        root.fill(&WHITE).map_err(err)?;
-        let mut c = ChartBuilder::on(root)
-            .caption(caption, (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(label_width)
-            .build_cartesian_2d(lo..hi, 0i32..3 * n)
+    render!(
+        name,
+        760 + label_width,
+        80 + 34 * n as u32,
+        text,
+        |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+            root.fill(&WHITE).map_err(err)?;
+            let mut c = ChartBuilder::on(root)
+                .caption(caption, (FONT, 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(label_width)
+                .build_cartesian_2d(lo..hi, 0i32..3 * n)
+                .map_err(err)?;
+            // Three units per policy, top to bottom: a bar over two, a gap; the name at its middle.
+            c.configure_mesh()
+                .disable_y_mesh()
+                .y_labels(3 * n as usize + 1)
+                .y_label_formatter(&|y| {
+                    if y % 3 == 1 {
+                        rows.get((n - 1 - y / 3) as usize)
+                            .map(|r| r.0.clone())
+                            .unwrap_or_default()
+                    } else {
+                        String::new()
+                    }
+                })
+                .x_label_formatter(&|x| format!("{:.1}%", 100.0 * x))
+                .x_desc("proxy reward (mean of the best two val accuracies)")
+                .label_style((FONT, 13))
+                .draw()
+                .map_err(err)?;
+            c.draw_series(rows.iter().enumerate().map(|(i, (_, e))| {
+                let y = 3 * (n - 1 - i as i32);
+                Rectangle::new([(lo, y), (e.mean, y + 2)], BLUE.mix(0.5).filled())
+            }))
             .map_err(err)?;
-        // Three units per policy, top to bottom: a bar over two, a gap; the name at its middle.
-        c.configure_mesh()
-            .disable_y_mesh()
-            .y_labels(3 * n as usize + 1)
-            .y_label_formatter(&|y| if y % 3 == 1 { rows.get((n - 1 - y / 3) as usize).map(|r| r.0.clone()).unwrap_or_default() } else { String::new() })
-            .x_label_formatter(&|x| format!("{:.1}%", 100.0 * x))
-            .x_desc("proxy reward (mean of the best two val accuracies)")
-            .label_style((FONT, 13))
-            .draw()
+            c.draw_series(rows.iter().enumerate().filter_map(|(i, (_, e))| {
+                let (a, b) = e.ci95?;
+                Some(ErrorBar::new_horizontal(
+                    3 * (n - 1 - i as i32) + 1,
+                    a,
+                    e.mean,
+                    b,
+                    BLACK.stroke_width(2),
+                    10,
+                ))
+            }))
             .map_err(err)?;
-        c.draw_series(rows.iter().enumerate().map(|(i, (_, e))| {
-            let y = 3 * (n - 1 - i as i32);
-            Rectangle::new([(lo, y), (e.mean, y + 2)], BLUE.mix(0.5).filled())
-        }))
-        .map_err(err)?;
-        c.draw_series(rows.iter().enumerate().filter_map(|(i, (_, e))| {
-            let (a, b) = e.ci95?;
-            Some(ErrorBar::new_horizontal(3 * (n - 1 - i as i32) + 1, a, e.mean, b, BLACK.stroke_width(2), 10))
-        }))
-        .map_err(err)?;
-        Ok(())
-    })
+            Ok(())
+        }
+    )
 }
 
 /// Proxy reward against full-training accuracy, one point per policy, with τ and ρ.
@@ -519,27 +826,49 @@ pub fn correlate(r: &CorrelateReport) -> Result<Chart, ChartError> {
         fmt_ci(r.spearman_rho_ci95),
         r.rows.len()
     );
-    render!("correlate", 800, 520, text, |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
-        root.fill(&WHITE).map_err(err)?;
-        let mut c = ChartBuilder::on(root)
-            .caption(format!("Proxy vs full training (τ = {:.2}{}, ρ = {:.2}{})", r.kendall_tau, fmt_ci(r.kendall_tau_ci95), r.spearman_rho, fmt_ci(r.spearman_rho_ci95)), (FONT, 18))
-            .margin(14)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(xl..xh, yl..yh)
+    render!(
+        "correlate",
+        800,
+        520,
+        text,
+        |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+            root.fill(&WHITE).map_err(err)?;
+            let mut c = ChartBuilder::on(root)
+                .caption(
+                    format!(
+                        "Proxy vs full training (τ = {:.2}{}, ρ = {:.2}{})",
+                        r.kendall_tau,
+                        fmt_ci(r.kendall_tau_ci95),
+                        r.spearman_rho,
+                        fmt_ci(r.spearman_rho_ci95)
+                    ),
+                    (FONT, 18),
+                )
+                .margin(14)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(xl..xh, yl..yh)
+                .map_err(err)?;
+            c.configure_mesh()
+                .x_desc("proxy reward")
+                .y_desc("full-training test accuracy")
+                .label_style((FONT, 13))
+                .draw()
+                .map_err(err)?;
+            c.draw_series(r.rows.iter().enumerate().map(|(i, (_, x, y))| {
+                let (a, b) = ci(r.proxy.get(i), *x);
+                ErrorBar::new_horizontal(*y, a, *x, b, BLUE.stroke_width(1), 8)
+            }))
             .map_err(err)?;
-        c.configure_mesh().x_desc("proxy reward").y_desc("full-training test accuracy").label_style((FONT, 13)).draw().map_err(err)?;
-        c.draw_series(r.rows.iter().enumerate().map(|(i, (_, x, y))| {
-            let (a, b) = ci(r.proxy.get(i), *x);
-            ErrorBar::new_horizontal(*y, a, *x, b, BLUE.stroke_width(1), 8)
-        }))
-        .map_err(err)?;
-        c.draw_series(r.rows.iter().map(|(name, x, y)| {
-            EmptyElement::at((*x, *y)) + Circle::new((0, 0), 5, BLUE.filled()) + Text::new(name.clone(), (6, -14), (FONT, 12))
-        }))
-        .map_err(err)?;
-        Ok(())
-    })
+            c.draw_series(r.rows.iter().map(|(name, x, y)| {
+                EmptyElement::at((*x, *y))
+                    + Circle::new((0, 0), 5, BLUE.filled())
+                    + Text::new(name.clone(), (6, -14), (FONT, 12))
+            }))
+            .map_err(err)?;
+            Ok(())
+        }
+    )
 }
 
 #[cfg(test)]
@@ -557,7 +886,11 @@ mod tests {
         let mut t = Theta::uniform();
         t.a[16] = 2.0;
         let c = theta(&t, None).unwrap();
-        assert!(c.svg.contains("<title>Rotate:20</title>") && c.svg.contains("TranslateY:0.4532") && c.svg.contains("<title>op1</title>"));
+        assert!(
+            c.svg.contains("<title>Rotate:20</title>")
+                && c.svg.contains("TranslateY:0.4532")
+                && c.svg.contains("<title>op1</title>")
+        );
         // The SVG carries its font: every label is glyph outlines, none is left to the viewer.
         assert!(!c.svg.contains("<text") && c.svg.contains("<defs><path id=\"g") && c.svg.contains("<use href=\"#g"));
         assert!(c.svg.matches("<rect").count() >= 1296);

@@ -18,7 +18,11 @@ struct TextElement<'a> {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 fn parse_attrs(tag: &str) -> Vec<(&str, String)> {
@@ -47,7 +51,9 @@ impl TextElement<'_> {
         self.attrs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
     fn num(&self, name: &str) -> f64 {
-        self.get(name).and_then(|v| v.trim_end_matches("px").parse().ok()).unwrap_or(0.0)
+        self.get(name)
+            .and_then(|v| v.trim_end_matches("px").parse().ok())
+            .unwrap_or(0.0)
     }
 }
 
@@ -79,7 +85,9 @@ impl Glyphs {
         let mut last: Option<(f32, f32)> = None;
         for curve in &outline.curves {
             let (start, end) = match curve {
-                OutlineCurve::Line(a, b) | OutlineCurve::Quad(a, _, b) | OutlineCurve::Cubic(a, _, _, b) => ((a.x, a.y), (b.x, b.y)),
+                OutlineCurve::Line(a, b) | OutlineCurve::Quad(a, _, b) | OutlineCurve::Cubic(a, _, _, b) => {
+                    ((a.x, a.y), (b.x, b.y))
+                }
             };
             if last != Some(start) {
                 if last.is_some() {
@@ -129,7 +137,9 @@ impl Glyphs {
         };
         let shift = match t.get("dy").map(str::trim) {
             Some(dy) if dy.ends_with("em") => dy.trim_end_matches("em").parse::<f64>().unwrap_or(0.0) * size,
-            Some(dy) if dy.ends_with("ex") => dy.trim_end_matches("ex").parse::<f64>().unwrap_or(0.0) * X_HEIGHT_EM * size,
+            Some(dy) if dy.ends_with("ex") => {
+                dy.trim_end_matches("ex").parse::<f64>().unwrap_or(0.0) * X_HEIGHT_EM * size
+            }
             Some(dy) => dy.trim_end_matches("px").parse::<f64>().unwrap_or(0.0),
             None => 0.0,
         };
@@ -143,7 +153,13 @@ impl Glyphs {
         let _ = write!(g, "><title>{}</title>", crate::display::escape(&t.words));
         for (&id, &p) in ids.iter().zip(&pens) {
             if let Some(href) = self.define(bold, id) {
-                let _ = write!(g, "<use href=\"#{href}\" transform=\"translate({:.2} {:.2}) scale({scale:.6} {:.6})\"/>", x0 + p * scale, baseline, -scale);
+                let _ = write!(
+                    g,
+                    "<use href=\"#{href}\" transform=\"translate({:.2} {:.2}) scale({scale:.6} {:.6})\"/>",
+                    x0 + p * scale,
+                    baseline,
+                    -scale
+                );
             }
         }
         g.push_str("</g>");
@@ -154,10 +170,18 @@ impl Glyphs {
 /// `svg` with every `<text>` replaced by glyph outlines. Text that cannot be parsed is left
 /// as it was (a viewer still shows it, in its own sans-serif).
 pub fn outline_text(svg: &str) -> String {
-    let (Ok(regular), Ok(bold)) = (FontRef::try_from_slice(dejavu::sans::regular()), FontRef::try_from_slice(dejavu::sans::bold())) else {
+    let (Ok(regular), Ok(bold)) = (
+        FontRef::try_from_slice(dejavu::sans::regular()),
+        FontRef::try_from_slice(dejavu::sans::bold()),
+    ) else {
         return svg.to_owned();
     };
-    let mut glyphs = Glyphs { regular, bold, defined: BTreeMap::new(), defs: String::new() };
+    let mut glyphs = Glyphs {
+        regular,
+        bold,
+        defined: BTreeMap::new(),
+        defs: String::new(),
+    };
     let mut body = String::with_capacity(svg.len());
     let mut rest = svg;
     while let Some(start) = rest.find("<text") {
@@ -200,10 +224,26 @@ mod tests {
         assert!(out.contains("transform=\"rotate(90, 10, 40)\"") && out.contains("fill=\"#FF0000\""));
         assert!(out.find("<defs>").unwrap() < out.find("<g").unwrap());
         // Centred on x = 100: the first glyph starts left of it by half the advance width.
-        let first_x: f64 = out.split("translate(").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        let first_x: f64 = out
+            .split("translate(")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(first_x > 70.0 && first_x < 90.0, "{first_x}");
         // Baseline 0.76 em below y = 10.
-        let baseline: f64 = out.split("translate(").nth(1).unwrap().split([' ', ')']).nth(1).unwrap().parse().unwrap();
+        let baseline: f64 = out
+            .split("translate(")
+            .nth(1)
+            .unwrap()
+            .split([' ', ')'])
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((baseline - (10.0 + 0.76 * 16.0)).abs() < 1e-6, "{baseline}");
     }
 

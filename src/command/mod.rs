@@ -17,15 +17,19 @@ use crate::limits;
 use crate::model::Arch;
 use crate::policy::{torchvision_export, Policy};
 use crate::search::{explain, Progress, SearchConfig, SearchError, Session, STAGES};
-use crate::train::CancelFlag;
 use crate::suggest;
+use crate::train::CancelFlag;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error("unknown command `{name}`{hint}; `help` lists the commands")]
     Unknown { name: String, hint: String },
     #[error("{command}: {message}\nusage: {usage}")]
-    Usage { command: String, message: String, usage: String },
+    Usage {
+        command: String,
+        message: String,
+        usage: String,
+    },
     #[error(transparent)]
     Search(#[from] SearchError),
 }
@@ -58,13 +62,28 @@ pub struct ArgSpec {
 }
 
 const fn arg(name: &'static str, kind: ArgKind) -> ArgSpec {
-    ArgSpec { name, kind, optional: false, repeated: false }
+    ArgSpec {
+        name,
+        kind,
+        optional: false,
+        repeated: false,
+    }
 }
 const fn opt(name: &'static str, kind: ArgKind) -> ArgSpec {
-    ArgSpec { name, kind, optional: true, repeated: false }
+    ArgSpec {
+        name,
+        kind,
+        optional: true,
+        repeated: false,
+    }
 }
 const fn many(name: &'static str, kind: ArgKind, optional: bool) -> ArgSpec {
-    ArgSpec { name, kind, optional, repeated: true }
+    ArgSpec {
+        name,
+        kind,
+        optional,
+        repeated: true,
+    }
 }
 
 type Handler = fn(&mut Shell, &[String]) -> Result<Output, CommandError>;
@@ -129,10 +148,22 @@ impl std::fmt::Debug for Html {
 
 impl Output {
     fn text(command: &str, text: impl Into<String>) -> Self {
-        Self { command: command.into(), text: text.into(), data: Value::Null, rich: Html::Text, quit: false }
+        Self {
+            command: command.into(),
+            text: text.into(),
+            data: Value::Null,
+            rich: Html::Text,
+            quit: false,
+        }
     }
     fn report<T: Serialize + Rich + Clone + Send + Sync + 'static>(command: &str, r: &T) -> Self {
-        Self { command: command.into(), text: r.to_string(), data: serde_json::to_value(r).unwrap_or(Value::Null), rich: Html::Report(Arc::new(r.clone())), quit: false }
+        Self {
+            command: command.into(),
+            text: r.to_string(),
+            data: serde_json::to_value(r).unwrap_or(Value::Null),
+            rich: Html::Report(Arc::new(r.clone())),
+            quit: false,
+        }
     }
 }
 
@@ -184,10 +215,13 @@ pub static COMMANDS: &[Command] = &[
 
 /// The command named `name`, or a did-you-mean error.
 pub fn lookup(name: &str) -> Result<&'static Command, CommandError> {
-    COMMANDS.iter().find(|c| c.name == name).ok_or_else(|| CommandError::Unknown {
-        name: name.to_owned(),
-        hint: suggest::hint(name, COMMANDS.iter().map(|c| c.name)),
-    })
+    COMMANDS
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| CommandError::Unknown {
+            name: name.to_owned(),
+            hint: suggest::hint(name, COMMANDS.iter().map(|c| c.name)),
+        })
 }
 
 /// Split a line into words; `"…"` or `'…'` quote words with spaces.
@@ -220,7 +254,11 @@ pub fn split(line: &str) -> Result<Vec<String>, String> {
 }
 
 fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
-    let usage = |message: String| CommandError::Usage { command: cmd.name.into(), message, usage: cmd.usage() };
+    let usage = |message: String| CommandError::Usage {
+        command: cmd.name.into(),
+        message,
+        usage: cmd.usage(),
+    };
     let required = cmd.args.iter().filter(|a| !a.optional).count();
     let unbounded = cmd.args.iter().any(|a| a.repeated);
     if args.len() < required {
@@ -231,11 +269,18 @@ fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
         return Err(usage(format!("unexpected `{}`", args[cmd.args.len()])));
     }
     for (i, value) in args.iter().enumerate() {
-        let spec = cmd.args.get(i).or(cmd.args.last()).copied().ok_or_else(|| usage(format!("unexpected `{value}`")))?;
+        let spec = cmd
+            .args
+            .get(i)
+            .or(cmd.args.last())
+            .copied()
+            .ok_or_else(|| usage(format!("unexpected `{value}`")))?;
         let bad = |why: String| usage(format!("<{}> `{value}`: {why}", spec.name));
         match spec.kind {
             ArgKind::Count(limit) => {
-                let n = value.parse::<u64>().map_err(|_| bad("expected a whole number".into()))?;
+                let n = value
+                    .parse::<u64>()
+                    .map_err(|_| bad("expected a whole number".into()))?;
                 limit.check(n).map_err(bad)?;
             }
             ArgKind::Policy => {
@@ -243,7 +288,11 @@ fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
             }
             ArgKind::Stage => {
                 if !STAGES.contains(&value.as_str()) {
-                    return Err(bad(format!("unknown stage{}; stages: {}", suggest::hint(value, STAGES), STAGES.join(", "))));
+                    return Err(bad(format!(
+                        "unknown stage{}; stages: {}",
+                        suggest::hint(value, STAGES),
+                        STAGES.join(", ")
+                    )));
                 }
             }
             ArgKind::Data => {
@@ -260,7 +309,11 @@ fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
             ArgKind::Chart => {
                 if !crate::chart::CHARTS.contains(&value.as_str()) {
                     let charts = crate::chart::CHARTS;
-                    return Err(bad(format!("unknown chart{}; charts: {}", suggest::hint(value, charts), charts.join(", "))));
+                    return Err(bad(format!(
+                        "unknown chart{}; charts: {}",
+                        suggest::hint(value, charts),
+                        charts.join(", ")
+                    )));
                 }
             }
             ArgKind::Format => {
@@ -273,7 +326,13 @@ fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
                         crate::limits::TRAJECTORIES.check(k).map_err(bad)?;
                     }
                     _ => {
-                        Policy::from_str(value).map_err(|e| bad(if last { format!("{e} (or a trajectory count)") } else { e.to_string() }))?;
+                        Policy::from_str(value).map_err(|e| {
+                            bad(if last {
+                                format!("{e} (or a trajectory count)")
+                            } else {
+                                e.to_string()
+                            })
+                        })?;
                     }
                 }
             }
@@ -301,7 +360,16 @@ type ProgressSink = Arc<Mutex<dyn FnMut(&Progress) + Send>>;
 
 impl Shell {
     pub fn new(config: SearchConfig, run_dir: impl Into<PathBuf>) -> Self {
-        Self { config, run_dir: run_dir.into(), session: None, cancel: CancelFlag::new(), progress: None, last_sample: None, last_correlate: None, last_compare: None }
+        Self {
+            config,
+            run_dir: run_dir.into(),
+            session: None,
+            cancel: CancelFlag::new(),
+            progress: None,
+            last_sample: None,
+            last_correlate: None,
+            last_compare: None,
+        }
     }
 
     /// The flag that cancels the running step of whichever session is current (Ctrl-C).
@@ -338,7 +406,9 @@ impl Shell {
             self.session = Some(s);
         }
         // Just set above when it was missing.
-        self.session.as_mut().ok_or_else(|| CommandError::Search(SearchError::Invalid("no session".into())))
+        self.session
+            .as_mut()
+            .ok_or_else(|| CommandError::Search(SearchError::Invalid("no session".into())))
     }
 
     /// The session if one exists (no building).
@@ -407,7 +477,11 @@ impl Shell {
                 let charts = chart::CHARTS;
                 return Err(CommandError::Usage {
                     command: "plot".into(),
-                    message: format!("unknown chart `{other}`{}; charts: {}", suggest::hint(other, charts), charts.join(", ")),
+                    message: format!(
+                        "unknown chart `{other}`{}; charts: {}",
+                        suggest::hint(other, charts),
+                        charts.join(", ")
+                    ),
                     usage: "plot <chart> [file]".into(),
                 });
             }
@@ -417,7 +491,11 @@ impl Shell {
 
     /// Parse, check and run one line.
     pub fn run(&mut self, line: &str) -> Result<Output, CommandError> {
-        let words = split(line).map_err(|m| CommandError::Usage { command: String::new(), message: m, usage: "help".into() })?;
+        let words = split(line).map_err(|m| CommandError::Usage {
+            command: String::new(),
+            message: m,
+            usage: "help".into(),
+        })?;
         let Some((name, args)) = words.split_first() else {
             return Ok(Output::text("", ""));
         };
@@ -442,12 +520,23 @@ fn cmd_help(_: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
         return Ok(Output::text("help", format!("{}\n  {}", c.usage(), c.summary)));
     }
     let width = COMMANDS.iter().map(|c| c.usage().len()).max().unwrap_or(0);
-    let text = COMMANDS.iter().map(|c| format!("{:<width$}  {}", c.usage(), c.summary)).collect::<Vec<_>>().join("\n");
-    Ok(Output { data: json!(COMMANDS.iter().map(|c| json!({"name": c.name, "usage": c.usage(), "summary": c.summary})).collect::<Vec<_>>()), ..Output::text("help", text) })
+    let text = COMMANDS
+        .iter()
+        .map(|c| format!("{:<width$}  {}", c.usage(), c.summary))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Output {
+        data: json!(COMMANDS
+            .iter()
+            .map(|c| json!({"name": c.name, "usage": c.usage(), "summary": c.summary}))
+            .collect::<Vec<_>>()),
+        ..Output::text("help", text)
+    })
 }
 
 fn cmd_explain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let text = explain(args.first().map(String::as_str), &sh.config).map_err(|m| CommandError::Search(SearchError::Invalid(m)))?;
+    let text = explain(args.first().map(String::as_str), &sh.config)
+        .map_err(|m| CommandError::Search(SearchError::Invalid(m)))?;
     Ok(Output::text("explain", text))
 }
 
@@ -456,7 +545,11 @@ fn cmd_device(_: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
 }
 
 fn restart_note(sh: &mut Shell) -> &'static str {
-    if sh.session.take().is_some() { " (the previous session's checkpoints stay in its run directory)" } else { "" }
+    if sh.session.take().is_some() {
+        " (the previous session's checkpoints stay in its run directory)"
+    } else {
+        ""
+    }
 }
 
 fn cmd_data(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
@@ -464,7 +557,13 @@ fn cmd_data(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     let note = restart_note(sh);
     let s = sh.session()?;
     let (t, v, x) = (s.splits.train.len(), s.splits.val.len(), s.splits.test.len());
-    Ok(Output::text("data", format!("data {}: {t} search-train / {v} val / {x} test images{note}", s.config.data)))
+    Ok(Output::text(
+        "data",
+        format!(
+            "data {}: {t} search-train / {v} val / {x} test images{note}",
+            s.config.data
+        ),
+    ))
 }
 
 fn cmd_model(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
@@ -481,9 +580,19 @@ fn cmd_config(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     }
     let changed = next != sh.config;
     sh.config = next;
-    let note = if changed && sh.session.is_some() { "\n(the running session keeps its configuration; `reset` starts one with this)" } else { "" };
+    let note = if changed && sh.session.is_some() {
+        "\n(the running session keeps its configuration; `reset` starts one with this)"
+    } else {
+        ""
+    };
     let data = serde_json::to_value(&sh.config).unwrap_or(Value::Null);
-    Ok(Output { data: data.clone(), ..Output::text("config", format!("{}{note}", serde_json::to_string_pretty(&data).unwrap_or_default())) })
+    Ok(Output {
+        data: data.clone(),
+        ..Output::text(
+            "config",
+            format!("{}{note}", serde_json::to_string_pretty(&data).unwrap_or_default()),
+        )
+    })
 }
 
 fn cmd_pretrain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
@@ -530,8 +639,12 @@ fn cmd_compare(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> 
         Some((Ok(k), rest)) if rest.len() >= 2 => (Some(k), rest),
         _ => (None, args),
     };
-    let policies = (0..specs.len()).map(|i| policy(specs, i)).collect::<Result<Vec<_>, _>>()?;
-    let r = sh.session()?.compare(&policies, k, crate::search::Pairing::CommonRandomNumbers)?;
+    let policies = (0..specs.len())
+        .map(|i| policy(specs, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let r = sh
+        .session()?
+        .compare(&policies, k, crate::search::Pairing::CommonRandomNumbers)?;
     let out = Output::report("compare", &r);
     sh.last_compare = Some(r);
     Ok(out)
@@ -549,7 +662,9 @@ fn cmd_fulltrain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError
 }
 
 fn cmd_correlate(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let policies = (0..args.len()).map(|i| policy(args, i)).collect::<Result<Vec<_>, _>>()?;
+    let policies = (0..args.len())
+        .map(|i| policy(args, i))
+        .collect::<Result<Vec<_>, _>>()?;
     let r = sh.session()?.correlate(&policies, None)?;
     let out = Output::report("correlate", &r);
     sh.last_correlate = Some(r);
@@ -572,10 +687,19 @@ fn cmd_plot(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     let (svg, png) = (stem.with_extension("svg"), stem.with_extension("png"));
     crate::checkpoint::write_atomic(&svg, c.svg.as_bytes()).map_err(SearchError::from)?;
     crate::checkpoint::write_atomic(&png, &c.png).map_err(SearchError::from)?;
-    let text = format!("{}
-wrote {} and {}", c.text, svg.display(), png.display());
+    let text = format!(
+        "{}
+wrote {} and {}",
+        c.text,
+        svg.display(),
+        png.display()
+    );
     let html = Html::Ready(chart_html(&c) + &pre(&format!("wrote {} and {}", svg.display(), png.display())));
-    Ok(Output { data: json!({"chart": name, "svg": c.svg, "svg_path": svg, "png_path": png, "width": c.width, "height": c.height}), rich: html, ..Output::text("plot", text) })
+    Ok(Output {
+        data: json!({"chart": name, "svg": c.svg, "svg_path": svg, "png_path": png, "width": c.width, "height": c.height}),
+        rich: html,
+        ..Output::text("plot", text)
+    })
 }
 
 fn cmd_history(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
@@ -589,7 +713,10 @@ fn cmd_save(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     let dir = args.first().map(PathBuf::from);
     let path = sh.session()?.save(dir.as_deref())?;
     sh.run_dir = path.clone();
-    Ok(Output { data: json!({"dir": path}), ..Output::text("save", format!("checkpoint written to {}", path.display())) })
+    Ok(Output {
+        data: json!({"dir": path}),
+        ..Output::text("save", format!("checkpoint written to {}", path.display()))
+    })
 }
 
 fn cmd_resume(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
@@ -608,12 +735,20 @@ fn export_args(args: &[String]) -> Result<(&str, Option<&str>), String> {
         [] => Ok(("json", None)),
         [f, rest @ ..] if EXPORT_FORMATS.contains(&f.as_str()) => Ok((f, rest.first().map(String::as_str))),
         [file] if file.contains(['.', '/']) => Ok(("json", Some(file))),
-        [f, ..] => Err(format!("<format> `{f}`: unknown format{}; formats: {}", suggest::hint(f, EXPORT_FORMATS.iter().copied()), EXPORT_FORMATS.join(", "))),
+        [f, ..] => Err(format!(
+            "<format> `{f}`: unknown format{}; formats: {}",
+            suggest::hint(f, EXPORT_FORMATS.iter().copied()),
+            EXPORT_FORMATS.join(", ")
+        )),
     }
 }
 
 fn cmd_export(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let (format, file) = export_args(args).map_err(|message| CommandError::Usage { command: "export".into(), message, usage: "export [format] [file]".into() })?;
+    let (format, file) = export_args(args).map_err(|message| CommandError::Usage {
+        command: "export".into(),
+        message,
+        usage: "export [format] [file]".into(),
+    })?;
     let s = sh.session()?;
     let theta = s.best.as_ref().map(|b| &b.theta).unwrap_or(&s.ppo.theta).clone();
     let best = s.best_policy()?;
@@ -624,7 +759,9 @@ fn cmd_export(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
             (doc, text)
         }
         "csv" => {
-            let dist = best.distribution().ok_or_else(|| SearchError::Invalid("the best θ has no pair distribution".into()))?;
+            let dist = best
+                .distribution()
+                .ok_or_else(|| SearchError::Invalid("the best θ has no pair distribution".into()))?;
             let rows = dist.top(crate::augment::space::NUM_PAIRS);
             let mut text = String::from("rank,pair,op1,op2,probability\n");
             for (rank, (k, p)) in rows.iter().enumerate() {
@@ -643,19 +780,31 @@ fn cmd_export(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     match file {
         Some(file) => {
             crate::checkpoint::write_atomic(std::path::Path::new(file), text.as_bytes()).map_err(SearchError::from)?;
-            Ok(Output { data: doc, ..Output::text("export", format!("best θ exported as {format} to {file}")) })
+            Ok(Output {
+                data: doc,
+                ..Output::text("export", format!("best θ exported as {format} to {file}"))
+            })
         }
-        None => Ok(Output { data: doc, ..Output::text("export", text) }),
+        None => Ok(Output {
+            data: doc,
+            ..Output::text("export", text)
+        }),
     }
 }
 
 fn cmd_reset(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
     let note = restart_note(sh);
-    Ok(Output::text("reset", format!("new session with the current configuration{note}")))
+    Ok(Output::text(
+        "reset",
+        format!("new session with the current configuration{note}"),
+    ))
 }
 
 fn cmd_quit(_: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
-    Ok(Output { quit: true, ..Output::text("quit", "bye") })
+    Ok(Output {
+        quit: true,
+        ..Output::text("quit", "bye")
+    })
 }
 
 /// What can complete the word under the cursor: (start of the word, candidates). Driven by
@@ -666,22 +815,46 @@ pub fn completions(line: &str, pos: usize) -> Option<(usize, Vec<String>)> {
     let start = before.rfind(char::is_whitespace).map(|i| i + 1).unwrap_or(0);
     let word = &before[start..];
     let index = before[..start].split_whitespace().count();
-    let pick = |all: Vec<String>| Some((start, all.into_iter().filter(|c| c.starts_with(word)).collect::<Vec<_>>()));
+    let pick = |all: Vec<String>| {
+        Some((
+            start,
+            all.into_iter().filter(|c| c.starts_with(word)).collect::<Vec<_>>(),
+        ))
+    };
     if index == 0 {
         return pick(COMMANDS.iter().map(|c| c.name.to_owned()).collect());
     }
-    let cmd = COMMANDS.iter().find(|c| Some(c.name) == before.split_whitespace().next())?;
+    let cmd = COMMANDS
+        .iter()
+        .find(|c| Some(c.name) == before.split_whitespace().next())?;
     let spec = cmd.args.get(index - 1).or(cmd.args.last().filter(|a| a.repeated))?;
     match spec.kind {
         ArgKind::Policy => {
-            let mut v: Vec<String> = ["none", "autoaugment:cifar10", "autoaugment:svhn", "autoaugment:imagenet", "randaugment", "trivialaugment", "aws", "theta:", "subpolicies:("]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let mut v: Vec<String> = [
+                "none",
+                "autoaugment:cifar10",
+                "autoaugment:svhn",
+                "autoaugment:imagenet",
+                "randaugment",
+                "trivialaugment",
+                "aws",
+                "theta:",
+                "subpolicies:(",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
             if let Some(rest) = word.strip_prefix("pair:") {
                 let names = crate::augment::space::aws_names();
-                let (head, tail) = rest.split_once('+').map(|(a, b)| (format!("pair:{a}+"), b)).unwrap_or(("pair:".into(), rest));
-                v = names.iter().filter(|n| n.starts_with(tail)).map(|n| format!("{head}{n}")).collect();
+                let (head, tail) = rest
+                    .split_once('+')
+                    .map(|(a, b)| (format!("pair:{a}+"), b))
+                    .unwrap_or(("pair:".into(), rest));
+                v = names
+                    .iter()
+                    .filter(|n| n.starts_with(tail))
+                    .map(|n| format!("{head}{n}"))
+                    .collect();
             } else {
                 v.push("pair:".into());
             }
@@ -694,7 +867,12 @@ pub fn completions(line: &str, pos: usize) -> Option<(usize, Vec<String>)> {
         ArgKind::Data => pick(DataSpec::KINDS.iter().map(|s| s.to_string()).collect()),
         ArgKind::Text if cmd.name == "help" => pick(COMMANDS.iter().map(|c| c.name.to_owned()).collect()),
         ArgKind::KeyValue => {
-            let keys = serde_json::to_value(SearchConfig::default()).ok()?.as_object()?.keys().map(|k| format!("{k}=")).collect();
+            let keys = serde_json::to_value(SearchConfig::default())
+                .ok()?
+                .as_object()?
+                .keys()
+                .map(|k| format!("{k}="))
+                .collect();
             pick(keys)
         }
         _ => None,
@@ -708,6 +886,17 @@ pub fn usage_hint(line: &str) -> Option<String> {
     if !line.ends_with(' ') {
         return None;
     }
-    let rest: Vec<String> = cmd.args.iter().skip(words.len() - 1).map(|a| if a.optional { format!("[{}]", a.name) } else { format!("<{}>", a.name) }).collect();
+    let rest: Vec<String> = cmd
+        .args
+        .iter()
+        .skip(words.len() - 1)
+        .map(|a| {
+            if a.optional {
+                format!("[{}]", a.name)
+            } else {
+                format!("<{}>", a.name)
+            }
+        })
+        .collect();
     (!rest.is_empty()).then(|| rest.join(" "))
 }

@@ -14,7 +14,16 @@ pub(crate) const CIFAR100_HINT: &str = "Unpack cifar-100-binary.tar.gz so that t
     holds train.bin and test.bin.";
 
 const CIFAR10_CLASSES: [&str; 10] = [
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 ];
 
 /// Accept either the batches directory itself or its parent (where the archive was unpacked).
@@ -67,7 +76,13 @@ fn read_records(
 
 fn class_names(path: &Path, expected: usize, fallback: &[&str]) -> Vec<String> {
     let names: Vec<String> = std::fs::read_to_string(path)
-        .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     if names.len() == expected {
         names
@@ -86,9 +101,15 @@ fn build(
     hint: &str,
 ) -> Result<Dataset, DataError> {
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
-    read_records(files, label_bytes, classes.len(), &mut pixels, &mut labels)
-        .map_err(|e| e.with_hint(hint))?;
-    let info = DatasetInfo { name: name.into(), channels: 3, height: 32, width: 32, classes, hflip: true };
+    read_records(files, label_bytes, classes.len(), &mut pixels, &mut labels).map_err(|e| e.with_hint(hint))?;
+    let info = DatasetInfo {
+        name: name.into(),
+        channels: 3,
+        height: 32,
+        width: 32,
+        classes,
+        hflip: true,
+    };
     Dataset::from_u8(info, pixels, labels)
 }
 

@@ -31,10 +31,22 @@ pub const FASHION_MNIST: Archive = Archive {
     name: "fashion-mnist",
     base_url: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     resources: &[
-        Resource { file: "train-images-idx3-ubyte.gz", md5: "8d4fb7e6c68d591d4c3dfef9ec88bf0d" },
-        Resource { file: "train-labels-idx1-ubyte.gz", md5: "25c81989df183df01b3e8a0aad5dffbe" },
-        Resource { file: "t10k-images-idx3-ubyte.gz", md5: "bef4ecab320f06d8554ea6380940ec79" },
-        Resource { file: "t10k-labels-idx1-ubyte.gz", md5: "bb300cfdad3c16e7a12a480ee83cd310" },
+        Resource {
+            file: "train-images-idx3-ubyte.gz",
+            md5: "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        },
+        Resource {
+            file: "train-labels-idx1-ubyte.gz",
+            md5: "25c81989df183df01b3e8a0aad5dffbe",
+        },
+        Resource {
+            file: "t10k-images-idx3-ubyte.gz",
+            md5: "bef4ecab320f06d8554ea6380940ec79",
+        },
+        Resource {
+            file: "t10k-labels-idx1-ubyte.gz",
+            md5: "bb300cfdad3c16e7a12a480ee83cd310",
+        },
     ],
     extract: false,
 };
@@ -42,14 +54,20 @@ pub const FASHION_MNIST: Archive = Archive {
 pub const CIFAR10: Archive = Archive {
     name: "cifar10",
     base_url: "https://www.cs.toronto.edu/~kriz/",
-    resources: &[Resource { file: "cifar-10-binary.tar.gz", md5: "c32a1d4ab5d03f1284b67883e8d87530" }],
+    resources: &[Resource {
+        file: "cifar-10-binary.tar.gz",
+        md5: "c32a1d4ab5d03f1284b67883e8d87530",
+    }],
     extract: true,
 };
 
 pub const CIFAR100: Archive = Archive {
     name: "cifar100",
     base_url: "https://www.cs.toronto.edu/~kriz/",
-    resources: &[Resource { file: "cifar-100-binary.tar.gz", md5: "03b5dce01913d631647c71ecec9e9cb8" }],
+    resources: &[Resource {
+        file: "cifar-100-binary.tar.gz",
+        md5: "03b5dce01913d631647c71ecec9e9cb8",
+    }],
     extract: true,
 };
 
@@ -57,13 +75,17 @@ pub const ARCHIVES: [Archive; 3] = [FASHION_MNIST, CIFAR10, CIFAR100];
 
 /// Look up a published archive by name.
 pub fn archive(name: &str) -> Result<Archive, DataError> {
-    ARCHIVES.iter().copied().find(|a| a.name == name).ok_or_else(|| DataError::Spec {
-        spec: name.to_owned(),
-        why: format!(
-            "no download for `{name}`; downloadable: {}",
-            ARCHIVES.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
-        ),
-    })
+    ARCHIVES
+        .iter()
+        .copied()
+        .find(|a| a.name == name)
+        .ok_or_else(|| DataError::Spec {
+            spec: name.to_owned(),
+            why: format!(
+                "no download for `{name}`; downloadable: {}",
+                ARCHIVES.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+            ),
+        })
 }
 
 /// MD5 of a file, hex.
@@ -90,7 +112,10 @@ pub fn fetch_verified(url: &str, dest: &Path, md5: &str) -> Result<(), DataError
     if dest.exists() && md5_file(dest)? == md5 {
         return Ok(());
     }
-    let dl = |why: String| DataError::Download { url: url.to_owned(), why };
+    let dl = |why: String| DataError::Download {
+        url: url.to_owned(),
+        why,
+    };
     let response = ureq::get(url).call().map_err(|e| dl(e.to_string()))?;
     let tmp = dest.with_extension("part");
     let mut out = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
@@ -99,7 +124,9 @@ pub fn fetch_verified(url: &str, dest: &Path, md5: &str) -> Result<(), DataError
     let mut buf = vec![0u8; 1 << 16];
     let result = (|| {
         loop {
-            let n = reader.read(&mut buf).map_err(|e| dl(format!("connection broke: {e}")))?;
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| dl(format!("connection broke: {e}")))?;
             if n == 0 {
                 break;
             }
@@ -109,7 +136,11 @@ pub fn fetch_verified(url: &str, dest: &Path, md5: &str) -> Result<(), DataError
         out.sync_all().map_err(|e| DataError::io(&tmp, e))?;
         let actual = hex(&h.finalize());
         if actual != md5 {
-            return Err(DataError::Checksum { path: dest.to_owned(), expected: md5.to_owned(), actual });
+            return Err(DataError::Checksum {
+                path: dest.to_owned(),
+                expected: md5.to_owned(),
+                actual,
+            });
         }
         std::fs::rename(&tmp, dest).map_err(|e| DataError::io(dest, e))
     })();

@@ -20,7 +20,10 @@ fn list_sorted(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 fn class_dirs(root: &Path) -> Result<Vec<PathBuf>, DataError> {
     let dirs: Vec<PathBuf> = list_sorted(root)?.into_iter().filter(|p| p.is_dir()).collect();
     if dirs.is_empty() {
-        return Err(DataError::bad(root, "no class subdirectories (expected root/<class>/*.png)"));
+        return Err(DataError::bad(
+            root,
+            "no class subdirectories (expected root/<class>/*.png)",
+        ));
     }
     Ok(dirs)
 }
@@ -43,9 +46,18 @@ fn load_split(root: &Path, classes: &[String], name: &str, hflip: bool) -> Resul
     let mut decoded = Vec::with_capacity(files.len());
     let mut all_gray = true;
     for (path, label) in &files {
-        let img = reader(path)?.decode().map_err(|e| DataError::bad(path, format!("cannot decode image: {e}")))?;
+        let img = reader(path)?
+            .decode()
+            .map_err(|e| DataError::bad(path, format!("cannot decode image: {e}")))?;
         if (img.width(), img.height()) != (w, h) {
-            return Err(DataError::bad(path, format!("decodes to {}×{} though its header says {w}×{h}", img.width(), img.height())));
+            return Err(DataError::bad(
+                path,
+                format!(
+                    "decodes to {}×{} though its header says {w}×{h}",
+                    img.width(),
+                    img.height()
+                ),
+            ));
         }
         all_gray &= !img.color().has_color();
         decoded.push((img, *label));
@@ -79,7 +91,10 @@ fn load_split(root: &Path, classes: &[String], name: &str, hflip: bool) -> Resul
 
 /// An image file opened with its format guessed from its bytes.
 fn reader(path: &Path) -> Result<image::ImageReader<std::io::BufReader<std::fs::File>>, DataError> {
-    image::ImageReader::open(path).map_err(|e| DataError::io(path, e))?.with_guessed_format().map_err(|e| DataError::io(path, e))
+    image::ImageReader::open(path)
+        .map_err(|e| DataError::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))
 }
 
 /// Read every image's header (no pixels) first: one size for all, and a decoded size this
@@ -88,13 +103,22 @@ fn reader(path: &Path) -> Result<image::ImageReader<std::io::BufReader<std::fs::
 fn check_sizes(root: &Path, files: &[(PathBuf, i64)]) -> Result<(u32, u32), DataError> {
     let mut first: Option<((u32, u32), &Path)> = None;
     for (path, _) in files {
-        let dims = reader(path)?.into_dimensions().map_err(|e| DataError::bad(path, format!("cannot read the image header: {e}")))?;
+        let dims = reader(path)?
+            .into_dimensions()
+            .map_err(|e| DataError::bad(path, format!("cannot read the image header: {e}")))?;
         match first {
             None => first = Some((dims, path)),
             Some((f, first_path)) if f != dims => {
                 return Err(DataError::bad(
                     path,
-                    format!("mixed image sizes: {}×{} here but {}×{} in {}; resize them to one size", dims.0, dims.1, f.0, f.1, first_path.display()),
+                    format!(
+                        "mixed image sizes: {}×{} here but {}×{} in {}; resize them to one size",
+                        dims.0,
+                        dims.1,
+                        f.0,
+                        f.1,
+                        first_path.display()
+                    ),
                 ))
             }
             _ => {}
@@ -102,10 +126,15 @@ fn check_sizes(root: &Path, files: &[(PathBuf, i64)]) -> Result<(u32, u32), Data
     }
     let ((w, h), _) = first.ok_or_else(|| DataError::bad(root, "no images"))?;
     if w == 0 || h == 0 {
-        return Err(DataError::bad(root, format!("the images are {w}×{h}: nothing to train on")));
+        return Err(DataError::bad(
+            root,
+            format!("the images are {w}×{h}: nothing to train on"),
+        ));
     }
     // Decoded RGB pixels, held twice while they are converted.
-    let bytes = (files.len() as u64).saturating_mul(u64::from(w) * u64::from(h) * 3).saturating_mul(2);
+    let bytes = (files.len() as u64)
+        .saturating_mul(u64::from(w) * u64::from(h) * 3)
+        .saturating_mul(2);
     let available = crate::limits::available_memory();
     if bytes > available / 10 * 8 {
         return Err(DataError::bad(
@@ -129,7 +158,10 @@ pub fn load_image_folder(root: &Path, hflip: bool) -> Result<Source, DataError> 
         if classes.len() < 2 {
             return Err(DataError::bad(
                 dir,
-                format!("one class subdirectory ({}): a classifier needs at least two, root/<class>/*.png for each class", classes.join(", ")),
+                format!(
+                    "one class subdirectory ({}): a classifier needs at least two, root/<class>/*.png for each class",
+                    classes.join(", ")
+                ),
             ));
         }
         Ok(())
@@ -148,7 +180,10 @@ pub fn load_image_folder(root: &Path, hflip: bool) -> Result<Source, DataError> 
     let all = load_split(root, &classes, &name, hflip)?;
     let labels = all.labels_vec();
     let (test_idx, train_idx) = stratified_indices(&labels, (labels.len() / 6).max(1) as i64, 0);
-    Ok(Source { train: all.subset(&train_idx), test: all.subset(&test_idx) })
+    Ok(Source {
+        train: all.subset(&train_idx),
+        test: all.subset(&test_idx),
+    })
 }
 
 fn names(dirs: &[PathBuf]) -> Vec<String> {

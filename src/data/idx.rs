@@ -44,14 +44,23 @@ fn header_dims(bytes: &[u8]) -> Result<Vec<usize>, String> {
     if bytes.len() < header {
         return Err("truncated inside the IDX header".into());
     }
-    Ok(bytes[4..header].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect())
+    Ok(bytes[4..header]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect())
 }
 
 /// The data bytes `dims` promise, refused when the product overflows or passes the limit.
 fn data_bytes(dims: &[usize]) -> Result<usize, String> {
-    let n = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| format!("header dimensions {dims:?} overflow: not a real IDX file"))?;
+    let n = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("header dimensions {dims:?} overflow: not a real IDX file"))?;
     if n > IDX_MAX_BYTES {
-        return Err(format!("header promises {dims:?} = {n} bytes, more than the {} GiB an IDX file may have here", IDX_MAX_BYTES >> 30));
+        return Err(format!(
+            "header promises {dims:?} = {n} bytes, more than the {} GiB an IDX file may have here",
+            IDX_MAX_BYTES >> 30
+        ));
     }
     Ok(n)
 }
@@ -67,7 +76,10 @@ fn parse_idx(bytes: &[u8]) -> Result<IdxArray, String> {
         ));
     }
     if bytes[2] != 0x08 {
-        return Err(format!("IDX element type 0x{:02x} is not unsigned byte (0x08)", bytes[2]));
+        return Err(format!(
+            "IDX element type 0x{:02x} is not unsigned byte (0x08)",
+            bytes[2]
+        ));
     }
     let nd = bytes[3] as usize;
     if nd == 0 || nd > 4 {
@@ -83,9 +95,15 @@ fn parse_idx(bytes: &[u8]) -> Result<IdxArray, String> {
         ));
     }
     if have > expected {
-        return Err(format!("data runs past the {dims:?} = {expected} bytes the header promises ({}+ bytes more)", have - expected));
+        return Err(format!(
+            "data runs past the {dims:?} = {expected} bytes the header promises ({}+ bytes more)",
+            have - expected
+        ));
     }
-    Ok(IdxArray { dims, data: bytes[header..].to_vec() })
+    Ok(IdxArray {
+        dims,
+        data: bytes[header..].to_vec(),
+    })
 }
 
 /// Load an images/labels IDX pair into a dataset (1 channel).
@@ -99,18 +117,32 @@ pub fn load_idx_pair(
     let img = read_idx(images)?;
     let lab = read_idx(labels)?;
     if img.dims.len() != 3 {
-        return Err(DataError::bad(images, format!("expected 3 dimensions N×H×W, found {:?}", img.dims)));
+        return Err(DataError::bad(
+            images,
+            format!("expected 3 dimensions N×H×W, found {:?}", img.dims),
+        ));
     }
     if lab.dims.len() != 1 {
-        return Err(DataError::bad(labels, format!("expected 1 dimension N, found {:?}", lab.dims)));
+        return Err(DataError::bad(
+            labels,
+            format!("expected 1 dimension N, found {:?}", lab.dims),
+        ));
     }
-    if img.dims.iter().any(|&d| d == 0) {
-        return Err(DataError::bad(images, format!("{:?} images: every dimension needs at least 1", img.dims)));
+    if img.dims.contains(&0) {
+        return Err(DataError::bad(
+            images,
+            format!("{:?} images: every dimension needs at least 1", img.dims),
+        ));
     }
     if img.dims[0] != lab.dims[0] {
         return Err(DataError::bad(
             labels,
-            format!("{} labels for {} images in {}", lab.dims[0], img.dims[0], images.display()),
+            format!(
+                "{} labels for {} images in {}",
+                lab.dims[0],
+                img.dims[0],
+                images.display()
+            ),
         ));
     }
     if let Some((i, l)) = lab.data.iter().enumerate().find(|(_, &l)| l as usize >= classes.len()) {
@@ -131,7 +163,15 @@ pub fn load_idx_pair(
 }
 
 pub const FASHION_CLASSES: [&str; 10] = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
     "Ankle boot",
 ];
 pub const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -140,7 +180,11 @@ pub const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"
 fn idx_source(dir: &Path, name: &str, classes: &[&str], hflip: bool, hint: &str) -> Result<Source, DataError> {
     let pick = |stem: &str| {
         let gz = dir.join(format!("{stem}.gz"));
-        if gz.exists() { gz } else { dir.join(stem) }
+        if gz.exists() {
+            gz
+        } else {
+            dir.join(stem)
+        }
     };
     let load = |split: &str| {
         load_idx_pair(
@@ -152,7 +196,10 @@ fn idx_source(dir: &Path, name: &str, classes: &[&str], hflip: bool, hint: &str)
         )
         .map_err(|e| e.with_hint(hint))
     };
-    Ok(Source { train: load("train")?, test: load("t10k")? })
+    Ok(Source {
+        train: load("train")?,
+        test: load("t10k")?,
+    })
 }
 
 pub(crate) fn load_fashion_mnist(dir: &Path) -> Result<Source, DataError> {
@@ -197,7 +244,9 @@ mod tests {
         assert_eq!(a.data, vec![1, 2, 3, 4]);
         assert!(parse_idx(&idx(&[2, 2], &[1, 2, 3])).unwrap_err().contains("truncated"));
         assert!(parse_idx(&[1, 0, 8, 1, 0, 0, 0, 0]).unwrap_err().contains("magic"));
-        assert!(parse_idx(&[0, 0, 0x0d, 1, 0, 0, 0, 0]).unwrap_err().contains("unsigned byte"));
+        assert!(parse_idx(&[0, 0, 0x0d, 1, 0, 0, 0, 0])
+            .unwrap_err()
+            .contains("unsigned byte"));
         assert!(parse_idx(&[0, 0]).unwrap_err().contains("truncated"));
     }
 }

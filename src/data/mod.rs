@@ -35,7 +35,11 @@ pub enum DataError {
     #[error("download of {url} failed: {why}")]
     Download { url: String, why: String },
     #[error("checksum mismatch for {path}: expected md5 {expected}, got {actual}; the file was not used (delete it and retry)")]
-    Checksum { path: PathBuf, expected: String, actual: String },
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("invalid dataset: {0}")]
     Invalid(String),
     #[error(transparent)]
@@ -44,19 +48,31 @@ pub enum DataError {
 
 impl DataError {
     pub(crate) fn bad(path: &Path, what: impl Into<String>) -> Self {
-        Self::Bad { path: path.to_owned(), what: what.into() }
+        Self::Bad {
+            path: path.to_owned(),
+            what: what.into(),
+        }
     }
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
-            Self::Missing { path: path.to_owned(), hint: String::new() }
+            Self::Missing {
+                path: path.to_owned(),
+                hint: String::new(),
+            }
         } else {
-            Self::Io { path: path.to_owned(), source }
+            Self::Io {
+                path: path.to_owned(),
+                source,
+            }
         }
     }
     /// Attach "how to get the data" to a missing-file error.
     pub(crate) fn with_hint(self, hint: &str) -> Self {
         match self {
-            Self::Missing { path, .. } => Self::Missing { path, hint: hint.to_owned() },
+            Self::Missing { path, .. } => Self::Missing {
+                path,
+                hint: hint.to_owned(),
+            },
             other => other,
         }
     }
@@ -209,7 +225,8 @@ impl Dataset {
         let x = self.images.to_kind(Kind::Float) / 255.0;
         let mean = x.mean_dim(&[0i64, 2, 3][..], false, Kind::Float);
         let std = x.std_dim(&[0i64, 2, 3][..], false, false);
-        let to_vec = |t: Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
+        let to_vec =
+            |t: Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
         (to_vec(mean), to_vec(std))
     }
 }

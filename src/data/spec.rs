@@ -56,9 +56,9 @@ impl DataSpec {
     /// Read the files (or generate the synthetic set) into host tensors.
     pub fn load(&self) -> Result<Source, DataError> {
         match self {
-            Self::FashionMnist(dir) => idx::load_fashion_mnist(
-                &dir.clone().unwrap_or_else(|| data_root().join("fashion-mnist")),
-            ),
+            Self::FashionMnist(dir) => {
+                idx::load_fashion_mnist(&dir.clone().unwrap_or_else(|| data_root().join("fashion-mnist")))
+            }
             Self::Mnist(dir) => idx::load_mnist(dir),
             Self::Cifar10(dir) => cifar::load_cifar10(dir),
             Self::Cifar100(dir) => cifar::load_cifar100(dir),
@@ -76,7 +76,10 @@ impl FromStr for DataSpec {
             Some((k, a)) => (k.trim(), Some(a.trim())),
             None => (s, None),
         };
-        let err = |why: String| DataError::Spec { spec: s.to_owned(), why };
+        let err = |why: String| DataError::Spec {
+            spec: s.to_owned(),
+            why,
+        };
         let need_dir = |arg: Option<&str>| {
             arg.filter(|a| !a.is_empty())
                 .map(PathBuf::from)
@@ -93,11 +96,16 @@ impl FromStr for DataSpec {
                 let a = need_dir(arg)?;
                 let text = a.to_string_lossy().into_owned();
                 match text.strip_suffix(",noflip") {
-                    Some(dir) => Ok(Self::Folder { dir: dir.into(), hflip: false }),
+                    Some(dir) => Ok(Self::Folder {
+                        dir: dir.into(),
+                        hflip: false,
+                    }),
                     None => Ok(Self::Folder { dir: a, hflip: true }),
                 }
             }
-            "synthetic" => Synthetic::parse_options(arg.unwrap_or("")).map(Self::Synthetic).map_err(err),
+            "synthetic" => Synthetic::parse_options(arg.unwrap_or(""))
+                .map(Self::Synthetic)
+                .map_err(err),
             other => Err(err(format!(
                 "unknown dataset kind `{other}`; expected one of: {}",
                 Self::KINDS.join(", ")
@@ -150,7 +158,12 @@ pub struct SplitConfig {
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        Self { val_fraction: 0.2, limit: None, test_limit: None, seed: 0 }
+        Self {
+            val_fraction: 0.2,
+            limit: None,
+            test_limit: None,
+            seed: 0,
+        }
     }
 }
 
@@ -179,7 +192,14 @@ mod tests {
 
     #[test]
     fn round_trips_and_errors() {
-        for s in ["fashion-mnist", "mnist:/x/y", "cifar10:/c", "cifar100:/c", "folder:/f", "folder:/f,noflip"] {
+        for s in [
+            "fashion-mnist",
+            "mnist:/x/y",
+            "cifar10:/c",
+            "cifar100:/c",
+            "folder:/f",
+            "folder:/f,noflip",
+        ] {
             let d: DataSpec = s.parse().unwrap();
             assert_eq!(d.to_string(), s);
         }

@@ -104,7 +104,17 @@ mod tests {
     #[test]
     fn exact_size_class_shares_and_disjoint() {
         // 3 classes with 50/30/20 images.
-        let labels: Vec<i64> = (0..100).map(|i| if i < 50 { 0 } else if i < 80 { 1 } else { 2 }).collect();
+        let labels: Vec<i64> = (0..100)
+            .map(|i| {
+                if i < 50 {
+                    0
+                } else if i < 80 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
         let (p, r) = stratified_indices(&labels, 10, 7);
         assert_eq!(p.len(), 10);
         assert_eq!(r.len(), 90);

@@ -55,7 +55,15 @@ pub struct Synthetic {
 
 impl Default for Synthetic {
     fn default() -> Self {
-        Self { kind: SyntheticKind::Frequency, per_class: 100, classes: 4, channels: 1, size: 32, noise: 0.1, seed: 0 }
+        Self {
+            kind: SyntheticKind::Frequency,
+            per_class: 100,
+            classes: 4,
+            channels: 1,
+            size: 32,
+            noise: 0.1,
+            seed: 0,
+        }
     }
 }
 
@@ -109,7 +117,11 @@ impl Synthetic {
                         "polarity" => SyntheticKind::Polarity,
                         "orientation" => SyntheticKind::Orientation,
                         "brightness" => SyntheticKind::Brightness,
-                        _ => return Err(format!("kind `{v}`: expected frequency, polarity, orientation or brightness")),
+                        _ => {
+                            return Err(format!(
+                                "kind `{v}`: expected frequency, polarity, orientation or brightness"
+                            ))
+                        }
                     }
                 }
                 "n" | "per_class" => s.per_class = whole(v)? as usize,
@@ -118,7 +130,11 @@ impl Synthetic {
                 "size" => s.size = whole(v)? as i64,
                 "noise" => s.noise = num(v)?,
                 "seed" => s.seed = whole(v)?,
-                _ => return Err(format!("unknown option `{k}`; expected kind, n, classes, channels, size, noise, seed")),
+                _ => {
+                    return Err(format!(
+                        "unknown option `{k}`; expected kind, n, classes, channels, size, noise, seed"
+                    ))
+                }
             }
         }
         s.validate()?;
@@ -140,7 +156,10 @@ impl Synthetic {
 
     fn validate(&self) -> Result<(), String> {
         if self.classes < 2 || (self.kind == SyntheticKind::Polarity && self.classes % 2 != 0) {
-            return Err(format!("classes={}: need at least 2 (an even number for polarity)", self.classes));
+            return Err(format!(
+                "classes={}: need at least 2 (an even number for polarity)",
+                self.classes
+            ));
         }
         if self.channels != 1 && self.channels != 3 {
             return Err(format!("channels={}: expected 1 or 3", self.channels));
@@ -155,7 +174,10 @@ impl Synthetic {
             return Err(format!("classes={}: at most 1000", self.classes));
         }
         // The training images' bytes, before anything is allocated for them.
-        let bytes = (self.per_class as u128) * (self.classes as u128) * (self.channels.max(0) as u128) * (self.size.max(0) as u128).pow(2);
+        let bytes = (self.per_class as u128)
+            * (self.classes as u128)
+            * (self.channels.max(0) as u128)
+            * (self.size.max(0) as u128).pow(2);
         if bytes > SYNTHETIC_MAX_BYTES {
             return Err(format!(
                 "n={} × classes={} × {}×{}×{} images would need {:.1} GiB; synthetic data is limited to {} GiB (lower n or size)",
@@ -176,7 +198,10 @@ impl Synthetic {
 
     /// Generate train and test sets (different seeds, same class definitions).
     pub fn generate(&self) -> Result<Source, DataError> {
-        self.validate().map_err(|why| DataError::Spec { spec: format!("synthetic:{}", self.options_string()), why })?;
+        self.validate().map_err(|why| DataError::Spec {
+            spec: format!("synthetic:{}", self.options_string()),
+            why,
+        })?;
         let test_per_class = (self.per_class / 5).max(1);
         Ok(Source {
             train: self.images(self.per_class, self.seed.wrapping_mul(2))?,
@@ -204,9 +229,12 @@ impl Synthetic {
             let c = i % k;
             labels.push(c as i64);
             let (a, f, b, m) = match self.kind {
-                SyntheticKind::Frequency => {
-                    (rng.gen_range(0.0..PI), self.frequency(c, k), 128.0, rng.gen_range(40.0..100.0))
-                }
+                SyntheticKind::Frequency => (
+                    rng.gen_range(0.0..PI),
+                    self.frequency(c, k),
+                    128.0,
+                    rng.gen_range(40.0..100.0),
+                ),
                 SyntheticKind::Polarity => {
                     let level = if c % 2 == 0 { 75.0 } else { 180.0 };
                     (
@@ -218,7 +246,12 @@ impl Synthetic {
                 }
                 SyntheticKind::Brightness => {
                     let level = 40.0 + c as f64 * 175.0 / (k - 1) as f64;
-                    (rng.gen_range(0.0..PI), rng.gen_range(1.5..(self.size as f64 / 4.0).max(2.0)), level + rng.gen_range(-8.0..8.0), rng.gen_range(8.0..20.0))
+                    (
+                        rng.gen_range(0.0..PI),
+                        rng.gen_range(1.5..(self.size as f64 / 4.0).max(2.0)),
+                        level + rng.gen_range(-8.0..8.0),
+                        rng.gen_range(8.0..20.0),
+                    )
                 }
                 SyntheticKind::Orientation => {
                     let step = PI / k as f64;
@@ -236,7 +269,11 @@ impl Synthetic {
             bg.push(b as f32);
             amp.push(m as f32);
             for _ in 0..self.channels {
-                tint.push(if self.channels == 1 { 1.0 } else { rng.gen_range(0.6f32..1.0) });
+                tint.push(if self.channels == 1 {
+                    1.0
+                } else {
+                    rng.gen_range(0.6f32..1.0)
+                });
             }
         }
         let s = self.size;
@@ -252,8 +289,8 @@ impl Synthetic {
         let proj = &x * ang.cos() + &y * ang.sin();
         let grating = (proj * fr * PI + col(phase)).sin();
         let tint = Tensor::from_slice(&tint).view([n as i64, self.channels, 1, 1]);
-        let img = col(bg) + col(amp) * grating * tint
-            + Tensor::from_slice(&noise).view([n as i64, self.channels, s, s]);
+        let img =
+            col(bg) + col(amp) * grating * tint + Tensor::from_slice(&noise).view([n as i64, self.channels, s, s]);
         let images = img.clamp(0.0, 255.0).round().to_kind(Kind::Uint8);
         let info = DatasetInfo {
             name: format!("synthetic-{}", self.kind.name()),
@@ -263,7 +300,11 @@ impl Synthetic {
             classes: (0..k).map(|c| self.class_name(c)).collect(),
             hflip: self.kind != SyntheticKind::Orientation,
         };
-        Ok(Dataset { info, images, labels: Tensor::from_slice(&labels) })
+        Ok(Dataset {
+            info,
+            images,
+            labels: Tensor::from_slice(&labels),
+        })
     }
 
     fn class_name(&self, c: usize) -> String {
@@ -282,28 +323,51 @@ mod tests {
 
     #[test]
     fn deterministic_shapes_and_polarity() {
-        let s = Synthetic::default().with_kind(SyntheticKind::Polarity).with_per_class(8).with_channels(3);
+        let s = Synthetic::default()
+            .with_kind(SyntheticKind::Polarity)
+            .with_per_class(8)
+            .with_channels(3);
         let a = s.generate().unwrap();
         let b = s.generate().unwrap();
         assert_eq!(a.train.images.size(), vec![32, 3, 32, 32]);
         assert_eq!(a.test.len(), 4);
         assert!(a.train.images.equal(&b.train.images));
-        assert!(!a.train.images.equal(&s.clone().with_seed(1).generate().unwrap().train.images));
+        assert!(!a
+            .train
+            .images
+            .equal(&s.clone().with_seed(1).generate().unwrap().train.images));
         // Mean brightness separates dark (even) from bright (odd) classes.
-        let mean = a.train.images.to_kind(Kind::Float).mean_dim(&[1i64, 2, 3][..], false, Kind::Float);
+        let mean = a
+            .train
+            .images
+            .to_kind(Kind::Float)
+            .mean_dim(&[1i64, 2, 3][..], false, Kind::Float);
         let labels = a.train.labels_vec();
         for (i, l) in labels.iter().enumerate() {
             let m = mean.double_value(&[i as i64]);
-            assert!(if l % 2 == 0 { m < 128.0 } else { m > 128.0 }, "image {i} class {l} mean {m}");
+            assert!(
+                if l % 2 == 0 { m < 128.0 } else { m > 128.0 },
+                "image {i} class {l} mean {m}"
+            );
         }
-        assert!(!Synthetic::default().with_kind(SyntheticKind::Orientation).generate().unwrap().train.info.hflip);
+        assert!(
+            !Synthetic::default()
+                .with_kind(SyntheticKind::Orientation)
+                .generate()
+                .unwrap()
+                .train
+                .info
+                .hflip
+        );
     }
 
     #[test]
     fn rejects_bad_options() {
         assert!(Synthetic::parse_options("kind=polarity,classes=3").is_err());
         assert!(Synthetic::parse_options("channels=2").is_err());
-        assert!(Synthetic::parse_options("bogus=1").unwrap_err().contains("unknown option"));
+        assert!(Synthetic::parse_options("bogus=1")
+            .unwrap_err()
+            .contains("unknown option"));
         assert!(Synthetic::parse_options("n").is_err());
     }
 }

@@ -33,7 +33,12 @@ pub fn torchvision_export(policy: &Policy, top: usize) -> Value {
     let subs_and_weights = |subs: Vec<Vec<SubOp>>| {
         let n = subs.len().max(1) as f64;
         let weights: Vec<f64> = subs.iter().map(|_| 1.0 / n).collect();
-        (subs.iter().map(|s| s.iter().map(sub_op_json).collect::<Vec<_>>()).collect::<Vec<_>>(), weights)
+        (
+            subs.iter()
+                .map(|s| s.iter().map(sub_op_json).collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+            weights,
+        )
     };
     match policy {
         Policy::None => {
@@ -46,7 +51,9 @@ pub fn torchvision_export(policy: &Policy, top: usize) -> Value {
                 AutoAugmentTable::Svhn => "SVHN",
                 AutoAugmentTable::Imagenet => "IMAGENET",
             };
-            doc["torchvision"] = json!(format!("torchvision.transforms.v2.AutoAugment(AutoAugmentPolicy.{name})"));
+            doc["torchvision"] = json!(format!(
+                "torchvision.transforms.v2.AutoAugment(AutoAugmentPolicy.{name})"
+            ));
             let (s, w) = subs_and_weights(table.sub_policies());
             doc["sub_policies"] = json!(s);
             doc["weights"] = json!(w);
@@ -57,10 +64,14 @@ pub fn torchvision_export(policy: &Policy, top: usize) -> Value {
             doc["weights"] = json!(w);
         }
         Policy::RandAugment { n, m, bins } => {
-            doc["torchvision"] = json!(format!("torchvision.transforms.v2.RandAugment(num_ops={n}, magnitude={m}, num_magnitude_bins={bins})"));
+            doc["torchvision"] = json!(format!(
+                "torchvision.transforms.v2.RandAugment(num_ops={n}, magnitude={m}, num_magnitude_bins={bins})"
+            ));
         }
         Policy::TrivialAugment { bins } => {
-            doc["torchvision"] = json!(format!("torchvision.transforms.v2.TrivialAugmentWide(num_magnitude_bins={bins})"));
+            doc["torchvision"] = json!(format!(
+                "torchvision.transforms.v2.TrivialAugmentWide(num_magnitude_bins={bins})"
+            ));
         }
         Policy::AwsUniform | Policy::AwsPair { .. } | Policy::AwsTheta { .. } => {
             let Some(dist) = policy.distribution() else { return doc };
@@ -82,7 +93,10 @@ pub fn torchvision_export(policy: &Policy, top: usize) -> Value {
                 .iter()
                 .map(|(k, _)| {
                     let (a, b) = pair_ops(*k);
-                    json!([[ops[a].kind.name(), ops[a].magnitude], [ops[b].kind.name(), ops[b].magnitude]])
+                    json!([
+                        [ops[a].kind.name(), ops[a].magnitude],
+                        [ops[b].kind.name(), ops[b].magnitude]
+                    ])
                 })
                 .collect::<Vec<_>>());
             doc["covered_mass"] = json!(mass);
@@ -103,10 +117,16 @@ mod tests {
         let mut t = Theta::uniform();
         t.a[16] = 4.0; // Rotate:20 first
         t.b[16][11] = 4.0; // then Invert
-        let p = Policy::AwsTheta { probs: t.distribution().unwrap(), source: None };
+        let p = Policy::AwsTheta {
+            probs: t.distribution().unwrap(),
+            source: None,
+        };
         let doc = torchvision_export(&p, 5);
         assert_eq!(doc["pairs"][0], "Rotate:20+Invert");
-        assert_eq!(doc["sub_policies"][0], json!([["Rotate", 1.0, 6], ["Invert", 1.0, null]]));
+        assert_eq!(
+            doc["sub_policies"][0],
+            json!([["Rotate", 1.0, 6], ["Invert", 1.0, null]])
+        );
         let w: Vec<f64> = serde_json::from_value(doc["weights"].clone()).unwrap();
         assert_eq!(w.len(), 5);
         assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
@@ -124,8 +144,14 @@ mod tests {
     fn published_policies_export_their_tables_or_constructors() {
         let aa = torchvision_export(&"autoaugment:svhn".parse().unwrap(), 25);
         assert_eq!(aa["sub_policies"].as_array().unwrap().len(), 25);
-        assert_eq!(aa["sub_policies"][0], json!([["ShearX", 0.9, 4], ["Invert", 0.2, null]]));
+        assert_eq!(
+            aa["sub_policies"][0],
+            json!([["ShearX", 0.9, 4], ["Invert", 0.2, null]])
+        );
         let ra = torchvision_export(&"randaugment:n=2,m=9".parse().unwrap(), 25);
-        assert!(ra["torchvision"].as_str().unwrap().contains("RandAugment(num_ops=2, magnitude=9"));
+        assert!(ra["torchvision"]
+            .as_str()
+            .unwrap()
+            .contains("RandAugment(num_ops=2, magnitude=9"));
     }
 }

@@ -24,7 +24,11 @@ use crate::rng::Rng;
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("invalid policy spec at column {column}: {message}\n  {spec}\n  {caret}^\nvalid policies: {valid}", caret = " ".repeat(column.saturating_sub(1)), valid = spec::GRAMMAR_SHORT)]
-    Parse { spec: String, column: usize, message: String },
+    Parse {
+        spec: String,
+        column: usize,
+        message: String,
+    },
     #[error("invalid θ: {0}")]
     Theta(String),
     #[error("{path}: {why}")]
@@ -53,7 +57,10 @@ pub enum Policy {
     AwsPair { op1: usize, op2: usize },
     /// Any distribution over the AWS pairs, e.g. a searched θ; `source` is the file it came
     /// from, kept so the spec prints back as `theta:PATH`.
-    AwsTheta { probs: PairDistribution, source: Option<PathBuf> },
+    AwsTheta {
+        probs: PairDistribution,
+        source: Option<PathBuf>,
+    },
 }
 
 /// What a policy drew for a batch: the ops of each stage (stage-major, one op per image,
@@ -81,7 +88,10 @@ fn signed(op: Op, rng: &mut Rng) -> Op {
 }
 
 fn bin_op(grid: Grid, kind: OpKind, bin: usize, bins: usize, h: i64, w: i64) -> Op {
-    Op { kind, magnitude: magnitude(grid, kind, bin, bins, h, w).unwrap_or(0.0) }
+    Op {
+        kind,
+        magnitude: magnitude(grid, kind, bin, bins, h, w).unwrap_or(0.0),
+    }
 }
 
 impl Policy {
@@ -117,7 +127,9 @@ impl Policy {
             }
             Policy::RandAugment { n, m, bins } => {
                 if *bins < 2 || m >= bins || *n > 16 {
-                    return bad(format!("randaugment needs 2 ≤ bins, m < bins and n ≤ 16 (got n={n}, m={m}, bins={bins})"));
+                    return bad(format!(
+                        "randaugment needs 2 ≤ bins, m < bins and n ≤ 16 (got n={n}, m={m}, bins={bins})"
+                    ));
                 }
                 Ok(())
             }
@@ -136,7 +148,10 @@ impl Policy {
             let cdf = d.cdf();
             (d, cdf)
         });
-        Ok(Sampler { policy: self.clone(), dist })
+        Ok(Sampler {
+            policy: self.clone(),
+            dist,
+        })
     }
 }
 
@@ -148,7 +163,10 @@ impl Sampler {
     /// Draw each of `n` images' ops for H×W images, on the host (a few numbers per image).
     pub fn draw(&self, n: usize, h: i64, w: i64, rng: &mut Rng) -> Draw {
         match &self.policy {
-            Policy::None => Draw { stages: vec![], pairs: None },
+            Policy::None => Draw {
+                stages: vec![],
+                pairs: None,
+            },
             Policy::AutoAugment { table } => self.draw_sub_policies(&table.sub_policies(), n, h, w, rng),
             Policy::SubPolicies { sub_policies } => self.draw_sub_policies(sub_policies, n, h, w, rng),
             Policy::RandAugment { n: ops, m, bins } => {
@@ -172,14 +190,21 @@ impl Sampler {
                         signed(bin_op(Grid::Wide, kind, bin, *bins, h, w), rng)
                     })
                     .collect();
-                Draw { stages: vec![stage], pairs: None }
+                Draw {
+                    stages: vec![stage],
+                    pairs: None,
+                }
             }
             Policy::AwsUniform | Policy::AwsPair { .. } | Policy::AwsTheta { .. } => {
                 let Some((dist, cdf)) = &self.dist else {
-                    return Draw { stages: vec![], pairs: None };
+                    return Draw {
+                        stages: vec![],
+                        pairs: None,
+                    };
                 };
                 let ops = aws_ops();
-                let (mut first, mut second, mut pairs) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+                let (mut first, mut second, mut pairs) =
+                    (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
                 for _ in 0..n {
                     let k = dist.sample_with(cdf, rng.next_f64());
                     let (a, b) = pair_ops(k);
@@ -187,7 +212,10 @@ impl Sampler {
                     second.push(signed(ops[b], rng));
                     pairs.push(k as i64);
                 }
-                Draw { stages: vec![first, second], pairs: Some(pairs) }
+                Draw {
+                    stages: vec![first, second],
+                    pairs: Some(pairs),
+                }
             }
         }
     }
@@ -241,13 +269,18 @@ mod tests {
     fn aws_pairs_follow_the_distribution_with_random_signs() {
         let mut t = Theta::uniform();
         t.a[16] = 50.0; // Rotate:20 as op1, almost surely
-        let policy = Policy::AwsTheta { probs: t.distribution().unwrap(), source: None };
+        let policy = Policy::AwsTheta {
+            probs: t.distribution().unwrap(),
+            source: None,
+        };
         let draw = policy.sampler().unwrap().draw(400, 32, 32, &mut Rng::new(1));
         let pairs = draw.pairs.unwrap();
         assert!(pairs.iter().all(|&k| k / 36 == 16));
         let rot = &draw.stages[0];
         let neg = rot.iter().filter(|o| o.magnitude < 0.0).count();
-        assert!(rot.iter().all(|o| o.kind == OpKind::Rotate && o.magnitude.abs() == 20.0));
+        assert!(rot
+            .iter()
+            .all(|o| o.kind == OpKind::Rotate && o.magnitude.abs() == 20.0));
         assert!((150..250).contains(&neg), "{neg} of 400 negative");
         let counts = pair_counts(&pairs);
         assert_eq!(counts.iter().sum::<u32>(), 400);
@@ -257,14 +290,19 @@ mod tests {
 
     #[test]
     fn autoaugment_draws_table_ops_with_probabilities() {
-        let p = Policy::AutoAugment { table: AutoAugmentTable::Cifar10 };
+        let p = Policy::AutoAugment {
+            table: AutoAugmentTable::Cifar10,
+        };
         let draw = p.sampler().unwrap().draw(2000, 32, 32, &mut Rng::new(0));
         assert_eq!(draw.stages.len(), 2);
         let identity = draw.stages[0].iter().filter(|o| o.kind == OpKind::Identity).count() as f64 / 2000.0;
         // Mean skip probability of the first ops of the CIFAR-10 table is 1 − mean(p) = 0.464.
         assert!((identity - 0.464).abs() < 0.04, "{identity}");
         assert!(draw.pairs.is_none());
-        let ra = Policy::RandAugment { n: 3, m: 9, bins: 31 }.sampler().unwrap().draw(10, 32, 32, &mut Rng::new(0));
+        let ra = Policy::RandAugment { n: 3, m: 9, bins: 31 }
+            .sampler()
+            .unwrap()
+            .draw(10, 32, 32, &mut Rng::new(0));
         assert_eq!(ra.stages.len(), 3);
         assert!(ra.stages.iter().flatten().all(|o| o.kind != OpKind::Invert));
     }
@@ -287,13 +325,22 @@ mod tests {
                 assert!((a - b).abs() < 1e-12);
             }
             let n = 20_000;
-            let draw = Policy::AwsTheta { probs: d.clone(), source: None }.sampler().unwrap().draw(n, 8, 8, &mut rng);
+            let draw = Policy::AwsTheta {
+                probs: d.clone(),
+                source: None,
+            }
+            .sampler()
+            .unwrap()
+            .draw(n, 8, 8, &mut rng);
             let counts = pair_counts(&draw.pairs.unwrap());
             for (k, p) in d.top(3) {
                 let expected = p * n as f64;
                 let sd = (expected * (1.0 - p)).sqrt();
                 let got = counts[k] as f64;
-                assert!((got - expected).abs() < 5.0 * sd + 1.0, "trial {trial}: pair {k} drawn {got} times, expected {expected:.1}");
+                assert!(
+                    (got - expected).abs() < 5.0 * sd + 1.0,
+                    "trial {trial}: pair {k} drawn {got} times, expected {expected:.1}"
+                );
             }
         }
     }
@@ -301,8 +348,16 @@ mod tests {
     #[test]
     fn invalid_policies_are_rejected() {
         assert!(Policy::SubPolicies { sub_policies: vec![] }.sampler().is_err());
-        let bad = SubOp { op: OpKind::Rotate, prob: 1.5, bin: Some(3) };
-        assert!(Policy::SubPolicies { sub_policies: vec![vec![bad]] }.sampler().is_err());
+        let bad = SubOp {
+            op: OpKind::Rotate,
+            prob: 1.5,
+            bin: Some(3),
+        };
+        assert!(Policy::SubPolicies {
+            sub_policies: vec![vec![bad]]
+        }
+        .sampler()
+        .is_err());
         assert!(Policy::RandAugment { n: 2, m: 40, bins: 31 }.sampler().is_err());
         assert!(Policy::AwsPair { op1: 36, op2: 0 }.sampler().is_err());
     }

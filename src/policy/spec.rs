@@ -37,7 +37,16 @@ pub const GRAMMAR_SHORT: &str = "none, autoaugment[:cifar10|svhn|imagenet], rand
     trivialaugment[:bins=B], aws[:uniform], pair:OP1+OP2, theta:PATH, subpolicies:(OP,P[,BIN])…[;…]";
 
 /// Policy names, for completion.
-pub const NAMES: [&str; 8] = ["none", "autoaugment", "randaugment", "trivialaugment", "aws", "pair", "theta", "subpolicies"];
+pub const NAMES: [&str; 8] = [
+    "none",
+    "autoaugment",
+    "randaugment",
+    "trivialaugment",
+    "aws",
+    "pair",
+    "theta",
+    "subpolicies",
+];
 
 struct Parser<'a> {
     spec: &'a str,
@@ -47,7 +56,11 @@ impl<'a> Parser<'a> {
     /// An error at byte offset `at` (columns count characters, from 1).
     fn err(&self, at: usize, message: impl Into<String>) -> PolicyError {
         let column = self.spec[..at.min(self.spec.len())].chars().count() + 1;
-        PolicyError::Parse { spec: self.spec.to_owned(), column, message: message.into() }
+        PolicyError::Parse {
+            spec: self.spec.to_owned(),
+            column,
+            message: message.into(),
+        }
     }
 
     fn parse(&self) -> Result<Policy, PolicyError> {
@@ -61,14 +74,22 @@ impl<'a> Parser<'a> {
         match lname.as_str() {
             "none" | "identity" => self.no_args(args, args_at, Policy::None),
             "autoaugment" | "aa" => match args.map(str::trim) {
-                None | Some("") => Ok(Policy::AutoAugment { table: AutoAugmentTable::Cifar10 }),
+                None | Some("") => Ok(Policy::AutoAugment {
+                    table: AutoAugmentTable::Cifar10,
+                }),
                 Some(t) => AutoAugmentTable::ALL
                     .iter()
                     .find(|x| x.name().eq_ignore_ascii_case(t))
                     .map(|&table| Policy::AutoAugment { table })
                     .ok_or_else(|| {
                         let names = AutoAugmentTable::ALL.map(AutoAugmentTable::name);
-                        self.err(args_at, format!("unknown AutoAugment table `{t}`{}; expected cifar10, svhn or imagenet", suggest::hint(t, names)))
+                        self.err(
+                            args_at,
+                            format!(
+                                "unknown AutoAugment table `{t}`{}; expected cifar10, svhn or imagenet",
+                                suggest::hint(t, names)
+                            ),
+                        )
                     }),
             },
             "randaugment" | "ra" => {
@@ -99,17 +120,30 @@ impl<'a> Parser<'a> {
             }
             "aws" => match args.map(str::trim) {
                 None | Some("") | Some("uniform") => Ok(Policy::AwsUniform),
-                Some(other) => Err(self.err(args_at, format!("unknown aws form `{other}`; use aws:uniform, pair:OP1+OP2 or theta:PATH"))),
+                Some(other) => Err(self.err(
+                    args_at,
+                    format!("unknown aws form `{other}`; use aws:uniform, pair:OP1+OP2 or theta:PATH"),
+                )),
             },
             "pair" => {
-                let a = args.filter(|a| !a.trim().is_empty()).ok_or_else(|| self.err(args_at, "pair needs two AWS ops: pair:OP1+OP2, e.g. pair:Rotate:20+Invert"))?;
-                let split = a.find(['+', ',']).ok_or_else(|| self.err(args_at + a.len(), "pair needs two AWS ops separated by `+`"))?;
+                let a = args.filter(|a| !a.trim().is_empty()).ok_or_else(|| {
+                    self.err(
+                        args_at,
+                        "pair needs two AWS ops: pair:OP1+OP2, e.g. pair:Rotate:20+Invert",
+                    )
+                })?;
+                let split = a
+                    .find(['+', ','])
+                    .ok_or_else(|| self.err(args_at + a.len(), "pair needs two AWS ops separated by `+`"))?;
                 let op1 = aws_index(&a[..split]).map_err(|e| self.err(args_at, e.to_string()))?;
                 let op2 = aws_index(&a[split + 1..]).map_err(|e| self.err(args_at + split + 1, e.to_string()))?;
                 Ok(Policy::AwsPair { op1, op2 })
             }
             "theta" => {
-                let path = args.map(str::trim).filter(|a| !a.is_empty()).ok_or_else(|| self.err(args_at, "theta needs a file: theta:PATH"))?;
+                let path = args
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| self.err(args_at, "theta needs a file: theta:PATH"))?;
                 load_theta(Path::new(path)).map_err(|e| self.err(args_at, e.to_string()))
             }
             "subpolicies" | "sub" => self.sub_policies(args.unwrap_or(""), args_at),
@@ -135,8 +169,15 @@ impl<'a> Parser<'a> {
             if part.is_empty() {
                 continue;
             }
-            let (k, v) = part.split_once('=').ok_or_else(|| self.err(here, format!("`{part}` is not key=value")))?;
-            let v: usize = v.trim().parse().map_err(|_| self.err(here + k.len() + 1, format!("`{}` is not a non-negative integer", v.trim())))?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| self.err(here, format!("`{part}` is not key=value")))?;
+            let v: usize = v.trim().parse().map_err(|_| {
+                self.err(
+                    here + k.len() + 1,
+                    format!("`{}` is not a non-negative integer", v.trim()),
+                )
+            })?;
             out.push((k.trim(), v, here));
         }
         Ok(out)
@@ -159,7 +200,13 @@ impl<'a> Parser<'a> {
                     break;
                 }
                 if !rest.starts_with('(') {
-                    return Err(self.err(pos, format!("expected `(OP,P[,BIN])`, found `{}`", rest.chars().next().unwrap_or(' '))));
+                    return Err(self.err(
+                        pos,
+                        format!(
+                            "expected `(OP,P[,BIN])`, found `{}`",
+                            rest.chars().next().unwrap_or(' ')
+                        ),
+                    ));
                 }
                 let close = rest.find(')').ok_or_else(|| self.err(pos, "unclosed `(`"))?;
                 let inner = &rest[1..close];
@@ -185,10 +232,18 @@ impl<'a> Parser<'a> {
             starts.push(o + (f.len() - f.trim_start().len()));
             o += f.len() + 1;
         }
-        let op: OpKind = fields[0].trim().parse().map_err(|e: crate::augment::AugmentError| self.err(starts[0], e.to_string()))?;
+        let op: OpKind = fields[0]
+            .trim()
+            .parse()
+            .map_err(|e: crate::augment::AugmentError| self.err(starts[0], e.to_string()))?;
         let prob: f64 = fields
             .get(1)
-            .ok_or_else(|| self.err(at + inner.len(), format!("({}) needs a probability: ({},P[,BIN])", op, op)))?
+            .ok_or_else(|| {
+                self.err(
+                    at + inner.len(),
+                    format!("({}) needs a probability: ({},P[,BIN])", op, op),
+                )
+            })?
             .trim()
             .parse()
             .map_err(|_| self.err(starts[1], "probability must be a number in 0..=1"))?;
@@ -196,14 +251,22 @@ impl<'a> Parser<'a> {
             return Err(self.err(starts[1], format!("probability {prob} is outside 0..=1")));
         }
         let bin = match fields.get(2) {
-            Some(b) => Some(b.trim().parse::<usize>().ok().filter(|b| *b <= 9).ok_or_else(|| self.err(starts[2], format!("magnitude bin `{}` is not an integer 0..=9", b.trim())))?),
+            Some(b) => Some(b.trim().parse::<usize>().ok().filter(|b| *b <= 9).ok_or_else(|| {
+                self.err(
+                    starts[2],
+                    format!("magnitude bin `{}` is not an integer 0..=9", b.trim()),
+                )
+            })?),
             None => None,
         };
         if fields.len() > 3 {
             return Err(self.err(starts[3], "too many fields: (OP,P[,BIN])"));
         }
         match (op.range(), bin) {
-            (Some(_), None) => Err(self.err(at + inner.len(), format!("{op} needs a magnitude bin: ({op},{prob},BIN) with BIN in 0..=9"))),
+            (Some(_), None) => Err(self.err(
+                at + inner.len(),
+                format!("{op} needs a magnitude bin: ({op},{prob},BIN) with BIN in 0..=9"),
+            )),
             (None, Some(_)) => Err(self.err(starts[2], format!("{op} takes no magnitude bin"))),
             _ => Ok(SubOp { op, prob, bin }),
         }
@@ -212,18 +275,27 @@ impl<'a> Parser<'a> {
 
 /// Load a θ file (logits, probabilities or an augwise export).
 pub fn load_theta(path: &Path) -> Result<Policy, PolicyError> {
-    let file = |why: String| PolicyError::File { path: path.to_owned(), why };
-    let text = crate::limits::read_text(path, crate::limits::THETA_FILE_BYTES).map_err(|e| file(format!("cannot read θ file: {e}")))?;
+    let file = |why: String| PolicyError::File {
+        path: path.to_owned(),
+        why,
+    };
+    let text = crate::limits::read_text(path, crate::limits::THETA_FILE_BYTES)
+        .map_err(|e| file(format!("cannot read θ file: {e}")))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| file(format!("not JSON (truncated?): {e}")))?;
     let probs = if v.get("a").is_some() && v.get("b").is_some() {
         let t: Theta = serde_json::from_value(v).map_err(|e| file(format!("θ logits: {e}")))?;
         t.distribution()?
     } else {
         let p = v.get("probs").cloned().unwrap_or(v);
-        let probs: Vec<f64> = serde_json::from_value(p).map_err(|_| file("expected {\"a\",\"b\"} logits, {\"probs\": [1296 numbers]} or a list of 1296 numbers".into()))?;
+        let probs: Vec<f64> = serde_json::from_value(p).map_err(|_| {
+            file("expected {\"a\",\"b\"} logits, {\"probs\": [1296 numbers]} or a list of 1296 numbers".into())
+        })?;
         PairDistribution::new(probs)?
     };
-    Ok(Policy::AwsTheta { probs, source: Some(path.to_owned()) })
+    Ok(Policy::AwsTheta {
+        probs,
+        source: Some(path.to_owned()),
+    })
 }
 
 impl FromStr for Policy {
@@ -292,9 +364,18 @@ mod tests {
             let json = serde_json::to_string(&p).unwrap();
             assert_eq!(serde_json::from_str::<Policy>(&json).unwrap(), p, "{json}");
         }
-        assert_eq!("autoaugment".parse::<Policy>().unwrap().to_string(), "autoaugment:cifar10");
-        assert_eq!(" RandAugment:m=5 ".parse::<Policy>().unwrap().to_string(), "randaugment:n=2,m=5,bins=31");
-        assert_eq!("pair:rotate:20.0,invert".parse::<Policy>().unwrap().to_string(), "pair:Rotate:20+Invert");
+        assert_eq!(
+            "autoaugment".parse::<Policy>().unwrap().to_string(),
+            "autoaugment:cifar10"
+        );
+        assert_eq!(
+            " RandAugment:m=5 ".parse::<Policy>().unwrap().to_string(),
+            "randaugment:n=2,m=5,bins=31"
+        );
+        assert_eq!(
+            "pair:rotate:20.0,invert".parse::<Policy>().unwrap().to_string(),
+            "pair:Rotate:20+Invert"
+        );
     }
 
     #[test]
@@ -318,7 +399,10 @@ mod tests {
         assert!(col("subpolicies:").1.contains("empty sub-policy"));
         assert!(col("theta:/no/such/file.json").1.contains("cannot read"));
         let full = "subpolicies:(Rotat,0.7,2)".parse::<Policy>().unwrap_err().to_string();
-        assert!(full.contains("\n  subpolicies:(Rotat,0.7,2)\n               ^"), "{full}");
+        assert!(
+            full.contains("\n  subpolicies:(Rotat,0.7,2)\n               ^"),
+            "{full}"
+        );
         assert!(full.contains("valid policies: none, autoaugment"), "{full}");
     }
 
@@ -333,14 +417,32 @@ mod tests {
         assert_eq!(p.to_string(), format!("theta:{}", logits.display()));
         assert_eq!(p.distribution().unwrap(), t.distribution().unwrap());
         let probs = dir.path().join("probs.json");
-        std::fs::write(&probs, serde_json::json!({"probs": t.distribution().unwrap()}).to_string()).unwrap();
-        assert_eq!(format!("theta:{}", probs.display()).parse::<Policy>().unwrap().distribution(), p.distribution());
+        std::fs::write(
+            &probs,
+            serde_json::json!({"probs": t.distribution().unwrap()}).to_string(),
+        )
+        .unwrap();
+        assert_eq!(
+            format!("theta:{}", probs.display())
+                .parse::<Policy>()
+                .unwrap()
+                .distribution(),
+            p.distribution()
+        );
         let trunc = dir.path().join("trunc.json");
         std::fs::write(&trunc, "{\"a\": [0.0, 1").unwrap();
-        assert!(format!("theta:{}", trunc.display()).parse::<Policy>().unwrap_err().to_string().contains("truncated"));
+        assert!(format!("theta:{}", trunc.display())
+            .parse::<Policy>()
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
         let nan = dir.path().join("bad.json");
         std::fs::write(&nan, serde_json::json!({"probs": vec![0.5; 1296]}).to_string()).unwrap();
-        assert!(format!("theta:{}", nan.display()).parse::<Policy>().unwrap_err().to_string().contains("sum"));
+        assert!(format!("theta:{}", nan.display())
+            .parse::<Policy>()
+            .unwrap_err()
+            .to_string()
+            .contains("sum"));
     }
 
     /// Property: random specs built from the grammar parse, print and re-parse to the same value.
@@ -361,7 +463,11 @@ mod tests {
                                 .map(|_| {
                                     let op = OpKind::ALL[1 + pick(14)];
                                     let p = pick(11) as f64 / 10.0;
-                                    if op.range().is_some() { format!("({op},{p},{})", pick(10)) } else { format!("({op},{p})") }
+                                    if op.range().is_some() {
+                                        format!("({op},{p},{})", pick(10))
+                                    } else {
+                                        format!("({op},{p})")
+                                    }
                                 })
                                 .collect()
                         })

@@ -218,7 +218,15 @@ impl AutoAugmentTable {
             ],
         };
         rows.iter()
-            .map(|r| r.iter().map(|&(op, prob, bin)| SubOp { op, prob, bin: (bin >= 0).then_some(bin as usize) }).collect())
+            .map(|r| {
+                r.iter()
+                    .map(|&(op, prob, bin)| SubOp {
+                        op,
+                        prob,
+                        bin: (bin >= 0).then_some(bin as usize),
+                    })
+                    .collect()
+            })
             .collect()
     }
 }
@@ -231,8 +239,14 @@ mod tests {
     fn grids_match_torchvision() {
         // Values torchvision computes (float32 linspace, then float()).
         assert_eq!(magnitude(Grid::Standard, OpKind::Rotate, 3, 10, 32, 32), Some(10.0));
-        assert_eq!(magnitude(Grid::Standard, OpKind::ShearX, 9, 10, 32, 32), Some(0.30000001192092896));
-        assert_eq!(magnitude(Grid::Standard, OpKind::Solarize, 3, 10, 32, 32), Some(255.0 * 0.6666666865348816));
+        assert_eq!(
+            magnitude(Grid::Standard, OpKind::ShearX, 9, 10, 32, 32),
+            Some(0.30000001192092896)
+        );
+        assert_eq!(
+            magnitude(Grid::Standard, OpKind::Solarize, 3, 10, 32, 32),
+            Some(255.0 * 0.6666666865348816)
+        );
         assert_eq!(magnitude(Grid::Standard, OpKind::Posterize, 3, 10, 32, 32), Some(7.0));
         assert_eq!(magnitude(Grid::Standard, OpKind::Posterize, 6, 10, 32, 32), Some(5.0));
         assert_eq!(magnitude(Grid::Standard, OpKind::Posterize, 9, 10, 32, 32), Some(4.0));

@@ -24,7 +24,10 @@ fn softmax(x: &[f64]) -> Vec<f64> {
 impl Theta {
     /// θ at initialisation: all zeros, the uniform distribution.
     pub fn uniform() -> Self {
-        Self { a: vec![0.0; NUM_OPS], b: vec![vec![0.0; NUM_OPS]; NUM_OPS] }
+        Self {
+            a: vec![0.0; NUM_OPS],
+            b: vec![vec![0.0; NUM_OPS]; NUM_OPS],
+        }
     }
 
     /// Shapes 36 and 36×36, every logit finite.
@@ -72,7 +75,10 @@ impl PairDistribution {
     /// Check length, finiteness, non-negativity and normalisation (|Σ − 1| ≤ 1e-6).
     pub fn new(probs: Vec<f64>) -> Result<Self, PolicyError> {
         if probs.len() != NUM_PAIRS {
-            return Err(PolicyError::Theta(format!("{} probabilities; expected one per pair, {NUM_PAIRS}", probs.len())));
+            return Err(PolicyError::Theta(format!(
+                "{} probabilities; expected one per pair, {NUM_PAIRS}",
+                probs.len()
+            )));
         }
         if let Some((k, p)) = probs.iter().enumerate().find(|(_, p)| !p.is_finite()) {
             return Err(PolicyError::Theta(format!("probability of pair {k} is {p}")));
@@ -88,7 +94,9 @@ impl PairDistribution {
     }
 
     pub fn uniform() -> Self {
-        Self { probs: vec![1.0 / NUM_PAIRS as f64; NUM_PAIRS] }
+        Self {
+            probs: vec![1.0 / NUM_PAIRS as f64; NUM_PAIRS],
+        }
     }
 
     /// All the mass on one pair.
@@ -107,7 +115,9 @@ impl PairDistribution {
     pub fn draw_pairs(&self, pairs: usize, rng: &mut crate::rng::Rng) -> Self {
         let counts = rng.multinomial(pairs.max(1) as u64, &self.probs);
         let total: f64 = counts.iter().map(|&c| f64::from(c)).sum::<f64>().max(1.0);
-        Self { probs: counts.iter().map(|&c| f64::from(c) / total).collect() }
+        Self {
+            probs: counts.iter().map(|&c| f64::from(c) / total).collect(),
+        }
     }
 
     /// Cumulative sums, for inverse-CDF sampling.
@@ -195,7 +205,10 @@ mod tests {
         assert_eq!(d.top(1)[0].0, 5 * 36 + 7);
         t.b[1][1] = f64::NAN;
         assert!(t.distribution().unwrap_err().to_string().contains("non-finite"));
-        assert!(PairDistribution::new(vec![0.5; 1296]).unwrap_err().to_string().contains("sum"));
+        assert!(PairDistribution::new(vec![0.5; 1296])
+            .unwrap_err()
+            .to_string()
+            .contains("sum"));
         let mut neg = vec![1.0 / 1295.0; 1296];
         neg[0] = -0.0001;
         assert!(PairDistribution::new(neg).unwrap_err().to_string().contains("negative"));

@@ -4,12 +4,24 @@
 use super::SearchConfig;
 
 /// Stages `explain` knows.
-pub const STAGES: [&str; 8] = ["overview", "space", "pretrain", "sample", "evaluate", "update", "fulltrain", "noise"];
+pub const STAGES: [&str; 8] = [
+    "overview",
+    "space",
+    "pretrain",
+    "sample",
+    "evaluate",
+    "update",
+    "fulltrain",
+    "noise",
+];
 
 /// The explanation of `stage` (default: overview), with `cfg`'s settings filled in.
 pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String> {
     let stage = stage.unwrap_or("overview").trim().to_ascii_lowercase();
-    let lr1 = cfg.finetune_lr.map(|l| format!("{l}")).unwrap_or_else(|| "0.001 (stage 1's final rate)".into());
+    let lr1 = cfg
+        .finetune_lr
+        .map(|l| format!("{l}"))
+        .unwrap_or_else(|| "0.001 (stage 1's final rate)".into());
     let text = match stage.as_str() {
         "overview" => format!(
             "AWS — Augmentation-Wise Weight Sharing (Tian et al., NeurIPS 2020)\n\

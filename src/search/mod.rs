@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use explain::{explain, STAGES};
+pub use null::NullReport;
 pub use ppo::{PpoConfig, PpoOutcome, PpoState, Trajectory};
 pub use report::*;
-pub use null::NullReport;
 pub use session::{History, Progress, Session, TrajectorySeeds};
 
 use crate::augment::AugmentError;
@@ -144,7 +144,9 @@ impl SearchConfig {
     pub fn cpu() -> Self {
         Self {
             data: DataSpec::default(),
-            split: SplitConfig::default().with_limit(Some(2500)).with_test_limit(Some(2000)),
+            split: SplitConfig::default()
+                .with_limit(Some(2500))
+                .with_test_limit(Some(2000)),
             model: Arch::RESNET20,
             device: DeviceSpec::Auto,
             seed: 0,
@@ -340,9 +342,17 @@ impl SearchConfig {
             ("trajectories", self.trajectories, &limits::TRAJECTORIES),
             ("probe_trajectories", self.probe_trajectories, &limits::TRAJECTORIES),
             ("updates", self.updates, &limits::UPDATES),
-            ("batch_size", usize::try_from(self.batch_size).unwrap_or(0), &limits::BATCH),
+            (
+                "batch_size",
+                usize::try_from(self.batch_size).unwrap_or(0),
+                &limits::BATCH,
+            ),
             ("trajectory_batch", self.trajectory_batch, &limits::TRAJECTORY_BATCH),
-            ("pairs_per_trajectory", self.pairs_per_trajectory, &limits::PAIRS_PER_TRAJECTORY),
+            (
+                "pairs_per_trajectory",
+                self.pairs_per_trajectory,
+                &limits::PAIRS_PER_TRAJECTORY,
+            ),
         ];
         for (key, n, limit) in bounded {
             if let Err(e) = limit.check_usize(n) {
@@ -381,12 +391,22 @@ pub struct FulltrainSchedule {
 
 impl FulltrainSchedule {
     /// The official retrain: 0.1 → 0.4 over 1.5 epochs, cosine to 0.
-    pub const OFFICIAL: Self = Self { start: 0.1, peak: 0.4, warmup_epochs: 1.5, floor: 0.0 };
+    pub const OFFICIAL: Self = Self {
+        start: 0.1,
+        peak: 0.4,
+        warmup_epochs: 1.5,
+        floor: 0.0,
+    };
 
     /// Stage 1's shape (a quarter of `peak` → `peak` in one epoch, cosine to 0.001): the CPU
     /// presets' short retrains.
     pub fn like_stage1(peak: f64) -> Self {
-        Self { start: peak / 4.0, peak, warmup_epochs: 1.0, floor: 0.001 }
+        Self {
+            start: peak / 4.0,
+            peak,
+            warmup_epochs: 1.0,
+            floor: 0.001,
+        }
     }
 
     pub fn for_epochs(&self, epochs: usize) -> crate::train::LrSchedule {
@@ -447,7 +467,10 @@ mod tests {
     fn paper_retrain_schedule_is_the_official_one() {
         let s = SearchConfig::paper().fulltrain_schedule.for_epochs(300);
         assert!((s.at(0.0) - 0.1).abs() < 1e-12);
-        assert!((s.at(0.75) - 0.25).abs() < 1e-12, "halfway through the 1.5-epoch warm-up");
+        assert!(
+            (s.at(0.75) - 0.25).abs() < 1e-12,
+            "halfway through the 1.5-epoch warm-up"
+        );
         assert!((s.at(1.5) - 0.4).abs() < 1e-12);
         assert!(s.at(300.0).abs() < 1e-12, "cosine to 0");
         let mut c = SearchConfig::cpu();

@@ -49,7 +49,12 @@ pub struct NullInput {
 impl NullInput {
     /// What the null needs from one PPO update.
     pub fn of(outcome: &super::ppo::PpoOutcome) -> Self {
-        Self { rewards: outcome.rewards.clone(), applications: outcome.applications.clone(), op_counts: outcome.op_counts.clone(), pairs_per_trajectory: outcome.pairs_per_trajectory }
+        Self {
+            rewards: outcome.rewards.clone(),
+            applications: outcome.applications.clone(),
+            op_counts: outcome.op_counts.clone(),
+            pairs_per_trajectory: outcome.pairs_per_trajectory,
+        }
     }
 }
 
@@ -72,7 +77,11 @@ impl Movement {
     pub fn of(theta: &Theta) -> Result<Self, PolicyError> {
         let d = theta.distribution()?;
         let (op1, op2) = d.marginals();
-        Ok(Self { kl_from_uniform: (NUM_PAIRS as f64).ln() - d.entropy(), marginals: op1.into_iter().chain(op2).collect(), pairs: d.probs().to_vec() })
+        Ok(Self {
+            kl_from_uniform: (NUM_PAIRS as f64).ln() - d.entropy(),
+            marginals: op1.into_iter().chain(op2).collect(),
+            pairs: d.probs().to_vec(),
+        })
     }
 }
 
@@ -93,7 +102,13 @@ pub fn trajectory_counts(dist: &PairDistribution, n: u64, pairs: usize, rng: &mu
 
 /// θ after each of `replicates` null searches over `inputs`. `on_replicate(done)` returns
 /// false to stop early (cancel).
-pub fn simulate(inputs: &[NullInput], cfg: &PpoConfig, replicates: usize, seed: u64, on_replicate: &mut dyn FnMut(usize) -> bool) -> Result<Vec<Movement>, PolicyError> {
+pub fn simulate(
+    inputs: &[NullInput],
+    cfg: &PpoConfig,
+    replicates: usize,
+    seed: u64,
+    on_replicate: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<Movement>, PolicyError> {
     let mut out = Vec::with_capacity(replicates.min(MAX_REPLICATES));
     for r in 0..replicates {
         let mut rng = Rng::derive(seed, &[r as u64]);
@@ -107,7 +122,14 @@ pub fn simulate(inputs: &[NullInput], cfg: &PpoConfig, replicates: usize, seed: 
                 .zip(&input.applications)
                 .map(|(&reward, &n)| {
                     let counts = trajectory_counts(&dist, n, input.pairs_per_trajectory, &mut rng);
-                    Trajectory { seed: 0, reward, accuracies: vec![reward], counts, seconds: 0.0, pairs_drawn: input.pairs_per_trajectory }
+                    Trajectory {
+                        seed: 0,
+                        reward,
+                        accuracies: vec![reward],
+                        counts,
+                        seconds: 0.0,
+                        pairs_drawn: input.pairs_per_trajectory,
+                    }
                 })
                 .collect();
             ppo::update(&mut state, &trajectories, cfg)?;
@@ -136,7 +158,13 @@ impl Band {
     }
     fn describe(&self) -> String {
         let dir = if self.observed > self.hi { "above" } else { "below" };
-        format!("{} {:.3}% ({dir} its null band {:.3}–{:.3}%)", self.name, 100.0 * self.observed, 100.0 * self.lo, 100.0 * self.hi)
+        format!(
+            "{} {:.3}% ({dir} its null band {:.3}–{:.3}%)",
+            self.name,
+            100.0 * self.observed,
+            100.0 * self.lo,
+            100.0 * self.hi
+        )
     }
 }
 
@@ -184,16 +212,31 @@ fn bands(null: &[&[f64]], observed: &[f64], name: impl Fn(usize) -> String) -> (
     let stats = |rows: &[&[f64]]| {
         let r = rows.len() as f64;
         let mean: Vec<f64> = (0..dims).map(|j| rows.iter().map(|x| x[j]).sum::<f64>() / r).collect();
-        let sd: Vec<f64> = (0..dims).map(|j| (rows.iter().map(|x| (x[j] - mean[j]).powi(2)).sum::<f64>() / (r - 1.0).max(1.0)).sqrt()).collect();
+        let sd: Vec<f64> = (0..dims)
+            .map(|j| (rows.iter().map(|x| (x[j] - mean[j]).powi(2)).sum::<f64>() / (r - 1.0).max(1.0)).sqrt())
+            .collect();
         (mean, sd)
     };
-    let max_z = |x: &[f64], mean: &[f64], sd: &[f64]| (0..dims).filter(|&j| sd[j] > 0.0).map(|j| (x[j] - mean[j]).abs() / sd[j]).fold(0.0, f64::max);
+    let max_z = |x: &[f64], mean: &[f64], sd: &[f64]| {
+        (0..dims)
+            .filter(|&j| sd[j] > 0.0)
+            .map(|j| (x[j] - mean[j]).abs() / sd[j])
+            .fold(0.0, f64::max)
+    };
     // The bands: from the null searches alone.
     let (mean, sd) = stats(null);
     let mut maxz: Vec<f64> = null.iter().map(|x| max_z(x, &mean, &sd)).collect();
     maxz.sort_by(f64::total_cmp);
     let c = quantile_sorted(&maxz, 1.0 - ALPHA);
-    let bands = (0..dims).map(|j| Band { name: name(j), observed: observed[j], null_mean: mean[j], lo: mean[j] - c * sd[j], hi: mean[j] + c * sd[j] }).collect();
+    let bands = (0..dims)
+        .map(|j| Band {
+            name: name(j),
+            observed: observed[j],
+            null_mean: mean[j],
+            lo: mean[j] - c * sd[j],
+            hi: mean[j] + c * sd[j],
+        })
+        .collect();
     // The p-value: standardise with the observed row pooled in, so it and the null rows are
     // exchangeable under the null (standardising by the null rows alone would make them look
     // tamer than a new draw and the test too eager).
@@ -211,7 +254,12 @@ pub fn score(inputs: &[NullInput], seed: u64) -> Option<ScoreReport> {
 
 /// Judge `theta` (after `updates` updates) against null searches' θs and, when given, the
 /// score test of its rewards.
-pub fn judge(theta: &Theta, updates: usize, null: &[Movement], score: Option<ScoreReport>) -> Result<NullReport, PolicyError> {
+pub fn judge(
+    theta: &Theta,
+    updates: usize,
+    null: &[Movement],
+    score: Option<ScoreReport>,
+) -> Result<NullReport, PolicyError> {
     if null.len() < 2 {
         return Err(PolicyError::Theta("a null needs at least 2 replicates".into()));
     }
@@ -220,9 +268,15 @@ pub fn judge(theta: &Theta, updates: usize, null: &[Movement], score: Option<Sco
     let p_kl = empirical_p(obs.kl_from_uniform, &kls);
     kls.sort_by(f64::total_cmp);
     let marg: Vec<&[f64]> = null.iter().map(|m| m.marginals.as_slice()).collect();
-    let (ops, p_ops) = bands(&marg, &obs.marginals, |j| format!("op{} {}", 1 + j / NUM_OPS, aws_name(j % NUM_OPS)));
+    let (ops, p_ops) = bands(&marg, &obs.marginals, |j| {
+        format!("op{} {}", 1 + j / NUM_OPS, aws_name(j % NUM_OPS))
+    });
     let pairs: Vec<&[f64]> = null.iter().map(|m| m.pairs.as_slice()).collect();
-    let mut pairs_outside: Vec<Band> = bands(&pairs, &obs.pairs, pair_name).0.into_iter().filter(Band::outside).collect();
+    let mut pairs_outside: Vec<Band> = bands(&pairs, &obs.pairs, pair_name)
+        .0
+        .into_iter()
+        .filter(Band::outside)
+        .collect();
     let p_movement = (2.0 * p_kl.min(p_ops)).min(1.0);
     let p_value = score.as_ref().map_or(p_movement, |s| s.p_value);
     pairs_outside.sort_by(|a, b| b.observed.total_cmp(&a.observed));
@@ -248,9 +302,15 @@ fn strength(p: f64) -> String {
     if p < 0.001 {
         "strong evidence".into()
     } else if p < 0.01 {
-        format!("evidence (a search on pure noise gets this far about once in {:.0})", 1.0 / p)
+        format!(
+            "evidence (a search on pure noise gets this far about once in {:.0})",
+            1.0 / p
+        )
     } else {
-        format!("weak evidence (a search on pure noise gets this far about once in {:.0})", 1.0 / p)
+        format!(
+            "weak evidence (a search on pure noise gets this far about once in {:.0})",
+            1.0 / p
+        )
     }
 }
 
@@ -332,18 +392,34 @@ impl fmt::Display for NullReport {
         if ops.is_empty() {
             writeln!(f, "ops outside their simultaneous 95% null band: none")?;
         } else {
-            writeln!(f, "ops outside their simultaneous 95% null band: {}", ops.iter().map(|b| b.describe()).collect::<Vec<_>>().join("; "))?;
+            writeln!(
+                f,
+                "ops outside their simultaneous 95% null band: {}",
+                ops.iter().map(|b| b.describe()).collect::<Vec<_>>().join("; ")
+            )?;
         }
         if self.pairs_outside.is_empty() {
             writeln!(f, "pairs outside their simultaneous 95% null band: none")?;
         } else {
             let shown: Vec<String> = self.pairs_outside.iter().take(8).map(Band::describe).collect();
             let more = self.pairs_outside.len().saturating_sub(8);
-            writeln!(f, "pairs outside their simultaneous 95% null band: {}{}", shown.join("; "), if more > 0 { format!(" and {more} more") } else { String::new() })?;
+            writeln!(
+                f,
+                "pairs outside their simultaneous 95% null band: {}{}",
+                shown.join("; "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )?;
         }
         match &self.score {
             Some(score) => writeln!(f, "score: {}", score.summary())?,
-            None => writeln!(f, "score: not available (this search's updates were recorded without per-trajectory op counts)")?,
+            None => writeln!(
+                f,
+                "score: not available (this search's updates were recorded without per-trajectory op counts)"
+            )?,
         }
         write!(f, "{}", self.verdict())
     }
@@ -367,7 +443,13 @@ mod tests {
     #[test]
     fn bands_hold_together_and_flag_outliers() {
         // Null rows: coordinate j ~ j ± 1 (deterministic spread); observed far off in one.
-        let rows: Vec<Vec<f64>> = (0..200).map(|r| (0..5).map(|j| j as f64 + ((r * 7 + j * 3) % 11) as f64 / 5.0 - 1.0).collect()).collect();
+        let rows: Vec<Vec<f64>> = (0..200)
+            .map(|r| {
+                (0..5)
+                    .map(|j| j as f64 + ((r * 7 + j * 3) % 11) as f64 / 5.0 - 1.0)
+                    .collect()
+            })
+            .collect();
         let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
         let mut obs: Vec<f64> = (0..5).map(|j| j as f64).collect();
         obs[2] = 50.0;
@@ -376,7 +458,10 @@ mod tests {
         let outside: Vec<&str> = b.iter().filter(|x| x.outside()).map(|x| x.name.as_str()).collect();
         assert_eq!(outside, vec!["2"]);
         // By construction at most 5% of the null rows leave any band.
-        let escaped = rows.iter().filter(|x| x.iter().zip(&b).any(|(v, band)| *v < band.lo || *v > band.hi)).count();
+        let escaped = rows
+            .iter()
+            .filter(|x| x.iter().zip(&b).any(|(v, band)| *v < band.lo || *v > band.hi))
+            .count();
         assert!(escaped <= 10, "{escaped} of 200");
     }
 }

@@ -104,16 +104,30 @@ impl PpoState {
     /// second moments non-negative, a finite baseline, a count of updates within its limit.
     pub fn validate(&self) -> Result<(), PolicyError> {
         self.theta.validate()?;
-        for (name, t) in [("Adam's first moment", &self.adam_m), ("Adam's second moment", &self.adam_v)] {
+        for (name, t) in [
+            ("Adam's first moment", &self.adam_m),
+            ("Adam's second moment", &self.adam_v),
+        ] {
             t.validate().map_err(|e| PolicyError::Theta(format!("{name}: {e}")))?;
         }
-        if self.adam_v.a.iter().chain(self.adam_v.b.iter().flatten()).any(|&v| v < 0.0) {
+        if self
+            .adam_v
+            .a
+            .iter()
+            .chain(self.adam_v.b.iter().flatten())
+            .any(|&v| v < 0.0)
+        {
             return Err(PolicyError::Theta("Adam's second moment has a negative entry".into()));
         }
         if self.baseline.is_some_and(|b| !b.is_finite()) {
-            return Err(PolicyError::Theta(format!("the reward baseline is not finite ({:?})", self.baseline)));
+            return Err(PolicyError::Theta(format!(
+                "the reward baseline is not finite ({:?})",
+                self.baseline
+            )));
         }
-        crate::limits::UPDATES.check_usize(self.updates).map_err(PolicyError::Theta)?;
+        crate::limits::UPDATES
+            .check_usize(self.updates)
+            .map_err(PolicyError::Theta)?;
         Ok(())
     }
 }
@@ -166,8 +180,12 @@ fn to_tensor(t: &Theta) -> (Tensor, Tensor) {
 
 fn from_tensor(a: &Tensor, b: &Tensor) -> Theta {
     let a: Vec<f64> = Vec::try_from(a.to_kind(Kind::Double).contiguous()).unwrap_or_else(|_| vec![0.0; NUM_OPS]);
-    let flat: Vec<f64> = Vec::try_from(b.to_kind(Kind::Double).contiguous().view([-1])).unwrap_or_else(|_| vec![0.0; NUM_PAIRS]);
-    Theta { a, b: flat.chunks(NUM_OPS).map(<[f64]>::to_vec).collect() }
+    let flat: Vec<f64> =
+        Vec::try_from(b.to_kind(Kind::Double).contiguous().view([-1])).unwrap_or_else(|_| vec![0.0; NUM_PAIRS]);
+    Theta {
+        a,
+        b: flat.chunks(NUM_OPS).map(<[f64]>::to_vec).collect(),
+    }
 }
 
 /// log π(op1, op2) for all pairs, flattened op1-major.
@@ -181,21 +199,34 @@ fn surrogate_of(log_new: &Tensor, log_old: &Tensor, freq: &Tensor, adv: &Tensor,
     let ratio = (log_new - log_old).exp().view([1, NUM_PAIRS as i64]);
     let unclipped = &ratio * adv;
     let clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * adv;
-    (unclipped.minimum(&clipped) * freq).sum_dim_intlist(&[1i64][..], false, Kind::Double).mean(Kind::Double)
+    (unclipped.minimum(&clipped) * freq)
+        .sum_dim_intlist(&[1i64][..], false, Kind::Double)
+        .mean(Kind::Double)
 }
 
 /// One PPO update of `state` from `trajectories` (all sampled under `state.theta`).
 pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig) -> Result<PpoOutcome, PolicyError> {
     if trajectories.is_empty() {
-        return Err(PolicyError::Theta("no trajectories to learn from: run `evaluate` first".into()));
+        return Err(PolicyError::Theta(
+            "no trajectories to learn from: run `evaluate` first".into(),
+        ));
     }
-    if let Some(t) = trajectories.iter().find(|t| !t.reward.is_finite() || t.counts.len() != NUM_PAIRS) {
-        return Err(PolicyError::Theta(format!("trajectory {} has a non-finite reward or bad counts", t.seed)));
+    if let Some(t) = trajectories
+        .iter()
+        .find(|t| !t.reward.is_finite() || t.counts.len() != NUM_PAIRS)
+    {
+        return Err(PolicyError::Theta(format!(
+            "trajectory {} has a non-finite reward or bad counts",
+            t.seed
+        )));
     }
     // Rewards are accuracies; one far outside [0, 1] (a hand-edited checkpoint) would overflow
     // Adam's second moment.
     if let Some(t) = trajectories.iter().find(|t| !(-1.0..=2.0).contains(&t.reward)) {
-        return Err(PolicyError::Theta(format!("trajectory {} has reward {}: rewards are accuracies in 0..=1", t.seed, t.reward)));
+        return Err(PolicyError::Theta(format!(
+            "trajectory {} has reward {}: rewards are accuracies in 0..=1",
+            t.seed, t.reward
+        )));
     }
     state.theta.validate()?;
     let rewards: Vec<f64> = trajectories.iter().map(|t| t.reward).collect();
@@ -206,8 +237,14 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
         Some(b) => m * b + (1.0 - m) * mean_reward,
     };
     state.baseline = Some(baseline);
-    let advantages: Vec<f64> = rewards.iter().map(|r| (r - baseline) * cfg.reward_unit * cfg.advantage_scale).collect();
-    let applications: Vec<u64> = trajectories.iter().map(|t| t.counts.iter().map(|&c| c as u64).sum()).collect();
+    let advantages: Vec<f64> = rewards
+        .iter()
+        .map(|r| (r - baseline) * cfg.reward_unit * cfg.advantage_scale)
+        .collect();
+    let applications: Vec<u64> = trajectories
+        .iter()
+        .map(|t| t.counts.iter().map(|&c| c as u64).sum())
+        .collect();
 
     let (a0, b0) = to_tensor(&state.theta);
     let log_old = log_pairs(&a0, &b0).detach();
@@ -236,7 +273,9 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
         let log_new = log_pairs(&a, &b);
         // The official schedule: KL at the θ this step starts from, from the same forward
         // pass as the loss; the step is taken, and is the last if that KL is past the bound.
-        let kl_before = (&p_old * (&log_old - log_new.detach())).sum(Kind::Double).double_value(&[]);
+        let kl_before = (&p_old * (&log_old - log_new.detach()))
+            .sum(Kind::Double)
+            .double_value(&[]);
         let objective = surrogate_of(&log_new, &log_old, &freq, &adv, cfg.clip);
         surrogate = objective.double_value(&[]);
         let loss = -objective;
@@ -262,7 +301,11 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
         }
     }
     // What the update did in the end: KL(π_old‖π_new) of the θ it keeps.
-    let kl = tch::no_grad(|| (&p_old * (&log_old - log_pairs(&a, &b))).sum(Kind::Double).double_value(&[]));
+    let kl = tch::no_grad(|| {
+        (&p_old * (&log_old - log_pairs(&a, &b)))
+            .sum(Kind::Double)
+            .double_value(&[])
+    });
     state.theta = from_tensor(&a.detach(), &b.detach());
     state.adam_m = from_tensor(&ma, &mb);
     state.adam_v = from_tensor(&va, &vb);
@@ -274,7 +317,10 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
         baseline,
         advantages,
         applications,
-        op_counts: trajectories.iter().map(|t| super::score::op_counts(&t.counts)).collect(),
+        op_counts: trajectories
+            .iter()
+            .map(|t| super::score::op_counts(&t.counts))
+            .collect(),
         pairs_per_trajectory: trajectories.iter().map(|t| t.pairs_drawn).max().unwrap_or(0),
         lr,
         inner_steps,
@@ -299,7 +345,14 @@ mod tests {
         for &(k, c) in pairs {
             counts[k] = c;
         }
-        Trajectory { seed: 0, reward, accuracies: vec![reward], counts, seconds: 0.0, pairs_drawn: 0 }
+        Trajectory {
+            seed: 0,
+            reward,
+            accuracies: vec![reward],
+            counts,
+            seconds: 0.0,
+            pairs_drawn: 0,
+        }
     }
 
     fn prob(state: &PpoState, k: usize) -> f64 {
@@ -312,12 +365,21 @@ mod tests {
         let (good, bad) = (5 * 36 + 7, 11 * 36 + 11);
         let before = (prob(&s, good), prob(&s, bad));
         // Both trajectories also apply a shared pair; only the difference carries signal.
-        let out = update(&mut s, &[traj(0.9, &[(good, 50), (0, 50)]), traj(0.5, &[(bad, 50), (0, 50)])], &PpoConfig::default()).unwrap();
+        let out = update(
+            &mut s,
+            &[traj(0.9, &[(good, 50), (0, 50)]), traj(0.5, &[(bad, 50), (0, 50)])],
+            &PpoConfig::default(),
+        )
+        .unwrap();
         assert!(prob(&s, good) > before.0, "rewarded pair did not gain");
         assert!(prob(&s, bad) < before.1, "penalised pair did not lose");
         assert_eq!(out.baseline, 0.7);
         // (0.9 − 0.7) in points × 0.5 = +10, and −10.
-        assert!((out.advantages[0] - 10.0).abs() < 1e-9 && (out.advantages[1] + 10.0).abs() < 1e-9, "{:?}", out.advantages);
+        assert!(
+            (out.advantages[0] - 10.0).abs() < 1e-9 && (out.advantages[1] + 10.0).abs() < 1e-9,
+            "{:?}",
+            out.advantages
+        );
         assert_eq!(out.applications, vec![100, 100]);
         assert!(out.entropy_after < out.entropy_before);
         // The rest of the pairs keep (nearly) their share relative to each other.
@@ -329,15 +391,35 @@ mod tests {
     fn ratio_orientation_is_new_over_old() {
         // With a positive advantage on one pair, a correct (π_new/π_old) surrogate increases
         // that pair's probability; the released code's inverted ratio would decrease it.
-        let mut s = PpoState::default();
-        s.baseline = Some(0.0);
+        let mut s = PpoState {
+            baseline: Some(0.0),
+            ..Default::default()
+        };
         let k = 3 * 36 + 4;
-        update(&mut s, &[traj(1.0, &[(k, 10)])], &PpoConfig { max_inner_steps: 1, ..Default::default() }).unwrap();
+        update(
+            &mut s,
+            &[traj(1.0, &[(k, 10)])],
+            &PpoConfig {
+                max_inner_steps: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(prob(&s, k) > 1.0 / 1296.0);
         // The surrogate at θ_old equals Σ f·A (r = 1).
-        let mut s2 = PpoState::default();
-        s2.baseline = Some(0.0);
-        let out = update(&mut s2, &[traj(1.0, &[(k, 10)])], &PpoConfig { max_inner_steps: 1, ..Default::default() }).unwrap();
+        let mut s2 = PpoState {
+            baseline: Some(0.0),
+            ..Default::default()
+        };
+        let out = update(
+            &mut s2,
+            &[traj(1.0, &[(k, 10)])],
+            &PpoConfig {
+                max_inner_steps: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         // b = 0.9·0 + 0.1·1 = 0.1, A = (1 − 0.1)·100·0.5 = 45, all of the trajectory on pair k.
         assert!((out.surrogate - 45.0).abs() < 1e-9, "{}", out.surrogate);
     }
@@ -345,34 +427,68 @@ mod tests {
     #[test]
     fn kl_stop_and_clip_bound_the_step() {
         let k = 7;
-        let strong = PpoConfig { lr_start: 1.0, lr: 1.0, ..Default::default() };
-        let mut s = PpoState { baseline: Some(0.0), ..Default::default() };
+        let strong = PpoConfig {
+            lr_start: 1.0,
+            lr: 1.0,
+            ..Default::default()
+        };
+        let mut s = PpoState {
+            baseline: Some(0.0),
+            ..Default::default()
+        };
         let out = update(&mut s, &[traj(1.0, &[(k, 10)])], &strong).unwrap();
         assert!(out.inner_steps < 5, "a big step must trip the KL stop");
         assert!(out.kl > 0.002);
         // Without the KL stop, the clip caps the gain: once r > 1.2 the positive-advantage term
         // is flat, so the pair's probability stops near 1.2× (a little over, from Adam's momentum).
-        let no_kl = PpoConfig { kl_stop: f64::INFINITY, max_inner_steps: 50, lr_start: 0.05, lr: 0.05, ..Default::default() };
-        let mut s = PpoState { baseline: Some(0.0), ..Default::default() };
+        let no_kl = PpoConfig {
+            kl_stop: f64::INFINITY,
+            max_inner_steps: 50,
+            lr_start: 0.05,
+            lr: 0.05,
+            ..Default::default()
+        };
+        let mut s = PpoState {
+            baseline: Some(0.0),
+            ..Default::default()
+        };
         update(&mut s, &[traj(1.0, &[(k, 10)])], &no_kl).unwrap();
         let r = prob(&s, k) * 1296.0;
         assert!(r > 1.15 && r < 1.6, "ratio after clipped optimisation: {r}");
         let unclipped = PpoConfig { clip: 1e9, ..no_kl };
-        let mut s = PpoState { baseline: Some(0.0), ..Default::default() };
+        let mut s = PpoState {
+            baseline: Some(0.0),
+            ..Default::default()
+        };
         update(&mut s, &[traj(1.0, &[(k, 10)])], &unclipped).unwrap();
-        assert!(prob(&s, k) * 1296.0 > r + 0.5, "without the clip the pair keeps gaining");
+        assert!(
+            prob(&s, k) * 1296.0 > r + 0.5,
+            "without the clip the pair keeps gaining"
+        );
     }
 
     /// Realistic counts: 2,000 images × 2 epochs spread over all pairs by θ's draws.
     fn spread(reward: f64, seed: u64) -> Trajectory {
         let mut rng = crate::rng::Rng::new(seed);
         let counts = rng.multinomial(4000, &[1.0 / 1296.0; NUM_PAIRS]);
-        Trajectory { seed, reward, accuracies: vec![reward], counts, seconds: 0.0, pairs_drawn: 0 }
+        Trajectory {
+            seed,
+            reward,
+            accuracies: vec![reward],
+            counts,
+            seconds: 0.0,
+            pairs_drawn: 0,
+        }
     }
 
     /// ‖x − y‖₂ over all 36 + 1,296 logits.
     fn distance(x: &Theta, y: &Theta) -> f64 {
-        x.a.iter().zip(&y.a).chain(x.b.concat().iter().zip(y.b.concat().iter())).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt()
+        x.a.iter()
+            .zip(&y.a)
+            .chain(x.b.concat().iter().zip(y.b.concat().iter()))
+            .map(|(p, q)| (p - q).powi(2))
+            .sum::<f64>()
+            .sqrt()
     }
 
     #[test]
@@ -381,9 +497,17 @@ mod tests {
         // rewards half a point apart, percent units (official) keep ε negligible: rewards
         // ten times further apart give the same θ. In fractions, ε damps the step.
         let run = |unit: f64, spread_by: f64| {
-            let cfg = PpoConfig { reward_unit: unit, ..Default::default() };
-            let mut s = PpoState { baseline: Some(0.66), ..Default::default() };
-            let ts: Vec<Trajectory> = (0..4).map(|i| spread(0.66 + spread_by * (i as f64 - 1.5) * 0.002, i)).collect();
+            let cfg = PpoConfig {
+                reward_unit: unit,
+                ..Default::default()
+            };
+            let mut s = PpoState {
+                baseline: Some(0.66),
+                ..Default::default()
+            };
+            let ts: Vec<Trajectory> = (0..4)
+                .map(|i| spread(0.66 + spread_by * (i as f64 - 1.5) * 0.002, i))
+                .collect();
             update(&mut s, &ts, &cfg).unwrap();
             s.theta
         };
@@ -391,8 +515,16 @@ mod tests {
         let (f1, f10) = (run(1.0, 1.0), run(1.0, 10.0));
         let moved = distance(&p10, &Theta::uniform());
         // Measured: percent 0.3% of the movement, fractions 12.7%.
-        assert!(distance(&p1, &p10) < 1e-2 * moved, "percent: {} of {moved}", distance(&p1, &p10));
-        assert!(distance(&f1, &f10) > 5e-2 * moved, "fractions should be damped by ε: {}", distance(&f1, &f10));
+        assert!(
+            distance(&p1, &p10) < 1e-2 * moved,
+            "percent: {} of {moved}",
+            distance(&p1, &p10)
+        );
+        assert!(
+            distance(&f1, &f10) > 5e-2 * moved,
+            "fractions should be damped by ε: {}",
+            distance(&f1, &f10)
+        );
     }
 
     #[test]
@@ -401,19 +533,46 @@ mod tests {
         // KL at the θ a step starts from, so the first step (KL 0) is followed by a second,
         // which sees KL > bound and is the last. Checking after each step would stop at one.
         let k = 7;
-        let cfg = PpoConfig { lr_start: 1.0, lr: 1.0, ..Default::default() };
-        let one = PpoConfig { max_inner_steps: 1, ..cfg.clone() };
-        let mut s1 = PpoState { baseline: Some(0.0), ..Default::default() };
+        let cfg = PpoConfig {
+            lr_start: 1.0,
+            lr: 1.0,
+            ..Default::default()
+        };
+        let one = PpoConfig {
+            max_inner_steps: 1,
+            ..cfg.clone()
+        };
+        let mut s1 = PpoState {
+            baseline: Some(0.0),
+            ..Default::default()
+        };
         let after_one = update(&mut s1, &[traj(1.0, &[(k, 10)])], &one).unwrap();
-        assert!(after_one.kl > cfg.kl_stop, "the first step must pass the bound for this test: {}", after_one.kl);
-        let mut s = PpoState { baseline: Some(0.0), ..Default::default() };
+        assert!(
+            after_one.kl > cfg.kl_stop,
+            "the first step must pass the bound for this test: {}",
+            after_one.kl
+        );
+        let mut s = PpoState {
+            baseline: Some(0.0),
+            ..Default::default()
+        };
         let out = update(&mut s, &[traj(1.0, &[(k, 10)])], &cfg).unwrap();
         assert_eq!(out.inner_steps, 2);
         assert!(out.kl > after_one.kl, "the reported KL is the kept θ's");
         // A small rate never reaches the bound: all five steps.
-        let mut s = PpoState { baseline: Some(0.0), ..Default::default() };
-        let gentle = PpoConfig { lr_start: 1e-4, lr: 1e-4, ..Default::default() };
-        assert_eq!(update(&mut s, &[traj(1.0, &[(k, 10)])], &gentle).unwrap().inner_steps, 5);
+        let mut s = PpoState {
+            baseline: Some(0.0),
+            ..Default::default()
+        };
+        let gentle = PpoConfig {
+            lr_start: 1e-4,
+            lr: 1e-4,
+            ..Default::default()
+        };
+        assert_eq!(
+            update(&mut s, &[traj(1.0, &[(k, 10)])], &gentle).unwrap().inner_steps,
+            5
+        );
     }
 
     /// METHOD.md's surrogate written out with loops over pairs, independent of the tensor code.
@@ -443,7 +602,10 @@ mod tests {
         let adv = [1.5, -0.7, 0.2];
         let clip = 0.2;
         // The tensor objective and its autograd gradient at θ.
-        let freq: Vec<f64> = ts.iter().flat_map(|t| t.counts.iter().map(|&c| c as f64 / 4000.0)).collect();
+        let freq: Vec<f64> = ts
+            .iter()
+            .flat_map(|t| t.counts.iter().map(|&c| c as f64 / 4000.0))
+            .collect();
         let freq = Tensor::from_slice(&freq).view([3, NUM_PAIRS as i64]);
         let advt = Tensor::from_slice(&adv).view([3, 1]);
         let (ao, bo) = to_tensor(&old);
@@ -460,17 +622,25 @@ mod tests {
             let (mut p, mut m) = (theta.clone(), theta.clone());
             p.a[i] += h;
             m.a[i] -= h;
-            let fd = (reference_surrogate(&p, &old, &ts, &adv, clip) - reference_surrogate(&m, &old, &ts, &adv, clip)) / (2.0 * h);
+            let fd = (reference_surrogate(&p, &old, &ts, &adv, clip) - reference_surrogate(&m, &old, &ts, &adv, clip))
+                / (2.0 * h);
             let g = ga.double_value(&[i as i64]);
-            assert!((fd - g).abs() < 1e-6 * (1.0 + g.abs()), "∂L/∂a[{i}]: autograd {g}, finite difference {fd}");
+            assert!(
+                (fd - g).abs() < 1e-6 * (1.0 + g.abs()),
+                "∂L/∂a[{i}]: autograd {g}, finite difference {fd}"
+            );
         }
         for (i, j) in [(0usize, 0usize), (3, 30), (20, 7), (35, 35)] {
             let (mut p, mut m) = (theta.clone(), theta.clone());
             p.b[i][j] += h;
             m.b[i][j] -= h;
-            let fd = (reference_surrogate(&p, &old, &ts, &adv, clip) - reference_surrogate(&m, &old, &ts, &adv, clip)) / (2.0 * h);
+            let fd = (reference_surrogate(&p, &old, &ts, &adv, clip) - reference_surrogate(&m, &old, &ts, &adv, clip))
+                / (2.0 * h);
             let g = gb.double_value(&[i as i64, j as i64]);
-            assert!((fd - g).abs() < 1e-6 * (1.0 + g.abs()), "∂L/∂B[{i}][{j}]: autograd {g}, finite difference {fd}");
+            assert!(
+                (fd - g).abs() < 1e-6 * (1.0 + g.abs()),
+                "∂L/∂B[{i}][{j}]: autograd {g}, finite difference {fd}"
+            );
         }
     }
 

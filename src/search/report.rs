@@ -33,7 +33,11 @@ impl fmt::Display for PretrainReport {
         if let Some(w) = &self.warning {
             writeln!(f, "{w}")?;
         }
-        write!(f, "stage 1: {} of {} epochs done; shared weights and momentum snapshotted", self.epochs_done, self.schedule_epochs)
+        write!(
+            f,
+            "stage 1: {} of {} epochs done; shared weights and momentum snapshotted",
+            self.epochs_done, self.schedule_epochs
+        )
     }
 }
 
@@ -56,7 +60,12 @@ impl fmt::Display for SampleReport {
         for (k, name, p) in &self.pairs {
             writeln!(f, "{k:>5}  {name:<36} {:>8.4}%", 100.0 * p)?;
         }
-        write!(f, "preview: {} validation images augmented ({})", self.preview_ops.len(), self.preview_ops.join(", "))
+        write!(
+            f,
+            "preview: {} validation images augmented ({})",
+            self.preview_ops.len(),
+            self.preview_ops.join(", ")
+        )
     }
 }
 
@@ -76,7 +85,14 @@ impl fmt::Display for EvaluateReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for t in &self.trajectories {
             let accs: Vec<String> = t.accuracies.iter().map(|a| pct(*a)).collect();
-            writeln!(f, "trajectory seed {:>20}  reward {}  val per epoch [{}]  {:.1}s", t.seed, pct(t.reward), accs.join(", "), t.seconds)?;
+            writeln!(
+                f,
+                "trajectory seed {:>20}  reward {}  val per epoch [{}]  {:.1}s",
+                t.seed,
+                pct(t.reward),
+                accs.join(", "),
+                t.seconds
+            )?;
         }
         for d in &self.discarded {
             writeln!(f, "discarded: {d}")?;
@@ -91,7 +107,12 @@ impl fmt::Display for EvaluateReport {
 impl EvaluateReport {
     pub fn new(trajectories: Vec<Trajectory>, discarded: Vec<String>, pending: usize) -> Self {
         let rewards: Vec<f64> = trajectories.iter().map(|t| t.reward).collect();
-        Self { reward: Estimate::of(&rewards), trajectories, discarded, pending }
+        Self {
+            reward: Estimate::of(&rewards),
+            trajectories,
+            discarded,
+            pending,
+        }
     }
 }
 
@@ -118,7 +139,12 @@ impl fmt::Display for UpdateRecord {
         let p = &self.ppo;
         let adv: Vec<String> = p.advantages.iter().map(|a| format!("{a:+.3}")).collect();
         writeln!(f, "update {:>3}  mean reward {}", self.update, self.reward.percent())?;
-        writeln!(f, "            baseline {}  advantages [{}] (percentage points)", pct(p.baseline), adv.join(", "))?;
+        writeln!(
+            f,
+            "            baseline {}  advantages [{}] (percentage points)",
+            pct(p.baseline),
+            adv.join(", ")
+        )?;
         writeln!(
             f,
             "            lr {:.4}  PPO steps {}  KL {:.5}  entropy {:.4} → {:.4} (uniform {:.4})",
@@ -129,8 +155,19 @@ impl fmt::Display for UpdateRecord {
             p.entropy_after,
             (1296f64).ln()
         )?;
-        let top: Vec<String> = self.top_pairs.iter().take(3).map(|(n, p)| format!("{n} {:.3}%", 100.0 * p)).collect();
-        write!(f, "            top pairs: {}   best θ: update {} ({})", top.join(", "), self.best_update, pct(self.best_mean_reward))
+        let top: Vec<String> = self
+            .top_pairs
+            .iter()
+            .take(3)
+            .map(|(n, p)| format!("{n} {:.3}%", 100.0 * p))
+            .collect();
+        write!(
+            f,
+            "            top pairs: {}   best θ: update {} ({})",
+            top.join(", "),
+            self.best_update,
+            pct(self.best_mean_reward)
+        )
     }
 }
 
@@ -138,7 +175,12 @@ impl fmt::Display for UpdateRecord {
 pub fn marginal_table(op1: &[f64], op2: &[f64]) -> String {
     let mut s = format!("{:<18} {:>7} {:>7}\n", "op", "op1", "op2");
     for i in 0..NUM_OPS {
-        s.push_str(&format!("{:<18} {:>6.2}% {:>6.2}%\n", aws_name(i), 100.0 * op1[i], 100.0 * op2[i]));
+        s.push_str(&format!(
+            "{:<18} {:>6.2}% {:>6.2}%\n",
+            aws_name(i),
+            100.0 * op1[i],
+            100.0 * op2[i]
+        ));
     }
     s
 }
@@ -158,14 +200,25 @@ impl ProbeReport {
     pub fn new(policy: String, trajectories: Vec<Trajectory>) -> Self {
         let rewards: Vec<f64> = trajectories.iter().map(|t| t.reward).collect();
         let estimate = Estimate::of(&rewards);
-        Self { policy, reward: estimate.mean, estimate, trajectories }
+        Self {
+            policy,
+            reward: estimate.mean,
+            estimate,
+            trajectories,
+        }
     }
 }
 
 impl fmt::Display for ProbeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r: Vec<String> = self.trajectories.iter().map(|t| pct(t.reward)).collect();
-        write!(f, "proxy reward of {}: {} (trajectories: {})", self.policy, self.estimate.percent(), r.join(", "))
+        write!(
+            f,
+            "proxy reward of {}: {} (trajectories: {})",
+            self.policy,
+            self.estimate.percent(),
+            r.join(", ")
+        )
     }
 }
 
@@ -194,7 +247,13 @@ impl fmt::Display for FulltrainReport {
         if let Some(w) = &self.warning {
             writeln!(f, "{w}")?;
         }
-        write!(f, "full training with {}: final test accuracy {} (error {})", self.policy, pct(self.final_test_accuracy()), pct(1.0 - self.final_test_accuracy()))
+        write!(
+            f,
+            "full training with {}: final test accuracy {} (error {})",
+            self.policy,
+            pct(self.final_test_accuracy()),
+            pct(1.0 - self.final_test_accuracy())
+        )
     }
 }
 
@@ -213,7 +272,8 @@ pub struct CorrelateReport {
 }
 
 fn interval(ci: Option<(f64, f64)>) -> String {
-    ci.map(|(lo, hi)| format!("95% CI {lo:+.2} to {hi:+.2}")).unwrap_or_else(|| "no interval: too few policies".into())
+    ci.map(|(lo, hi)| format!("95% CI {lo:+.2} to {hi:+.2}"))
+        .unwrap_or_else(|| "no interval: too few policies".into())
 }
 
 impl CorrelateReport {
@@ -222,9 +282,20 @@ impl CorrelateReport {
         let x: Vec<f64> = rows.iter().map(|r| r.1).collect();
         let y: Vec<f64> = rows.iter().map(|r| r.2).collect();
         let pick = |idx: &[usize], v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-        let kendall_tau_ci95 = bootstrap_ci(rows.len(), 2000, seed, |idx| kendall_tau(&pick(idx, &x), &pick(idx, &y)));
-        let spearman_rho_ci95 = bootstrap_ci(rows.len(), 2000, seed ^ 1, |idx| spearman(&pick(idx, &x), &pick(idx, &y)));
-        Self { kendall_tau: kendall_tau(&x, &y), spearman_rho: spearman(&x, &y), kendall_tau_ci95, spearman_rho_ci95, rows, proxy }
+        let kendall_tau_ci95 = bootstrap_ci(rows.len(), 2000, seed, |idx| {
+            kendall_tau(&pick(idx, &x), &pick(idx, &y))
+        });
+        let spearman_rho_ci95 = bootstrap_ci(rows.len(), 2000, seed ^ 1, |idx| {
+            spearman(&pick(idx, &x), &pick(idx, &y))
+        });
+        Self {
+            kendall_tau: kendall_tau(&x, &y),
+            spearman_rho: spearman(&x, &y),
+            kendall_tau_ci95,
+            spearman_rho_ci95,
+            rows,
+            proxy,
+        }
     }
 
     fn summary(&self) -> String {
@@ -243,9 +314,17 @@ impl fmt::Display for CorrelateReport {
         let proxy: Vec<f64> = self.rows.iter().map(|r| r.1).collect();
         let full: Vec<f64> = self.rows.iter().map(|r| r.2).collect();
         let (rp, rf) = (super::stats::ranks(&proxy), super::stats::ranks(&full));
-        writeln!(f, "{:<40} {:>17} {:>5} {:>9} {:>5}", "policy", "proxy (95% CI)", "rank", "full", "rank")?;
+        writeln!(
+            f,
+            "{:<40} {:>17} {:>5} {:>9} {:>5}",
+            "policy", "proxy (95% CI)", "rank", "full", "rank"
+        )?;
         for (i, (p, x, y)) in self.rows.iter().enumerate() {
-            let proxy = self.proxy.get(i).map(Estimate::percent_short).unwrap_or_else(|| pct(*x));
+            let proxy = self
+                .proxy
+                .get(i)
+                .map(Estimate::percent_short)
+                .unwrap_or_else(|| pct(*x));
             writeln!(f, "{p:<40} {proxy:>17} {:>5} {:>9} {:>5}", rp[i], pct(*y), rf[i])?;
         }
         write!(f, "{}", self.summary())
@@ -264,13 +343,20 @@ pub struct OpGallery {
 
 impl fmt::Display for OpGallery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} operations applied to one validation image: {}", self.labels.len().saturating_sub(1), self.labels.iter().skip(1).cloned().collect::<Vec<_>>().join(", "))
+        write!(
+            f,
+            "{} operations applied to one validation image: {}",
+            self.labels.len().saturating_sub(1),
+            self.labels.iter().skip(1).cloned().collect::<Vec<_>>().join(", ")
+        )
     }
 }
 
 impl Rich for OpGallery {
     fn html(&self) -> String {
-        crate::chart::ops(self).map(|c| chart_html(&c)).unwrap_or_else(|e| para(&e.to_string()))
+        crate::chart::ops(self)
+            .map(|c| chart_html(&c))
+            .unwrap_or_else(|e| para(&e.to_string()))
     }
 }
 
@@ -300,7 +386,14 @@ impl PolicyReport {
 
 impl fmt::Display for PolicyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "θ after {} updates: entropy {:.4} nats (uniform {:.4}; drop = KL from uniform {:.4})", self.updates, self.entropy, (1296f64).ln(), (1296f64).ln() - self.entropy)?;
+        writeln!(
+            f,
+            "θ after {} updates: entropy {:.4} nats (uniform {:.4}; drop = KL from uniform {:.4})",
+            self.updates,
+            self.entropy,
+            (1296f64).ln(),
+            (1296f64).ln() - self.entropy
+        )?;
         for (name, p) in &self.top {
             writeln!(f, "  {name:<36} {:.4}%  ({:.2}× uniform)", 100.0 * p, p * 1296.0)?;
         }
@@ -364,14 +457,27 @@ fn signed_points(x: f64) -> String {
 }
 
 impl CompareReport {
-    pub fn new(policies: Vec<String>, rewards: Vec<Vec<Option<f64>>>, pairing: Pairing, discarded: Vec<String>, seconds: f64) -> Self {
+    pub fn new(
+        policies: Vec<String>,
+        rewards: Vec<Vec<Option<f64>>>,
+        pairing: Pairing,
+        discarded: Vec<String>,
+        seconds: f64,
+    ) -> Self {
         use super::stats::{holm, trajectories_needed, PairedTest, ALPHA};
         let k = rewards.first().map(Vec::len).unwrap_or(0);
-        let estimates: Vec<Estimate> = rewards.iter().map(|r| Estimate::of(&r.iter().flatten().copied().collect::<Vec<_>>())).collect();
+        let estimates: Vec<Estimate> = rewards
+            .iter()
+            .map(|r| Estimate::of(&r.iter().flatten().copied().collect::<Vec<_>>()))
+            .collect();
         let mut comparisons = Vec::new();
         for i in 0..policies.len() {
             for j in i + 1..policies.len() {
-                let diffs: Vec<f64> = rewards[i].iter().zip(&rewards[j]).filter_map(|(a, b)| Some((*a)? - (*b)?)).collect();
+                let diffs: Vec<f64> = rewards[i]
+                    .iter()
+                    .zip(&rewards[j])
+                    .filter_map(|(a, b)| Some((*a)? - (*b)?))
+                    .collect();
                 let t = PairedTest::of(&diffs);
                 comparisons.push(Comparison {
                     a: policies[i].clone(),
@@ -414,22 +520,39 @@ impl CompareReport {
     }
 
     fn comparison_line(c: &Comparison) -> String {
-        let ci = c.ci95.map(|(lo, hi)| format!("95% CI {} to {}", signed_points(lo), signed_points(hi))).unwrap_or_else(|| "no interval".into());
+        let ci = c
+            .ci95
+            .map(|(lo, hi)| format!("95% CI {} to {}", signed_points(lo), signed_points(hi)))
+            .unwrap_or_else(|| "no interval".into());
         let p = match (c.p_value, c.p_adjusted) {
             (Some(p), Some(a)) if (p - a).abs() > 1e-12 => format!("p = {p:.4}, Holm-adjusted {a:.4}"),
             (Some(p), _) => format!("p = {p:.4}"),
             _ => "p undefined".into(),
         };
         let mut need = match c.trajectories_needed {
-            Some(n) if !c.verdict.ends_with("better") => format!("; about {n} trajectories each would resolve a difference this size"),
+            Some(n) if !c.verdict.ends_with("better") => {
+                format!("; about {n} trajectories each would resolve a difference this size")
+            }
             None if !c.verdict.ends_with("better") => "; the trajectories gave identical rewards".into(),
             _ => String::new(),
         };
         // The exact test's floor: with k pairs no result is rarer than 2 of 2^k sign patterns.
         if c.method == "exact sign-flip" && !c.verdict.ends_with("better") && c.k >= 1 && c.k < 6 {
-            need.push_str(&format!(" (with k = {} the exact test cannot go below p = {})", c.k, 2.0 / f64::powi(2.0, c.k as i32)));
+            need.push_str(&format!(
+                " (with k = {} the exact test cannot go below p = {})",
+                c.k,
+                2.0 / f64::powi(2.0, c.k as i32)
+            ));
         }
-        format!("{} − {}: {} points ({ci}; {p}, {}, k = {}) → {}{need}", c.a, c.b, signed_points(c.difference), c.method, c.k, c.verdict)
+        format!(
+            "{} − {}: {} points ({ci}; {p}, {}, k = {}) → {}{need}",
+            c.a,
+            c.b,
+            signed_points(c.difference),
+            c.method,
+            c.k,
+            c.verdict
+        )
     }
 }
 
@@ -439,8 +562,19 @@ impl fmt::Display for CompareReport {
             Pairing::CommonRandomNumbers => "paired: common random numbers",
             Pairing::Independent => "independent trajectories",
         };
-        let holm = if self.comparisons.len() > 1 { format!("; p-values Holm-corrected across {} comparisons", self.comparisons.len()) } else { String::new() };
-        writeln!(f, "compare ({how}, {} trajectories per policy, {:.0}s{holm})", self.k, self.seconds)?;
+        let holm = if self.comparisons.len() > 1 {
+            format!(
+                "; p-values Holm-corrected across {} comparisons",
+                self.comparisons.len()
+            )
+        } else {
+            String::new()
+        };
+        writeln!(
+            f,
+            "compare ({how}, {} trajectories per policy, {:.0}s{holm})",
+            self.k, self.seconds
+        )?;
         for (p, e) in self.policies.iter().zip(&self.estimates) {
             writeln!(f, "  {p:<40} {}", e.percent())?;
         }
@@ -467,7 +601,11 @@ pub struct StepReport {
 
 impl fmt::Display for StepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text: Vec<String> = self.steps.iter().map(|s| format!("{}\n{}", s.evaluate, s.update)).collect();
+        let text: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| format!("{}\n{}", s.evaluate, s.update))
+            .collect();
         write!(f, "{}", text.join("\n"))
     }
 }
@@ -504,14 +642,22 @@ fn trajectory_table(ts: &[Trajectory]) -> Table {
     let mut t = Table::new(&["trajectory", "reward", "val accuracy per epoch", "s"]);
     for (i, x) in ts.iter().enumerate() {
         let accs: Vec<String> = x.accuracies.iter().map(|a| pct(*a)).collect();
-        t.push(vec![(i + 1).to_string(), pct(x.reward), accs.join(", "), format!("{:.1}", x.seconds)]);
+        t.push(vec![
+            (i + 1).to_string(),
+            pct(x.reward),
+            accs.join(", "),
+            format!("{:.1}", x.seconds),
+        ]);
     }
     t
 }
 
 impl Rich for PretrainReport {
     fn html(&self) -> String {
-        let summary = format!("stage 1: {} of {} epochs done; shared weights and momentum snapshotted", self.epochs_done, self.schedule_epochs);
+        let summary = format!(
+            "stage 1: {} of {} epochs done; shared weights and momentum snapshotted",
+            self.epochs_done, self.schedule_epochs
+        );
         epoch_table(&self.epochs, None).html() + &para(&summary)
     }
 }
@@ -520,7 +666,12 @@ impl Rich for SampleReport {
     fn html(&self) -> String {
         let mut t = Table::new(&["pair", "ops", "π(pair)", "× uniform"]);
         for (k, name, p) in &self.pairs {
-            t.push(vec![k.to_string(), name.clone(), format!("{:.4}%", 100.0 * p), format!("{:.2}", p * 1296.0)]);
+            t.push(vec![
+                k.to_string(),
+                name.clone(),
+                format!("{:.4}%", 100.0 * p),
+                format!("{:.2}", p * 1296.0),
+            ]);
         }
         let grid = crate::chart::images(self).map(|c| chart_html(&c)).unwrap_or_default();
         t.html() + &grid + &para(&format!("applied: {}", self.preview_ops.join(" | ")))
@@ -544,13 +695,18 @@ impl Rich for UpdateRecord {}
 
 impl Rich for ProbeReport {
     fn html(&self) -> String {
-        para(&format!("proxy reward of {}: {}", self.policy, self.estimate.percent())) + &trajectory_table(&self.trajectories).html()
+        para(&format!("proxy reward of {}: {}", self.policy, self.estimate.percent()))
+            + &trajectory_table(&self.trajectories).html()
     }
 }
 
 impl Rich for FulltrainReport {
     fn html(&self) -> String {
-        let summary = format!("full training with {}: final test accuracy {}", self.policy, pct(self.final_test_accuracy()));
+        let summary = format!(
+            "full training with {}: final test accuracy {}",
+            self.policy,
+            pct(self.final_test_accuracy())
+        );
         epoch_table(&self.epochs, Some(&self.test_accuracy)).html() + &para(&summary)
     }
 }
@@ -559,9 +715,18 @@ impl Rich for CorrelateReport {
     fn html(&self) -> String {
         let mut t = Table::new(&["policy", "proxy reward (95% CI)", "full-training test accuracy"]);
         for (i, (p, x, y)) in self.rows.iter().enumerate() {
-            t.push(vec![p.clone(), self.proxy.get(i).map(Estimate::percent_short).unwrap_or_else(|| pct(*x)), pct(*y)]);
+            t.push(vec![
+                p.clone(),
+                self.proxy
+                    .get(i)
+                    .map(Estimate::percent_short)
+                    .unwrap_or_else(|| pct(*x)),
+                pct(*y),
+            ]);
         }
-        let chart = crate::chart::correlate(self).map(|c| chart_html(&c)).unwrap_or_default();
+        let chart = crate::chart::correlate(self)
+            .map(|c| chart_html(&c))
+            .unwrap_or_default();
         t.html() + &chart + &para(&self.summary())
     }
 }
@@ -570,10 +735,21 @@ impl Rich for PolicyReport {
     fn html(&self) -> String {
         let mut t = Table::new(&["pair", "π(pair)", "× uniform"]);
         for (name, p) in &self.top {
-            t.push(vec![name.clone(), format!("{:.4}%", 100.0 * p), format!("{:.2}", p * 1296.0)]);
+            t.push(vec![
+                name.clone(),
+                format!("{:.4}%", 100.0 * p),
+                format!("{:.2}", p * 1296.0),
+            ]);
         }
-        let summary = format!("θ after {} updates: entropy {:.4} nats (uniform {:.4})", self.updates, self.entropy, (1296f64).ln());
-        let bars = crate::chart::marginal_bars(&self.op1, &self.op2, self.null.as_ref()).map(|c| chart_html(&c)).unwrap_or_default();
+        let summary = format!(
+            "θ after {} updates: entropy {:.4} nats (uniform {:.4})",
+            self.updates,
+            self.entropy,
+            (1296f64).ln()
+        );
+        let bars = crate::chart::marginal_bars(&self.op1, &self.op2, self.null.as_ref())
+            .map(|c| chart_html(&c))
+            .unwrap_or_default();
         para(&summary) + &t.html() + &bars + &pre(&self.judgement())
     }
 }
@@ -582,14 +758,21 @@ impl Rich for CompareReport {
     fn html(&self) -> String {
         let mut t = Table::new(&["policy", "proxy reward (95% CI)", "sd", "n"]);
         for (p, e) in self.policies.iter().zip(&self.estimates) {
-            t.push(vec![p.clone(), e.percent_short(), format!("{:.2}", 100.0 * e.sd), e.n.to_string()]);
+            t.push(vec![
+                p.clone(),
+                e.percent_short(),
+                format!("{:.2}", 100.0 * e.sd),
+                e.n.to_string(),
+            ]);
         }
         let mut c = Table::new(&["A − B", "difference (points)", "95% CI", "p", "verdict"]);
         for x in &self.comparisons {
             c.push(vec![
                 format!("{} − {}", x.a, x.b),
                 signed_points(x.difference),
-                x.ci95.map(|(lo, hi)| format!("{} to {}", signed_points(lo), signed_points(hi))).unwrap_or_default(),
+                x.ci95
+                    .map(|(lo, hi)| format!("{} to {}", signed_points(lo), signed_points(hi)))
+                    .unwrap_or_default(),
                 x.p_adjusted.map(|p| format!("{p:.4}")).unwrap_or_else(|| "—".into()),
                 x.verdict.clone(),
             ]);
@@ -601,10 +784,26 @@ impl Rich for CompareReport {
 
 impl Rich for StepReport {
     fn html(&self) -> String {
-        self.steps.iter().map(|s| s.evaluate.html() + &pre(&s.update.to_string())).collect()
+        self.steps
+            .iter()
+            .map(|s| s.evaluate.html() + &pre(&s.update.to_string()))
+            .collect()
     }
 }
 
 impl Rich for super::NullReport {}
 
-crate::evcxr_display!(CompareReport, super::NullReport, OpGallery, PretrainReport, SampleReport, EvaluateReport, UpdateRecord, ProbeReport, FulltrainReport, CorrelateReport, PolicyReport, StepReport);
+crate::evcxr_display!(
+    CompareReport,
+    super::NullReport,
+    OpGallery,
+    PretrainReport,
+    SampleReport,
+    EvaluateReport,
+    UpdateRecord,
+    ProbeReport,
+    FulltrainReport,
+    CorrelateReport,
+    PolicyReport,
+    StepReport
+);

@@ -89,9 +89,30 @@ impl ScoreReport {
     /// One line: what the rewards say about the ops.
     pub fn summary(&self) -> String {
         let top = self.ops.first();
-        let strongest = top.map(|o| format!("strongest: {} (z = {:+.2}, {:+.2} points per +1% of draws)", o.op, o.z, o.slope)).unwrap_or_default();
-        let test = format!("permutation score test over {} trajectories in {} updates: Σz² {:.1}, p = {:.3}", self.trajectories, self.updates, self.sum_z2, self.p_value);
-        let named: Vec<String> = self.named().iter().map(|o| format!("{} (z = {:+.2}, rewards {} where it was drawn more)", o.op, o.z, if o.z < 0.0 { "lower" } else { "higher" })).collect();
+        let strongest = top
+            .map(|o| {
+                format!(
+                    "strongest: {} (z = {:+.2}, {:+.2} points per +1% of draws)",
+                    o.op, o.z, o.slope
+                )
+            })
+            .unwrap_or_default();
+        let test = format!(
+            "permutation score test over {} trajectories in {} updates: Σz² {:.1}, p = {:.3}",
+            self.trajectories, self.updates, self.sum_z2, self.p_value
+        );
+        let named: Vec<String> = self
+            .named()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} (z = {:+.2}, rewards {} where it was drawn more)",
+                    o.op,
+                    o.z,
+                    if o.z < 0.0 { "lower" } else { "higher" }
+                )
+            })
+            .collect();
         match (self.significant(), named.is_empty()) {
             (true, false) => format!("rewards follow the ops drawn ({test}): {}", named.join("; ")),
             (true, true) => format!("rewards follow the ops drawn ({test}), spread over several ops, none alone beyond |z| {:.2}; {strongest}", self.z_critical),
@@ -121,8 +142,15 @@ fn centre(u: &NullInput) -> Centred {
     let raw: Vec<Vec<f64>> = u.op_counts.iter().map(|c| shares(c)).collect();
     let dims = raw[0].len();
     let mean_s: Vec<f64> = (0..dims).map(|o| raw.iter().map(|s| s[o]).sum::<f64>() / t).collect();
-    let shares = raw.iter().map(|s| s.iter().zip(&mean_s).map(|(x, m)| x - m).collect()).collect();
-    Centred { rewards: u.rewards.iter().map(|r| r - mean_r).collect(), shares, mean_shares: mean_s }
+    let shares = raw
+        .iter()
+        .map(|s| s.iter().zip(&mean_s).map(|(x, m)| x - m).collect())
+        .collect();
+    Centred {
+        rewards: u.rewards.iter().map(|r| r - mean_r).collect(),
+        shares,
+        mean_shares: mean_s,
+    }
 }
 
 /// Σ_u Σ_t a_{u,π(t)} · b_{u,t,o} for every coordinate, with `order[u]` update u's reward order.
@@ -146,7 +174,14 @@ pub fn test(evidence: &[NullInput], permutations: usize, seed: u64) -> Option<Sc
     if permutations == 0 {
         return None;
     }
-    let usable: Vec<&NullInput> = evidence.iter().filter(|u| u.rewards.len() >= 2 && u.op_counts.len() == u.rewards.len() && u.op_counts.iter().all(|c| c.len() == 2 * NUM_OPS)).collect();
+    let usable: Vec<&NullInput> = evidence
+        .iter()
+        .filter(|u| {
+            u.rewards.len() >= 2
+                && u.op_counts.len() == u.rewards.len()
+                && u.op_counts.iter().all(|c| c.len() == 2 * NUM_OPS)
+        })
+        .collect();
     if usable.is_empty() {
         return None;
     }
@@ -164,7 +199,11 @@ pub fn test(evidence: &[NullInput], permutations: usize, seed: u64) -> Option<Sc
             ss[o] += bb;
         }
     }
-    let z_of = |s: &[f64]| -> Vec<f64> { (0..dims).map(|o| if var[o] > 0.0 { s[o] / var[o].sqrt() } else { 0.0 }).collect() };
+    let z_of = |s: &[f64]| -> Vec<f64> {
+        (0..dims)
+            .map(|o| if var[o] > 0.0 { s[o] / var[o].sqrt() } else { 0.0 })
+            .collect()
+    };
     let sum_sq = |z: &[f64]| z.iter().map(|x| x * x).sum::<f64>();
     let max_abs = |z: &[f64]| z.iter().fold(0.0f64, |m, x| m.max(x.abs()));
     let identity: Vec<Vec<usize>> = centred.iter().map(|u| (0..u.rewards.len()).collect()).collect();
@@ -187,13 +226,31 @@ pub fn test(evidence: &[NullInput], permutations: usize, seed: u64) -> Option<Sc
     let trajectories: usize = centred.iter().map(|u| u.rewards.len()).sum();
     let mut ops: Vec<OpScore> = (0..dims)
         .map(|o| {
-            let mean_share = centred.iter().map(|u| u.rewards.len() as f64 * u.mean_shares[o]).sum::<f64>() / trajectories as f64;
+            let mean_share = centred
+                .iter()
+                .map(|u| u.rewards.len() as f64 * u.mean_shares[o])
+                .sum::<f64>()
+                / trajectories as f64;
             let op = format!("op{} {}", 1 + o / NUM_OPS, aws_name(o % NUM_OPS));
-            OpScore { op, z: z_obs[o], slope: if ss[o] > 0.0 { s_obs[o] / ss[o] } else { 0.0 }, share: mean_share }
+            OpScore {
+                op,
+                z: z_obs[o],
+                slope: if ss[o] > 0.0 { s_obs[o] / ss[o] } else { 0.0 },
+                share: mean_share,
+            }
         })
         .collect();
     ops.sort_by(|a, b| b.z.abs().total_cmp(&a.z.abs()));
-    Some(ScoreReport { updates: centred.len(), trajectories, permutations, sum_z2: sum_sq(&z_obs), max_abs_z: max_abs(&z_obs), z_critical, p_value, ops })
+    Some(ScoreReport {
+        updates: centred.len(),
+        trajectories,
+        permutations,
+        sum_z2: sum_sq(&z_obs),
+        max_abs_z: max_abs(&z_obs),
+        z_critical,
+        p_value,
+        ops,
+    })
 }
 
 #[cfg(test)]
@@ -202,7 +259,12 @@ mod tests {
 
     /// What the test reads of an update: rewards and op counts.
     fn evidence(rewards: Vec<f64>, op_counts: Vec<Vec<u32>>) -> NullInput {
-        NullInput { applications: vec![2000; rewards.len()], rewards, op_counts, pairs_per_trajectory: 0 }
+        NullInput {
+            applications: vec![2000; rewards.len()],
+            rewards,
+            op_counts,
+            pairs_per_trajectory: 0,
+        }
     }
 
     /// 2,000 applications drawn uniformly (per image), plus `extra` of the pair (op, op).
@@ -229,14 +291,24 @@ mod tests {
         let mut real = Vec::new();
         for _ in 0..10 {
             let extras: Vec<u32> = (0..6).map(|_| (rng.next_f64() * 40.0) as u32).collect();
-            let rewards = extras.iter().map(|&e| 0.7 - 0.001 * f64::from(e) + 0.002 * rng.normal()).collect();
-            real.push(evidence(rewards, extras.iter().map(|&e| counts_with(11, e, &mut rng)).collect()));
+            let rewards = extras
+                .iter()
+                .map(|&e| 0.7 - 0.001 * f64::from(e) + 0.002 * rng.normal())
+                .collect();
+            real.push(evidence(
+                rewards,
+                extras.iter().map(|&e| counts_with(11, e, &mut rng)).collect(),
+            ));
         }
         let r = test(&real, 400, 1).unwrap();
         assert_eq!(r.p_value, 1.0 / 401.0, "{}", r.summary());
         let named: Vec<&str> = r.named().iter().map(|o| o.op.as_str()).collect();
         assert_eq!(named.len(), 2, "{}", r.summary());
-        assert!(named.contains(&"op1 Invert") && named.contains(&"op2 Invert"), "{}", r.summary());
+        assert!(
+            named.contains(&"op1 Invert") && named.contains(&"op2 Invert"),
+            "{}",
+            r.summary()
+        );
         assert!(r.ops[0].z < 0.0 && r.ops[0].slope < 0.0);
         // The same rewards with the op counts of another update's trajectory order carry no
         // information: p is not small in most such shuffles (exact: uniform under the null).
@@ -254,9 +326,20 @@ mod tests {
 
     #[test]
     fn the_test_is_invariant_to_each_updates_reward_level_and_needs_two_trajectories() {
-        let u = |rewards: Vec<f64>, extras: &[u32]| evidence(rewards, extras.iter().map(|&e| counts_with(2, e, &mut Rng::new(u64::from(e)))).collect());
+        let u = |rewards: Vec<f64>, extras: &[u32]| {
+            evidence(
+                rewards,
+                extras
+                    .iter()
+                    .map(|&e| counts_with(2, e, &mut Rng::new(u64::from(e))))
+                    .collect(),
+            )
+        };
         let a = [u(vec![0.5, 0.6, 0.7], &[0, 5, 9]), u(vec![0.4, 0.1, 0.3], &[3, 1, 2])];
-        let b = [u(vec![10.5, 10.6, 10.7], &[0, 5, 9]), u(vec![-0.6, -0.9, -0.7], &[3, 1, 2])];
+        let b = [
+            u(vec![10.5, 10.6, 10.7], &[0, 5, 9]),
+            u(vec![-0.6, -0.9, -0.7], &[3, 1, 2]),
+        ];
         let (ra, rb) = (test(&a, 50, 9).unwrap(), test(&b, 50, 9).unwrap());
         assert!((ra.max_abs_z - rb.max_abs_z).abs() < 1e-9 && ra.p_value == rb.p_value);
         assert!(test(&[u(vec![0.5], &[1])], 50, 9).is_none());

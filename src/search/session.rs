@@ -11,7 +11,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::ppo::{self, PpoState, Trajectory};
 use super::{
-    BestTheta, CorrelateReport, EvaluateReport, FulltrainReport, ProbeReport, PretrainReport, SampleReport,
+    BestTheta, CorrelateReport, EvaluateReport, FulltrainReport, PretrainReport, ProbeReport, SampleReport,
     SearchConfig, SearchError, UpdateRecord,
 };
 use crate::augment::space::{aws_ops, pair_name, pair_ops, NUM_PAIRS};
@@ -22,7 +22,9 @@ use crate::device::{self, DeviceChoice};
 use crate::model::{Model, Weights};
 use crate::policy::{Policy, Theta};
 use crate::rng::{mix, Rng};
-use crate::train::{BatchProgress, BatchedTrainer, CancelFlag, LrSchedule, SgdState, TrainConfig, Trainer, TrainerState};
+use crate::train::{
+    BatchProgress, BatchedTrainer, CancelFlag, LrSchedule, SgdState, TrainConfig, Trainer, TrainerState,
+};
 
 const FORMAT: &str = "augwise-session/1";
 const STATE_FILE: &str = "session.json";
@@ -40,7 +42,9 @@ fn trajectory_count(k: Option<usize>, default: usize, what: &str) -> Result<usiz
     let max = crate::limits::TRAJECTORIES.max as usize;
     match k.unwrap_or(default) {
         k @ 1.. if k <= max => Ok(k),
-        k => Err(SearchError::Invalid(format!("{what} takes 1 to {max} trajectories, not {k}"))),
+        k => Err(SearchError::Invalid(format!(
+            "{what} takes 1 to {max} trajectories, not {k}"
+        ))),
     }
 }
 
@@ -85,13 +89,28 @@ impl SessionState {
     fn validate(&self) -> Result<(), String> {
         self.ppo.validate().map_err(|e| e.to_string())?;
         if self.ppo.updates != self.history.updates.len() {
-            return Err(format!("PPO has {} updates but the history records {}", self.ppo.updates, self.history.updates.len()));
+            return Err(format!(
+                "PPO has {} updates but the history records {}",
+                self.ppo.updates,
+                self.history.updates.len()
+            ));
         }
-        if let Some(t) = self.pending.iter().find(|t| t.counts.len() != NUM_PAIRS || !t.reward.is_finite()) {
-            return Err(format!("pending trajectory {} has {} pair counts (expected {NUM_PAIRS}) or a non-finite reward", t.seed, t.counts.len()));
+        if let Some(t) = self
+            .pending
+            .iter()
+            .find(|t| t.counts.len() != NUM_PAIRS || !t.reward.is_finite())
+        {
+            return Err(format!(
+                "pending trajectory {} has {} pair counts (expected {NUM_PAIRS}) or a non-finite reward",
+                t.seed,
+                t.counts.len()
+            ));
         }
         if let (Some(r), 0) = (&self.snapshot, self.pretrain_epochs_done) {
-            return Err(format!("it names a weights snapshot ({}) but says stage 1 has not run; one of the two was edited or damaged", r.file));
+            return Err(format!(
+                "it names a weights snapshot ({}) but says stage 1 has not run; one of the two was edited or damaged",
+                r.file
+            ));
         }
         Ok(())
     }
@@ -119,13 +138,25 @@ impl std::fmt::Display for History {
             write!(f, "\n{p}")?;
         }
         for t in &self.fulltrains {
-            write!(f, "\nfull training with {}: final test accuracy {:.2}%", t.policy, 100.0 * t.final_test_accuracy())?;
+            write!(
+                f,
+                "\nfull training with {}: final test accuracy {:.2}%",
+                t.policy,
+                100.0 * t.final_test_accuracy()
+            )?;
         }
         if !self.updates.is_empty() {
             match &self.null {
                 Some(n) if n.updates == self.updates.len() => write!(f, "\n{n}")?,
-                Some(n) => write!(f, "\n(the null was run at update {}; `null` again to judge θ now)", n.updates)?,
-                None => write!(f, "\nθ has not been judged against its noise-only null: `null` runs it (seconds)")?,
+                Some(n) => write!(
+                    f,
+                    "\n(the null was run at update {}; `null` again to judge θ now)",
+                    n.updates
+                )?,
+                None => write!(
+                    f,
+                    "\nθ has not been judged against its noise-only null: `null` runs it (seconds)"
+                )?,
             }
         }
         Ok(())
@@ -135,7 +166,11 @@ impl std::fmt::Display for History {
 impl crate::display::Rich for History {
     /// The reward and accuracy charts over the text.
     fn html(&self) -> String {
-        let charts: String = [crate::chart::rewards(self), crate::chart::accuracy(self)].iter().flatten().map(crate::display::chart_html).collect();
+        let charts: String = [crate::chart::rewards(self), crate::chart::accuracy(self)]
+            .iter()
+            .flatten()
+            .map(crate::display::chart_html)
+            .collect();
         charts + &crate::display::pre(&self.to_string())
     }
 }
@@ -199,7 +234,13 @@ impl Session {
         if let Some(c) = config.cutout {
             pipeline = pipeline.with_cutout(c);
         }
-        let model = Model::new(config.model, info.channels, info.num_classes(), device.device, config.seed)?;
+        let model = Model::new(
+            config.model,
+            info.channels,
+            info.num_classes(),
+            device.device,
+            config.seed,
+        )?;
         let trainer = Trainer::new(model, pipeline.normalize.clone(), stage1_config(&config));
         Ok(Self {
             config,
@@ -231,29 +272,54 @@ impl Session {
         let state_file = dir.join(STATE_FILE);
         if !state_file.is_file() {
             // Not a run directory: say so without creating a lock file in it.
-            return Err(CheckpointError::Foreign { path: state_file, why: "no session.json here".into() }.into());
+            return Err(CheckpointError::Foreign {
+                path: state_file,
+                why: "no session.json here".into(),
+            }
+            .into());
         }
         let lock = RunLock::acquire(dir)?;
         let state: SessionState = checkpoint::read_json(&state_file, FORMAT)?;
-        let corrupt = |why: String| SearchError::Checkpoint(CheckpointError::Corrupt { path: state_file.clone(), why });
+        let corrupt = |why: String| {
+            SearchError::Checkpoint(CheckpointError::Corrupt {
+                path: state_file.clone(),
+                why,
+            })
+        };
         state.validate().map_err(corrupt)?;
         let legacy = dir.join(LEGACY_WEIGHTS_FILE);
         // Its configuration must still make a session here (valid numbers, the data present).
-        let mut s = Self::build(state.config.clone(), lock)
-            .map_err(|e| SearchError::Invalid(format!("{}: its configuration cannot start a session here: {e}", state_file.display())))?;
+        let mut s = Self::build(state.config.clone(), lock).map_err(|e| {
+            SearchError::Invalid(format!(
+                "{}: its configuration cannot start a session here: {e}",
+                state_file.display()
+            ))
+        })?;
         let tensors = match (&state.snapshot, state.pretrain_epochs_done) {
             (Some(r), _) => Some((checkpoint::read_snapshot(dir, r)?, dir.join(&r.file))),
             (None, 0) if legacy.exists() => {
-                return Err(corrupt(format!("it says stage 1 has not run, yet {} holds weights; one of the two was edited or damaged", legacy.display())))
+                return Err(corrupt(format!(
+                    "it says stage 1 has not run, yet {} holds weights; one of the two was edited or damaged",
+                    legacy.display()
+                )))
             }
             (None, 0) => None,
             (None, _) if legacy.exists() => Some((checkpoint::read_tensors(&legacy)?, legacy.clone())),
-            (None, n) => return Err(corrupt(format!("it records {n} stage-1 epochs but names no weights snapshot"))),
+            (None, n) => {
+                return Err(corrupt(format!(
+                    "it records {n} stage-1 epochs but names no weights snapshot"
+                )))
+            }
         };
         if let Some((tensors, path)) = tensors {
-            let snap = s.state_from_tensors(tensors, state.pretrain_epochs_done).map_err(|why| {
-                SearchError::Checkpoint(CheckpointError::Corrupt { path: path.clone(), why })
-            })?;
+            let snap = s
+                .state_from_tensors(tensors, state.pretrain_epochs_done)
+                .map_err(|why| {
+                    SearchError::Checkpoint(CheckpointError::Corrupt {
+                        path: path.clone(),
+                        why,
+                    })
+                })?;
             s.trainer.restore(&snap)?;
             s.snapshot = Some(snap);
         }
@@ -282,7 +348,11 @@ impl Session {
 
     fn emit(progress: &mut Option<ProgressFn>, stage: &str, fraction: f64, message: String) {
         if let Some(p) = progress.as_mut() {
-            p(&Progress { stage: stage.to_owned(), fraction, message });
+            p(&Progress {
+                stage: stage.to_owned(),
+                fraction,
+                message,
+            });
         }
     }
 
@@ -300,12 +370,20 @@ impl Session {
             device::device_name(self.device.device),
             stage,
             self.ppo.updates,
-            if self.pending.is_empty() { String::new() } else { format!(" · {} pending", self.pending.len()) }
+            if self.pending.is_empty() {
+                String::new()
+            } else {
+                format!(" · {} pending", self.pending.len())
+            }
         )
     }
 
     pub fn pretrain_epochs_done(&self) -> usize {
-        if self.snapshot.is_some() { self.trainer.epochs_done } else { 0 }
+        if self.snapshot.is_some() {
+            self.trainer.epochs_done
+        } else {
+            0
+        }
     }
 
     /// θ's pair distribution now.
@@ -315,13 +393,19 @@ impl Session {
 
     /// The policy of the current θ.
     pub fn current_policy(&self) -> Result<Policy, SearchError> {
-        Ok(Policy::AwsTheta { probs: self.ppo.theta.distribution()?, source: None })
+        Ok(Policy::AwsTheta {
+            probs: self.ppo.theta.distribution()?,
+            source: None,
+        })
     }
 
     /// The policy of the best θ so far (the current θ before the first update).
     pub fn best_policy(&self) -> Result<Policy, SearchError> {
         let t = self.best.as_ref().map(|b| &b.theta).unwrap_or(&self.ppo.theta);
-        Ok(Policy::AwsTheta { probs: t.distribution()?, source: None })
+        Ok(Policy::AwsTheta {
+            probs: t.distribution()?,
+            source: None,
+        })
     }
 
     // ---- stage 1 -------------------------------------------------------------------------
@@ -335,7 +419,10 @@ impl Session {
             ));
         }
         let done = self.pretrain_epochs_done();
-        let n = within(&crate::limits::EPOCHS, epochs.unwrap_or(self.config.pretrain_epochs.saturating_sub(done)))?;
+        let n = within(
+            &crate::limits::EPOCHS,
+            epochs.unwrap_or(self.config.pretrain_epochs.saturating_sub(done)),
+        )?;
         if n == 0 {
             return Err(SearchError::Invalid(format!(
                 "stage 1 is complete ({done} of {} epochs); `pretrain N` with N > 0 trains past the schedule at its final rate",
@@ -353,11 +440,21 @@ impl Session {
             n,
             &mut aug,
             &cancel,
-            &mut |b: &BatchProgress| {
+            &mut |event| {
+                let crate::train::FitEvent::Batch(b) = event else {
+                    return;
+                };
                 let f = ((b.epoch - 1 - first) as f64 + b.batch as f64 / b.batches as f64) / total as f64;
-                Self::emit(progress, "pretrain", f, format!("epoch {} batch {}/{} loss {:.4} {:.0} img/s", b.epoch, b.batch, b.batches, b.loss, b.images_per_sec));
+                Self::emit(
+                    progress,
+                    "pretrain",
+                    f,
+                    format!(
+                        "epoch {} batch {}/{} loss {:.4} {:.0} img/s",
+                        b.epoch, b.batch, b.batches, b.loss, b.images_per_sec
+                    ),
+                );
             },
-            &mut |_| {},
         );
         let epochs = match result {
             Ok(r) => r,
@@ -375,7 +472,12 @@ impl Session {
             s.history.pretrain.truncate(old_epochs);
         })?;
         let warning = crate::train::divergence_warning(&epochs, self.splits.train.info.classes.len());
-        Ok(PretrainReport { epochs, epochs_done: self.trainer.epochs_done, schedule_epochs: self.config.pretrain_epochs, warning })
+        Ok(PretrainReport {
+            epochs,
+            epochs_done: self.trainer.epochs_done,
+            schedule_epochs: self.config.pretrain_epochs,
+            warning,
+        })
     }
 
     // ---- sampling ------------------------------------------------------------------------
@@ -386,9 +488,14 @@ impl Session {
         let n = n.clamp(1, 64);
         let policy = self.current_policy()?;
         let sampler = policy.sampler()?;
-        let dist = policy.distribution().ok_or(SearchError::Invalid("θ has no distribution".into()))?;
+        let dist = policy
+            .distribution()
+            .ok_or(SearchError::Invalid("θ has no distribution".into()))?;
         self.samples += 1;
-        let mut rng = Rng::derive(self.config.seed, &[STREAM_SAMPLE, self.ppo.updates as u64, self.samples]);
+        let mut rng = Rng::derive(
+            self.config.seed,
+            &[STREAM_SAMPLE, self.ppo.updates as u64, self.samples],
+        );
         let take = (n as i64).min(self.splits.val.len());
         let originals = self.splits.val.images.narrow(0, 0, take).to_device(Device::Cpu);
         let (_, _, h, w) = originals.size4().map_err(crate::augment::AugmentError::from)?;
@@ -399,11 +506,19 @@ impl Session {
         }
         let pairs = draw.pairs.clone().unwrap_or_default();
         let preview_ops = (0..take as usize)
-            .map(|i| draw.stages.iter().map(|s| s[i].to_string()).collect::<Vec<_>>().join(" + "))
+            .map(|i| {
+                draw.stages
+                    .iter()
+                    .map(|s| s[i].to_string())
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            })
             .collect();
         let to_vec = |t: &Tensor| Vec::<u8>::try_from(t.contiguous().view([-1])).unwrap_or_default();
-        let mut listed: Vec<(usize, String, f64)> =
-            pairs.iter().map(|&k| (k as usize, pair_name(k as usize), dist.probs()[k as usize])).collect();
+        let mut listed: Vec<(usize, String, f64)> = pairs
+            .iter()
+            .map(|&k| (k as usize, pair_name(k as usize), dist.probs()[k as usize]))
+            .collect();
         // More draws than previews: list n pairs, drawing the rest without images.
         let cdf = dist.cdf();
         while listed.len() < n {
@@ -428,12 +543,19 @@ impl Session {
         let i = (index as i64).min(n - 1);
         let one = self.splits.val.images.narrow(0, i, 1).to_device(Device::Cpu);
         let ops = crate::augment::space::aws_ops();
-        let batch = one.f_expand([ops.len() as i64, -1, -1, -1], false).and_then(|t| t.f_contiguous()).map_err(crate::augment::AugmentError::from)?;
+        let batch = one
+            .f_expand([ops.len() as i64, -1, -1, -1], false)
+            .and_then(|t| t.f_contiguous())
+            .map_err(crate::augment::AugmentError::from)?;
         let augmented = apply_ops(&batch, &ops, &self.pipeline.ops)?;
         let all = Tensor::f_cat(&[&one, &augmented], 0).map_err(crate::augment::AugmentError::from)?;
         let mut labels = vec!["original".to_owned()];
         labels.extend((0..ops.len()).map(crate::augment::space::aws_name));
-        Ok(super::OpGallery { shape: all.size(), pixels: Vec::<u8>::try_from(all.contiguous().view([-1])).unwrap_or_default(), labels })
+        Ok(super::OpGallery {
+            shape: all.size(),
+            pixels: Vec::<u8>::try_from(all.contiguous().view([-1])).unwrap_or_default(),
+            labels,
+        })
     }
 
     // ---- stage 2 -------------------------------------------------------------------------
@@ -444,15 +566,27 @@ impl Session {
     fn trajectory_seeds(&self, index: usize) -> TrajectorySeeds {
         let update = mix(mix(self.config.seed, STREAM_TRAJECTORY), self.ppo.updates as u64);
         let own = mix(update, index as u64);
-        let augment = if self.config.common_random_numbers { mix(update, u64::MAX) } else { own };
-        TrajectorySeeds { order: self.config.seed, augment, policy: own }
+        let augment = if self.config.common_random_numbers {
+            mix(update, u64::MAX)
+        } else {
+            own
+        };
+        TrajectorySeeds {
+            order: self.config.seed,
+            augment,
+            policy: own,
+        }
     }
 
     /// Seeds of probe trajectory `index`: the same for every policy, so probes and `compare`
     /// pair trajectories with common random numbers.
     fn probe_seeds(&self, index: usize) -> TrajectorySeeds {
         let s = mix(mix(self.config.seed, STREAM_PROBE), index as u64);
-        TrajectorySeeds { order: self.config.seed, augment: s, policy: s }
+        TrajectorySeeds {
+            order: self.config.seed,
+            augment: s,
+            policy: s,
+        }
     }
 
     /// Stage 2 measures rewards from the weights at the *end* of stage 1; refuse before.
@@ -462,7 +596,10 @@ impl Session {
             return Err(SearchError::NotPretrained);
         }
         if done < self.config.pretrain_epochs {
-            return Err(SearchError::Stage1Incomplete { done, total: self.config.pretrain_epochs });
+            return Err(SearchError::Stage1Incomplete {
+                done,
+                total: self.config.pretrain_epochs,
+            });
         }
         Ok(())
     }
@@ -480,7 +617,12 @@ impl Session {
     /// session is on CUDA and there are several, else just the session's device.
     fn trajectory_devices(&self) -> Result<Vec<Device>, SearchError> {
         if !self.config.trajectory_devices.is_empty() {
-            return self.config.trajectory_devices.iter().map(|&d| Ok(device::resolve(d)?.device)).collect();
+            return self
+                .config
+                .trajectory_devices
+                .iter()
+                .map(|&d| Ok(device::resolve(d)?.device))
+                .collect();
         }
         let n = device::cuda_device_count();
         Ok(match self.device.device {
@@ -492,14 +634,22 @@ impl Session {
     /// Model replicas (and data copies) for every trajectory device after the first.
     fn ensure_replicas(&mut self) -> Result<(), SearchError> {
         let devices = self.trajectory_devices()?;
-        if self.replicas.len() + 1 == devices.len() && self.replicas.iter().zip(&devices[1..]).all(|(r, d)| r.device == *d) {
+        if self.replicas.len() + 1 == devices.len()
+            && self.replicas.iter().zip(&devices[1..]).all(|(r, d)| r.device == *d)
+        {
             return Ok(());
         }
         let info = self.splits.train.info.clone();
         self.replicas = devices[1..]
             .iter()
             .map(|&d| {
-                let model = Model::new(self.config.model, info.channels, info.num_classes(), d, self.config.seed)?;
+                let model = Model::new(
+                    self.config.model,
+                    info.channels,
+                    info.num_classes(),
+                    d,
+                    self.config.seed,
+                )?;
                 Ok(Replica {
                     device: d,
                     trainer: Trainer::new(model, self.pipeline.normalize.clone(), stage1_config(&self.config)),
@@ -519,7 +669,16 @@ impl Session {
     fn fine_tune_job(&self, policy: &Policy, label: &str, total: usize, pairs: usize) -> Result<FineTune, SearchError> {
         self.require_stage1()?;
         let snap = self.snapshot.as_ref().ok_or(SearchError::NotPretrained)?.copy();
-        Ok(FineTune { config: self.config.clone(), pipeline: self.pipeline.clone(), snap, policy: policy.clone(), cancel: self.cancel.clone(), label: label.to_owned(), total, pairs })
+        Ok(FineTune {
+            config: self.config.clone(),
+            pipeline: self.pipeline.clone(),
+            snap,
+            policy: policy.clone(),
+            cancel: self.cancel.clone(),
+            label: label.to_owned(),
+            total,
+            pairs,
+        })
     }
 
     /// How many trajectories train together as one grouped model (the config's
@@ -532,7 +691,13 @@ impl Session {
         }
     }
 
-    fn trajectories(&mut self, policy: &Policy, seeds: &[TrajectorySeeds], label: &str, pairs: usize) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
+    fn trajectories(
+        &mut self,
+        policy: &Policy,
+        seeds: &[TrajectorySeeds],
+        label: &str,
+        pairs: usize,
+    ) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
         let job = self.fine_tune_job(policy, label, seeds.len(), pairs)?;
         self.cancel.reset();
         self.ensure_replicas()?;
@@ -547,17 +712,40 @@ impl Session {
         std::thread::scope(|scope| {
             let mut handles = Vec::new();
             for (w, replica) in self.replicas.iter_mut().enumerate() {
-                let job = FineTune { snap: job.snap.copy(), config: job.config.clone(), pipeline: job.pipeline.clone(), policy: job.policy.clone(), cancel: job.cancel.clone(), label: job.label.clone(), total: job.total, pairs: job.pairs };
+                let job = FineTune {
+                    snap: job.snap.copy(),
+                    config: job.config.clone(),
+                    pipeline: job.pipeline.clone(),
+                    policy: job.policy.clone(),
+                    cancel: job.cancel.clone(),
+                    label: job.label.clone(),
+                    total: job.total,
+                    pairs: job.pairs,
+                };
                 handles.push(scope.spawn(move || {
                     (w + 1..seeds.len())
                         .step_by(workers)
-                        .map(|i| (i, job.run(&mut replica.trainer, &replica.train, &replica.val, seeds[i], i, &mut |_| {})))
+                        .map(|i| {
+                            (
+                                i,
+                                job.run(
+                                    &mut replica.trainer,
+                                    &replica.train,
+                                    &replica.val,
+                                    seeds[i],
+                                    i,
+                                    &mut |_| {},
+                                ),
+                            )
+                        })
                         .collect::<Vec<_>>()
                 }));
             }
             // The calling thread works too, on the session's own device, and reports progress.
             for i in (0..seeds.len()).step_by(workers) {
-                let r = job.run(trainer, &splits.train, &splits.val, seeds[i], i, &mut |p| Self::emit(progress, &p.stage, p.fraction, p.message));
+                let r = job.run(trainer, &splits.train, &splits.val, seeds[i], i, &mut |p| {
+                    Self::emit(progress, &p.stage, p.fraction, p.message)
+                });
                 results[i] = Some(r);
             }
             for h in handles {
@@ -573,7 +761,11 @@ impl Session {
                 (Some(Ok(Ok(t))), Ok((done, _))) => done.push(t),
                 (Some(Ok(Err(why))), Ok((_, discarded))) => discarded.push(why),
                 (Some(Err(e)), Ok(_)) => outcome = Err(e),
-                (None, Ok(_)) => outcome = Err(SearchError::Invalid(format!("trajectory {i} was lost: a worker thread panicked"))),
+                (None, Ok(_)) => {
+                    outcome = Err(SearchError::Invalid(format!(
+                        "trajectory {i} was lost: a worker thread panicked"
+                    )))
+                }
                 _ => {}
             }
         }
@@ -582,23 +774,43 @@ impl Session {
     }
 
     /// `trajectories` on the session's device, `batch` at a time as one grouped model.
-    fn batched_trajectories(&mut self, job: &FineTune, seeds: &[TrajectorySeeds], batch: usize) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
+    fn batched_trajectories(
+        &mut self,
+        job: &FineTune,
+        seeds: &[TrajectorySeeds],
+        batch: usize,
+    ) -> Result<(Vec<Trajectory>, Vec<String>), SearchError> {
         let info = self.splits.train.info.clone();
         let (mut done, mut discarded) = (Vec::new(), Vec::new());
         let progress = &mut self.progress;
         for (c, chunk) in seeds.chunks(batch).enumerate() {
             let configs: Vec<TrainConfig> = chunk.iter().map(|s| job.trajectory_config(*s)).collect();
             let reusable = match self.batched.as_mut() {
-                Some(t) if t.members() == chunk.len() && t.model.arch == self.config.model => t.set_configs(configs.clone()).is_ok(),
+                Some(t) if t.members() == chunk.len() && t.model.arch == self.config.model => {
+                    t.set_configs(configs.clone()).is_ok()
+                }
                 _ => false,
             };
             if !reusable {
                 self.batched = None; // free the old network before building the next
-                let model = Model::members(self.config.model, info.channels, info.num_classes(), chunk.len() as i64, self.device.device)?;
+                let model = Model::members(
+                    self.config.model,
+                    info.channels,
+                    info.num_classes(),
+                    chunk.len() as i64,
+                    self.device.device,
+                )?;
                 self.batched = Some(BatchedTrainer::new(model, self.pipeline.normalize.clone(), configs)?);
             }
             let Some(trainer) = self.batched.as_mut() else { continue };
-            let results = job.run_batched(trainer, &self.splits.train, &self.splits.val, chunk, c * batch, &mut |p| Self::emit(progress, &p.stage, p.fraction, p.message))?;
+            let results = job.run_batched(
+                trainer,
+                &self.splits.train,
+                &self.splits.val,
+                chunk,
+                c * batch,
+                &mut |p| Self::emit(progress, &p.stage, p.fraction, p.message),
+            )?;
             for r in results {
                 match r {
                     Ok(t) => done.push(t),
@@ -639,7 +851,11 @@ impl Session {
         let update = next.updates;
         let best = match &self.best {
             Some(b) if b.mean_reward >= outcome.mean_reward => b.clone(),
-            _ => BestTheta { update, mean_reward: outcome.mean_reward, theta: theta_old },
+            _ => BestTheta {
+                update,
+                mean_reward: outcome.mean_reward,
+                theta: theta_old,
+            },
         };
         let dist = next.theta.distribution()?;
         let (op1_marginal, op2_marginal) = dist.marginals();
@@ -654,7 +870,11 @@ impl Session {
             best_mean_reward: best.mean_reward,
             seconds: start.elapsed().as_secs_f64() + self.pending.iter().map(|t| t.seconds).sum::<f64>(),
         };
-        let undo = (std::mem::replace(&mut self.ppo, next), std::mem::replace(&mut self.best, Some(best)), std::mem::take(&mut self.pending));
+        let undo = (
+            std::mem::replace(&mut self.ppo, next),
+            self.best.replace(best),
+            std::mem::take(&mut self.pending),
+        );
         self.history.updates.push(record.clone());
         self.commit(false, move |s| {
             (s.ppo, s.best, s.pending) = undo;
@@ -671,7 +891,10 @@ impl Session {
             let pending_before = self.pending.len();
             let e = self.evaluate(None)?;
             if e.trajectories.is_empty() && pending_before == 0 {
-                let lr = self.config.finetune_lr.map_or_else(|| "stage 1's final rate".to_owned(), |l| format!("finetune_lr={l}"));
+                let lr = self
+                    .config
+                    .finetune_lr
+                    .map_or_else(|| "stage 1's final rate".to_owned(), |l| format!("finetune_lr={l}"));
                 return Err(SearchError::Invalid(format!(
                     "every trajectory of update {} diverged ({}), so θ was not updated; the fine-tune rate ({lr}) is likely too high for these weights: lower it with `config finetune_lr=…` and `reset`, or check the data",
                     self.ppo.updates + 1,
@@ -694,8 +917,19 @@ impl Session {
         let top = top.min(crate::limits::TOP_PAIRS.max as usize);
         let dist = self.theta().distribution()?;
         let (op1, op2) = dist.marginals();
-        let top = dist.top(top).into_iter().map(|(k, p)| (crate::augment::space::pair_name(k), p)).collect();
-        Ok(super::PolicyReport { updates: self.ppo.updates, entropy: dist.entropy(), top, op1, op2, null: self.current_null().cloned() })
+        let top = dist
+            .top(top)
+            .into_iter()
+            .map(|(k, p)| (crate::augment::space::pair_name(k), p))
+            .collect();
+        Ok(super::PolicyReport {
+            updates: self.ppo.updates,
+            entropy: dist.entropy(),
+            top,
+            op1,
+            op2,
+            null: self.current_null().cloned(),
+        })
     }
 
     // ---- probing and ground truth ------------------------------------------------------
@@ -707,7 +941,10 @@ impl Session {
         let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.probe_seeds(i)).collect();
         let (done, discarded) = self.trajectories(policy, &seeds, "probe", 0)?;
         if done.is_empty() {
-            return Err(SearchError::Invalid(format!("every probe trajectory of {spec} diverged: {}", discarded.join("; "))));
+            return Err(SearchError::Invalid(format!(
+                "every probe trajectory of {spec} diverged: {}",
+                discarded.join("; ")
+            )));
         }
         let report = ProbeReport::new(spec, done);
         self.history.probes.push(report.clone());
@@ -720,13 +957,32 @@ impl Session {
     /// Probe trajectory `index` of `policy` on a model of its own, returned with the
     /// fine-tuned trainer: what the reward was measured on can be inspected (the same seeds,
     /// so the same trajectory as `probe`'s `index`-th).
-    pub fn trajectory_with_model(&mut self, policy: &Policy, index: usize) -> Result<(Trajectory, Trainer), SearchError> {
+    pub fn trajectory_with_model(
+        &mut self,
+        policy: &Policy,
+        index: usize,
+    ) -> Result<(Trajectory, Trainer), SearchError> {
         let job = self.fine_tune_job(policy, "trajectory", 1, 0)?;
         let info = &self.splits.train.info;
-        let model = Model::new(self.config.model, info.channels, info.num_classes(), self.device.device, self.config.seed)?;
+        let model = Model::new(
+            self.config.model,
+            info.channels,
+            info.num_classes(),
+            self.device.device,
+            self.config.seed,
+        )?;
         let mut trainer = Trainer::new(model, self.pipeline.normalize.clone(), stage1_config(&self.config));
         self.cancel.reset();
-        let t = job.run(&mut trainer, &self.splits.train, &self.splits.val, self.probe_seeds(index), 0, &mut |_| {})?.map_err(SearchError::Invalid)?;
+        let t = job
+            .run(
+                &mut trainer,
+                &self.splits.train,
+                &self.splits.val,
+                self.probe_seeds(index),
+                0,
+                &mut |_| {},
+            )?
+            .map_err(SearchError::Invalid)?;
         Ok((t, trainer))
     }
 
@@ -736,9 +992,16 @@ impl Session {
     /// pair of policies is tested (exact sign-flip test, Holm-corrected across pairs).
     /// `pairing: Independent` runs each policy's trajectories on their own random numbers,
     /// as separate official-style runs would (the benchmark's baseline).
-    pub fn compare(&mut self, policies: &[Policy], k: Option<usize>, pairing: super::Pairing) -> Result<super::CompareReport, SearchError> {
+    pub fn compare(
+        &mut self,
+        policies: &[Policy],
+        k: Option<usize>,
+        pairing: super::Pairing,
+    ) -> Result<super::CompareReport, SearchError> {
         if policies.len() < 2 {
-            return Err(SearchError::Invalid("compare needs at least two policies: `compare A B [k]`".into()));
+            return Err(SearchError::Invalid(
+                "compare needs at least two policies: `compare A B [k]`".into(),
+            ));
         }
         let k = trajectory_count(k, self.config.probe_trajectories, "compare")?;
         let start = Instant::now();
@@ -752,7 +1015,11 @@ impl Session {
                         super::Pairing::CommonRandomNumbers => s,
                         super::Pairing::Independent => {
                             let own = mix(s.policy, j as u64 + 1);
-                            TrajectorySeeds { order: own, augment: own, policy: own }
+                            TrajectorySeeds {
+                                order: own,
+                                augment: own,
+                                policy: own,
+                            }
                         }
                     }
                 })
@@ -761,11 +1028,20 @@ impl Session {
             let (done, dropped) = self.trajectories(p, &seeds, &label, 0)?;
             discarded.extend(dropped.into_iter().map(|d| format!("{p}: {d}")));
             // Keep trajectory i's place so pairs stay aligned when one diverged.
-            let by_seed: Vec<Option<f64>> = seeds.iter().map(|s| done.iter().find(|t| t.seed == s.policy).map(|t| t.reward)).collect();
+            let by_seed: Vec<Option<f64>> = seeds
+                .iter()
+                .map(|s| done.iter().find(|t| t.seed == s.policy).map(|t| t.reward))
+                .collect();
             rewards.push(by_seed);
         }
         let names: Vec<String> = policies.iter().map(ToString::to_string).collect();
-        Ok(super::CompareReport::new(names, rewards, pairing, discarded, start.elapsed().as_secs_f64()))
+        Ok(super::CompareReport::new(
+            names,
+            rewards,
+            pairing,
+            discarded,
+            start.elapsed().as_secs_f64(),
+        ))
     }
 
     /// Run the search's noise-only null (`replicates` searches, default the config's) over
@@ -773,10 +1049,15 @@ impl Session {
     pub fn null(&mut self, replicates: Option<usize>) -> Result<super::NullReport, SearchError> {
         let replicates = replicates.unwrap_or(self.config.null_replicates);
         if !(2..=super::null::MAX_REPLICATES).contains(&replicates) {
-            return Err(SearchError::Invalid(format!("a null takes 2 to {} replicates, not {replicates}", super::null::MAX_REPLICATES)));
+            return Err(SearchError::Invalid(format!(
+                "a null takes 2 to {} replicates, not {replicates}",
+                super::null::MAX_REPLICATES
+            )));
         }
         if self.history.updates.is_empty() {
-            return Err(SearchError::Invalid("no updates yet: the null replays the search's updates; run `step` first".into()));
+            return Err(SearchError::Invalid(
+                "no updates yet: the null replays the search's updates; run `step` first".into(),
+            ));
         }
         let mut inputs = Vec::with_capacity(self.history.updates.len());
         for u in &self.history.updates {
@@ -789,7 +1070,12 @@ impl Session {
         let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
         let seed = mix(self.config.seed, STREAM_NULL);
         let sims = super::null::simulate(&inputs, &self.config.ppo, replicates, seed, &mut |done| {
-            Self::emit(progress, "null", done as f64 / replicates as f64, format!("null search {done}/{replicates}"));
+            Self::emit(
+                progress,
+                "null",
+                done as f64 / replicates as f64,
+                format!("null search {done}/{replicates}"),
+            );
             !cancel.is_cancelled()
         });
         let sims = match sims {
@@ -816,8 +1102,18 @@ impl Session {
         let data = self.splits.train.concat(&self.splits.val)?;
         let info = &data.info;
         let seed = mix(self.config.seed, STREAM_FULLTRAIN);
-        let model = Model::new(self.config.model, info.channels, info.num_classes(), self.device.device, seed)?;
-        let cfg = TrainConfig { seed, schedule: self.config.fulltrain_schedule.for_epochs(epochs), ..stage1_config(&self.config) };
+        let model = Model::new(
+            self.config.model,
+            info.channels,
+            info.num_classes(),
+            self.device.device,
+            seed,
+        )?;
+        let cfg = TrainConfig {
+            seed,
+            schedule: self.config.fulltrain_schedule.for_epochs(epochs),
+            ..stage1_config(&self.config)
+        };
         let mut trainer = Trainer::new(model, self.pipeline.normalize.clone(), cfg);
         let mut aug = PolicyAugment::new(self.pipeline.clone(), policy.sampler()?);
         self.cancel.reset();
@@ -826,13 +1122,30 @@ impl Session {
             let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
             let r = trainer.train_epoch(&data, &mut aug, &cancel, &mut |b: &BatchProgress| {
                 let f = (e as f64 + b.batch as f64 / b.batches as f64) / epochs as f64;
-                Self::emit(progress, "fulltrain", f, format!("epoch {}/{} batch {}/{} loss {:.4}", e + 1, epochs, b.batch, b.batches, b.loss));
+                Self::emit(
+                    progress,
+                    "fulltrain",
+                    f,
+                    format!(
+                        "epoch {}/{} batch {}/{} loss {:.4}",
+                        e + 1,
+                        epochs,
+                        b.batch,
+                        b.batches,
+                        b.loss
+                    ),
+                );
             })?;
             test.push(trainer.evaluate(&self.splits.test)?);
             reports.push(r);
         }
         let warning = crate::train::divergence_warning(&reports, data.info.classes.len());
-        let report = FulltrainReport { policy: policy.to_string(), epochs: reports, test_accuracy: test, warning };
+        let report = FulltrainReport {
+            policy: policy.to_string(),
+            epochs: reports,
+            test_accuracy: test,
+            warning,
+        };
         self.history.fulltrains.push(report.clone());
         self.commit(false, |s| {
             s.history.fulltrains.pop();
@@ -841,7 +1154,11 @@ impl Session {
     }
 
     /// Probe and full-train each policy; compare the rankings.
-    pub fn correlate(&mut self, policies: &[Policy], fulltrain_epochs: Option<usize>) -> Result<CorrelateReport, SearchError> {
+    pub fn correlate(
+        &mut self,
+        policies: &[Policy],
+        fulltrain_epochs: Option<usize>,
+    ) -> Result<CorrelateReport, SearchError> {
         if policies.len() < 2 {
             return Err(SearchError::Invalid("correlate needs at least two policies".into()));
         }
@@ -853,7 +1170,11 @@ impl Session {
             rows.push((p.to_string(), proxy.mean, full));
             proxies.push(proxy);
         }
-        Ok(CorrelateReport::new(rows, proxies, mix(self.config.seed, STREAM_BOOTSTRAP)))
+        Ok(CorrelateReport::new(
+            rows,
+            proxies,
+            mix(self.config.seed, STREAM_BOOTSTRAP),
+        ))
     }
 
     /// Back to a fresh session with the same config (θ uniform, no snapshot).
@@ -886,7 +1207,11 @@ impl Session {
             history: self.history.clone(),
             snapshot: self.snapshot_ref.clone(),
         };
-        let refuse = |why: String| CheckpointError::Io { action: "write", path: state_file.clone(), why: format!("augwise will not write a checkpoint it could not read back: {why}") };
+        let refuse = |why: String| CheckpointError::Io {
+            action: "write",
+            path: state_file.clone(),
+            why: format!("augwise will not write a checkpoint it could not read back: {why}"),
+        };
         let check = |state: &SessionState| -> Result<Vec<u8>, CheckpointError> {
             let json = serde_json::to_vec_pretty(state).map_err(|e| refuse(e.to_string()))?;
             let back: SessionState = serde_json::from_slice(&json).map_err(|e| refuse(e.to_string()))?;
@@ -896,7 +1221,12 @@ impl Session {
         let mut written = None;
         if weights {
             if let Some(s) = &self.snapshot {
-                let mut tensors: Vec<(String, Tensor)> = s.weights.0.iter().map(|(k, t)| (format!("w/{k}"), t.shallow_clone())).collect();
+                let mut tensors: Vec<(String, Tensor)> = s
+                    .weights
+                    .0
+                    .iter()
+                    .map(|(k, t)| (format!("w/{k}"), t.shallow_clone()))
+                    .collect();
                 tensors.extend(s.momentum.0.iter().map(|(k, t)| (format!("m/{k}"), t.shallow_clone())));
                 tensors.push(("meta/epochs".into(), Tensor::from_slice(&[s.epochs_done as i64])));
                 let r = checkpoint::write_snapshot(dir, &tensors)?;
@@ -969,15 +1299,26 @@ impl Session {
             }
         }
         if saved_epochs != Some(epochs as i64) {
-            return Err(format!("weights are from epoch {saved_epochs:?} but session.json says {epochs}"));
+            return Err(format!(
+                "weights are from epoch {saved_epochs:?} but session.json says {epochs}"
+            ));
         }
         weights.sort_by(|a, b| a.0.cmp(&b.0));
         momentum.sort_by(|a, b| a.0.cmp(&b.0));
         let expected = self.trainer.model.snapshot();
-        if weights.len() != expected.0.len() || weights.iter().zip(&expected.0).any(|(a, b)| a.0 != b.0 || a.1.size() != b.1.size()) {
+        if weights.len() != expected.0.len()
+            || weights
+                .iter()
+                .zip(&expected.0)
+                .any(|(a, b)| a.0 != b.0 || a.1.size() != b.1.size())
+        {
             return Err(format!("the weights do not fit a {} model", self.config.model));
         }
-        Ok(TrainerState { weights: Weights(weights), momentum: SgdState(momentum), epochs_done: epochs })
+        Ok(TrainerState {
+            weights: Weights(weights),
+            momentum: SgdState(momentum),
+            epochs_done: epochs,
+        })
     }
 
     /// The pair counts of every trajectory so far (for charts and teaching).
@@ -1000,7 +1341,12 @@ impl Session {
 
     /// Images of the training split (uint8, on the CPU), for previews.
     pub fn preview_images(&self, n: i64) -> Tensor {
-        self.splits.val.images.narrow(0, 0, n.min(self.splits.val.len())).to_device(Device::Cpu).to_kind(Kind::Uint8)
+        self.splits
+            .val
+            .images
+            .narrow(0, 0, n.min(self.splits.val.len()))
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Uint8)
     }
 }
 
@@ -1047,7 +1393,10 @@ impl FineTune {
     /// the trajectory's own policy stream.
     fn augment(&self, seeds: TrajectorySeeds) -> Result<PolicyAugment, SearchError> {
         let policy = match self.policy.distribution() {
-            Some(d) if self.pairs > 0 => Policy::AwsTheta { probs: d.draw_pairs(self.pairs, &mut Rng::derive(seeds.policy, &[STREAM_PAIRS_DRAWN])), source: None },
+            Some(d) if self.pairs > 0 => Policy::AwsTheta {
+                probs: d.draw_pairs(self.pairs, &mut Rng::derive(seeds.policy, &[STREAM_PAIRS_DRAWN])),
+                source: None,
+            },
             _ => self.policy.clone(),
         };
         Ok(PolicyAugment::new(self.pipeline.clone(), policy.sampler()?))
@@ -1056,7 +1405,15 @@ impl FineTune {
     /// Stage 2 for one seed: reset weights and momentum to the snapshot, fine-tune at the
     /// constant rate drawing pairs per image, validation accuracy per epoch, reward = mean of
     /// the best `reward_top`. `Ok(Err(why))` when the loss went NaN/Inf (discarded).
-    fn run(&self, trainer: &mut Trainer, train: &crate::data::Dataset, val: &crate::data::Dataset, seeds: TrajectorySeeds, index: usize, progress: &mut dyn FnMut(Progress)) -> TrajectoryResult {
+    fn run(
+        &self,
+        trainer: &mut Trainer,
+        train: &crate::data::Dataset,
+        val: &crate::data::Dataset,
+        seeds: TrajectorySeeds,
+        index: usize,
+        progress: &mut dyn FnMut(Progress),
+    ) -> TrajectoryResult {
         trainer.restore(&self.snap)?;
         let seed = seeds.policy;
         trainer.config = self.trajectory_config(seeds);
@@ -1070,25 +1427,46 @@ impl FineTune {
                 progress(Progress {
                     stage: self.label.clone(),
                     fraction: (index as f64 + within) / self.total as f64,
-                    message: format!("trajectory {}/{} epoch {}/{} batch {}/{} loss {:.4}", index + 1, self.total, e + 1, epochs, b.batch, b.batches, b.loss),
+                    message: format!(
+                        "trajectory {}/{} epoch {}/{} batch {}/{} loss {:.4}",
+                        index + 1,
+                        self.total,
+                        e + 1,
+                        epochs,
+                        b.batch,
+                        b.batches,
+                        b.loss
+                    ),
                 });
             });
             match r {
                 Ok(_) => {}
                 Err(crate::train::TrainError::NonFinite { epoch, batch, loss }) => {
-                    return Ok(Err(format!("trajectory seed {seed}: loss {loss} at fine-tune epoch {epoch}, batch {batch}")));
+                    return Ok(Err(format!(
+                        "trajectory seed {seed}: loss {loss} at fine-tune epoch {epoch}, batch {batch}"
+                    )));
                 }
                 Err(e) => return Err(e.into()),
             }
             accuracies.push(trainer.evaluate(val)?);
         }
         let reward = self.reward(&accuracies);
-        Ok(Ok(Trajectory { seed, reward, accuracies, counts: aug.take_counts(), seconds: start.elapsed().as_secs_f64(), pairs_drawn: self.pairs }))
+        Ok(Ok(Trajectory {
+            seed,
+            reward,
+            accuracies,
+            counts: aug.take_counts(),
+            seconds: start.elapsed().as_secs_f64(),
+            pairs_drawn: self.pairs,
+        }))
     }
 
     /// Stage 2's training config for one trajectory: the constant fine-tune rate, its seeds.
     fn trajectory_config(&self, seeds: TrajectorySeeds) -> TrainConfig {
-        let lr = self.config.finetune_lr.unwrap_or_else(|| stage1_config(&self.config).schedule.final_lr());
+        let lr = self
+            .config
+            .finetune_lr
+            .unwrap_or_else(|| stage1_config(&self.config).schedule.final_lr());
         TrainConfig {
             seed: seeds.order,
             augment_seed: Some(seeds.augment),
@@ -1108,9 +1486,20 @@ impl FineTune {
 
     /// The trajectories of `seeds` (indices `first`.. of `total`) as one grouped model: the
     /// same per-trajectory results `run` gives each, up to float error (tests/batched.rs).
-    fn run_batched(&self, trainer: &mut BatchedTrainer, train: &crate::data::Dataset, val: &crate::data::Dataset, seeds: &[TrajectorySeeds], first: usize, progress: &mut dyn FnMut(Progress)) -> Result<Vec<Result<Trajectory, String>>, SearchError> {
+    fn run_batched(
+        &self,
+        trainer: &mut BatchedTrainer,
+        train: &crate::data::Dataset,
+        val: &crate::data::Dataset,
+        seeds: &[TrajectorySeeds],
+        first: usize,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Result<Trajectory, String>>, SearchError> {
         trainer.restore(&self.snap)?;
-        let mut augs = seeds.iter().map(|s| self.augment(*s)).collect::<Result<Vec<_>, SearchError>>()?;
+        let mut augs = seeds
+            .iter()
+            .map(|s| self.augment(*s))
+            .collect::<Result<Vec<_>, SearchError>>()?;
         let start = Instant::now();
         let epochs = self.config.finetune_epochs;
         let k = seeds.len();
@@ -1122,12 +1511,25 @@ impl FineTune {
                 progress(Progress {
                     stage: self.label.clone(),
                     fraction: (first as f64 + within * k as f64) / self.total as f64,
-                    message: format!("trajectories {}–{}/{} together, epoch {}/{} batch {}/{} loss {:.4}", first + 1, first + k, self.total, e + 1, epochs, b.batch, b.batches, b.loss),
+                    message: format!(
+                        "trajectories {}–{}/{} together, epoch {}/{} batch {}/{} loss {:.4}",
+                        first + 1,
+                        first + k,
+                        self.total,
+                        e + 1,
+                        epochs,
+                        b.batch,
+                        b.batches,
+                        b.loss
+                    ),
                 });
             })?;
             for (j, r) in reports.into_iter().enumerate() {
                 if let (Err(crate::train::TrainError::NonFinite { epoch, batch, loss }), None) = (r, &dropped[j]) {
-                    dropped[j] = Some(format!("trajectory seed {}: loss {loss} at fine-tune epoch {epoch}, batch {batch}", seeds[j].policy));
+                    dropped[j] = Some(format!(
+                        "trajectory seed {}: loss {loss} at fine-tune epoch {epoch}, batch {batch}",
+                        seeds[j].policy
+                    ));
                 }
             }
             for (j, a) in trainer.evaluate(val)?.into_iter().enumerate() {
@@ -1142,7 +1544,14 @@ impl FineTune {
             .zip(dropped)
             .map(|(((s, aug), accuracies), dropped)| match dropped {
                 Some(why) => Err(why),
-                None => Ok(Trajectory { seed: s.policy, reward: self.reward(&accuracies), accuracies, counts: aug.take_counts(), seconds, pairs_drawn: self.pairs }),
+                None => Ok(Trajectory {
+                    seed: s.policy,
+                    reward: self.reward(&accuracies),
+                    accuracies,
+                    counts: aug.take_counts(),
+                    seconds,
+                    pairs_drawn: self.pairs,
+                }),
             })
             .collect())
     }

@@ -25,14 +25,23 @@ pub struct Estimate {
 impl Default for Estimate {
     /// No measurements (what checkpoints written before intervals existed load as).
     fn default() -> Self {
-        Self { mean: f64::NAN, sd: 0.0, n: 0, ci95: None }
+        Self {
+            mean: f64::NAN,
+            sd: 0.0,
+            n: 0,
+            ci95: None,
+        }
     }
 }
 
 impl Estimate {
     pub fn of(xs: &[f64]) -> Self {
         let n = xs.len();
-        let mean = if n == 0 { f64::NAN } else { xs.iter().sum::<f64>() / n as f64 };
+        let mean = if n == 0 {
+            f64::NAN
+        } else {
+            xs.iter().sum::<f64>() / n as f64
+        };
         let sd = sample_sd(xs);
         let ci95 = (n >= 2).then(|| {
             let h = student_t_quantile(1.0 - ALPHA / 2.0, (n - 1) as f64) * sd / (n as f64).sqrt();
@@ -49,8 +58,18 @@ impl Estimate {
     /// `67.12% ± 0.85 (95% CI, sd 0.53, n = 4)` for accuracies (fractions shown as percent).
     pub fn percent(&self) -> String {
         match self.half_width() {
-            Some(h) => format!("{:.2}% ± {:.2} (95% CI, sd {:.2}, n = {})", 100.0 * self.mean, 100.0 * h, 100.0 * self.sd, self.n),
-            None => format!("{:.2}% (n = {}, no interval from one trajectory)", 100.0 * self.mean, self.n),
+            Some(h) => format!(
+                "{:.2}% ± {:.2} (95% CI, sd {:.2}, n = {})",
+                100.0 * self.mean,
+                100.0 * h,
+                100.0 * self.sd,
+                self.n
+            ),
+            None => format!(
+                "{:.2}% (n = {}, no interval from one trajectory)",
+                100.0 * self.mean,
+                self.n
+            ),
         }
     }
 
@@ -66,7 +85,11 @@ impl Estimate {
 impl fmt::Display for Estimate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.ci95 {
-            Some((lo, hi)) => write!(f, "{:.4} (95% CI {lo:.4} to {hi:.4}, sd {:.4}, n = {})", self.mean, self.sd, self.n),
+            Some((lo, hi)) => write!(
+                f,
+                "{:.4} (95% CI {lo:.4} to {hi:.4}, sd {:.4}, n = {})",
+                self.mean, self.sd, self.n
+            ),
             None => write!(f, "{:.4} (n = {})", self.mean, self.n),
         }
     }
@@ -111,7 +134,14 @@ impl PairedTest {
         } else {
             (Some(paired_t_p(e.mean, e.sd, n)), "paired t")
         };
-        Self { n, difference: e.mean, sd: e.sd, ci95: e.ci95, p_value, method: method.into() }
+        Self {
+            n,
+            difference: e.mean,
+            sd: e.sd,
+            ci95: e.ci95,
+            p_value,
+            method: method.into(),
+        }
     }
 }
 
@@ -126,7 +156,11 @@ fn sign_flip_p(d: &[f64]) -> f64 {
     let total = 1u64 << n;
     let mut hits = 0u64;
     for mask in 0..total {
-        let s: f64 = d.iter().enumerate().map(|(i, &x)| if mask >> i & 1 == 1 { -x } else { x }).sum();
+        let s: f64 = d
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| if mask >> i & 1 == 1 { -x } else { x })
+            .sum();
         if s.abs() >= observed - tol {
             hits += 1;
         }
@@ -242,7 +276,10 @@ pub fn bootstrap_ci(n: usize, resamples: usize, seed: u64, stat: impl Fn(&[usize
         return None;
     }
     values.sort_by(f64::total_cmp);
-    Some((quantile_sorted(&values, ALPHA / 2.0), quantile_sorted(&values, 1.0 - ALPHA / 2.0)))
+    Some((
+        quantile_sorted(&values, ALPHA / 2.0),
+        quantile_sorted(&values, 1.0 - ALPHA / 2.0),
+    ))
 }
 
 /// The q-quantile of sorted values (linear interpolation).
@@ -337,7 +374,11 @@ pub fn student_t_cdf(t: f64, df: f64) -> f64 {
         return f64::NAN;
     }
     let tail = 0.5 * inc_beta(df / 2.0, 0.5, df / (df + t * t));
-    if t >= 0.0 { 1.0 - tail } else { tail }
+    if t >= 0.0 {
+        1.0 - tail
+    } else {
+        tail
+    }
 }
 
 /// The p-quantile of Student's t (bisection on the CDF; p in (0, 1)).
@@ -434,7 +475,11 @@ pub fn kendall_tau(x: &[f64], y: &[f64]) -> f64 {
         }
     }
     let denom = ((concordant + discordant + tx) * (concordant + discordant + ty)).sqrt();
-    if denom == 0.0 { f64::NAN } else { (concordant - discordant) / denom }
+    if denom == 0.0 {
+        f64::NAN
+    } else {
+        (concordant - discordant) / denom
+    }
 }
 
 #[cfg(test)]
@@ -457,8 +502,17 @@ mod tests {
     #[test]
     fn distributions_match_tables() {
         // Student t 97.5% quantiles (any statistics table) and the normal's.
-        for (df, q) in [(1.0, 12.706_204_736), (3.0, 3.182_446_305), (7.0, 2.364_624_252), (30.0, 2.042_272_456)] {
-            assert!((student_t_quantile(0.975, df) - q).abs() < 1e-6, "df {df}: {}", student_t_quantile(0.975, df));
+        for (df, q) in [
+            (1.0, 12.706_204_736),
+            (3.0, 3.182_446_305),
+            (7.0, 2.364_624_252),
+            (30.0, 2.042_272_456),
+        ] {
+            assert!(
+                (student_t_quantile(0.975, df) - q).abs() < 1e-6,
+                "df {df}: {}",
+                student_t_quantile(0.975, df)
+            );
         }
         assert!((normal_quantile(0.975) - 1.959_963_985).abs() < 1e-6);
         assert!((normal_quantile(0.8) - 0.841_621_234).abs() < 1e-6);
@@ -527,7 +581,11 @@ mod tests {
     fn sample_size_and_bootstrap() {
         // d = sd: (1.96 + 0.84)² ≈ 7.85 → 8.
         assert_eq!(trajectories_needed(1.0, 1.0), Some(8));
-        assert_eq!(trajectories_needed(1.0, 0.1), Some(6), "never below what the exact test can resolve");
+        assert_eq!(
+            trajectories_needed(1.0, 0.1),
+            Some(6),
+            "never below what the exact test can resolve"
+        );
         assert_eq!(trajectories_needed(0.0, 1.0), None);
         // A perfect monotone relation stays perfect in every resample with two distinct rows.
         let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];

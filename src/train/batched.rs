@@ -13,7 +13,10 @@ use std::time::Instant;
 
 use tch::{Kind, Reduction, Tensor};
 
-use super::{batch_count, check_data, epoch_streams, guarded, layout, Augmenter, BatchProgress, CancelFlag, EpochReport, Sgd, TrainConfig, TrainError, TrainerState};
+use super::{
+    batch_count, check_data, epoch_streams, guarded, layout, Augmenter, BatchProgress, CancelFlag, EpochReport, Sgd,
+    TrainConfig, TrainError, TrainerState,
+};
 use crate::augment::{AugmentPlan, Normalize};
 use crate::data::Dataset;
 use crate::model::{Model, ModelError};
@@ -21,7 +24,12 @@ use crate::rng::Rng;
 
 /// A config with its seeds blanked: what the members of one batch must share.
 fn shared(c: &TrainConfig) -> TrainConfig {
-    TrainConfig { seed: 0, augment_seed: None, policy_seed: None, ..c.clone() }
+    TrainConfig {
+        seed: 0,
+        augment_seed: None,
+        policy_seed: None,
+        ..c.clone()
+    }
 }
 
 /// k members trained in lock-step; see the module docs.
@@ -41,24 +49,40 @@ impl BatchedTrainer {
     /// `model` must have `configs.len()` members; the configs may differ only in their seeds.
     pub fn new(mut model: Model, normalize: Normalize, configs: Vec<TrainConfig>) -> Result<Self, TrainError> {
         if configs.is_empty() || model.members != configs.len() as i64 {
-            return Err(ModelError::Mismatch(format!("{} configs for a model of {} members", configs.len(), model.members)).into());
+            return Err(ModelError::Mismatch(format!(
+                "{} configs for a model of {} members",
+                configs.len(),
+                model.members
+            ))
+            .into());
         }
         if configs.iter().any(|c| shared(c) != shared(&configs[0])) {
-            return Err(ModelError::Mismatch("batched trajectories must share every setting but their seeds".into()).into());
+            return Err(
+                ModelError::Mismatch("batched trajectories must share every setting but their seeds".into()).into(),
+            );
         }
         if configs[0].channels_last && model.device().is_cuda() {
             model.to_channels_last()?;
         }
         let opt = Sgd::new(&model, configs[0].sgd.clone());
         let dropped = vec![None; configs.len()];
-        Ok(Self { model, opt, configs, normalize, epochs_done: 0, dropped })
+        Ok(Self {
+            model,
+            opt,
+            configs,
+            normalize,
+            epochs_done: 0,
+            dropped,
+        })
     }
 
     /// The next trajectories' configs on the same model (a new update reuses the network
     /// instead of building k fresh ones); the same rules as [`BatchedTrainer::new`].
     pub fn set_configs(&mut self, configs: Vec<TrainConfig>) -> Result<(), TrainError> {
         if configs.len() != self.configs.len() || configs.iter().any(|c| shared(c) != shared(&self.configs[0])) {
-            return Err(ModelError::Mismatch("batched trajectories must share every setting but their seeds".into()).into());
+            return Err(
+                ModelError::Mismatch("batched trajectories must share every setting but their seeds".into()).into(),
+            );
         }
         self.configs = configs;
         Ok(())
@@ -78,7 +102,9 @@ impl BatchedTrainer {
             .iter()
             .map(|(n, t)| Ok((n.clone(), self.model.tile(n, t)?)))
             .collect::<Result<Vec<_>, tch::TchError>>()?;
-        self.opt.load_state(&super::SgdState(tiled)).map_err(|e| TrainError::Model(ModelError::Mismatch(e)))?;
+        self.opt
+            .load_state(&super::SgdState(tiled))
+            .map_err(|e| TrainError::Model(ModelError::Mismatch(e)))?;
         self.epochs_done = s.epochs_done;
         self.dropped.iter_mut().for_each(|d| *d = None);
         Ok(())
@@ -105,7 +131,10 @@ impl BatchedTrainer {
         let n = data.len();
         let bs = cfg.batch_size.max(2);
         let batches = batch_count(n, bs);
-        let perms = streams.iter_mut().map(|(order, _, _)| order.permutation(n, dev)).collect::<Result<Vec<_>, _>>()?;
+        let perms = streams
+            .iter_mut()
+            .map(|(order, _, _)| order.permutation(n, dev))
+            .collect::<Result<Vec<_>, _>>()?;
         let start = Instant::now();
         let lr_start = cfg.schedule.at(epoch as f64);
         let (mut lr, mut seen) = (lr_start, 0i64);
@@ -122,7 +151,10 @@ impl BatchedTrainer {
         let mut ready: std::collections::VecDeque<Vec<Tensor>> = Default::default();
         for b in 0..batches {
             if cancel.is_cancelled() {
-                return Err(TrainError::Cancelled { epoch: epoch + 1, batch: b });
+                return Err(TrainError::Cancelled {
+                    epoch: epoch + 1,
+                    batch: b,
+                });
             }
             let len = bs.min(n - b as i64 * bs);
             lr = cfg.schedule.at(epoch as f64 + b as f64 / batches as f64);
@@ -131,7 +163,9 @@ impl BatchedTrainer {
                     let count = ahead.min(batches - b);
                     ready.extend(augment_members(data, &perms, b, count, bs, augs, &mut streams)?);
                 }
-                let xs = ready.pop_front().ok_or_else(|| TrainError::Torch("augmented batch missing".into()))?;
+                let xs = ready
+                    .pop_front()
+                    .ok_or_else(|| TrainError::Torch("augmented batch missing".into()))?;
                 let mut ys = Vec::with_capacity(k);
                 for perm in &perms {
                     ys.push(data.labels.f_index_select(0, &perm.f_narrow(0, b as i64 * bs, len)?)?);
@@ -163,14 +197,20 @@ impl BatchedTrainer {
                 if newly_dropped {
                     mask = alive_mask(&self.dropped)?;
                 }
-                let loss = per_member.f_where_self(&mask, &per_member.f_zeros_like()?)?.f_sum(Kind::Float)?;
+                let loss = per_member
+                    .f_where_self(&mask, &per_member.f_zeros_like()?)?
+                    .f_sum(Kind::Float)?;
                 self.opt.zero_grad();
                 loss.f_backward()?;
                 if let Some(clip) = cfg.grad_clip {
                     let _ = self.opt.clip_grad_norm(clip)?;
                 }
                 self.opt.step(lr)?;
-                let hits = logits.f_argmax(1, false)?.f_eq_tensor(&y)?.f_view([k as i64, len])?.f_sum_dim_intlist(1, false, Kind::Int64)?;
+                let hits = logits
+                    .f_argmax(1, false)?
+                    .f_eq_tensor(&y)?
+                    .f_view([k as i64, len])?
+                    .f_sum_dim_intlist(1, false, Kind::Int64)?;
                 let _ = correct.f_add_(&hits)?;
                 Ok(values)
             })?;
@@ -178,7 +218,12 @@ impl BatchedTrainer {
                 *sum += v * len as f64;
             }
             seen += len;
-            let live: Vec<f64> = values.iter().zip(&self.dropped).filter(|(_, d)| d.is_none()).map(|(v, _)| *v).collect();
+            let live: Vec<f64> = values
+                .iter()
+                .zip(&self.dropped)
+                .filter(|(_, d)| d.is_none())
+                .map(|(v, _)| *v)
+                .collect();
             if live.is_empty() {
                 break;
             }
@@ -226,11 +271,18 @@ impl BatchedTrainer {
                 let mut start = 0;
                 while start < n {
                     let len = bs.min(n - start);
-                    let x = self.normalize.apply(&data.images.f_narrow(0, start, len)?)?.f_repeat([1, k, 1, 1])?;
+                    let x = self
+                        .normalize
+                        .apply(&data.images.f_narrow(0, start, len)?)?
+                        .f_repeat([1, k, 1, 1])?;
                     let x = layout(cfg, &self.model, x)?;
                     let y = data.labels.f_narrow(0, start, len)?;
                     let logits = crate::amp::forward(cfg.precision, dev, || self.model.forward_t(&x, false));
-                    let hits = logits.f_argmax(1, false)?.f_view([k, len])?.f_eq_tensor(&y.f_unsqueeze(0)?)?.f_sum_dim_intlist(1, false, Kind::Int64)?;
+                    let hits = logits
+                        .f_argmax(1, false)?
+                        .f_view([k, len])?
+                        .f_eq_tensor(&y.f_unsqueeze(0)?)?
+                        .f_sum_dim_intlist(1, false, Kind::Int64)?;
                     let _ = correct.f_add_(&hits)?;
                     start += len;
                 }
@@ -272,7 +324,9 @@ fn augment_members<A: Augmenter>(
     }
     let fused = augs.windows(2).all(|a| a[0].pipeline() == a[1].pipeline());
     if fused {
-        let Some(first_aug) = augs.first() else { return Ok(vec![]) };
+        let Some(first_aug) = augs.first() else {
+            return Ok(vec![]);
+        };
         let flat_x: Vec<Tensor> = images.iter().flatten().map(Tensor::shallow_clone).collect();
         let flat_p: Vec<AugmentPlan> = plans.into_iter().flatten().collect();
         let mut out = first_aug.pipeline().apply_plans(&flat_x, &flat_p)?.into_iter();
@@ -284,7 +338,9 @@ fn augment_members<A: Augmenter>(
         let ps: Vec<AugmentPlan> = plans.iter().map(|row| row[j].clone()).collect();
         per_member.push(aug.pipeline().apply_plans(&xs, &ps)?.into_iter());
     }
-    Ok((0..count).map(|_| per_member.iter_mut().filter_map(Iterator::next).collect()).collect())
+    Ok((0..count)
+        .map(|_| per_member.iter_mut().filter_map(Iterator::next).collect())
+        .collect())
 }
 
 #[cfg(test)]
@@ -296,7 +352,14 @@ mod tests {
     use tch::Device;
 
     fn dataset(n: usize) -> Dataset {
-        let info = DatasetInfo { name: "t".into(), channels: 3, height: 10, width: 10, classes: vec!["a".into(), "b".into()], hflip: true };
+        let info = DatasetInfo {
+            name: "t".into(),
+            channels: 3,
+            height: 10,
+            width: 10,
+            classes: vec!["a".into(), "b".into()],
+            hflip: true,
+        };
         let pixels: Vec<u8> = (0..n * 300).map(|i| (i * 37 % 251) as u8).collect();
         Dataset::from_u8(info, pixels, (0..n as i64).map(|i| i % 2).collect()).unwrap()
     }
@@ -309,10 +372,19 @@ mod tests {
         let p = Pipeline::for_dataset(&data.info, vec![0.5; 3], vec![0.25; 3]);
         for specs in [["aws:uniform", "none", "randaugment:n=3,m=9"], ["aws:uniform"; 3]] {
             let augs = || -> Vec<PolicyAugment> {
-                specs.iter().map(|s| PolicyAugment::new(p.clone(), s.parse::<Policy>().unwrap().sampler().unwrap())).collect()
+                specs
+                    .iter()
+                    .map(|s| PolicyAugment::new(p.clone(), s.parse::<Policy>().unwrap().sampler().unwrap()))
+                    .collect()
             };
-            let streams = || -> Vec<(Rng, Rng, Rng)> { (0..3).map(|j| (Rng::new(j), Rng::new(10 + j), Rng::new(20 + j))).collect() };
-            let perms: Vec<Tensor> = (0..3u64).map(|j| Rng::new(j).permutation(23, Device::Cpu).unwrap()).collect();
+            let streams = || -> Vec<(Rng, Rng, Rng)> {
+                (0..3)
+                    .map(|j| (Rng::new(j), Rng::new(10 + j), Rng::new(20 + j)))
+                    .collect()
+            };
+            let perms: Vec<Tensor> = (0..3u64)
+                .map(|j| Rng::new(j).permutation(23, Device::Cpu).unwrap())
+                .collect();
             let (mut fused_augs, mut fused_streams) = (augs(), streams());
             // Batches of 5: 0..3 in one window, then 3..5 (the last holds 3 images).
             let mut fused = augment_members(&data, &perms, 0, 3, 5, &mut fused_augs, &mut fused_streams).unwrap();
@@ -324,7 +396,9 @@ mod tests {
                 for (j, x) in members.iter().enumerate() {
                     let idx = perms[j].narrow(0, 5 * b as i64, len);
                     let (_, rng, policy_rng) = &mut alone_streams[j];
-                    let alone = alone_augs[j].augment(&data.images.index_select(0, &idx), rng, policy_rng).unwrap();
+                    let alone = alone_augs[j]
+                        .augment(&data.images.index_select(0, &idx), rng, policy_rng)
+                        .unwrap();
                     assert!(x.equal(&alone), "{specs:?}: batch {b} member {j}");
                 }
             }

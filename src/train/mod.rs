@@ -33,7 +33,13 @@ pub enum TrainError {
     #[error("dataset `{0}` is empty")]
     EmptyData(String),
     #[error("model expects {expected} input channels and {classes} classes; dataset `{name}` has {got} channels and {got_classes} classes")]
-    Incompatible { expected: i64, classes: i64, name: String, got: i64, got_classes: i64 },
+    Incompatible {
+        expected: i64,
+        classes: i64,
+        name: String,
+        got: i64,
+        got_classes: i64,
+    },
     #[error("libtorch error: {0}")]
     Torch(String),
     #[error(transparent)]
@@ -117,7 +123,11 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// The official stage-1 settings for `epochs` epochs.
     pub fn official(epochs: f64) -> Self {
-        Self { batch_size: 256, schedule: LrSchedule::official(epochs), ..Default::default() }
+        Self {
+            batch_size: 256,
+            schedule: LrSchedule::official(epochs),
+            ..Default::default()
+        }
     }
     pub fn with_precision(mut self, p: crate::amp::Precision) -> Self {
         self.precision = p;
@@ -173,8 +183,11 @@ pub trait Augmenter {
     fn augment(&mut self, images: &Tensor, rng: &mut Rng, policy_rng: &mut Rng) -> Result<Tensor, AugmentError> {
         let (n, _, h, w) = images.size4()?;
         let plan = self.plan(n as usize, h, w, rng, policy_rng);
-        let mut out = self.pipeline().apply_plans(std::slice::from_ref(images), std::slice::from_ref(&plan))?;
-        out.pop().ok_or_else(|| AugmentError::Invalid("no batch came back".into()))
+        let mut out = self
+            .pipeline()
+            .apply_plans(std::slice::from_ref(images), std::slice::from_ref(&plan))?;
+        out.pop()
+            .ok_or_else(|| AugmentError::Invalid("no batch came back".into()))
     }
 }
 
@@ -276,6 +289,14 @@ pub struct BatchProgress {
     pub images_per_sec: f64,
 }
 
+/// What [`Trainer::fit`] reports as it goes: each batch, then each epoch (with its validation
+/// accuracy when there is a validation set).
+#[derive(Debug, Clone, Copy)]
+pub enum FitEvent<'a> {
+    Batch(&'a BatchProgress),
+    Epoch(&'a EpochReport),
+}
+
 /// What one epoch did. Timing fields aside, identical for identical seeds on CPU.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
@@ -319,7 +340,11 @@ pub struct TrainerState {
 
 impl TrainerState {
     pub fn copy(&self) -> Self {
-        Self { weights: self.weights.copy(), momentum: self.momentum.copy(), epochs_done: self.epochs_done }
+        Self {
+            weights: self.weights.copy(),
+            momentum: self.momentum.copy(),
+            epochs_done: self.epochs_done,
+        }
     }
 }
 
@@ -406,7 +431,13 @@ impl Trainer {
             let _ = model.to_channels_last();
         }
         let opt = Sgd::new(&model, config.sgd.clone());
-        Self { model, opt, config, normalize, epochs_done: 0 }
+        Self {
+            model,
+            opt,
+            config,
+            normalize,
+            epochs_done: 0,
+        }
     }
 
     /// The model's input in the configured layout.
@@ -443,16 +474,30 @@ impl Trainer {
         let mut ready: std::collections::VecDeque<Tensor> = Default::default();
         for b in 0..batches {
             if cancel.is_cancelled() {
-                return Err(TrainError::Cancelled { epoch: epoch + 1, batch: b });
+                return Err(TrainError::Cancelled {
+                    epoch: epoch + 1,
+                    batch: b,
+                });
             }
             let len = bs.min(n - b as i64 * bs);
             lr = self.config.schedule.at(epoch as f64 + b as f64 / batches as f64);
             let loss = guarded(|| {
                 if ready.is_empty() {
                     let count = ahead.min(batches - b);
-                    ready.extend(augment_window(data, &perm, b, count, bs, aug, &mut rng, &mut policy_rng)?);
+                    ready.extend(augment_window(
+                        data,
+                        &perm,
+                        b,
+                        count,
+                        bs,
+                        aug,
+                        &mut rng,
+                        &mut policy_rng,
+                    )?);
                 }
-                let x = ready.pop_front().ok_or_else(|| TrainError::Torch("augmented batch missing".into()))?;
+                let x = ready
+                    .pop_front()
+                    .ok_or_else(|| TrainError::Torch("augmented batch missing".into()))?;
                 let x = self.layout(x)?;
                 let idx = perm.f_narrow(0, b as i64 * bs, len)?;
                 let y = data.labels.f_index_select(0, &idx)?;
@@ -469,7 +514,11 @@ impl Trainer {
                 })?;
                 let value = crate::device::host_read(&loss)?[0];
                 if !value.is_finite() {
-                    return Err(TrainError::NonFinite { epoch: epoch + 1, batch: b, loss: value });
+                    return Err(TrainError::NonFinite {
+                        epoch: epoch + 1,
+                        batch: b,
+                        loss: value,
+                    });
                 }
                 self.opt.zero_grad();
                 loss.f_backward()?;
@@ -520,7 +569,9 @@ impl Trainer {
                     let len = bs.min(n - start);
                     let x = self.layout(self.normalize.apply(&data.images.f_narrow(0, start, len)?)?)?;
                     let y = data.labels.f_narrow(0, start, len)?;
-                    let logits = crate::amp::forward(self.config.precision, self.model.device(), || self.model.forward_t(&x, false));
+                    let logits = crate::amp::forward(self.config.precision, self.model.device(), || {
+                        self.model.forward_t(&x, false)
+                    });
                     let pred = logits.f_argmax(1, false)?;
                     let _ = correct.f_add_(&pred.f_eq_tensor(&y)?.f_sum(Kind::Int64)?)?;
                     start += len;
@@ -538,16 +589,15 @@ impl Trainer {
         epochs: usize,
         aug: &mut dyn Augmenter,
         cancel: &CancelFlag,
-        on_batch: &mut dyn FnMut(&BatchProgress),
-        on_epoch: &mut dyn FnMut(&EpochReport),
+        on_event: &mut dyn FnMut(FitEvent),
     ) -> Result<Vec<EpochReport>, TrainError> {
         let mut reports = Vec::with_capacity(epochs);
         for _ in 0..epochs {
-            let mut r = self.train_epoch(train, aug, cancel, on_batch)?;
+            let mut r = self.train_epoch(train, aug, cancel, &mut |b| on_event(FitEvent::Batch(b)))?;
             if let Some(v) = val {
                 r.val_acc = Some(self.evaluate(v)?);
             }
-            on_epoch(&r);
+            on_event(FitEvent::Epoch(&r));
             reports.push(r);
         }
         Ok(reports)
@@ -555,13 +605,19 @@ impl Trainer {
 
     /// Deep copy of weights, momentum and schedule position.
     pub fn snapshot(&self) -> TrainerState {
-        TrainerState { weights: self.model.snapshot(), momentum: self.opt.state(), epochs_done: self.epochs_done }
+        TrainerState {
+            weights: self.model.snapshot(),
+            momentum: self.opt.state(),
+            epochs_done: self.epochs_done,
+        }
     }
 
     /// Put weights, momentum and schedule position back to `s`.
     pub fn restore(&mut self, s: &TrainerState) -> Result<(), TrainError> {
         self.model.restore(&s.weights)?;
-        self.opt.load_state(&s.momentum).map_err(|e| TrainError::Model(ModelError::Mismatch(e)))?;
+        self.opt
+            .load_state(&s.momentum)
+            .map_err(|e| TrainError::Model(ModelError::Mismatch(e)))?;
         self.epochs_done = s.epochs_done;
         Ok(())
     }
@@ -572,14 +628,27 @@ mod tests {
     use super::*;
 
     fn epoch(loss: f64, train_acc: f64) -> EpochReport {
-        EpochReport { epoch: 1, lr_start: 0.1, lr_end: 0.1, loss, train_acc, val_acc: None, images: 10, seconds: 1.0, images_per_sec: 10.0 }
+        EpochReport {
+            epoch: 1,
+            lr_start: 0.1,
+            lr_end: 0.1,
+            loss,
+            train_acc,
+            val_acc: None,
+            images: 10,
+            seconds: 1.0,
+            images_per_sec: 10.0,
+        }
     }
 
     #[test]
     fn divergence_without_nan_is_named_and_ordinary_training_is_not() {
         // 10 classes: training starts near ln 10 = 2.3; 1e14 at chance accuracy diverged.
         let w = divergence_warning(&[epoch(2.2, 0.2), epoch(1e14, 0.101)], 10).unwrap();
-        assert!(w.contains("diverged without NaN") && w.contains("1.000e14") && w.contains("Lower the learning rate"), "{w}");
+        assert!(
+            w.contains("diverged without NaN") && w.contains("1.000e14") && w.contains("Lower the learning rate"),
+            "{w}"
+        );
         // A high loss that still learns, or a low one at chance, is no divergence.
         assert!(divergence_warning(&[epoch(1e14, 0.6)], 10).is_none());
         assert!(divergence_warning(&[epoch(2.3, 0.1)], 10).is_none());

@@ -29,8 +29,16 @@ extern "C" {
         err: *mut std::os::raw::c_char,
         cap: usize,
     ) -> i32;
-    fn augwise_clip_foreach(params: *const *const C_tensor, n: i64, max_norm: f64, total: *mut *mut C_tensor, err: *mut std::os::raw::c_char, cap: usize) -> i32;
-    fn augwise_grads_to_none(params: *const *const C_tensor, n: i64, err: *mut std::os::raw::c_char, cap: usize) -> i32;
+    fn augwise_clip_foreach(
+        params: *const *const C_tensor,
+        n: i64,
+        max_norm: f64,
+        total: *mut *mut C_tensor,
+        err: *mut std::os::raw::c_char,
+        cap: usize,
+    ) -> i32;
+    fn augwise_grads_to_none(params: *const *const C_tensor, n: i64, err: *mut std::os::raw::c_char, cap: usize)
+        -> i32;
 }
 
 /// Call one of the C++ functions above with an error buffer; its message becomes a TchError.
@@ -40,7 +48,9 @@ fn native(what: &str, f: impl FnOnce(*mut std::os::raw::c_char, usize) -> i32) -
         return Ok(());
     }
     // SAFETY: the C++ side wrote a NUL-terminated message within the buffer.
-    let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+    let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
     Err(TchError::Torch(format!("{what}: {msg}")))
 }
 
@@ -55,7 +65,11 @@ pub struct SgdConfig {
 impl Default for SgdConfig {
     /// METHOD.md: momentum 0.9, Nesterov, weight decay 1e-4.
     fn default() -> Self {
-        Self { momentum: 0.9, nesterov: true, weight_decay: 1e-4 }
+        Self {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 1e-4,
+        }
     }
 }
 
@@ -102,7 +116,12 @@ impl Sgd {
                 tensor,
             })
             .collect();
-        Self { config, params, members: model.members, foreach: model.device().is_cuda() }
+        Self {
+            config,
+            params,
+            members: model.members,
+            foreach: model.device().is_cuda(),
+        }
     }
 
     pub fn with_foreach(mut self, on: bool) -> Self {
@@ -116,7 +135,11 @@ impl Sgd {
 
     /// Names of the parameters that get weight decay (for inspection and tests).
     pub fn decayed(&self) -> Vec<&str> {
-        self.params.iter().filter(|p| p.decay).map(|p| p.name.as_str()).collect()
+        self.params
+            .iter()
+            .filter(|p| p.decay)
+            .map(|p| p.name.as_str())
+            .collect()
     }
 
     /// Drop the gradients (PyTorch's `set_to_none`): no kernel launches; backward writes
@@ -124,7 +147,9 @@ impl Sgd {
     pub fn zero_grad(&mut self) {
         let ptrs = self.param_ptrs();
         // SAFETY: the pointers are this optimiser's live tensors; exceptions caught in C++.
-        let dropped = native("zero_grad", |err, cap| unsafe { augwise_grads_to_none(ptrs.as_ptr(), ptrs.len() as i64, err, cap) });
+        let dropped = native("zero_grad", |err, cap| unsafe {
+            augwise_grads_to_none(ptrs.as_ptr(), ptrs.len() as i64, err, cap)
+        });
         if dropped.is_err() {
             for p in &mut self.params {
                 p.tensor.zero_grad();
@@ -136,7 +161,12 @@ impl Sgd {
     /// `clip_grad_norm_`: no host sync). Returns the norm before clipping, on the device; for
     /// a model of several members each member is clipped by its own norm (shape `[k]`).
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> Result<Tensor, TchError> {
-        let grads: Vec<Tensor> = self.params.iter().map(|p| p.tensor.grad()).filter(Tensor::defined).collect();
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|p| p.tensor.grad())
+            .filter(Tensor::defined)
+            .collect();
         if grads.is_empty() {
             return Ok(Tensor::from(0f32));
         }
@@ -147,8 +177,14 @@ impl Sgd {
             let ptrs = self.param_ptrs();
             let mut total: *mut C_tensor = std::ptr::null_mut();
             // SAFETY: live tensors; `total` receives a new tensor we own (or stays null).
-            native("clip_grad_norm", |err, cap| unsafe { augwise_clip_foreach(ptrs.as_ptr(), ptrs.len() as i64, max_norm, &mut total, err, cap) })?;
-            return Ok(if total.is_null() { Tensor::from(0f32) } else { unsafe { Tensor::from_ptr(total) } });
+            native("clip_grad_norm", |err, cap| unsafe {
+                augwise_clip_foreach(ptrs.as_ptr(), ptrs.len() as i64, max_norm, &mut total, err, cap)
+            })?;
+            return Ok(if total.is_null() {
+                Tensor::from(0f32)
+            } else {
+                unsafe { Tensor::from_ptr(total) }
+            });
         }
         let norms: Vec<Tensor> = grads.iter().map(|g| g.f_norm()).collect::<Result<_, _>>()?;
         let total = Tensor::f_stack(&norms, 0)?.f_norm()?;
@@ -166,14 +202,29 @@ impl Sgd {
 
     /// One update at learning rate `lr` from the current gradients.
     pub fn step(&mut self, lr: f64) -> Result<(), TchError> {
-        let SgdConfig { momentum: mu, nesterov, weight_decay: wd } = self.config;
+        let SgdConfig {
+            momentum: mu,
+            nesterov,
+            weight_decay: wd,
+        } = self.config;
         if self.foreach {
             let ptrs = self.param_ptrs();
             let momenta: Vec<*const C_tensor> = self.params.iter().map(|p| p.momentum.as_ptr()).collect();
             let decay: Vec<u8> = self.params.iter().map(|p| u8::from(p.decay)).collect();
             // SAFETY: live tensors of equal count; exceptions caught in C++.
             return native("sgd step", |err, cap| unsafe {
-                augwise_sgd_foreach(ptrs.as_ptr(), momenta.as_ptr(), decay.as_ptr(), ptrs.len() as i64, lr, mu, wd, i32::from(nesterov), err, cap)
+                augwise_sgd_foreach(
+                    ptrs.as_ptr(),
+                    momenta.as_ptr(),
+                    decay.as_ptr(),
+                    ptrs.len() as i64,
+                    lr,
+                    mu,
+                    wd,
+                    i32::from(nesterov),
+                    err,
+                    cap,
+                )
             });
         }
         tch::no_grad(|| {
@@ -182,7 +233,11 @@ impl Sgd {
                 if !g.defined() {
                     continue;
                 }
-                let mut d = if p.decay && wd != 0.0 { g.f_add(&p.tensor.f_mul_scalar(wd)?)? } else { g };
+                let mut d = if p.decay && wd != 0.0 {
+                    g.f_add(&p.tensor.f_mul_scalar(wd)?)?
+                } else {
+                    g
+                };
                 let step = if mu != 0.0 {
                     let _ = p.momentum.f_mul_scalar_(mu)?;
                     let _ = p.momentum.f_add_(&d)?;
@@ -202,17 +257,29 @@ impl Sgd {
     }
 
     pub fn state(&self) -> SgdState {
-        SgdState(self.params.iter().map(|p| (p.name.clone(), p.momentum.copy())).collect())
+        SgdState(
+            self.params
+                .iter()
+                .map(|p| (p.name.clone(), p.momentum.copy()))
+                .collect(),
+        )
     }
 
     /// Restore momentum buffers from a snapshot of the same model.
     pub fn load_state(&mut self, state: &SgdState) -> Result<(), String> {
         if state.0.len() != self.params.len() {
-            return Err(format!("{} momentum buffers for {} parameters", state.0.len(), self.params.len()));
+            return Err(format!(
+                "{} momentum buffers for {} parameters",
+                state.0.len(),
+                self.params.len()
+            ));
         }
         for (p, (name, buf)) in self.params.iter_mut().zip(&state.0) {
             if &p.name != name || p.momentum.size() != buf.size() {
-                return Err(format!("momentum buffer `{name}` does not match parameter `{}`", p.name));
+                return Err(format!(
+                    "momentum buffer `{name}` does not match parameter `{}`",
+                    p.name
+                ));
             }
             p.momentum.f_copy_(buf).map_err(|e| e.to_string())?;
         }
@@ -221,7 +288,10 @@ impl Sgd {
 
     /// Sum of |momentum| (a cheap fingerprint for tests).
     pub fn momentum_l1(&self) -> f64 {
-        self.params.iter().map(|p| p.momentum.abs().sum(Kind::Double).double_value(&[])).sum()
+        self.params
+            .iter()
+            .map(|p| p.momentum.abs().sum(Kind::Double).double_value(&[]))
+            .sum()
     }
 }
 
@@ -230,7 +300,10 @@ impl Sgd {
 fn clip_members(grads: &[Tensor], k: i64, max_norm: f64) -> Result<Tensor, TchError> {
     let norms: Vec<Tensor> = grads
         .iter()
-        .map(|g| g.f_reshape([k, -1])?.f_norm_scalaropt_dim(2.0, [1i64].as_slice(), false))
+        .map(|g| {
+            g.f_reshape([k, -1])?
+                .f_norm_scalaropt_dim(2.0, [1i64].as_slice(), false)
+        })
         .collect::<Result<_, _>>()?;
     let total = Tensor::f_stack(&norms, 0)?.f_norm_scalaropt_dim(2.0, [0i64].as_slice(), false)?;
     let coef = (total.f_add_scalar(1e-6)?.f_reciprocal()? * max_norm).f_clamp_max(1.0)?;
@@ -238,7 +311,9 @@ fn clip_members(grads: &[Tensor], k: i64, max_norm: f64) -> Result<Tensor, TchEr
         let rows = g.size()[0];
         let mut shape = vec![rows];
         shape.extend(std::iter::repeat_n(1, g.dim() - 1));
-        let per_row = coef.f_repeat_interleave_self_int(rows / k, Some(0), None)?.f_view(shape.as_slice())?;
+        let per_row = coef
+            .f_repeat_interleave_self_int(rows / k, Some(0), None)?
+            .f_view(shape.as_slice())?;
         let _ = g.shallow_clone().f_mul_(&per_row)?;
     }
     Ok(total)
@@ -255,14 +330,23 @@ mod tests {
         let m = Model::new(Arch::RESNET20, 3, 10, Device::Cpu, 0).unwrap();
         let opt = Sgd::new(&m, SgdConfig::default());
         let decayed = opt.decayed();
-        assert!(decayed.iter().all(|n| n.contains("conv") || n == &"fc.weight"), "{decayed:?}");
+        assert!(
+            decayed.iter().all(|n| n.contains("conv") || n == &"fc.weight"),
+            "{decayed:?}"
+        );
         assert!(!decayed.iter().any(|n| n.contains("bn") || n.ends_with(".bias")));
         assert!(decayed.contains(&"fc.weight") && decayed.contains(&"conv1.weight"));
 
         // With zero gradients, a step moves only the decayed tensors.
         let mut m = m;
         let before = m.snapshot();
-        let mut opt = Sgd::new(&m, SgdConfig { weight_decay: 0.1, ..Default::default() });
+        let mut opt = Sgd::new(
+            &m,
+            SgdConfig {
+                weight_decay: 0.1,
+                ..Default::default()
+            },
+        );
         let x = Tensor::zeros([2, 3, 8, 8], (Kind::Float, Device::Cpu));
         (m.forward_t(&x, true).sum(Kind::Float) * 0.0).backward();
         opt.step(0.5).unwrap();
@@ -282,8 +366,19 @@ mod tests {
         // One 2-d parameter p=1 with loss p·3 ⇒ g=3. wd=0.1, μ=0.9, lr=0.1, nesterov.
         // step1: d=3.1, b=3.1, d'=3.1+2.79=5.89, p=1-0.589=0.411
         let mut vs = Model::new(Arch::RESNET20, 1, 2, Device::Cpu, 0).unwrap();
-        let mut opt = Sgd::new(&vs, SgdConfig { momentum: 0.9, nesterov: true, weight_decay: 0.1 });
-        let (_, mut p) = vs.named_parameters().into_iter().find(|(n, _)| n == "fc.weight").unwrap();
+        let mut opt = Sgd::new(
+            &vs,
+            SgdConfig {
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 0.1,
+            },
+        );
+        let (_, mut p) = vs
+            .named_parameters()
+            .into_iter()
+            .find(|(n, _)| n == "fc.weight")
+            .unwrap();
         let _ = tch::no_grad(|| p.fill_(1.0));
         opt.zero_grad();
         (&p * 3.0).sum(Kind::Float).backward();

@@ -12,7 +12,13 @@ pub enum LrSchedule {
     Constant { lr: f64 },
     /// Stage 1: linear warm-up from `start` to `peak` over `warmup_epochs`, then cosine from
     /// `peak` to `floor` at `total_epochs`.
-    WarmupCosine { start: f64, peak: f64, floor: f64, warmup_epochs: f64, total_epochs: f64 },
+    WarmupCosine {
+        start: f64,
+        peak: f64,
+        floor: f64,
+        warmup_epochs: f64,
+        total_epochs: f64,
+    },
 }
 
 impl LrSchedule {
@@ -26,14 +32,26 @@ impl LrSchedule {
     /// assert_eq!(s.final_lr(), 0.001); // stage 2 fine-tunes at this constant rate
     /// ```
     pub fn official(epochs: f64) -> Self {
-        Self::WarmupCosine { start: 0.05, peak: 0.2, floor: 0.001, warmup_epochs: 1.0, total_epochs: epochs }
+        Self::WarmupCosine {
+            start: 0.05,
+            peak: 0.2,
+            floor: 0.001,
+            warmup_epochs: 1.0,
+            total_epochs: epochs,
+        }
     }
 
     /// The rate at fractional epoch `t` (0 at the start of training).
     pub fn at(&self, t: f64) -> f64 {
         match *self {
             Self::Constant { lr } => lr,
-            Self::WarmupCosine { start, peak, floor, warmup_epochs, total_epochs } => {
+            Self::WarmupCosine {
+                start,
+                peak,
+                floor,
+                warmup_epochs,
+                total_epochs,
+            } => {
                 if t < warmup_epochs {
                     start + (peak - start) * t / warmup_epochs
                 } else {

@@ -25,7 +25,9 @@ pub fn frequency_splits(per_class: usize, device: Device) -> (augwise::data::Spl
         .with_size(16)
         .generate()
         .unwrap();
-    let splits = Splits::new(&source, &SplitConfig::default().with_val_fraction(0.25)).unwrap().to_device(device);
+    let splits = Splits::new(&source, &SplitConfig::default().with_val_fraction(0.25))
+        .unwrap()
+        .to_device(device);
     let (mean, std) = splits.train.channel_stats();
     let pipeline = augwise::augment::Pipeline::for_dataset(&splits.train.info, mean, std);
     (splits, pipeline)
@@ -57,7 +59,7 @@ pub fn cifar_records(n: usize, label_bytes: usize, classes: usize) -> Vec<u8> {
             v.push(0);
         }
         v.push((i % classes) as u8);
-        v.extend(std::iter::repeat(i as u8).take(3072));
+        v.extend(std::iter::repeat_n(i as u8, 3072));
     }
     v
 }
