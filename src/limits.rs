@@ -3,19 +3,22 @@
 //! plan, and allocating for it would take the process down. One place, so the command table,
 //! the library and the config all refuse the same numbers with the same words.
 
-/// One bound: what is counted, its largest sane value, and what to do instead.
+/// One range: what is counted, its least and largest sane values, and what to do instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
     pub what: &'static str,
+    pub min: u64,
     pub max: u64,
     pub instead: &'static str,
 }
 
 impl Limit {
-    /// `n` if it is at most `max`, else a message naming the limit (ranges below, such as
-    /// "at least 1", are each caller's own check).
+    /// `n` if it is within `min..=max`, else a message naming the range: a count out of range
+    /// is an error, never silently changed.
     pub fn check(&self, n: u64) -> Result<u64, String> {
-        if n <= self.max {
+        if n < self.min {
+            Err(format!("{n} {} is too few: at least {} is needed", self.what, self.min))
+        } else if n <= self.max {
             Ok(n)
         } else {
             let instead = if self.instead.is_empty() {
@@ -36,66 +39,77 @@ impl Limit {
 /// Updates one `step` runs; each is minutes.
 pub const STEPS: Limit = Limit {
     what: "updates in one `step`",
+    min: 1,
     max: 10_000,
     instead: "run `step` again to go on (every update is checkpointed)",
 };
 /// Epochs of one stage-1 schedule or `fulltrain` (the paper: 200 and 300).
 pub const EPOCHS: Limit = Limit {
     what: "epochs",
+    min: 1,
     max: 100_000,
     instead: "",
 };
 /// Fine-tune epochs of one trajectory (the paper: 10).
 pub const FINETUNE_EPOCHS: Limit = Limit {
     what: "fine-tune epochs per trajectory",
+    min: 1,
     max: 10_000,
     instead: "",
 };
 /// Trajectories of one `evaluate`, `probe` or `compare`.
 pub const TRAJECTORIES: Limit = Limit {
     what: "trajectories",
+    min: 1,
     max: 1_000,
     instead: "run the command again for more",
 };
 /// Updates of a whole search (the paper: 350).
 pub const UPDATES: Limit = Limit {
     what: "updates in a search",
+    min: 0,
     max: 1_000_000,
     instead: "",
 };
 /// Pairs `sample` draws and previews.
 pub const SAMPLES: Limit = Limit {
     what: "samples",
+    min: 1,
     max: 64,
     instead: "`sample` previews at most 64 images",
 };
 /// Rows `policy` lists (there are 1,296 pairs).
 pub const TOP_PAIRS: Limit = Limit {
     what: "pairs to list",
+    min: 1,
     max: 1_296,
     instead: "there are 1,296 pairs",
 };
 /// Null searches one `null` runs: 10,000 replays are minutes even for the paper's 350 updates.
 pub const NULL_REPLICATES: Limit = Limit {
     what: "null searches",
+    min: 2,
     max: 10_000,
     instead: "",
 };
 /// Images per batch.
 pub const BATCH: Limit = Limit {
     what: "images per batch",
+    min: 2,
     max: 65_536,
     instead: "",
 };
 /// Trajectories trained together as one grouped model.
 pub const TRAJECTORY_BATCH: Limit = Limit {
     what: "trajectories in one grouped model",
+    min: 0,
     max: 64,
     instead: "",
 };
 /// Pairs a trajectory draws up front under `pairs_per_trajectory`.
 pub const PAIRS_PER_TRAJECTORY: Limit = Limit {
     what: "pairs per trajectory",
+    min: 0,
     max: 1_000_000,
     instead: "0 draws a pair per image (the paper)",
 };
@@ -147,7 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_number_past_its_limit_names_the_limit_and_what_to_do() {
+    fn a_number_outside_its_range_names_the_range_and_what_to_do() {
         assert_eq!(STEPS.check(10_000), Ok(10_000));
         let e = STEPS.check(u64::MAX).unwrap_err();
         assert!(
@@ -156,7 +170,10 @@ mod tests {
                 && e.contains("run `step` again"),
             "{e}"
         );
-        assert_eq!(EPOCHS.check_usize(0), Ok(0));
+        assert_eq!(EPOCHS.check_usize(1), Ok(1));
+        let e = EPOCHS.check_usize(0).unwrap_err();
+        assert!(e.contains("0 epochs is too few: at least 1"), "{e}");
+        assert_eq!(TRAJECTORY_BATCH.check_usize(0), Ok(0), "0 = automatic");
     }
 
     #[test]

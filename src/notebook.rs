@@ -34,15 +34,15 @@ impl std::fmt::Debug for Notebook {
 }
 
 fn progress_lines(shell: &mut Shell) {
-    let mut last: Option<(String, Instant)> = None;
+    let mut last: Option<(&'static str, Instant)> = None;
     shell.set_progress(move |p| {
         let due = match &last {
-            Some((stage, at)) => *stage != p.stage || at.elapsed() >= PROGRESS_EVERY,
+            Some((stage, at)) => *stage != p.stage() || at.elapsed() >= PROGRESS_EVERY,
             None => true,
         };
         if due {
-            println!("[{} {:5.1}%] {}", p.stage, 100.0 * p.fraction, p.message);
-            last = Some((p.stage.clone(), Instant::now()));
+            println!("[{} {:5.1}%] {p}", p.stage(), 100.0 * p.fraction());
+            last = Some((p.stage(), Instant::now()));
         }
     });
 }

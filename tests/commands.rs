@@ -83,7 +83,7 @@ fn every_command_in_help_runs_through_the_table() {
         .run("null 1")
         .unwrap_err()
         .to_string()
-        .contains("2 to 10000 replicates"));
+        .contains("1 null searches is too few: at least 2"));
     assert!(sh
         .run("probe none 1000000000")
         .unwrap_err()
@@ -93,7 +93,7 @@ fn every_command_in_help_runs_through_the_table() {
         .run("probe none 0")
         .unwrap_err()
         .to_string()
-        .contains("probe takes 1 to 1000 trajectories"));
+        .contains("0 trajectories is too few: at least 1"));
     assert!(sh
         .run("compare none aws 18446744073709551615")
         .unwrap_err()

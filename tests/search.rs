@@ -81,7 +81,7 @@ fn cancel_leaves_the_session_as_before() {
     p.pretrain(Some(1)).unwrap();
     let flag = p.cancel_flag();
     p.set_progress(move |e| {
-        if e.fraction > 0.3 {
+        if e.fraction() > 0.3 {
             flag.cancel();
         }
     });

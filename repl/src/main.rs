@@ -376,9 +376,9 @@ fn search(
     let mut last = std::time::Instant::now();
     session.set_progress(move |p| {
         if tty {
-            eprint!("\r\x1b[2K  {} {:5.1}%  {}", p.stage, 100.0 * p.fraction, p.message);
+            eprint!("\r\x1b[2K  {} {:5.1}%  {}", p.stage(), 100.0 * p.fraction(), p);
         } else if last.elapsed().as_secs_f64() > 5.0 {
-            eprintln!("  {} {:5.1}%  {}", p.stage, 100.0 * p.fraction, p.message);
+            eprintln!("  {} {:5.1}%  {}", p.stage(), 100.0 * p.fraction(), p);
             last = std::time::Instant::now();
         }
     });

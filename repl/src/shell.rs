@@ -36,11 +36,11 @@ pub fn attach_progress(shell: &mut Shell) -> Arc<Mutex<Option<ProgressBar>>> {
                 b.enable_steady_tick(Duration::from_millis(200));
                 b
             });
-            b.set_prefix(p.stage.clone());
-            b.set_position((p.fraction.clamp(0.0, 1.0) * 1000.0) as u64);
-            b.set_message(p.message.clone());
+            b.set_prefix(p.stage());
+            b.set_position((p.fraction().clamp(0.0, 1.0) * 1000.0) as u64);
+            b.set_message(p.to_string());
         } else if last.elapsed().as_secs_f64() >= 5.0 {
-            eprintln!("  {} {:5.1}%  {}", p.stage, 100.0 * p.fraction, p.message);
+            eprintln!("  {} {:5.1}%  {}", p.stage(), 100.0 * p.fraction(), p);
             last = std::time::Instant::now();
         }
     });

@@ -3,22 +3,33 @@
 //! (PPO), and around them `step`, `probe`, `fulltrain`, `correlate` and `explain`.
 
 mod explain;
+mod history;
 pub mod null;
 pub mod ppo;
+mod probe;
+pub mod progress;
 mod report;
+mod sample;
 pub mod score;
 mod session;
+mod stage1;
 pub mod stats;
+mod store;
+mod trajectory;
+mod update;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 pub use explain::{explain, STAGES};
+pub use history::History;
 pub use null::NullReport;
 pub use ppo::{PpoConfig, PpoOutcome, PpoState, Trajectory};
+pub use progress::{Progress, Purpose};
 pub use report::*;
-pub use session::{History, Progress, Session, TrajectorySeeds};
+pub use session::Session;
+pub use trajectory::{Diverged, TrajectorySeeds};
 
 use crate::augment::AugmentError;
 use crate::checkpoint::CheckpointError;
@@ -34,10 +45,21 @@ pub enum SearchError {
     NotPretrained,
     #[error("stage 1 is not complete ({done} of {total} epochs): stage 2 measures rewards from the shared weights at the end of stage 1. Run `pretrain` to finish it")]
     Stage1Incomplete { done: usize, total: usize },
+    /// No trajectory of an update finished: θ was not updated.
+    #[error("every trajectory of update {update} diverged ({}), so θ was not updated; the fine-tune rate ({}) is likely too high for these weights: lower it with `config finetune_lr=…` and `reset`, or check the data", if first.is_empty() { "no reason recorded" } else { first.as_str() }, finetune_lr.map_or_else(|| "stage 1's final rate".to_owned(), |l| format!("finetune_lr={l}")))]
+    AllDiverged {
+        update: usize,
+        /// The first trajectory's reason.
+        first: String,
+        finetune_lr: Option<f64>,
+    },
     #[error("no trajectories waiting: run `evaluate` before `update`")]
     NothingToUpdate,
     #[error("{0}")]
     Invalid(String),
+    /// A trajectory's worker thread died without a result (a bug; nothing was kept).
+    #[error("trajectory {trajectory} was lost: its worker thread panicked; nothing of this step was kept")]
+    WorkerLost { trajectory: usize },
     #[error("cancelled; the session is as it was before this step")]
     Cancelled,
     #[error(transparent)]
@@ -295,6 +317,23 @@ impl SearchConfig {
         self
     }
 
+    /// Stage 1's training recipe: warm-up from a quarter of `pretrain_lr` to it over one
+    /// epoch, cosine to 0.001 at `pretrain_epochs`; stage 2 and `fulltrain` start from it.
+    pub fn stage1_train_config(&self) -> crate::train::TrainConfig {
+        crate::train::TrainConfig::default()
+            .with_batch_size(self.batch_size)
+            .with_seed(self.seed)
+            .with_precision(self.precision)
+            .with_channels_last(self.channels_last)
+            .with_schedule(crate::train::LrSchedule::WarmupCosine {
+                start: self.pretrain_lr / 4.0,
+                peak: self.pretrain_lr,
+                floor: 0.001,
+                warmup_epochs: 1.0f64.min(self.pretrain_epochs as f64),
+                total_epochs: self.pretrain_epochs as f64,
+            })
+    }
+
     /// Set one field from `key=value` (the `config` command); values parse as JSON, or as a
     /// plain string for string fields.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), SearchError> {
@@ -432,6 +471,19 @@ pub struct BestTheta {
     pub update: usize,
     pub mean_reward: f64,
     pub theta: crate::policy::Theta,
+}
+
+/// Stream ids for [`crate::rng::Rng::derive`] and [`crate::rng::mix`]: one per source of
+/// randomness, so adding a draw to one never shifts another's numbers.
+mod stream {
+    pub const TRAJECTORY: u64 = 11;
+    pub const PROBE: u64 = 12;
+    pub const SAMPLE: u64 = 13;
+    pub const FULLTRAIN: u64 = 14;
+    pub const NULL: u64 = 15;
+    pub const BOOTSTRAP: u64 = 16;
+    /// The `pairs_per_trajectory` variant's up-front draws, per trajectory.
+    pub const PAIRS_DRAWN: u64 = 17;
 }
 
 /// Where runs go unless told otherwise.

@@ -425,6 +425,55 @@ impl fmt::Display for NullReport {
     }
 }
 
+impl super::Session {
+    /// Run the search's noise-only null (`replicates` searches, default the config's) over
+    /// the updates so far and judge θ against it; kept in the history.
+    pub fn null(&mut self, replicates: Option<usize>) -> Result<NullReport, super::SearchError> {
+        use super::{progress::Progress, SearchError};
+        let replicates = super::session::within(
+            &crate::limits::NULL_REPLICATES,
+            replicates.unwrap_or(self.config.null_replicates),
+        )?;
+        if self.history.updates.is_empty() {
+            return Err(SearchError::Invalid(
+                "no updates yet: the null replays the search's updates; run `step` first".into(),
+            ));
+        }
+        let mut inputs = Vec::with_capacity(self.history.updates.len());
+        for u in &self.history.updates {
+            if u.ppo.applications.len() != u.ppo.rewards.len() {
+                return Err(SearchError::Invalid(format!(
+                    "update {} was recorded before augwise kept pair-application totals; a null needs a search run with this version",
+                    u.update
+                )));
+            }
+            inputs.push(NullInput::of(&u.ppo));
+        }
+        self.cancel.reset();
+        let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
+        let seed = crate::rng::mix(self.config.seed, super::stream::NULL);
+        let sims = simulate(&inputs, &self.config.ppo, replicates, seed, &mut |done| {
+            progress.emit(Progress::Null { done, replicates });
+            !cancel.is_cancelled()
+        });
+        let sims = match sims {
+            Ok(s) => s,
+            Err(_) if self.cancel.is_cancelled() => return Err(SearchError::Cancelled),
+            Err(e) => return Err(e.into()),
+        };
+        let score = score(&inputs, crate::rng::mix(seed, 1));
+        let report = judge(&self.ppo.theta, self.ppo.updates, &sims, score)?;
+        let before = self.history.null.replace(report.clone());
+        self.commit(false, move |s| s.history.null = before)?;
+        Ok(report)
+    }
+
+    /// The null of the current θ, if one was run since the last update.
+    pub fn current_null(&self) -> Option<&NullReport> {
+        self.history.null.as_ref().filter(|n| n.updates == self.ppo.updates)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,204 @@
+//! Measuring fixed policies with the search's own proxy, without touching θ: `probe` (one
+//! policy's reward), `compare` (a paired test of several), `fulltrain` (the after-search
+//! retrain, the ground truth) and `correlate` (how well the proxy ranks what the retrain ranks).
+
+use std::time::Instant;
+
+use super::progress::{BatchAt, Progress, Purpose};
+use super::session::{trajectory_count, within};
+use super::stage1::shared_model;
+use super::{
+    stream, CompareReport, CorrelateReport, FulltrainReport, Pairing, ProbeReport, SearchError, Session, Trajectory,
+    TrajectorySeeds,
+};
+use crate::augment::PolicyAugment;
+use crate::policy::Policy;
+use crate::rng::mix;
+use crate::train::{TrainConfig, Trainer};
+
+impl Session {
+    /// The proxy reward of any fixed policy, without touching θ.
+    pub fn probe(&mut self, policy: &Policy, k: Option<usize>) -> Result<ProbeReport, SearchError> {
+        let k = trajectory_count(k, self.config.probe_trajectories, "probe")?;
+        let spec = policy.to_string();
+        let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.probe_seeds(i)).collect();
+        let ran = self.trajectories(policy, &seeds, Purpose::Probe, 0)?;
+        if ran.done.is_empty() {
+            return Err(SearchError::Invalid(format!(
+                "every probe trajectory of {spec} diverged: {}",
+                ran.diverged_lines().join("; ")
+            )));
+        }
+        let report = ProbeReport::new(spec, ran.done);
+        self.history.probes.push(report.clone());
+        self.commit(false, |s| {
+            s.history.probes.pop();
+        })?;
+        Ok(report)
+    }
+
+    /// Probe trajectory `index` of `policy` on a model of its own, returned with the
+    /// fine-tuned trainer: what the reward was measured on can be inspected (the same seeds,
+    /// so the same trajectory as `probe`'s `index`-th).
+    pub fn trajectory_with_model(
+        &mut self,
+        policy: &Policy,
+        index: usize,
+    ) -> Result<(Trajectory, Trainer), SearchError> {
+        let runner = self.runner(policy, Purpose::Trajectory, 1, 0)?;
+        let model = shared_model(
+            &self.config,
+            &self.splits.train.info,
+            self.device.device,
+            self.config.seed,
+        )?;
+        let mut trainer = Trainer::new(
+            model,
+            self.pipeline.normalize.clone(),
+            self.config.stage1_train_config(),
+        );
+        self.cancel.reset();
+        let seeds = self.probe_seeds(index);
+        let t = runner.run(
+            &mut trainer,
+            &self.splits.train,
+            &self.splits.val,
+            seeds,
+            0,
+            &mut |_| {},
+        )?;
+        let t = t.map_err(|d| SearchError::Invalid(d.to_string()))?;
+        Ok((t, trainer))
+    }
+
+    /// Paired proxy comparison of two or more policies: `k` trajectories each (default: the
+    /// probe count) with common random numbers — trajectory i of every policy shares the data
+    /// order, crops, flips and Cutout holes, so the differences are the policies' own. Every
+    /// pair of policies is tested (exact sign-flip test, Holm-corrected across pairs).
+    /// `pairing: Independent` runs each policy's trajectories on their own random numbers,
+    /// as separate official-style runs would (the benchmark's baseline).
+    pub fn compare(
+        &mut self,
+        policies: &[Policy],
+        k: Option<usize>,
+        pairing: Pairing,
+    ) -> Result<CompareReport, SearchError> {
+        if policies.len() < 2 {
+            return Err(SearchError::Invalid(
+                "compare needs at least two policies: `compare A B [k]`".into(),
+            ));
+        }
+        let k = trajectory_count(k, self.config.probe_trajectories, "compare")?;
+        let start = Instant::now();
+        let mut rewards: Vec<Vec<Option<f64>>> = Vec::with_capacity(policies.len());
+        let mut discarded = Vec::new();
+        for (j, p) in policies.iter().enumerate() {
+            let seeds: Vec<TrajectorySeeds> = (0..k)
+                .map(|i| {
+                    let s = self.probe_seeds(i);
+                    match pairing {
+                        Pairing::CommonRandomNumbers => s,
+                        Pairing::Independent => {
+                            let own = mix(s.policy, j as u64 + 1);
+                            TrajectorySeeds {
+                                order: own,
+                                augment: own,
+                                policy: own,
+                            }
+                        }
+                    }
+                })
+                .collect();
+            let purpose = Purpose::Compare {
+                policy: j + 1,
+                of: policies.len(),
+            };
+            let ran = self.trajectories(p, &seeds, purpose, 0)?;
+            discarded.extend(ran.diverged.iter().map(|d| format!("{p}: {d}")));
+            // Keep trajectory i's place so pairs stay aligned when one diverged.
+            let by_seed: Vec<Option<f64>> = seeds
+                .iter()
+                .map(|s| ran.done.iter().find(|t| t.seed == s.policy).map(|t| t.reward))
+                .collect();
+            rewards.push(by_seed);
+        }
+        let names: Vec<String> = policies.iter().map(ToString::to_string).collect();
+        Ok(CompareReport::new(
+            names,
+            rewards,
+            pairing,
+            discarded,
+            start.elapsed().as_secs_f64(),
+        ))
+    }
+
+    /// Train from scratch on search-train + validation with `policy`, and report test accuracy
+    /// after each epoch (the after-search retrain; the ground truth for `correlate`).
+    pub fn fulltrain(&mut self, policy: &Policy, epochs: Option<usize>) -> Result<FulltrainReport, SearchError> {
+        let epochs = within(&crate::limits::EPOCHS, epochs.unwrap_or(self.config.fulltrain_epochs))?;
+        let data = self.splits.train.concat(&self.splits.val)?;
+        let seed = mix(self.config.seed, stream::FULLTRAIN);
+        let model = shared_model(&self.config, &data.info, self.device.device, seed)?;
+        let cfg = TrainConfig {
+            seed,
+            schedule: self.config.fulltrain_schedule.for_epochs(epochs),
+            ..self.config.stage1_train_config()
+        };
+        let mut trainer = Trainer::new(model, self.pipeline.normalize.clone(), cfg);
+        let mut aug = PolicyAugment::new(self.pipeline.clone(), policy.sampler()?);
+        self.cancel.reset();
+        let (mut reports, mut test) = (Vec::new(), Vec::new());
+        for e in 0..epochs {
+            let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
+            let r = trainer.train_epoch(&data, &mut aug, &cancel, &mut |b| {
+                progress.emit(Progress::Fulltrain {
+                    at: BatchAt {
+                        epoch: e + 1,
+                        epochs,
+                        batch: b.batch,
+                        batches: b.batches,
+                        loss: b.loss,
+                    },
+                })
+            })?;
+            test.push(trainer.evaluate(&self.splits.test)?);
+            reports.push(r);
+        }
+        let warning = crate::train::divergence_warning(&reports, data.info.classes.len());
+        let report = FulltrainReport {
+            policy: policy.to_string(),
+            epochs: reports,
+            test_accuracy: test,
+            warning,
+        };
+        self.history.fulltrains.push(report.clone());
+        self.commit(false, |s| {
+            s.history.fulltrains.pop();
+        })?;
+        Ok(report)
+    }
+
+    /// Probe and full-train each policy; compare the rankings.
+    pub fn correlate(
+        &mut self,
+        policies: &[Policy],
+        fulltrain_epochs: Option<usize>,
+    ) -> Result<CorrelateReport, SearchError> {
+        if policies.len() < 2 {
+            return Err(SearchError::Invalid("correlate needs at least two policies".into()));
+        }
+        let mut rows = Vec::with_capacity(policies.len());
+        let mut proxies = Vec::with_capacity(policies.len());
+        for p in policies {
+            let proxy = self.probe(p, None)?.estimate;
+            let full = self.fulltrain(p, fulltrain_epochs)?.final_test_accuracy();
+            rows.push((p.to_string(), proxy.mean, full));
+            proxies.push(proxy);
+        }
+        Ok(CorrelateReport::new(
+            rows,
+            proxies,
+            mix(self.config.seed, stream::BOOTSTRAP),
+        ))
+    }
+}

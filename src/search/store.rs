@@ -1,0 +1,213 @@
+//! A session on disk: `session.json` (everything but tensors) naming the stage-1 snapshot by
+//! checksum. Writing the snapshot first and `session.json` last makes that rename the one
+//! commit of a primitive (src/checkpoint.rs has the file-level guarantees).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use super::ppo::{PpoState, Trajectory};
+use super::stage1::Stage1;
+use super::{BestTheta, History, SearchConfig, SearchError, Session};
+use crate::augment::space::NUM_PAIRS;
+use crate::checkpoint::{self, CheckpointError, RunLock, SnapshotRef};
+
+const FORMAT: &str = "augwise-session/1";
+pub(super) const STATE_FILE: &str = "session.json";
+/// Where runs written before content-addressed snapshots kept their weights (still read).
+const LEGACY_WEIGHTS_FILE: &str = "snapshot.safetensors";
+
+/// Everything but the tensors, as written to `session.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct SessionState {
+    format: String,
+    pub config: SearchConfig,
+    pub pretrain_epochs_done: usize,
+    pub ppo: PpoState,
+    pub pending: Vec<Trajectory>,
+    pub best: Option<BestTheta>,
+    pub history: History,
+    /// Stage 1's weights and momentum: the file and its checksum (absent before stage 1, and
+    /// in runs written before snapshots were content-addressed, which used `snapshot.safetensors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRef>,
+}
+
+impl SessionState {
+    /// What resume requires of a `session.json` before it trusts it (the snapshot aside):
+    /// PPO's state sound, as many updates as the history records, pending trajectories whole.
+    fn validate(&self) -> Result<(), String> {
+        self.ppo.validate().map_err(|e| e.to_string())?;
+        if self.ppo.updates != self.history.updates.len() {
+            return Err(format!(
+                "PPO has {} updates but the history records {}",
+                self.ppo.updates,
+                self.history.updates.len()
+            ));
+        }
+        if let Some(t) = self
+            .pending
+            .iter()
+            .find(|t| t.counts.len() != NUM_PAIRS || !t.reward.is_finite())
+        {
+            return Err(format!(
+                "pending trajectory {} has {} pair counts (expected {NUM_PAIRS}) or a non-finite reward",
+                t.seed,
+                t.counts.len()
+            ));
+        }
+        if let (Some(r), 0) = (&self.snapshot, self.pretrain_epochs_done) {
+            return Err(format!(
+                "it names a weights snapshot ({}) but says stage 1 has not run; one of the two was edited or damaged",
+                r.file
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A run directory opened for resuming: its lock taken, `session.json` read and checked, the
+/// snapshot's tensors read and verified (not yet fitted to a model).
+pub(super) struct Stored {
+    pub lock: RunLock,
+    pub state: SessionState,
+    pub state_file: PathBuf,
+    /// The snapshot's tensors and the file they came from.
+    pub tensors: Option<(Vec<(String, Tensor)>, PathBuf)>,
+}
+
+/// Open `dir`'s checkpoint: `session.json` whole and consistent, the snapshot it names present
+/// with its recorded checksum.
+pub(super) fn open(dir: &Path) -> Result<Stored, SearchError> {
+    let state_file = dir.join(STATE_FILE);
+    if !state_file.is_file() {
+        // Not a run directory: say so without creating a lock file in it.
+        return Err(CheckpointError::Foreign {
+            path: state_file,
+            why: "no session.json here".into(),
+        }
+        .into());
+    }
+    let lock = RunLock::acquire(dir)?;
+    let state: SessionState = checkpoint::read_json(&state_file, FORMAT)?;
+    let corrupt = |why: String| corrupt(&state_file, why);
+    state.validate().map_err(corrupt)?;
+    let legacy = dir.join(LEGACY_WEIGHTS_FILE);
+    let tensors = match (&state.snapshot, state.pretrain_epochs_done) {
+        (Some(r), _) => Some((checkpoint::read_snapshot(dir, r)?, dir.join(&r.file))),
+        (None, 0) if legacy.exists() => {
+            return Err(corrupt(format!(
+                "it says stage 1 has not run, yet {} holds weights; one of the two was edited or damaged",
+                legacy.display()
+            )))
+        }
+        (None, 0) => None,
+        (None, _) if legacy.exists() => Some((checkpoint::read_tensors(&legacy)?, legacy.clone())),
+        (None, n) => {
+            return Err(corrupt(format!(
+                "it records {n} stage-1 epochs but names no weights snapshot"
+            )))
+        }
+    };
+    Ok(Stored {
+        lock,
+        state,
+        state_file,
+        tensors,
+    })
+}
+
+pub(super) fn corrupt(path: &Path, why: String) -> SearchError {
+    SearchError::Checkpoint(CheckpointError::Corrupt {
+        path: path.to_owned(),
+        why,
+    })
+}
+
+impl Session {
+    /// Write the checkpoint to `dir`: the snapshot first when `weights` (stage 1 changed
+    /// them, or `dir` is new), then `session.json` naming it — the one rename that commits.
+    /// Returns the snapshot `session.json` now names. A state that would not read back (a
+    /// non-finite number serde would write as `null`) is refused before `session.json` is
+    /// written, and a snapshot written for it removed.
+    fn write_checkpoint(&self, dir: &Path, weights: bool) -> Result<Option<SnapshotRef>, CheckpointError> {
+        self.lock.check_current()?;
+        let state_file = dir.join(STATE_FILE);
+        let mut state = SessionState {
+            format: FORMAT.into(),
+            config: self.config.clone(),
+            pretrain_epochs_done: self.pretrain_epochs_done(),
+            ppo: self.ppo.clone(),
+            pending: self.pending.clone(),
+            best: self.best.clone(),
+            history: self.history.clone(),
+            snapshot: self.snapshot_ref.clone(),
+        };
+        let refuse = |why: String| CheckpointError::Io {
+            action: "write",
+            path: state_file.clone(),
+            why: format!("augwise will not write a checkpoint it could not read back: {why}"),
+        };
+        let check = |state: &SessionState| -> Result<Vec<u8>, CheckpointError> {
+            let json = serde_json::to_vec_pretty(state).map_err(|e| refuse(e.to_string()))?;
+            let back: SessionState = serde_json::from_slice(&json).map_err(|e| refuse(e.to_string()))?;
+            back.validate().map_err(refuse)?;
+            Ok(json)
+        };
+        let mut written = None;
+        if let (true, Some(s)) = (weights, &self.stage1.snapshot) {
+            let r = checkpoint::write_snapshot(dir, &Stage1::to_tensors(s))?;
+            written = Some(r.clone());
+            state.snapshot = Some(r);
+        }
+        let committed = check(&state).and_then(|json| checkpoint::write_atomic(&state_file, &json));
+        if let Err(e) = committed {
+            // The new snapshot is unreferenced: remove it unless the old checkpoint names it.
+            if let Some(r) = written.filter(|r| Some(r) != self.snapshot_ref.as_ref() || dir != self.run_dir) {
+                let _ = std::fs::remove_file(dir.join(&r.file));
+            }
+            return Err(e);
+        }
+        checkpoint::remove_other_snapshots(dir, state.snapshot.as_ref());
+        if state.snapshot.is_some() {
+            // A run from before content addressing: its old file is unreferenced now.
+            let _ = std::fs::remove_file(dir.join(LEGACY_WEIGHTS_FILE));
+        }
+        Ok(state.snapshot)
+    }
+
+    /// Checkpoint after a primitive changed the session; if that fails, `undo` puts the
+    /// in-memory session back as it was, so memory never runs ahead of disk.
+    pub(super) fn commit(&mut self, weights: bool, undo: impl FnOnce(&mut Self)) -> Result<(), SearchError> {
+        let dir = self.run_dir.clone();
+        match self.write_checkpoint(&dir, weights) {
+            Ok(r) => {
+                self.snapshot_ref = r;
+                Ok(())
+            }
+            Err(e) => {
+                undo(self);
+                Err(match e {
+                    e @ CheckpointError::Io { .. } => SearchError::Unsaved(Box::new(e)),
+                    other => SearchError::Checkpoint(other),
+                })
+            }
+        }
+    }
+
+    /// Write the whole checkpoint now; `save DIR` writes it to another directory (taking its
+    /// lock) and goes on there.
+    pub fn save(&mut self, dir: Option<&Path>) -> Result<PathBuf, SearchError> {
+        let target = dir.map(Path::to_owned).unwrap_or_else(|| self.run_dir.clone());
+        let moving = target != self.run_dir;
+        let lock = if moving { Some(RunLock::acquire(&target)?) } else { None };
+        let r = self.write_checkpoint(&target, true)?;
+        self.snapshot_ref = r;
+        if let Some(l) = lock {
+            self.lock = l;
+            self.run_dir = target;
+        }
+        Ok(self.run_dir.clone())
+    }
+}
