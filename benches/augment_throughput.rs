@@ -16,10 +16,11 @@ mod common;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use augwise::augment::{Normalize, OpOptions, Pipeline, PolicyAugment};
+use augwise::augment::{Normalize, OpOptions, Pipeline};
 use augwise::device::{self, DeviceSpec};
 use augwise::model::{Arch, Model};
 use augwise::policy::Policy;
+use augwise::policy::PolicyAugment;
 use augwise::rng::Rng;
 use augwise::train::{Sgd, SgdConfig};
 use tch::{Kind, Reduction, Tensor};

@@ -12,10 +12,11 @@ mod common;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use augwise::augment::{Pipeline, PolicyAugment};
+use augwise::augment::Pipeline;
 use augwise::device::{self, DeviceSpec};
 use augwise::model::{Arch, Model};
 use augwise::policy::Policy;
+use augwise::policy::PolicyAugment;
 use augwise::train::{BatchedTrainer, CancelFlag, LrSchedule, TrainConfig, Trainer};
 
 fn main() -> Result<()> {

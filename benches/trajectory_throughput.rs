@@ -10,10 +10,11 @@
 mod common;
 
 use anyhow::{Context, Result};
-use augwise::augment::{Pipeline, PolicyAugment};
+use augwise::augment::Pipeline;
 use augwise::device::{self, DeviceSpec};
 use augwise::model::{Arch, Model};
 use augwise::policy::Policy;
+use augwise::policy::PolicyAugment;
 use augwise::train::{CancelFlag, LrSchedule, TrainConfig, Trainer};
 
 fn main() -> Result<()> {

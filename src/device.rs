@@ -345,38 +345,6 @@ impl Diagnostics {
     }
 }
 
-impl crate::display::Rich for Diagnostics {}
-crate::evcxr_display!(Diagnostics);
-
-impl fmt::Display for Diagnostics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "torch          {}", self.torch_version)?;
-        writeln!(f, "libtorch       {} ({})", self.libtorch_loaded, self.libtorch_reason)?;
-        let canon = |p: &str| std::fs::canonicalize(p).ok();
-        if canon(&self.libtorch_loaded) != canon(&self.libtorch_dir) {
-            writeln!(f, "built against  {}", self.libtorch_dir)?;
-        }
-        writeln!(f, "NVIDIA driver  {}", if self.nvidia_driver { "yes" } else { "no" })?;
-        writeln!(f, "CUDA backend   {}", self.cuda_note)?;
-        writeln!(
-            f,
-            "CUDA           {} ({} device(s), cuDNN {})",
-            if self.cuda_available { "yes" } else { "no" },
-            self.cuda_devices,
-            if self.cudnn_available { "yes" } else { "no" }
-        )?;
-        writeln!(
-            f,
-            "CPU threads    {} intra-op, {} inter-op (MKL-DNN {}, OpenMP {})",
-            self.threads,
-            self.interop_threads,
-            if self.mkldnn { "yes" } else { "no" },
-            if self.openmp { "yes" } else { "no" }
-        )?;
-        write!(f, "default device {}", self.default_device)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

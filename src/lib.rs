@@ -6,16 +6,15 @@
 
 pub mod amp;
 pub mod augment;
-pub mod chart;
 pub mod checkpoint;
 pub mod command;
 pub mod data;
 pub mod device;
-pub mod display;
 pub mod limits;
 pub mod model;
 pub mod notebook;
 pub mod policy;
+pub mod present;
 pub mod rng;
 pub mod search;
 pub mod suggest;
@@ -24,14 +23,14 @@ pub mod train;
 /// One `use augwise::prelude::*;` for notebooks and examples.
 pub mod prelude {
     pub use crate::augment::{Normalize, Pipeline};
-    pub use crate::chart::Chart;
     pub use crate::command::{Output, Shell};
     pub use crate::data::{DataSpec, Dataset, DatasetInfo, Source, SplitConfig, Splits, Synthetic, SyntheticKind};
     pub use crate::device::{DeviceChoice, DeviceSpec, Diagnostics};
-    pub use crate::display::{Cell, Rich, Table};
     pub use crate::model::{Arch, Model};
     pub use crate::notebook::Notebook;
     pub use crate::policy::{Policy, Theta};
+    pub use crate::present::chart::Chart;
+    pub use crate::present::{Cell, Rich, Table};
     pub use crate::search::{Pairing, SearchConfig, SearchError, Session};
     pub use crate::train::{CancelFlag, EpochReport, FitEvent, LrSchedule, SgdConfig, TrainConfig, Trainer};
     pub use tch::{Device, Kind, Tensor};

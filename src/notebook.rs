@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::chart::Chart;
 use crate::command::{CommandError, Output, Shell};
-use crate::display::Cell;
 use crate::policy::Policy;
+use crate::present::chart::Chart;
+use crate::present::Cell;
 use crate::search::{
     CorrelateReport, EvaluateReport, FulltrainReport, History, PolicyReport, PretrainReport, ProbeReport, SampleReport,
     SearchConfig, SearchError, Session, StepReport, UpdateRecord,

@@ -4,10 +4,11 @@
 
 mod common;
 
-use augwise::augment::{Pipeline, PolicyAugment};
+use augwise::augment::Pipeline;
 use augwise::data::Splits;
 use augwise::model::{Arch, Model};
 use augwise::policy::Policy;
+use augwise::policy::PolicyAugment;
 use augwise::train::{BatchedTrainer, CancelFlag, LrSchedule, TrainConfig, Trainer, TrainerState};
 use tch::Device;
 

@@ -105,7 +105,7 @@ fn every_command_in_help_runs_through_the_table() {
     expect(&mut sh, "fulltrain autoaugment 1", "final test accuracy");
     expect(&mut sh, "correlate none aws", "Kendall τ");
     expect(&mut sh, "history", "update   2");
-    for chart in augwise::chart::CHARTS {
+    for chart in augwise::present::chart::CHARTS {
         let out = expect(&mut sh, &format!("plot {chart}"), "wrote");
         let png = std::path::PathBuf::from(out.data["png_path"].as_str().unwrap());
         let img = image::load_from_memory(&std::fs::read(&png).unwrap()).unwrap();

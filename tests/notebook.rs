@@ -5,8 +5,8 @@
 
 mod common;
 
-use augwise::display::{evcxr_message, Rich};
 use augwise::notebook::Notebook;
+use augwise::present::{evcxr_message, Rich};
 
 /// A report with its wall-clock figures zeroed: two identical runs differ in nothing else.
 fn timeless(mut v: serde_json::Value) -> serde_json::Value {

@@ -286,7 +286,7 @@ fn augmenting_batches_ahead_changes_nothing() {
         .unwrap();
     let run = |ahead: usize| {
         let (_, p) = data(Device::Cpu);
-        let mut aug = augwise::augment::PolicyAugment::new(p, sampler.clone());
+        let mut aug = augwise::policy::PolicyAugment::new(p, sampler.clone());
         let mut t = trainer(Device::Cpu, 5, 2.0);
         t.config = t.config.clone().with_augment_ahead(Some(ahead));
         let r: Vec<_> = (0..2)

@@ -8,11 +8,12 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use augwise::augment::{Pipeline, PolicyAugment};
+use augwise::augment::Pipeline;
 use augwise::data::{download, DataSpec, SplitConfig, Splits};
 use augwise::device::{self, DeviceSpec, Diagnostics};
 use augwise::model::{Arch, Model};
 use augwise::policy::Policy;
+use augwise::policy::PolicyAugment;
 use augwise::train::{CancelFlag, LrSchedule, TrainConfig, Trainer};
 use clap::{Parser, Subcommand};
 

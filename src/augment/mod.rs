@@ -8,8 +8,8 @@ mod plan;
 pub mod space;
 
 pub use ops::{affine, apply_kind, apply_ops, AugmentError, Interpolation, Op, OpKind, OpOptions};
-pub use pipeline::{Normalize, Pipeline, PolicyAugment};
-pub use plan::AugmentPlan;
+pub use pipeline::{Normalize, Pipeline};
+pub use plan::{AugmentPlan, Draw, OpSampler};
 
 use tch::{Kind, TchError, Tensor};
 

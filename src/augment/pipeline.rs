@@ -1,4 +1,4 @@
-//! The per-dataset training pipeline and its policy-carrying form.
+//! The per-dataset training pipeline (a policy's ops come in through [`OpSampler`]).
 
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -6,10 +6,8 @@ use std::sync::Mutex;
 use tch::{Device, Kind, TchError, Tensor};
 
 use super::ops::{AugmentError, OpOptions};
-use super::plan::AugmentPlan;
-use super::space::NUM_PAIRS;
+use super::plan::{AugmentPlan, Draw, OpSampler};
 use crate::data::DatasetInfo;
-use crate::policy::{Draw, Sampler};
 use crate::rng::Rng;
 
 /// Per-channel normalisation, `(x/255 − mean)/std`. The mean and std tensors are uploaded
@@ -137,7 +135,7 @@ impl Pipeline {
         n: usize,
         h: i64,
         w: i64,
-        policy: Option<(&Sampler, &mut Rng)>,
+        policy: Option<(&dyn OpSampler, &mut Rng)>,
         rng: &mut Rng,
     ) -> (AugmentPlan, Option<Draw>) {
         let mut plan = AugmentPlan {
@@ -168,7 +166,7 @@ impl Pipeline {
     pub fn augment_u8(
         &self,
         x: &Tensor,
-        policy: Option<(&Sampler, &mut Rng)>,
+        policy: Option<(&dyn OpSampler, &mut Rng)>,
         rng: &mut Rng,
     ) -> Result<(Tensor, Option<Draw>), AugmentError> {
         let (n, _, h, w) = x.size4()?;
@@ -180,66 +178,6 @@ impl Pipeline {
     pub fn train(&self, x: &Tensor, rng: &mut Rng) -> Result<Tensor, AugmentError> {
         let (y, _) = self.augment_u8(x, None, rng)?;
         Ok(self.normalize.apply(&y)?)
-    }
-}
-
-/// The training augmentation of a policy: the pipeline with the policy's ops, counting how
-/// often each AWS pair was applied (PPO weights its surrogate by these counts).
-#[derive(Debug, Clone)]
-pub struct PolicyAugment {
-    pub pipeline: Pipeline,
-    pub sampler: Sampler,
-    /// Applications per pair since the last [`PolicyAugment::take_counts`] (AWS policies).
-    pub pair_counts: Vec<u32>,
-}
-
-impl PolicyAugment {
-    pub fn new(pipeline: Pipeline, sampler: Sampler) -> Self {
-        Self {
-            pipeline,
-            sampler,
-            pair_counts: vec![0; NUM_PAIRS],
-        }
-    }
-
-    /// Counts so far, resetting them.
-    pub fn take_counts(&mut self) -> Vec<u32> {
-        std::mem::replace(&mut self.pair_counts, vec![0; NUM_PAIRS])
-    }
-
-    /// The plan of one training batch (`rng`: crop, flip, Cutout; `policy_rng`: the policy's
-    /// choices), counting the pairs it drew.
-    pub fn plan(
-        &mut self,
-        n: usize,
-        h: i64,
-        w: i64,
-        rng: &mut Rng,
-        policy_rng: &mut Rng,
-    ) -> (AugmentPlan, Option<Draw>) {
-        let (plan, draw) = self.pipeline.plan(n, h, w, Some((&self.sampler, policy_rng)), rng);
-        if let Some(pairs) = draw.as_ref().and_then(|d| d.pairs.as_ref()) {
-            for &p in pairs {
-                if let Some(c) = self.pair_counts.get_mut(p as usize) {
-                    *c += 1;
-                }
-            }
-        }
-        (plan, draw)
-    }
-
-    /// One normalised training batch and its draw (`rng`: crop, flip, Cutout; `policy_rng`:
-    /// the policy's choices).
-    pub fn batch(
-        &mut self,
-        x: &Tensor,
-        rng: &mut Rng,
-        policy_rng: &mut Rng,
-    ) -> Result<(Tensor, Option<Draw>), AugmentError> {
-        let (n, _, h, w) = x.size4()?;
-        let (plan, draw) = self.plan(n as usize, h, w, rng, policy_rng);
-        let y = self.pipeline.apply_plan(x, &plan)?;
-        Ok((self.pipeline.normalize.apply(&y)?, draw))
     }
 }
 

@@ -11,6 +11,22 @@ use tch::Tensor;
 
 use super::ops::{apply_ops, AugmentError, Op};
 use super::pipeline::Pipeline;
+use crate::rng::Rng;
+
+/// What a policy drew for a batch: the ops of each stage (stage-major, one op per image,
+/// Identity where an image skips), and for AWS policies the pair index of each image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draw {
+    pub stages: Vec<Vec<Op>>,
+    pub pairs: Option<Vec<i64>>,
+}
+
+/// What chooses each image's policy ops, on the host: a policy's sampler (`policy::Sampler`).
+/// The pipeline knows only this, so augmentation does not depend on policies.
+pub trait OpSampler {
+    /// The ops of `n` images of `h`×`w`, drawn from `rng`.
+    fn draw(&self, n: usize, h: i64, w: i64, rng: &mut Rng) -> Draw;
+}
 
 /// What [`Pipeline::plan`] drew for `n` images: crop offsets, flips, the policy's ops (stage
 /// by stage) and Cutout centres. Fields a pipeline does not use are empty.

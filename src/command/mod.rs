@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 
 use crate::augment::space::pair_name;
 use crate::data::DataSpec;
-use crate::display::{chart_html, pre, Rich};
 use crate::limits;
 use crate::model::Arch;
 use crate::policy::{torchvision_export, Policy};
+use crate::present::{chart_html, pre, Rich};
 use crate::search::{explain, Progress, SearchConfig, SearchError, Session, STAGES};
 use crate::suggest;
 use crate::train::CancelFlag;
@@ -183,8 +183,6 @@ impl Rich for Output {
     }
 }
 
-crate::evcxr_display!(Output);
-
 /// The table. Order is the order of `help`.
 pub static COMMANDS: &[Command] = &[
     Command { name: "help", args: &[opt("command", ArgKind::Text)], summary: "list the commands, or explain one", handler: cmd_help },
@@ -307,8 +305,8 @@ fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
                 }
             }
             ArgKind::Chart => {
-                if !crate::chart::CHARTS.contains(&value.as_str()) {
-                    let charts = crate::chart::CHARTS;
+                if !crate::present::chart::CHARTS.contains(&value.as_str()) {
+                    let charts = crate::present::chart::CHARTS;
                     return Err(bad(format!(
                         "unknown chart{}; charts: {}",
                         suggest::hint(value, charts),
@@ -438,10 +436,10 @@ impl Shell {
         Ok(text)
     }
 
-    /// Chart `name` (one of [`crate::chart::CHARTS`]) of the current session; `images` draws
+    /// Chart `name` (one of [`crate::present::chart::CHARTS`]) of the current session; `images` draws
     /// a sample first if there is none, `correlate` needs a `correlate` run.
-    pub fn chart(&mut self, name: &str) -> Result<crate::chart::Chart, CommandError> {
-        use crate::chart;
+    pub fn chart(&mut self, name: &str) -> Result<crate::present::chart::Chart, CommandError> {
+        use crate::present::chart;
         let c = match name {
             "rewards" => chart::rewards(&self.session()?.history),
             "accuracy" => chart::accuracy(&self.session()?.history),
@@ -861,7 +859,7 @@ pub fn completions(line: &str, pos: usize) -> Option<(usize, Vec<String>)> {
             pick(v)
         }
         ArgKind::Stage => pick(STAGES.iter().map(|s| s.to_string()).collect()),
-        ArgKind::Chart => pick(crate::chart::CHARTS.iter().map(|s| s.to_string()).collect()),
+        ArgKind::Chart => pick(crate::present::chart::CHARTS.iter().map(|s| s.to_string()).collect()),
         ArgKind::Format => pick(EXPORT_FORMATS.iter().map(|s| s.to_string()).collect()),
         ArgKind::Model => pick(Arch::NAMES.iter().map(|s| s.to_string()).collect()),
         ArgKind::Data => pick(DataSpec::KINDS.iter().map(|s| s.to_string()).collect()),

@@ -3,6 +3,7 @@
 //! each sampled per image and applied batched. Spec strings (`spec`) name any of them; serde
 //! gives the same as JSON; `export` writes them for PyTorch users.
 
+mod augment;
 mod export;
 mod spec;
 mod tables;
@@ -13,6 +14,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
+pub use crate::augment::Draw;
+pub use augment::PolicyAugment;
 pub use export::{torchvision_export, EXPORT_NOTE};
 pub use tables::{linspace_f32, magnitude, AutoAugmentTable, Grid, SubOp, RAND_OPS};
 pub use theta::{PairDistribution, Theta};
@@ -61,14 +64,6 @@ pub enum Policy {
         probs: PairDistribution,
         source: Option<PathBuf>,
     },
-}
-
-/// What a policy drew for a batch: the ops of each stage (stage-major, one op per image,
-/// Identity where an image skips), and for AWS policies the pair index of each image.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Draw {
-    pub stages: Vec<Vec<Op>>,
-    pub pairs: Option<Vec<i64>>,
 }
 
 /// A policy ready to sample quickly: its distribution's CDF precomputed once.
@@ -152,6 +147,12 @@ impl Policy {
             policy: self.clone(),
             dist,
         })
+    }
+}
+
+impl crate::augment::OpSampler for Sampler {
+    fn draw(&self, n: usize, h: i64, w: i64, rng: &mut Rng) -> Draw {
+        Sampler::draw(self, n, h, w, rng)
     }
 }
 

@@ -20,8 +20,6 @@
 //! of `search::score` — do each update's rewards follow the ops its trajectories drew, against
 //! the same within-update permutations — with θ's movement reported beside it.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::ppo::{self, PpoConfig, PpoState, Trajectory};
@@ -155,16 +153,6 @@ pub struct Band {
 impl Band {
     pub fn outside(&self) -> bool {
         self.observed < self.lo || self.observed > self.hi
-    }
-    fn describe(&self) -> String {
-        let dir = if self.observed > self.hi { "above" } else { "below" };
-        format!(
-            "{} {:.3}% ({dir} its null band {:.3}–{:.3}%)",
-            self.name,
-            100.0 * self.observed,
-            100.0 * self.lo,
-            100.0 * self.hi
-        )
     }
 }
 
@@ -378,50 +366,6 @@ impl NullReport {
                 self.p_value, self.replicates, self.kl_from_uniform, self.null_kl_q95
             ),
         }
-    }
-}
-
-impl fmt::Display for NullReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "null: {} searches of {} updates on rewards permuted across each update's trajectories; θ's KL from uniform (= entropy drop) {:.4} nats, null median {:.4}, 95th percentile {:.4}",
-            self.replicates, self.updates, self.kl_from_uniform, self.null_kl_median, self.null_kl_q95
-        )?;
-        let ops = self.ops_outside();
-        if ops.is_empty() {
-            writeln!(f, "ops outside their simultaneous 95% null band: none")?;
-        } else {
-            writeln!(
-                f,
-                "ops outside their simultaneous 95% null band: {}",
-                ops.iter().map(|b| b.describe()).collect::<Vec<_>>().join("; ")
-            )?;
-        }
-        if self.pairs_outside.is_empty() {
-            writeln!(f, "pairs outside their simultaneous 95% null band: none")?;
-        } else {
-            let shown: Vec<String> = self.pairs_outside.iter().take(8).map(Band::describe).collect();
-            let more = self.pairs_outside.len().saturating_sub(8);
-            writeln!(
-                f,
-                "pairs outside their simultaneous 95% null band: {}{}",
-                shown.join("; "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
-            )?;
-        }
-        match &self.score {
-            Some(score) => writeln!(f, "score: {}", score.summary())?,
-            None => writeln!(
-                f,
-                "score: not available (this search's updates were recorded without per-trajectory op counts)"
-            )?,
-        }
-        write!(f, "{}", self.verdict())
     }
 }
 

@@ -11,8 +11,8 @@ use super::{
     stream, CompareReport, CorrelateReport, FulltrainReport, Pairing, ProbeReport, SearchError, Session, Trajectory,
     TrajectorySeeds,
 };
-use crate::augment::PolicyAugment;
 use crate::policy::Policy;
+use crate::policy::PolicyAugment;
 use crate::rng::mix;
 use crate::train::{TrainConfig, Trainer};
 

@@ -1,18 +1,10 @@
-//! What each primitive returns: plain data (serde) with a plain-text rendering; front-ends
-//! render the same data richly.
-
-use std::fmt;
+//! What each primitive returns: plain data (serde). `present` renders it as text and HTML.
 
 use serde::{Deserialize, Serialize};
 
 use super::ppo::{PpoOutcome, Trajectory};
 use super::stats::Estimate;
-use crate::augment::space::{aws_name, NUM_OPS};
 use crate::train::EpochReport;
-
-fn pct(x: f64) -> String {
-    format!("{:.2}%", 100.0 * x)
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PretrainReport {
@@ -23,22 +15,6 @@ pub struct PretrainReport {
     /// Divergence without NaN (`train::divergence_warning`).
     #[serde(default)]
     pub warning: Option<String>,
-}
-
-impl fmt::Display for PretrainReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for e in &self.epochs {
-            writeln!(f, "{e}")?;
-        }
-        if let Some(w) = &self.warning {
-            writeln!(f, "{w}")?;
-        }
-        write!(
-            f,
-            "stage 1: {} of {} epochs done; shared weights and momentum snapshotted",
-            self.epochs_done, self.schedule_epochs
-        )
-    }
 }
 
 /// Pairs drawn from θ, and a preview of their effect on a few validation images.
@@ -54,21 +30,6 @@ pub struct SampleReport {
     pub preview_ops: Vec<String>,
 }
 
-impl fmt::Display for SampleReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:>5}  {:<36} {:>9}", "pair", "ops", "π(pair)")?;
-        for (k, name, p) in &self.pairs {
-            writeln!(f, "{k:>5}  {name:<36} {:>8.4}%", 100.0 * p)?;
-        }
-        write!(
-            f,
-            "preview: {} validation images augmented ({})",
-            self.preview_ops.len(),
-            self.preview_ops.join(", ")
-        )
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvaluateReport {
     /// Mean reward of these trajectories with its 95% interval; `sd` is the spread from
@@ -79,29 +40,6 @@ pub struct EvaluateReport {
     pub discarded: Vec<String>,
     /// Trajectories now waiting for `update`.
     pub pending: usize,
-}
-
-impl fmt::Display for EvaluateReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for t in &self.trajectories {
-            let accs: Vec<String> = t.accuracies.iter().map(|a| pct(*a)).collect();
-            writeln!(
-                f,
-                "trajectory seed {:>20}  reward {}  val per epoch [{}]  {:.1}s",
-                t.seed,
-                pct(t.reward),
-                accs.join(", "),
-                t.seconds
-            )?;
-        }
-        for d in &self.discarded {
-            writeln!(f, "discarded: {d}")?;
-        }
-        if !self.trajectories.is_empty() {
-            writeln!(f, "mean reward {}", self.reward.percent())?;
-        }
-        write!(f, "{} trajectories waiting for `update`", self.pending)
-    }
 }
 
 impl EvaluateReport {
@@ -134,57 +72,6 @@ pub struct UpdateRecord {
     pub seconds: f64,
 }
 
-impl fmt::Display for UpdateRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = &self.ppo;
-        let adv: Vec<String> = p.advantages.iter().map(|a| format!("{a:+.3}")).collect();
-        writeln!(f, "update {:>3}  mean reward {}", self.update, self.reward.percent())?;
-        writeln!(
-            f,
-            "            baseline {}  advantages [{}] (percentage points)",
-            pct(p.baseline),
-            adv.join(", ")
-        )?;
-        writeln!(
-            f,
-            "            lr {:.4}  PPO steps {}  KL {:.5}  entropy {:.4} → {:.4} (uniform {:.4})",
-            p.lr,
-            p.inner_steps,
-            p.kl,
-            p.entropy_before,
-            p.entropy_after,
-            (1296f64).ln()
-        )?;
-        let top: Vec<String> = self
-            .top_pairs
-            .iter()
-            .take(3)
-            .map(|(n, p)| format!("{n} {:.3}%", 100.0 * p))
-            .collect();
-        write!(
-            f,
-            "            top pairs: {}   best θ: update {} ({})",
-            top.join(", "),
-            self.best_update,
-            pct(self.best_mean_reward)
-        )
-    }
-}
-
-/// The marginals as text bars.
-pub fn marginal_table(op1: &[f64], op2: &[f64]) -> String {
-    let mut s = format!("{:<18} {:>7} {:>7}\n", "op", "op1", "op2");
-    for i in 0..NUM_OPS {
-        s.push_str(&format!(
-            "{:<18} {:>6.2}% {:>6.2}%\n",
-            aws_name(i),
-            100.0 * op1[i],
-            100.0 * op2[i]
-        ));
-    }
-    s
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeReport {
     pub policy: String,
@@ -209,19 +96,6 @@ impl ProbeReport {
     }
 }
 
-impl fmt::Display for ProbeReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let r: Vec<String> = self.trajectories.iter().map(|t| pct(t.reward)).collect();
-        write!(
-            f,
-            "proxy reward of {}: {} (trajectories: {})",
-            self.policy,
-            self.estimate.percent(),
-            r.join(", ")
-        )
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FulltrainReport {
     pub policy: String,
@@ -236,24 +110,6 @@ pub struct FulltrainReport {
 impl FulltrainReport {
     pub fn final_test_accuracy(&self) -> f64 {
         self.test_accuracy.last().copied().unwrap_or(f64::NAN)
-    }
-}
-
-impl fmt::Display for FulltrainReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (e, t) in self.epochs.iter().zip(&self.test_accuracy) {
-            writeln!(f, "{e}  test {}", pct(*t))?;
-        }
-        if let Some(w) = &self.warning {
-            writeln!(f, "{w}")?;
-        }
-        write!(
-            f,
-            "full training with {}: final test accuracy {} (error {})",
-            self.policy,
-            pct(self.final_test_accuracy()),
-            pct(1.0 - self.final_test_accuracy())
-        )
     }
 }
 
@@ -298,7 +154,8 @@ impl CorrelateReport {
         }
     }
 
-    fn summary(&self) -> String {
+    /// The rank correlations with their intervals, in one sentence.
+    pub fn summary(&self) -> String {
         format!(
             "Kendall τ = {:.3} ({}), Spearman ρ = {:.3} ({}); 1 = the proxy ranks exactly like full training",
             self.kendall_tau,
@@ -306,28 +163,6 @@ impl CorrelateReport {
             self.spearman_rho,
             interval(self.spearman_rho_ci95)
         )
-    }
-}
-
-impl fmt::Display for CorrelateReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let proxy: Vec<f64> = self.rows.iter().map(|r| r.1).collect();
-        let full: Vec<f64> = self.rows.iter().map(|r| r.2).collect();
-        let (rp, rf) = (super::stats::ranks(&proxy), super::stats::ranks(&full));
-        writeln!(
-            f,
-            "{:<40} {:>17} {:>5} {:>9} {:>5}",
-            "policy", "proxy (95% CI)", "rank", "full", "rank"
-        )?;
-        for (i, (p, x, y)) in self.rows.iter().enumerate() {
-            let proxy = self
-                .proxy
-                .get(i)
-                .map(Estimate::percent_short)
-                .unwrap_or_else(|| pct(*x));
-            writeln!(f, "{p:<40} {proxy:>17} {:>5} {:>9} {:>5}", rp[i], pct(*y), rf[i])?;
-        }
-        write!(f, "{}", self.summary())
     }
 }
 
@@ -339,25 +174,6 @@ pub struct OpGallery {
     pub shape: Vec<i64>,
     pub pixels: Vec<u8>,
     pub labels: Vec<String>,
-}
-
-impl fmt::Display for OpGallery {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} operations applied to one validation image: {}",
-            self.labels.len().saturating_sub(1),
-            self.labels.iter().skip(1).cloned().collect::<Vec<_>>().join(", ")
-        )
-    }
-}
-
-impl Rich for OpGallery {
-    fn html(&self) -> String {
-        crate::chart::ops(self)
-            .map(|c| chart_html(&c))
-            .unwrap_or_else(|e| para(&e.to_string()))
-    }
 }
 
 /// θ now: its most likely pairs, entropy and marginals (`policy`), judged against the
@@ -375,30 +191,12 @@ pub struct PolicyReport {
 
 impl PolicyReport {
     /// The last line: what θ's movement means.
-    fn judgement(&self) -> String {
+    pub fn judgement(&self) -> String {
         match &self.null {
             Some(n) => n.to_string(),
             None if self.updates == 0 => "θ is uniform: no updates yet".into(),
             None => "not yet judged against noise: `null` replays this search on rewards that carry no information (seconds) and says whether θ moved further than noise moves it".into(),
         }
-    }
-}
-
-impl fmt::Display for PolicyReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "θ after {} updates: entropy {:.4} nats (uniform {:.4}; drop = KL from uniform {:.4})",
-            self.updates,
-            self.entropy,
-            (1296f64).ln(),
-            (1296f64).ln() - self.entropy
-        )?;
-        for (name, p) in &self.top {
-            writeln!(f, "  {name:<36} {:.4}%  ({:.2}× uniform)", 100.0 * p, p * 1296.0)?;
-        }
-        writeln!(f, "{}", marginal_table(&self.op1, &self.op2).trim_end())?;
-        write!(f, "{}", self.judgement())
     }
 }
 
@@ -450,10 +248,6 @@ pub struct CompareReport {
     pub p_value: Option<f64>,
     pub discarded: Vec<String>,
     pub seconds: f64,
-}
-
-fn signed_points(x: f64) -> String {
-    format!("{:+.2}", 100.0 * x)
 }
 
 impl CompareReport {
@@ -518,72 +312,6 @@ impl CompareReport {
             seconds,
         }
     }
-
-    fn comparison_line(c: &Comparison) -> String {
-        let ci = c
-            .ci95
-            .map(|(lo, hi)| format!("95% CI {} to {}", signed_points(lo), signed_points(hi)))
-            .unwrap_or_else(|| "no interval".into());
-        let p = match (c.p_value, c.p_adjusted) {
-            (Some(p), Some(a)) if (p - a).abs() > 1e-12 => format!("p = {p:.4}, Holm-adjusted {a:.4}"),
-            (Some(p), _) => format!("p = {p:.4}"),
-            _ => "p undefined".into(),
-        };
-        let mut need = match c.trajectories_needed {
-            Some(n) if !c.verdict.ends_with("better") => {
-                format!("; about {n} trajectories each would resolve a difference this size")
-            }
-            None if !c.verdict.ends_with("better") => "; the trajectories gave identical rewards".into(),
-            _ => String::new(),
-        };
-        // The exact test's floor: with k pairs no result is rarer than 2 of 2^k sign patterns.
-        if c.method == "exact sign-flip" && !c.verdict.ends_with("better") && c.k >= 1 && c.k < 6 {
-            need.push_str(&format!(
-                " (with k = {} the exact test cannot go below p = {})",
-                c.k,
-                2.0 / f64::powi(2.0, c.k as i32)
-            ));
-        }
-        format!(
-            "{} − {}: {} points ({ci}; {p}, {}, k = {}) → {}{need}",
-            c.a,
-            c.b,
-            signed_points(c.difference),
-            c.method,
-            c.k,
-            c.verdict
-        )
-    }
-}
-
-impl fmt::Display for CompareReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let how = match self.pairing {
-            Pairing::CommonRandomNumbers => "paired: common random numbers",
-            Pairing::Independent => "independent trajectories",
-        };
-        let holm = if self.comparisons.len() > 1 {
-            format!(
-                "; p-values Holm-corrected across {} comparisons",
-                self.comparisons.len()
-            )
-        } else {
-            String::new()
-        };
-        writeln!(
-            f,
-            "compare ({how}, {} trajectories per policy, {:.0}s{holm})",
-            self.k, self.seconds
-        )?;
-        for (p, e) in self.policies.iter().zip(&self.estimates) {
-            writeln!(f, "  {p:<40} {}", e.percent())?;
-        }
-        for d in &self.discarded {
-            writeln!(f, "  discarded: {d}")?;
-        }
-        let lines: Vec<String> = self.comparisons.iter().map(Self::comparison_line).collect();
-        write!(f, "{}", lines.join("\n"))
-    }
 }
 
 /// One `step`: the trajectories evaluated, then the PPO update they fed.
@@ -598,212 +326,3 @@ pub struct Step {
 pub struct StepReport {
     pub steps: Vec<Step>,
 }
-
-impl fmt::Display for StepReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text: Vec<String> = self
-            .steps
-            .iter()
-            .map(|s| format!("{}\n{}", s.evaluate, s.update))
-            .collect();
-        write!(f, "{}", text.join("\n"))
-    }
-}
-
-// ---- rich renderings (notebooks) ------------------------------------------------------------
-
-use crate::display::{chart_html, para, pre, Rich, Table};
-
-fn epoch_table(epochs: &[EpochReport], test: Option<&[f64]>) -> Table {
-    let mut columns = vec!["epoch", "lr", "loss", "train", "val", "img/s", "s"];
-    if test.is_some() {
-        columns.push("test");
-    }
-    let mut t = Table::new(&columns);
-    for (i, e) in epochs.iter().enumerate() {
-        let mut row = vec![
-            e.epoch.to_string(),
-            format!("{:.4}→{:.4}", e.lr_start, e.lr_end),
-            format!("{:.4}", e.loss),
-            pct(e.train_acc),
-            e.val_acc.map(pct).unwrap_or_default(),
-            format!("{:.0}", e.images_per_sec),
-            format!("{:.1}", e.seconds),
-        ];
-        if let Some(test) = test {
-            row.push(test.get(i).copied().map(pct).unwrap_or_default());
-        }
-        t.push(row);
-    }
-    t
-}
-
-fn trajectory_table(ts: &[Trajectory]) -> Table {
-    let mut t = Table::new(&["trajectory", "reward", "val accuracy per epoch", "s"]);
-    for (i, x) in ts.iter().enumerate() {
-        let accs: Vec<String> = x.accuracies.iter().map(|a| pct(*a)).collect();
-        t.push(vec![
-            (i + 1).to_string(),
-            pct(x.reward),
-            accs.join(", "),
-            format!("{:.1}", x.seconds),
-        ]);
-    }
-    t
-}
-
-impl Rich for PretrainReport {
-    fn html(&self) -> String {
-        let summary = format!(
-            "stage 1: {} of {} epochs done; shared weights and momentum snapshotted",
-            self.epochs_done, self.schedule_epochs
-        );
-        epoch_table(&self.epochs, None).html() + &para(&summary)
-    }
-}
-
-impl Rich for SampleReport {
-    fn html(&self) -> String {
-        let mut t = Table::new(&["pair", "ops", "π(pair)", "× uniform"]);
-        for (k, name, p) in &self.pairs {
-            t.push(vec![
-                k.to_string(),
-                name.clone(),
-                format!("{:.4}%", 100.0 * p),
-                format!("{:.2}", p * 1296.0),
-            ]);
-        }
-        let grid = crate::chart::images(self).map(|c| chart_html(&c)).unwrap_or_default();
-        t.html() + &grid + &para(&format!("applied: {}", self.preview_ops.join(" | ")))
-    }
-}
-
-impl Rich for EvaluateReport {
-    fn html(&self) -> String {
-        let mut h = trajectory_table(&self.trajectories).html();
-        for d in &self.discarded {
-            h.push_str(&para(&format!("discarded: {d}")));
-        }
-        if !self.trajectories.is_empty() {
-            h.push_str(&para(&format!("mean reward {}", self.reward.percent())));
-        }
-        h + &para(&format!("{} trajectories waiting for `update`", self.pending))
-    }
-}
-
-impl Rich for UpdateRecord {}
-
-impl Rich for ProbeReport {
-    fn html(&self) -> String {
-        para(&format!("proxy reward of {}: {}", self.policy, self.estimate.percent()))
-            + &trajectory_table(&self.trajectories).html()
-    }
-}
-
-impl Rich for FulltrainReport {
-    fn html(&self) -> String {
-        let summary = format!(
-            "full training with {}: final test accuracy {}",
-            self.policy,
-            pct(self.final_test_accuracy())
-        );
-        epoch_table(&self.epochs, Some(&self.test_accuracy)).html() + &para(&summary)
-    }
-}
-
-impl Rich for CorrelateReport {
-    fn html(&self) -> String {
-        let mut t = Table::new(&["policy", "proxy reward (95% CI)", "full-training test accuracy"]);
-        for (i, (p, x, y)) in self.rows.iter().enumerate() {
-            t.push(vec![
-                p.clone(),
-                self.proxy
-                    .get(i)
-                    .map(Estimate::percent_short)
-                    .unwrap_or_else(|| pct(*x)),
-                pct(*y),
-            ]);
-        }
-        let chart = crate::chart::correlate(self)
-            .map(|c| chart_html(&c))
-            .unwrap_or_default();
-        t.html() + &chart + &para(&self.summary())
-    }
-}
-
-impl Rich for PolicyReport {
-    fn html(&self) -> String {
-        let mut t = Table::new(&["pair", "π(pair)", "× uniform"]);
-        for (name, p) in &self.top {
-            t.push(vec![
-                name.clone(),
-                format!("{:.4}%", 100.0 * p),
-                format!("{:.2}", p * 1296.0),
-            ]);
-        }
-        let summary = format!(
-            "θ after {} updates: entropy {:.4} nats (uniform {:.4})",
-            self.updates,
-            self.entropy,
-            (1296f64).ln()
-        );
-        let bars = crate::chart::marginal_bars(&self.op1, &self.op2, self.null.as_ref())
-            .map(|c| chart_html(&c))
-            .unwrap_or_default();
-        para(&summary) + &t.html() + &bars + &pre(&self.judgement())
-    }
-}
-
-impl Rich for CompareReport {
-    fn html(&self) -> String {
-        let mut t = Table::new(&["policy", "proxy reward (95% CI)", "sd", "n"]);
-        for (p, e) in self.policies.iter().zip(&self.estimates) {
-            t.push(vec![
-                p.clone(),
-                e.percent_short(),
-                format!("{:.2}", 100.0 * e.sd),
-                e.n.to_string(),
-            ]);
-        }
-        let mut c = Table::new(&["A − B", "difference (points)", "95% CI", "p", "verdict"]);
-        for x in &self.comparisons {
-            c.push(vec![
-                format!("{} − {}", x.a, x.b),
-                signed_points(x.difference),
-                x.ci95
-                    .map(|(lo, hi)| format!("{} to {}", signed_points(lo), signed_points(hi)))
-                    .unwrap_or_default(),
-                x.p_adjusted.map(|p| format!("{p:.4}")).unwrap_or_else(|| "—".into()),
-                x.verdict.clone(),
-            ]);
-        }
-        let chart = crate::chart::compare(self).map(|c| chart_html(&c)).unwrap_or_default();
-        t.html() + &c.html() + &chart + &pre(&self.to_string())
-    }
-}
-
-impl Rich for StepReport {
-    fn html(&self) -> String {
-        self.steps
-            .iter()
-            .map(|s| s.evaluate.html() + &pre(&s.update.to_string()))
-            .collect()
-    }
-}
-
-impl Rich for super::NullReport {}
-
-crate::evcxr_display!(
-    CompareReport,
-    super::NullReport,
-    OpGallery,
-    PretrainReport,
-    SampleReport,
-    EvaluateReport,
-    UpdateRecord,
-    ProbeReport,
-    FulltrainReport,
-    CorrelateReport,
-    PolicyReport,
-    StepReport
-);

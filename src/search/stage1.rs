@@ -5,9 +5,9 @@ use tch::{Device, Tensor};
 
 use super::progress::{BatchAt, Progress};
 use super::{PretrainReport, SearchConfig, SearchError, Session};
-use crate::augment::PolicyAugment;
 use crate::model::{Model, Weights};
 use crate::policy::Policy;
+use crate::policy::PolicyAugment;
 use crate::train::{FitEvent, SgdState, Trainer, TrainerState};
 
 /// The shared model and the stage-1 snapshot (absent before the first `pretrain`).

@@ -482,6 +482,11 @@ pub fn kendall_tau(x: &[f64], y: &[f64]) -> f64 {
     }
 }
 
+/// A difference of accuracies in signed percentage points (`+1.25`).
+pub fn signed_points(x: f64) -> String {
+    format!("{:+.2}", 100.0 * x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

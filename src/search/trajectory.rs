@@ -12,11 +12,12 @@ use super::progress::{BatchAt, Progress, Purpose};
 use super::session::trajectory_count;
 use super::stage1::shared_model;
 use super::{stream, EvaluateReport, SearchConfig, SearchError, Session, Trajectory};
-use crate::augment::{Pipeline, PolicyAugment};
+use crate::augment::Pipeline;
 use crate::data::Dataset;
 use crate::device;
 use crate::model::Model;
 use crate::policy::Policy;
+use crate::policy::PolicyAugment;
 use crate::rng::{mix, Rng};
 use crate::train::{
     BatchProgress, BatchedTrainer, CancelFlag, LrSchedule, TrainConfig, TrainError, Trainer, TrainerState,

@@ -346,9 +346,10 @@ fn augment_members<A: Augmenter>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::augment::{Pipeline, PolicyAugment};
+    use crate::augment::Pipeline;
     use crate::data::DatasetInfo;
     use crate::policy::Policy;
+    use crate::policy::PolicyAugment;
     use tch::Device;
 
     fn dataset(n: usize) -> Dataset {

@@ -200,12 +200,12 @@ impl Augmenter for Pipeline {
     }
 }
 
-impl Augmenter for crate::augment::PolicyAugment {
+impl Augmenter for crate::policy::PolicyAugment {
     fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }
     fn plan(&mut self, n: usize, h: i64, w: i64, rng: &mut Rng, policy_rng: &mut Rng) -> AugmentPlan {
-        crate::augment::PolicyAugment::plan(self, n, h, w, rng, policy_rng).0
+        crate::policy::PolicyAugment::plan(self, n, h, w, rng, policy_rng).0
     }
 }
 
@@ -310,24 +310,6 @@ pub struct EpochReport {
     pub images: i64,
     pub seconds: f64,
     pub images_per_sec: f64,
-}
-
-impl std::fmt::Display for EpochReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "epoch {:>3}  lr {:.4}→{:.4}  loss {:.4}  train {:5.2}%",
-            self.epoch,
-            self.lr_start,
-            self.lr_end,
-            self.loss,
-            100.0 * self.train_acc
-        )?;
-        if let Some(v) = self.val_acc {
-            write!(f, "  val {:5.2}%", 100.0 * v)?;
-        }
-        write!(f, "  {:6.0} img/s  {:5.1}s", self.images_per_sec, self.seconds)
-    }
 }
 
 /// Weights, momentum and position in the schedule: everything needed to continue exactly.

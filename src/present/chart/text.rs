@@ -147,10 +147,10 @@ impl Glyphs {
         let mut g = String::from("<g");
         for key in ["fill", "opacity", "transform"] {
             if let Some(v) = t.get(key) {
-                let _ = write!(g, " {key}=\"{}\"", crate::display::escape(v));
+                let _ = write!(g, " {key}=\"{}\"", crate::present::escape(v));
             }
         }
-        let _ = write!(g, "><title>{}</title>", crate::display::escape(&t.words));
+        let _ = write!(g, "><title>{}</title>", crate::present::escape(&t.words));
         for (&id, &p) in ids.iter().zip(&pens) {
             if let Some(href) = self.define(bold, id) {
                 let _ = write!(

@@ -1,4 +1,4 @@
-//! Rich output: every report, table and chart renders twice — the plain text of its `Display`
+//! The presentation layer. Rich output: every report, table and chart renders twice — the plain text of its `Display`
 //! for terminals, and HTML (tables, inline SVG charts, PNG image grids) for notebooks through
 //! evcxr's display protocol. evcxr keeps only the last output per MIME type of a cell, so a
 //! cell's several results are joined into one HTML block ([`Cell`], [`Outputs`]).
@@ -7,7 +7,12 @@ use std::fmt;
 
 use base64::Engine;
 
-use crate::chart::Chart;
+pub mod chart;
+mod html;
+pub mod progress;
+mod text;
+
+pub use chart::Chart;
 
 /// Something that renders as text and as HTML.
 pub trait Rich: fmt::Display {
@@ -19,6 +24,12 @@ pub trait Rich: fmt::Display {
     /// Print both renderings for evcxr (what `evcxr_display` does).
     fn show(&self) {
         print!("{}", evcxr_message(&self.html(), &self.to_string()));
+    }
+
+    /// evcxr's display hook: a notebook cell ending in a rich value shows its HTML with the
+    /// plain text as fallback. Found because the prelude brings this trait into scope.
+    fn evcxr_display(&self) {
+        self.show()
     }
 }
 
@@ -208,23 +219,6 @@ impl Rich for Cell {
         )
     }
 }
-
-/// The `evcxr_display` method evcxr looks for, on each rich type (an inherent method, so it
-/// is found without importing a trait).
-#[macro_export]
-#[doc(hidden)]
-macro_rules! evcxr_display {
-    ($($t:ty),* $(,)?) => {
-        $(impl $t {
-            /// evcxr's display hook: HTML plus a plain-text fallback.
-            pub fn evcxr_display(&self) {
-                $crate::display::Rich::show(self)
-            }
-        })*
-    };
-}
-
-evcxr_display!(Table, Chart, Cell);
 
 /// The outputs of several commands, rendered as one block.
 pub type Outputs = Cell;

@@ -115,8 +115,8 @@ fn raster(
     let png = encode_png(&rgb, w, h)?;
     let svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><title>{}</title><image width=\"{w}\" height=\"{h}\" href=\"{}\"/></svg>",
-        crate::display::escape(&text),
-        crate::display::png_data_uri(&png)
+        crate::present::escape(&text),
+        crate::present::png_data_uri(&png)
     );
     Ok(Chart {
         name: name.to_owned(),

@@ -1,0 +1,1 @@
+//! Renderers of progress events (placeholder, filled below).
