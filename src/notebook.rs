@@ -8,19 +8,16 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
 
 use crate::command::{CommandError, Output, Shell};
 use crate::policy::Policy;
 use crate::present::chart::Chart;
+use crate::present::progress::{NotebookLines, ProgressRenderer};
 use crate::present::Cell;
 use crate::search::{
     CorrelateReport, EvaluateReport, FulltrainReport, History, PolicyReport, PretrainReport, ProbeReport, SampleReport,
     SearchConfig, SearchError, Session, StepReport, UpdateRecord,
 };
-
-/// How often a long step prints a progress line into the cell.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// A search driven from notebook cells.
 pub struct Notebook {
@@ -34,17 +31,8 @@ impl std::fmt::Debug for Notebook {
 }
 
 fn progress_lines(shell: &mut Shell) {
-    let mut last: Option<(&'static str, Instant)> = None;
-    shell.set_progress(move |p| {
-        let due = match &last {
-            Some((stage, at)) => *stage != p.stage() || at.elapsed() >= PROGRESS_EVERY,
-            None => true,
-        };
-        if due {
-            println!("[{} {:5.1}%] {p}", p.stage(), 100.0 * p.fraction());
-            last = Some((p.stage(), Instant::now()));
-        }
-    });
+    let mut lines = NotebookLines::default();
+    shell.set_progress(move |p| lines.render(p));
 }
 
 fn parse(spec: &str) -> Result<Policy, CommandError> {

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use augwise::command::{completions, usage_hint, Output, Shell};
+use augwise::present::progress::{JsonLines, ProgressRenderer, TextLines};
+use augwise::search::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
@@ -16,43 +18,56 @@ use rustyline::hint::{Hinter, HistoryHinter};
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
 
-/// Progress of long steps: a bar with ETA on a terminal (cleared before the prompt returns),
-/// a line every few seconds otherwise.
-pub fn attach_progress(shell: &mut Shell) -> Arc<Mutex<Option<ProgressBar>>> {
-    let bar: Arc<Mutex<Option<ProgressBar>>> = Arc::new(Mutex::new(None));
-    let tty = std::io::stderr().is_terminal();
-    let slot = bar.clone();
-    let mut last = std::time::Instant::now();
-    shell.set_progress(move |p| {
-        if tty {
-            let Ok(mut guard) = slot.lock() else { return };
-            let b = guard.get_or_insert_with(|| {
-                let b = ProgressBar::new(1000);
-                if let Ok(style) =
-                    ProgressStyle::with_template("{prefix:>9} [{bar:30}] {percent:>3}% eta {eta:>4}  {msg}")
-                {
-                    b.set_style(style.progress_chars("=> "));
-                }
-                b.enable_steady_tick(Duration::from_millis(200));
-                b
-            });
-            b.set_prefix(p.stage());
-            b.set_position((p.fraction().clamp(0.0, 1.0) * 1000.0) as u64);
-            b.set_message(p.to_string());
-        } else if last.elapsed().as_secs_f64() >= 5.0 {
-            eprintln!("  {} {:5.1}%  {}", p.stage(), 100.0 * p.fraction(), p);
-            last = std::time::Instant::now();
-        }
-    });
-    bar
+/// A terminal's progress renderer: one bar with ETA per primitive, cleared before the prompt.
+#[derive(Clone, Default)]
+pub struct TerminalBar {
+    bar: Arc<Mutex<Option<ProgressBar>>>,
 }
 
-fn clear(bar: &Arc<Mutex<Option<ProgressBar>>>) {
-    if let Ok(mut g) = bar.lock() {
-        if let Some(b) = g.take() {
-            b.finish_and_clear();
+impl TerminalBar {
+    /// Clear the bar (before printing a result or the prompt).
+    pub fn clear(&self) {
+        if let Ok(mut g) = self.bar.lock() {
+            if let Some(b) = g.take() {
+                b.finish_and_clear();
+            }
         }
     }
+}
+
+impl ProgressRenderer for TerminalBar {
+    fn render(&mut self, p: &Progress) {
+        let Ok(mut guard) = self.bar.lock() else { return };
+        let b = guard.get_or_insert_with(|| {
+            let b = ProgressBar::new(1000);
+            if let Ok(style) = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {percent:>3}% eta {eta:>4}  {msg}")
+            {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        b.set_prefix(p.stage());
+        b.set_position((p.fraction() * 1000.0) as u64);
+        b.set_message(p.to_string());
+    }
+}
+
+/// Progress of long steps: a bar on a terminal, JSON lines on stderr with `--json`, a line
+/// every few seconds otherwise. Returns the bar to clear (a no-op off a terminal).
+pub fn attach_progress(shell: &mut Shell, json: bool) -> TerminalBar {
+    let bar = TerminalBar::default();
+    if json {
+        let mut r = JsonLines::new(std::io::stderr());
+        shell.set_progress(move |p| r.render(p));
+    } else if std::io::stderr().is_terminal() {
+        let mut r = bar.clone();
+        shell.set_progress(move |p| r.render(p));
+    } else {
+        let mut r = TextLines::every(Duration::from_secs(5));
+        shell.set_progress(move |p| r.render(p));
+    }
+    bar
 }
 
 fn render(out: &Output, json: bool) {
@@ -114,7 +129,7 @@ pub fn run_lines(
     json: bool,
     keep_going: bool,
 ) -> i32 {
-    let bar = attach_progress(shell);
+    let bar = attach_progress(shell, json);
     let mut code = 0;
     for line in lines {
         let line = match line {
@@ -136,7 +151,7 @@ pub fn run_lines(
             println!("augwise> {line}");
         }
         let result = shell.run(line);
-        clear(&bar);
+        bar.clear();
         match show(line, result, json) {
             Ok(true) => break,
             Ok(false) => {}
@@ -214,7 +229,7 @@ pub fn interactive(shell: &mut Shell) -> anyhow::Result<()> {
     let flag = shell.cancel_flag();
     // While a step runs the terminal is in cooked mode and Ctrl-C is SIGINT.
     let _ = ctrlc::set_handler(move || flag.cancel());
-    let bar = attach_progress(shell);
+    let bar = attach_progress(shell, false);
     let mut rl: Editor<ReplHelper, rustyline::history::DefaultHistory> = Editor::new()?;
     rl.set_helper(Some(ReplHelper {
         files: FilenameCompleter::new(),
@@ -242,7 +257,7 @@ pub fn interactive(shell: &mut Shell) -> anyhow::Result<()> {
                     let _ = rl.save_history(h);
                 }
                 let result = shell.run(line);
-                clear(&bar);
+                bar.clear();
                 if show(line, result, false) == Ok(true) {
                     break;
                 }

@@ -281,6 +281,16 @@ fn json_mode_prints_one_object_per_result() {
     assert_eq!(objects[1]["ok"], false);
     assert!(objects[1]["error"].as_str().unwrap().contains("unknown policy"));
     assert_eq!(objects[2]["command"], "explain");
+    // Progress goes to stderr as JSON lines too, one object per event.
+    let o = augwise_stdin(
+        &["--json", "--run-dir", run_dir.to_str().unwrap()],
+        &format!("{TINY}pretrain\n"),
+    );
+    let (_, err) = text(&o);
+    let events: Vec<serde_json::Value> = err.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    assert!(!events.is_empty(), "no progress on stderr");
+    assert!(events.iter().all(|e| e["progress"]["stage"] == "pretrain"), "{err}");
+    assert!(events.iter().any(|e| e["progress"]["fraction"] == 1.0), "{err}");
 }
 
 #[test]

@@ -1,1 +1,225 @@
-//! Renderers of progress events (placeholder, filled below).
+//! Renderers of [`Progress`] events, one per place a search runs (burn's `renderer` idea): a
+//! bar on a terminal (the REPL's, `repl/src/shell.rs`), spaced lines in logs and notebooks,
+//! JSON lines for programs. The events are data; each renderer decides what to show when.
+//!
+//! Notebooks: evcxr 0.22 forwards a cell's stdout to Jupyter line by line (its child
+//! process's stdout is read with `BufRead::lines`, and each line is sent as a stream message
+//! ending in `\n`), so a line cannot be rewritten in place from inside a cell — `\r` never
+//! reaches the front-end before the newline that ends the line. [`NotebookLines`] therefore
+//! prints one line when a primitive starts and one per quarter of it, never dozens.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::search::Progress;
+
+/// Something that shows progress events as they come.
+pub trait ProgressRenderer: Send {
+    fn render(&mut self, p: &Progress);
+}
+
+impl<F: FnMut(&Progress) + Send> ProgressRenderer for F {
+    fn render(&mut self, p: &Progress) {
+        self(p)
+    }
+}
+
+/// `[stage  12.3%] message` — the line every text renderer prints.
+pub fn line(p: &Progress) -> String {
+    format!("[{} {:5.1}%] {p}", p.stage(), 100.0 * p.fraction())
+}
+
+/// Tells when a new primitive starts: another stage, or the fraction going back.
+#[derive(Debug, Default)]
+struct Run {
+    stage: Option<&'static str>,
+    fraction: f64,
+    started: Option<Instant>,
+}
+
+impl Run {
+    /// Whether `p` starts a new run; records it either way.
+    fn advance(&mut self, p: &Progress) -> bool {
+        let f = p.fraction();
+        let new = self.stage != Some(p.stage()) || f < self.fraction;
+        if new {
+            self.stage = Some(p.stage());
+            self.started = Some(Instant::now());
+        }
+        self.fraction = f;
+        new
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.started.map_or(Duration::ZERO, |s| s.elapsed())
+    }
+}
+
+/// Notebook cells: a line when a primitive starts, then one each time it passes a quarter
+/// (with the time so far and the time left), so a cell shows at most five lines per primitive.
+#[derive(Debug, Default)]
+pub struct NotebookLines {
+    run: Run,
+    /// Quarters already reported in this run.
+    quarters: u32,
+}
+
+impl NotebookLines {
+    /// The line for `p`, if it is due.
+    pub fn due(&mut self, p: &Progress) -> Option<String> {
+        if self.run.advance(p) {
+            self.quarters = 0;
+            return Some(line(p));
+        }
+        let q = (p.fraction() * 4.0).floor() as u32;
+        if q <= self.quarters {
+            return None;
+        }
+        self.quarters = q;
+        let elapsed = self.run.elapsed().as_secs_f64();
+        let f = p.fraction();
+        let left = if f > 0.0 && f < 1.0 {
+            format!(", ~{:.0} s left", elapsed * (1.0 - f) / f)
+        } else {
+            String::new()
+        };
+        Some(format!("{} ({elapsed:.0} s{left})", line(p)))
+    }
+}
+
+impl ProgressRenderer for NotebookLines {
+    fn render(&mut self, p: &Progress) {
+        if let Some(l) = self.due(p) {
+            println!("{l}");
+        }
+    }
+}
+
+/// Logs and pipes (no terminal): a line at a primitive's start and then every `every`.
+#[derive(Debug)]
+pub struct TextLines {
+    every: Duration,
+    run: Run,
+    last: Option<Instant>,
+}
+
+impl TextLines {
+    pub fn every(every: Duration) -> Self {
+        Self {
+            every,
+            run: Run::default(),
+            last: None,
+        }
+    }
+
+    /// The line for `p`, if it is due.
+    pub fn due(&mut self, p: &Progress) -> Option<String> {
+        let new = self.run.advance(p);
+        let quiet = self.last.is_some_and(|t| t.elapsed() < self.every);
+        if new || !quiet {
+            self.last = Some(Instant::now());
+            Some(format!("  {}", line(p)))
+        } else {
+            None
+        }
+    }
+}
+
+impl ProgressRenderer for TextLines {
+    fn render(&mut self, p: &Progress) {
+        if let Some(l) = self.due(p) {
+            eprintln!("{l}");
+        }
+    }
+}
+
+/// One JSON object per event — `{"progress": {"event": …, "stage": …, "fraction": …, …}}` —
+/// for programs driving augwise (`augwise --json`), written to `out`.
+pub struct JsonLines<W: Write + Send> {
+    out: W,
+}
+
+impl<W: Write + Send> JsonLines<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+}
+
+/// The JSON form of an event: its fields plus the stage name and the fraction done.
+pub fn json(p: &Progress) -> serde_json::Value {
+    let mut v = serde_json::to_value(p).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("stage".into(), p.stage().into());
+        o.insert("fraction".into(), p.fraction().into());
+    }
+    serde_json::json!({ "progress": v })
+}
+
+impl<W: Write + Send> ProgressRenderer for JsonLines<W> {
+    fn render(&mut self, p: &Progress) {
+        // A closed pipe loses progress lines, not the run.
+        let _ = writeln!(self.out, "{}", json(p));
+        let _ = self.out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::progress::{BatchAt, Purpose};
+
+    fn probe(trajectory: usize, batch: usize) -> Progress {
+        Progress::Trajectories {
+            purpose: Purpose::Probe,
+            first: trajectory,
+            together: 1,
+            total: 4,
+            at: BatchAt {
+                epoch: 1,
+                epochs: 1,
+                batch,
+                batches: 100,
+                loss: 1.5,
+            },
+        }
+    }
+
+    /// A probe of 4 × 100 batches, then a second one: five lines each (start + 4 quarters).
+    #[test]
+    fn a_notebook_gets_a_line_per_quarter_not_per_batch() {
+        let mut r = NotebookLines::default();
+        for _ in 0..2 {
+            let lines: Vec<String> = (0..4)
+                .flat_map(|t| (1..=100).map(move |b| probe(t, b)))
+                .filter_map(|p| r.due(&p))
+                .collect();
+            assert_eq!(lines.len(), 5, "{lines:#?}");
+            assert!(lines[0].starts_with("[probe   0.2%] trajectory 1/4"), "{}", lines[0]);
+            assert!(lines[4].starts_with("[probe 100.0%] trajectory 4/4"), "{}", lines[4]);
+        }
+    }
+
+    #[test]
+    fn text_lines_are_spaced_but_every_new_primitive_is_shown() {
+        let mut r = TextLines::every(Duration::from_secs(3600));
+        assert!(r.due(&probe(0, 1)).is_some());
+        assert!(r.due(&probe(0, 2)).is_none());
+        let null = Progress::Null {
+            done: 1,
+            replicates: 10,
+        };
+        assert!(r.due(&null).is_some(), "another stage starts");
+        assert!(r.due(&probe(0, 1)).is_some(), "and back");
+    }
+
+    #[test]
+    fn json_lines_carry_the_event_the_stage_and_the_fraction() {
+        let mut buf = Vec::new();
+        JsonLines::new(&mut buf).render(&probe(1, 50));
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["progress"]["event"], "trajectories");
+        assert_eq!(v["progress"]["stage"], "probe");
+        assert_eq!(v["progress"]["fraction"], 0.375);
+        assert_eq!(v["progress"]["at"]["loss"], 1.5);
+    }
+}

@@ -6,10 +6,11 @@ use std::fmt;
 use crate::augment::space::{aws_name, NUM_OPS};
 use crate::device::Diagnostics;
 use crate::search::null::Band;
+use crate::search::progress::{BatchAt, Purpose};
 use crate::search::stats::{self, signed_points, Estimate};
 use crate::search::{
     CompareReport, Comparison, CorrelateReport, EvaluateReport, FulltrainReport, History, NullReport, OpGallery,
-    Pairing, PolicyReport, PretrainReport, ProbeReport, SampleReport, StepReport, UpdateRecord,
+    Pairing, PolicyReport, PretrainReport, ProbeReport, Progress, SampleReport, StepReport, UpdateRecord,
 };
 use crate::train::EpochReport;
 
@@ -419,4 +420,47 @@ fn describe(band: &Band) -> String {
         100.0 * band.lo,
         100.0 * band.hi
     )
+}
+
+/// A progress event's message (renderers add the stage and the fraction).
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let batch = |f: &mut std::fmt::Formatter<'_>, at: &BatchAt| {
+            write!(f, "batch {}/{} loss {:.4}", at.batch, at.batches, at.loss)
+        };
+        match self {
+            Progress::Pretrain {
+                at,
+                schedule_epoch,
+                images_per_sec,
+            } => {
+                write!(f, "epoch {schedule_epoch} ")?;
+                batch(f, at)?;
+                write!(f, " {images_per_sec:.0} img/s")
+            }
+            Progress::Trajectories {
+                purpose,
+                first,
+                together,
+                total,
+                at,
+            } => {
+                if let Purpose::Compare { policy, of } = purpose {
+                    write!(f, "policy {policy}/{of}, ")?;
+                }
+                if *together > 1 {
+                    write!(f, "trajectories {}–{}/{total} together, ", first + 1, first + together)?;
+                } else {
+                    write!(f, "trajectory {}/{total} ", first + 1)?;
+                }
+                write!(f, "epoch {}/{} ", at.epoch, at.epochs)?;
+                batch(f, at)
+            }
+            Progress::Fulltrain { at } => {
+                write!(f, "epoch {}/{} ", at.epoch, at.epochs)?;
+                batch(f, at)
+            }
+            Progress::Null { done, replicates } => write!(f, "null search {done}/{replicates}"),
+        }
+    }
 }

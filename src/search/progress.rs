@@ -102,46 +102,6 @@ impl Progress {
     }
 }
 
-/// The event's message (renderers add the stage and the fraction).
-impl std::fmt::Display for Progress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let batch = |f: &mut std::fmt::Formatter<'_>, at: &BatchAt| {
-            write!(f, "batch {}/{} loss {:.4}", at.batch, at.batches, at.loss)
-        };
-        match self {
-            Progress::Pretrain {
-                at,
-                schedule_epoch,
-                images_per_sec,
-            } => {
-                write!(f, "epoch {schedule_epoch} ")?;
-                batch(f, at)?;
-                write!(f, " {images_per_sec:.0} img/s")
-            }
-            Progress::Trajectories {
-                first,
-                together,
-                total,
-                at,
-                ..
-            } => {
-                if *together > 1 {
-                    write!(f, "trajectories {}–{}/{total} together, ", first + 1, first + together)?;
-                } else {
-                    write!(f, "trajectory {}/{total} ", first + 1)?;
-                }
-                write!(f, "epoch {}/{} ", at.epoch, at.epochs)?;
-                batch(f, at)
-            }
-            Progress::Fulltrain { at } => {
-                write!(f, "epoch {}/{} ", at.epoch, at.epochs)?;
-                batch(f, at)
-            }
-            Progress::Null { done, replicates } => write!(f, "null search {done}/{replicates}"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
