@@ -268,3 +268,32 @@ fn completion_and_hints_come_from_the_table() {
     assert_eq!(usage_hint("fulltrain aws ").as_deref(), Some("[epochs]"));
     assert_eq!(usage_hint("update "), None);
 }
+
+/// `data` builds a session to report the split; a `config` before anything runs applies to it
+/// (a new user's `data …` then `config split.limit=…` used to run with the old split), while
+/// after stage 1 the session keeps its configuration until `reset`.
+#[test]
+fn config_applies_to_a_session_that_has_not_run_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sh = shell(dir.path());
+    sh.run("data synthetic:kind=polarity,classes=2,n=24,size=16").unwrap();
+    let out = sh.run("config split.limit=24 recipe.weight_decay=0.0005").unwrap();
+    assert!(
+        out.text.contains("starts again with this configuration"),
+        "{}",
+        out.text
+    );
+    let s = sh.session().unwrap();
+    assert_eq!(s.splits.train.len() + s.splits.val.len(), 24);
+    assert_eq!(s.config.recipe.weight_decay, 0.0005);
+    sh.run("pretrain 1").unwrap();
+    let out = sh.run("config recipe.weight_decay=0.001").unwrap();
+    assert!(out.text.contains("keeps its configuration"), "{}", out.text);
+    assert_eq!(sh.session().unwrap().config.recipe.weight_decay, 0.0005);
+    assert_eq!(sh.session().unwrap().pretrain_epochs_done(), 1, "stage 1 kept");
+    assert!(sh
+        .run("config recipe.momentum=1.5")
+        .unwrap_err()
+        .to_string()
+        .contains("recipe.momentum must be in [0, 1)"));
+}

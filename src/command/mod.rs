@@ -578,10 +578,15 @@ fn cmd_config(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     }
     let changed = next != sh.config;
     sh.config = next;
-    let note = if changed && sh.session.is_some() {
-        "\n(the running session keeps its configuration; `reset` starts one with this)"
-    } else {
-        ""
+    let started = sh.session.as_ref().map(Session::started);
+    let note = match (changed, started) {
+        (true, Some(true)) => "\n(the running session keeps its configuration; `reset` starts one with this)",
+        (true, Some(false)) => {
+            // Nothing has run: the session is rebuilt with this configuration when next used.
+            sh.session = None;
+            "\n(the session had not run anything yet: it starts again with this configuration)"
+        }
+        _ => "",
     };
     let data = serde_json::to_value(&sh.config).unwrap_or(Value::Null);
     Ok(Output {

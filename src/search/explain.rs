@@ -18,10 +18,17 @@ pub const STAGES: [&str; 8] = [
 /// The explanation of `stage` (default: overview), with `cfg`'s settings filled in.
 pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String> {
     let stage = stage.unwrap_or("overview").trim().to_ascii_lowercase();
-    let lr1 = cfg
-        .finetune_lr
-        .map(|l| format!("{l}"))
-        .unwrap_or_else(|| "0.001 (stage 1's final rate)".into());
+    let r = &cfg.recipe;
+    let lr1 = cfg.finetune_lr.map(|l| format!("{l}")).unwrap_or_else(|| {
+        format!(
+            "{} (stage 1's final rate)",
+            cfg.stage1_train_config().schedule.final_lr()
+        )
+    });
+    let clip = r.grad_clip.map_or_else(
+        || "no gradient clipping".to_owned(),
+        |c| format!("gradient-norm clip {c}"),
+    );
     let text = match stage.as_str() {
         "overview" => format!(
             "AWS — Augmentation-Wise Weight Sharing (Tian et al., NeurIPS 2020)\n\
@@ -49,15 +56,22 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
             .to_owned(),
         "pretrain" => format!(
             "Stage 1 — shared-weight pretraining: train on search-train with pairs drawn uniformly\n\
-             per image. SGD Nesterov (momentum 0.9, weight decay 1e-4, none on BN and biases),\n\
-             batch {}, warm-up 1 epoch {} → {}, cosine to 0.001 over {} epochs, label smoothing\n\
-             0.05, gradient-norm clip 3.0. Kept: the weights ω_share and the momentum buffers.\n\
-             Official: WRN-28-10, 200 epochs, batch 256. `pretrain N` runs N more epochs of the\n\
-             same schedule; pieces give the same result as one go.",
+             per image. SGD{} (momentum {}, weight decay {}, none on BN and biases),\n\
+             batch {}, warm-up {} epoch(s) {} → {}, cosine to {} over {} epochs, label smoothing\n\
+             {}, {clip}. Kept: the weights ω_share and the momentum buffers.\n\
+             Official: WRN-28-10, 200 epochs, batch 256, momentum 0.9, weight decay 1e-4, label\n\
+             smoothing 0.05, clip 3.0. `pretrain N` runs N more epochs of the same schedule; pieces\n\
+             give the same result as one go.",
+            if r.nesterov { " Nesterov" } else { "" },
+            r.momentum,
+            r.weight_decay,
             cfg.batch_size,
-            cfg.pretrain_lr / 4.0,
+            r.warmup_epochs.min(cfg.pretrain_epochs as f64),
+            cfg.pretrain_lr * r.warmup_start,
             cfg.pretrain_lr,
-            cfg.pretrain_epochs
+            r.lr_floor,
+            cfg.pretrain_epochs,
+            r.label_smoothing,
         ),
         "sample" => "Sampling: op1 ~ softmax(a), op2 ~ softmax(B[op1]), independently per image; each\n\
              signed op flips its sign with probability 1/2. `sample n` shows n draws with their\n\
@@ -159,6 +173,18 @@ mod tests {
         }
         assert!(explain(None, &cfg).unwrap().contains("5 trajectories per update"));
         assert!(explain(Some("update"), &cfg).unwrap().contains("π_new(k) / π_old(k)"));
+        // The numbers are the session's, not prose.
+        let mut changed = cfg.clone();
+        changed.set("recipe.weight_decay", "0.0005").unwrap();
+        changed.set("recipe.grad_clip", "null").unwrap();
+        changed.set("finetune_lr", "null").unwrap();
+        let text = explain(Some("pretrain"), &changed).unwrap();
+        assert!(
+            text.contains("weight decay 0.0005") && text.contains("no gradient clipping"),
+            "{text}"
+        );
+        let text = explain(Some("evaluate"), &changed).unwrap();
+        assert!(text.contains("rate of 0.001 (stage 1's final rate)"), "{text}");
         let e = explain(Some("pretrian"), &cfg).unwrap_err();
         assert!(e.contains("did you mean `pretrain`"), "{e}");
     }

@@ -27,6 +27,7 @@ pub use history::History;
 pub use null::NullReport;
 pub use ppo::{PpoConfig, PpoOutcome, PpoState, Trajectory};
 pub use progress::{Progress, Purpose};
+
 pub use report::*;
 pub use session::Session;
 pub use trajectory::{Diverged, TrajectorySeeds};
@@ -150,6 +151,83 @@ pub struct SearchConfig {
     pub precision: crate::amp::Precision,
     /// Channels-last weights and inputs on CUDA.
     pub channels_last: bool,
+    /// What every stage trains with: SGD, label smoothing, clipping, stage 1's schedule shape.
+    pub recipe: Recipe,
+}
+
+/// The training recipe all stages share — METHOD.md's settings by default. Stage 2 and
+/// `fulltrain` start from it and change only the rate schedule and the seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Recipe {
+    pub momentum: f64,
+    pub nesterov: bool,
+    /// L2 weight decay, not applied to BatchNorm weights and biases.
+    pub weight_decay: f64,
+    pub label_smoothing: f64,
+    /// Global gradient-norm bound; `None` disables clipping.
+    pub grad_clip: Option<f64>,
+    /// Stage 1's warm-up starts at this fraction of `pretrain_lr`…
+    pub warmup_start: f64,
+    /// …and reaches `pretrain_lr` after this many epochs (at most the whole schedule).
+    pub warmup_epochs: f64,
+    /// Where stage 1's cosine ends; stage 2 holds this rate unless `finetune_lr` is set.
+    pub lr_floor: f64,
+    /// Images per batch when measuring accuracy.
+    pub eval_batch_size: i64,
+}
+
+impl Default for Recipe {
+    /// METHOD.md: Nesterov SGD (momentum 0.9, weight decay 1e-4), label smoothing 0.05,
+    /// gradient-norm clip 3.0, warm-up over one epoch from a quarter of the peak rate, cosine
+    /// to 0.001.
+    fn default() -> Self {
+        Self {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 1e-4,
+            label_smoothing: 0.05,
+            grad_clip: Some(3.0),
+            warmup_start: 0.25,
+            warmup_epochs: 1.0,
+            lr_floor: 0.001,
+            eval_batch_size: 500,
+        }
+    }
+}
+
+impl Recipe {
+    fn validate(&self) -> Result<(), String> {
+        // Each written so that NaN fails too.
+        let ok = [
+            ("momentum", (0.0..1.0).contains(&self.momentum)),
+            (
+                "weight_decay",
+                self.weight_decay >= 0.0 && self.weight_decay.is_finite(),
+            ),
+            ("label_smoothing", (0.0..1.0).contains(&self.label_smoothing)),
+            ("grad_clip", self.grad_clip.is_none_or(|c| c > 0.0 && c.is_finite())),
+            ("warmup_start", self.warmup_start > 0.0 && self.warmup_start <= 1.0),
+            (
+                "warmup_epochs",
+                self.warmup_epochs >= 0.0 && self.warmup_epochs.is_finite(),
+            ),
+            ("lr_floor", self.lr_floor >= 0.0 && self.lr_floor.is_finite()),
+        ];
+        if let Some((key, _)) = ok.iter().find(|(_, fine)| !fine) {
+            let range = match *key {
+                "momentum" | "label_smoothing" => "in [0, 1)",
+                "warmup_start" => "in (0, 1] (a fraction of pretrain_lr)",
+                "grad_clip" => "positive, or null for no clipping",
+                _ => "finite and ≥ 0",
+            };
+            return Err(format!("recipe.{key} must be {range}"));
+        }
+        crate::limits::BATCH
+            .check(u64::try_from(self.eval_batch_size).unwrap_or(0))
+            .map_err(|e| format!("recipe.eval_batch_size: {e}"))?;
+        Ok(())
+    }
 }
 
 impl Default for SearchConfig {
@@ -192,6 +270,7 @@ impl SearchConfig {
             trajectory_batch: 0,
             precision: crate::amp::Precision::Fp32,
             channels_last: false,
+            recipe: Recipe::default(),
         }
     }
 
@@ -225,6 +304,7 @@ impl SearchConfig {
             trajectory_batch: 0,
             precision: crate::amp::Precision::Fp32,
             channels_last: false,
+            recipe: Recipe::default(),
         }
     }
 
@@ -317,21 +397,32 @@ impl SearchConfig {
         self
     }
 
-    /// Stage 1's training recipe: warm-up from a quarter of `pretrain_lr` to it over one
-    /// epoch, cosine to 0.001 at `pretrain_epochs`; stage 2 and `fulltrain` start from it.
+    /// Stage 1's training config: the recipe, with a warm-up to `pretrain_lr` and a cosine to
+    /// the recipe's floor at `pretrain_epochs`; stage 2 and `fulltrain` start from it.
     pub fn stage1_train_config(&self) -> crate::train::TrainConfig {
-        crate::train::TrainConfig::default()
-            .with_batch_size(self.batch_size)
-            .with_seed(self.seed)
-            .with_precision(self.precision)
-            .with_channels_last(self.channels_last)
-            .with_schedule(crate::train::LrSchedule::WarmupCosine {
-                start: self.pretrain_lr / 4.0,
-                peak: self.pretrain_lr,
-                floor: 0.001,
-                warmup_epochs: 1.0f64.min(self.pretrain_epochs as f64),
-                total_epochs: self.pretrain_epochs as f64,
-            })
+        let r = &self.recipe;
+        crate::train::TrainConfig {
+            batch_size: self.batch_size,
+            eval_batch_size: r.eval_batch_size,
+            sgd: crate::train::SgdConfig {
+                momentum: r.momentum,
+                nesterov: r.nesterov,
+                weight_decay: r.weight_decay,
+            },
+            label_smoothing: r.label_smoothing,
+            grad_clip: r.grad_clip,
+            ..crate::train::TrainConfig::default()
+        }
+        .with_seed(self.seed)
+        .with_precision(self.precision)
+        .with_channels_last(self.channels_last)
+        .with_schedule(crate::train::LrSchedule::WarmupCosine {
+            start: self.pretrain_lr * r.warmup_start,
+            peak: self.pretrain_lr,
+            floor: r.lr_floor,
+            warmup_epochs: r.warmup_epochs.min(self.pretrain_epochs as f64),
+            total_epochs: self.pretrain_epochs as f64,
+        })
     }
 
     /// Set one field from `key=value` (the `config` command); values parse as JSON, or as a
@@ -398,6 +489,7 @@ impl SearchConfig {
                 return Err(SearchError::Invalid(format!("{key}: {e}")));
             }
         }
+        self.recipe.validate().map_err(SearchError::Invalid)?;
         if self.cutout.is_some_and(|c| !(0..=4096).contains(&c)) {
             return bad("cutout must be between 0 and 4096 pixels");
         }
