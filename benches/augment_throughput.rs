@@ -106,7 +106,7 @@ fn main() -> Result<()> {
         common::sync(dev);
         let a = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let logits = model.forward_t(&norm.apply(&batch)?.f_add(&(input * 0.0))?, true);
+        let logits = model.forward_t(&norm.apply(&batch)?.f_add(&(input * 0.0))?, true)?;
         let loss = logits.f_cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, 0.05)?;
         let _ = loss.f_double_value(&[])?;
         opt.zero_grad();

@@ -13,7 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::{Device, TchError, Tensor};
 
 #[derive(Debug, thiserror::Error)]
@@ -131,9 +131,19 @@ impl TryFrom<String> for Arch {
     }
 }
 
-/// A conv of `g` independent members (`g` = 1: a plain conv): member j maps input channels
-/// j·i.. to output channels j·o.. (a grouped convolution), so the members share nothing.
-fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, g: i64) -> nn::Conv2D {
+/// A bias-free convolution of `g` independent members (`g` = 1: a plain conv): member j maps
+/// input channels j·i.. to output channels j·o.. (a grouped convolution), so the members share
+/// nothing. Built by `nn::conv2d` (torch's initialisation, the variable `weight`), applied by
+/// the fallible op so a bad input is an error, not a panic.
+#[derive(Debug)]
+struct Conv {
+    ws: Tensor,
+    stride: i64,
+    padding: i64,
+    groups: i64,
+}
+
+fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, g: i64) -> Conv {
     let cfg = nn::ConvConfig {
         stride,
         padding: k / 2,
@@ -141,12 +151,56 @@ fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, g: i64) -> nn::Conv2D 
         groups: g,
         ..Default::default()
     };
-    nn::conv2d(p, g * i, g * o, k, cfg)
+    Conv {
+        ws: nn::conv2d(p, g * i, g * o, k, cfg).ws,
+        stride,
+        padding: k / 2,
+        groups: g,
+    }
 }
 
-/// BatchNorm over `g` members' channels: statistics are per channel, hence per member.
-fn bn(p: nn::Path, c: i64, g: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, g * c, Default::default())
+impl Conv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        x.f_conv2d(
+            &self.ws,
+            None::<Tensor>,
+            [self.stride; 2],
+            [self.padding; 2],
+            [1, 1],
+            self.groups,
+        )
+    }
+}
+
+/// BatchNorm over `g` members' channels: statistics are per channel, hence per member. tch's
+/// defaults (momentum 0.1, ε 1e-5, cuDNN on), applied by the fallible op.
+#[derive(Debug)]
+struct Bn(nn::BatchNorm);
+
+fn bn(p: nn::Path, c: i64, g: i64) -> Bn {
+    Bn(nn::batch_norm2d(p, g * c, Default::default()))
+}
+
+impl Bn {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let b = &self.0;
+        Tensor::f_batch_norm(
+            x,
+            b.ws.as_ref(),
+            b.bs.as_ref(),
+            Some(&b.running_mean),
+            Some(&b.running_var),
+            train,
+            0.1,
+            1e-5,
+            true,
+        )
+    }
+
+    /// BN then ReLU.
+    fn relu_t(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        self.forward_t(x, train)?.f_relu()
+    }
 }
 
 /// The classifier of `g` members: weights stacked `[g, classes, features]`, one matmul for all.
@@ -166,13 +220,13 @@ impl StackedLinear {
     }
 
     /// `[B, g·features]` → `[g·B, classes]`, member-major (member j's rows j·B..).
-    fn forward(&self, x: &Tensor) -> Tensor {
+    fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
         let (b, g) = (x.size()[0], self.ws.size()[0]);
-        let f = x.view([b, g, -1]).transpose(0, 1);
+        let f = x.f_view([b, g, -1])?.f_transpose(0, 1)?;
         self.bs
-            .unsqueeze(1)
-            .baddbmm(&f, &self.ws.transpose(1, 2), 1.0, 1.0)
-            .reshape([g * b, -1])
+            .f_unsqueeze(1)?
+            .f_baddbmm(&f, &self.ws.f_transpose(1, 2)?, 1.0, 1.0)?
+            .f_reshape([g * b, -1])
     }
 }
 
@@ -183,14 +237,28 @@ enum Classifier {
     Stacked(StackedLinear),
 }
 
+impl Classifier {
+    fn forward(&self, x: &Tensor) -> Result<Tensor, TchError> {
+        match self {
+            Classifier::One(fc) => x.f_linear(&fc.ws, fc.bs.as_ref()),
+            Classifier::Stacked(fc) => fc.forward(x),
+        }
+    }
+}
+
+/// A residual block.
+trait Block: std::fmt::Debug + Send {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError>;
+}
+
 /// Post-activation basic block (He et al. 2016, CIFAR).
 #[derive(Debug)]
 struct BasicBlock {
-    conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
-    conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    shortcut: Option<(nn::Conv2D, nn::BatchNorm)>,
+    conv1: Conv,
+    bn1: Bn,
+    conv2: Conv,
+    bn2: Bn,
+    shortcut: Option<(Conv, Bn)>,
 }
 
 impl BasicBlock {
@@ -207,26 +275,26 @@ impl BasicBlock {
     }
 }
 
-impl ModuleT for BasicBlock {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
-        let y = y.apply(&self.conv2).apply_t(&self.bn2, train);
+impl Block for BasicBlock {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let y = self.bn1.relu_t(&self.conv1.forward(x)?, train)?;
+        let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?;
         let s = match &self.shortcut {
-            Some((c, b)) => x.apply(c).apply_t(b, train),
+            Some((c, b)) => b.forward_t(&c.forward(x)?, train)?,
             None => x.shallow_clone(),
         };
-        (y + s).relu()
+        y.f_add(&s)?.f_relu()
     }
 }
 
 /// Pre-activation wide block (Zagoruyko & Komodakis 2016), no dropout.
 #[derive(Debug)]
 struct WideBlock {
-    bn1: nn::BatchNorm,
-    conv1: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    conv2: nn::Conv2D,
-    shortcut: Option<nn::Conv2D>,
+    bn1: Bn,
+    conv1: Conv,
+    bn2: Bn,
+    conv2: Conv,
+    shortcut: Option<Conv>,
 }
 
 impl WideBlock {
@@ -241,44 +309,42 @@ impl WideBlock {
     }
 }
 
-impl ModuleT for WideBlock {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let o = x.apply_t(&self.bn1, train).relu();
-        let y = o.apply(&self.conv1).apply_t(&self.bn2, train).relu().apply(&self.conv2);
+impl Block for WideBlock {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let o = self.bn1.relu_t(x, train)?;
+        let y = self.bn2.relu_t(&self.conv1.forward(&o)?, train)?;
+        let y = self.conv2.forward(&y)?;
         let s = match &self.shortcut {
-            Some(c) => o.apply(c),
+            Some(c) => c.forward(&o)?,
             None => x.shallow_clone(),
         };
-        y + s
+        y.f_add(&s)
     }
 }
 
 #[derive(Debug)]
 struct Net {
-    stem: nn::Conv2D,
-    stem_bn: Option<nn::BatchNorm>,
-    blocks: Vec<Box<dyn ModuleT>>,
-    final_bn: Option<nn::BatchNorm>,
+    stem: Conv,
+    stem_bn: Option<Bn>,
+    blocks: Vec<Box<dyn Block>>,
+    final_bn: Option<Bn>,
     fc: Classifier,
 }
 
-impl ModuleT for Net {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = x.apply(&self.stem);
+impl Net {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let mut y = self.stem.forward(x)?;
         if let Some(b) = &self.stem_bn {
-            y = y.apply_t(b, train).relu();
+            y = b.relu_t(&y, train)?;
         }
         for b in &self.blocks {
-            y = b.forward_t(&y, train);
+            y = b.forward_t(&y, train)?;
         }
         if let Some(b) = &self.final_bn {
-            y = y.apply_t(b, train).relu();
+            y = b.relu_t(&y, train)?;
         }
-        let y = y.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-        match &self.fc {
-            Classifier::One(fc) => y.apply(fc),
-            Classifier::Stacked(fc) => fc.forward(&y),
-        }
+        let y = y.f_adaptive_avg_pool2d([1, 1])?.f_flatten(1, -1)?;
+        self.fc.forward(&y)
     }
 }
 
@@ -289,7 +355,7 @@ fn build(arch: Arch, p: &nn::Path, in_channels: i64, classes: i64, g: i64) -> Ne
         Arch::ResNet { depth } => ((depth - 2) / 6, [16, 32, 64], false),
         Arch::Wrn { depth, widen } => ((depth - 4) / 6, [16 * widen, 32 * widen, 64 * widen], true),
     };
-    let mut blocks: Vec<Box<dyn ModuleT>> = Vec::new();
+    let mut blocks: Vec<Box<dyn Block>> = Vec::new();
     let mut i = 16;
     for (stage, &o) in widths.iter().enumerate() {
         for b in 0..n {
@@ -472,8 +538,9 @@ impl Model {
         self.vs.device()
     }
 
-    /// Logits for a normalised float batch.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    /// Logits for a normalised float batch; a batch of the wrong shape or kind, or a device
+    /// out of memory, is an error.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor, TchError> {
         self.net.forward_t(x, train)
     }
 
@@ -580,7 +647,9 @@ mod tests {
         assert_eq!(w.param_count(), 36_479_194);
         for (c, s) in [(1, 28), (3, 32)] {
             let m = Model::new(Arch::WRN_16_2, c, 7, Device::Cpu, 0).unwrap();
-            let y = m.forward_t(&Tensor::zeros([2, c, s, s], (Kind::Float, Device::Cpu)), false);
+            let y = m
+                .forward_t(&Tensor::zeros([2, c, s, s], (Kind::Float, Device::Cpu)), false)
+                .unwrap();
             assert_eq!(y.size(), vec![2, 7]);
         }
     }
@@ -631,10 +700,10 @@ mod tests {
         let mut many = Model::members(Arch::RESNET20, 1, 4, k, Device::Cpu).unwrap();
         many.load_members(&one.snapshot()).unwrap();
         let x = Tensor::randn([k, 5, 1, 8, 8], (Kind::Float, Device::Cpu));
-        let joint = many.forward_t(&x.transpose(0, 1).reshape([5, k, 8, 8]), false);
+        let joint = many.forward_t(&x.transpose(0, 1).reshape([5, k, 8, 8]), false).unwrap();
         assert_eq!(joint.size(), vec![k * 5, 4]);
         for j in 0..k {
-            let alone = one.forward_t(&x.get(j), false);
+            let alone = one.forward_t(&x.get(j), false).unwrap();
             let diff = (joint.narrow(0, j * 5, 5) - &alone).abs().max().double_value(&[]);
             assert!(diff < 1e-5, "member {j}: {diff}");
         }

@@ -362,7 +362,8 @@ fn rewards_come_from_the_unaugmented_validation_split() {
     let by_hand = tch::no_grad(|| {
         let logits = trainer
             .model
-            .forward_t(&trainer.normalize.apply(&val.images).unwrap(), false);
+            .forward_t(&trainer.normalize.apply(&val.images).unwrap(), false)
+            .unwrap();
         logits
             .argmax(1, false)
             .eq_tensor(&val.labels)
@@ -385,7 +386,8 @@ fn rewards_come_from_the_unaugmented_validation_split() {
     let on_augmented = tch::no_grad(|| {
         let logits = trainer
             .model
-            .forward_t(&trainer.normalize.apply(&augmented).unwrap(), false);
+            .forward_t(&trainer.normalize.apply(&augmented).unwrap(), false)
+            .unwrap();
         logits
             .argmax(1, false)
             .eq_tensor(&val.labels)

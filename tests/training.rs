@@ -333,7 +333,7 @@ fn foreach_sgd_equals_per_tensor_sgd() {
             let mut norms = Vec::new();
             for _ in 0..steps {
                 opt.zero_grad();
-                (m.forward_t(&x, true).square().sum(Kind::Float) * 10.0).backward();
+                (m.forward_t(&x, true).unwrap().square().sum(Kind::Float) * 10.0).backward();
                 norms.push(opt.clip_grad_norm(3.0).unwrap().double_value(&[]));
                 opt.step(0.05).unwrap();
             }

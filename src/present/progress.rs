@@ -6,7 +6,7 @@
 //! process's stdout is read with `BufRead::lines`, and each line is sent as a stream message
 //! ending in `\n`), so a line cannot be rewritten in place from inside a cell — `\r` never
 //! reaches the front-end before the newline that ends the line. [`NotebookLines`] therefore
-//! prints one line when a primitive starts and one per quarter of it, never dozens.
+//! prints a line when a primitive starts and one when it ends, with one every 30 s between.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -55,35 +55,49 @@ impl Run {
     }
 }
 
-/// Notebook cells: a line when a primitive starts, then one each time it passes a quarter
-/// (with the time so far and the time left), so a cell shows at most five lines per primitive.
-#[derive(Debug, Default)]
+/// Notebook cells: a line when a primitive starts, then at most one every `gap` (with the
+/// time left), and one when it ends — two lines for a short primitive, never one per batch.
+#[derive(Debug)]
 pub struct NotebookLines {
+    gap: Duration,
     run: Run,
-    /// Quarters already reported in this run.
-    quarters: u32,
+    last: Option<Instant>,
+}
+
+impl Default for NotebookLines {
+    fn default() -> Self {
+        Self::every(Duration::from_secs(30))
+    }
 }
 
 impl NotebookLines {
+    pub fn every(gap: Duration) -> Self {
+        Self {
+            gap,
+            run: Run::default(),
+            last: None,
+        }
+    }
+
     /// The line for `p`, if it is due.
     pub fn due(&mut self, p: &Progress) -> Option<String> {
         if self.run.advance(p) {
-            self.quarters = 0;
+            self.last = Some(Instant::now());
             return Some(line(p));
         }
-        let q = (p.fraction() * 4.0).floor() as u32;
-        if q <= self.quarters {
+        let f = p.fraction();
+        let done = f >= 1.0;
+        if !done && self.last.is_some_and(|t| t.elapsed() < self.gap) {
             return None;
         }
-        self.quarters = q;
+        self.last = Some(Instant::now());
         let elapsed = self.run.elapsed().as_secs_f64();
-        let f = p.fraction();
-        let left = if f > 0.0 && f < 1.0 {
-            format!(", ~{:.0} s left", elapsed * (1.0 - f) / f)
+        let timing = if done {
+            format!("done in {elapsed:.0} s")
         } else {
-            String::new()
+            format!("{elapsed:.0} s, ~{:.0} s left", elapsed * (1.0 - f) / f.max(1e-9))
         };
-        Some(format!("{} ({elapsed:.0} s{left})", line(p)))
+        Some(format!("{} ({timing})", line(p)))
     }
 }
 
@@ -184,19 +198,28 @@ mod tests {
         }
     }
 
-    /// A probe of 4 × 100 batches, then a second one: five lines each (start + 4 quarters).
+    fn probe_run(r: &mut NotebookLines) -> Vec<String> {
+        (0..4)
+            .flat_map(|t| (1..=100).map(move |b| probe(t, b)))
+            .filter_map(|p| r.due(&p))
+            .collect()
+    }
+
+    /// A probe of 4 × 100 batches, then a second one: its start and its end, not 400 lines.
     #[test]
-    fn a_notebook_gets_a_line_per_quarter_not_per_batch() {
+    fn a_notebook_gets_a_primitives_start_and_end_not_its_batches() {
         let mut r = NotebookLines::default();
         for _ in 0..2 {
-            let lines: Vec<String> = (0..4)
-                .flat_map(|t| (1..=100).map(move |b| probe(t, b)))
-                .filter_map(|p| r.due(&p))
-                .collect();
-            assert_eq!(lines.len(), 5, "{lines:#?}");
+            let lines = probe_run(&mut r);
+            assert_eq!(lines.len(), 2, "{lines:#?}");
             assert!(lines[0].starts_with("[probe   0.2%] trajectory 1/4"), "{}", lines[0]);
-            assert!(lines[4].starts_with("[probe 100.0%] trajectory 4/4"), "{}", lines[4]);
+            assert!(lines[1].starts_with("[probe 100.0%] trajectory 4/4"), "{}", lines[1]);
+            assert!(lines[1].contains("done in"), "{}", lines[1]);
         }
+        // With no gap, every event after the first says how long is left.
+        let lines = probe_run(&mut NotebookLines::every(Duration::ZERO));
+        assert_eq!(lines.len(), 400);
+        assert!(lines[1].contains("s left"), "{}", lines[1]);
     }
 
     #[test]

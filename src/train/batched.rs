@@ -176,12 +176,12 @@ impl BatchedTrainer {
                 let x = layout(&cfg, &self.model, x.f_reshape([len, k as i64 * c, h, w])?)?;
                 let y = Tensor::f_cat(&ys, 0)?;
                 let (logits, per_member) = crate::amp::forward(cfg.precision, dev, || {
-                    let logits = self.model.forward_t(&x, true);
+                    let logits = self.model.forward_t(&x, true)?;
                     let per = logits
-                        .f_cross_entropy_loss::<Tensor>(&y, None, Reduction::None, -100, cfg.label_smoothing)
-                        .and_then(|l| l.f_view([k as i64, len]))
-                        .and_then(|l| l.f_mean_dim(1, false, Kind::Float));
-                    per.map(|p| (logits, p))
+                        .f_cross_entropy_loss::<Tensor>(&y, None, Reduction::None, -100, cfg.label_smoothing)?
+                        .f_view([k as i64, len])?
+                        .f_mean_dim(1, false, Kind::Float)?;
+                    Ok::<_, tch::TchError>((logits, per))
                 })?;
                 let values = crate::device::host_read(&per_member)?;
                 let mut newly_dropped = false;
@@ -277,7 +277,7 @@ impl BatchedTrainer {
                         .f_repeat([1, k, 1, 1])?;
                     let x = layout(cfg, &self.model, x)?;
                     let y = data.labels.f_narrow(0, start, len)?;
-                    let logits = crate::amp::forward(cfg.precision, dev, || self.model.forward_t(&x, false));
+                    let logits = crate::amp::forward(cfg.precision, dev, || self.model.forward_t(&x, false))?;
                     let hits = logits
                         .f_argmax(1, false)?
                         .f_view([k, len])?

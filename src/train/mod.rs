@@ -484,15 +484,15 @@ impl Trainer {
                 let idx = perm.f_narrow(0, b as i64 * bs, len)?;
                 let y = data.labels.f_index_select(0, &idx)?;
                 let (logits, loss) = crate::amp::forward(self.config.precision, dev, || {
-                    let logits = self.model.forward_t(&x, true);
+                    let logits = self.model.forward_t(&x, true)?;
                     let loss = logits.f_cross_entropy_loss::<Tensor>(
                         &y,
                         None,
                         Reduction::Mean,
                         -100,
                         self.config.label_smoothing,
-                    );
-                    loss.map(|l| (logits, l))
+                    )?;
+                    Ok::<_, tch::TchError>((logits, loss))
                 })?;
                 let value = crate::device::host_read(&loss)?[0];
                 if !value.is_finite() {
@@ -553,7 +553,7 @@ impl Trainer {
                     let y = data.labels.f_narrow(0, start, len)?;
                     let logits = crate::amp::forward(self.config.precision, self.model.device(), || {
                         self.model.forward_t(&x, false)
-                    });
+                    })?;
                     let pred = logits.f_argmax(1, false)?;
                     let _ = correct.f_add_(&pred.f_eq_tensor(&y)?.f_sum(Kind::Int64)?)?;
                     start += len;
