@@ -6,6 +6,7 @@
 //!     cargo bench --bench batched_trajectories -- [batches] [threads] [device] [k]
 //!
 //! Goal (issue 13): k = 8 batched ≥ 3× k sequential on a GPU. Prints images/s over all k.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 
@@ -54,7 +55,7 @@ fn main() -> Result<()> {
                 Model::new(Arch::RESNET20, 3, 10, dev, 0)?,
                 pipeline.normalize.clone(),
                 config(j),
-            ))
+            )?)
         })
         .collect::<Result<Vec<_>>>()?;
     let mut augs = (0..k).map(|_| sampler()).collect::<Result<Vec<_>>>()?;

@@ -13,6 +13,7 @@
 //! the cpu preset and k_max 12: about 2 min of stage 1, then ≈ 5 s per trajectory, 4·k_max
 //! trajectories per pair. Defaults: k_max 12, preset cpu, pairs `pair:Invert+Equalize`
 //! (harmful) and `pair:Rotate:30+ShearX:0.3` (mild).
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 use std::time::Instant;
 

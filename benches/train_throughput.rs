@@ -11,6 +11,7 @@
 //! The two alternate for `ROUNDS` rounds and the best round of each counts, so a burst of
 //! load on the machine does not decide the ratio. Prints both figures and the ratio (goal
 //! ≥ 1.0). Record results in BENCHMARKS.md.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 
@@ -131,7 +132,7 @@ fn augwise_round(s: &Setup) -> Result<f64> {
         .with_precision(s.precision)
         .with_channels_last(s.channels_last)
         .with_schedule(LrSchedule::Constant { lr: 0.1 });
-    let mut trainer = Trainer::new(model, norm.clone(), cfg);
+    let mut trainer = Trainer::new(model, norm.clone(), cfg)?;
     let mut aug = normalize_only(norm);
     let cancel = CancelFlag::new();
     trainer.train_epoch(

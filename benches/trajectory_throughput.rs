@@ -6,6 +6,7 @@
 //!     cargo bench --bench trajectory_throughput -- [batches] [threads] [device] [workers]
 //!
 //! Goals: ≥ 1.0 on CPU, ≥ 5× on a GPU.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 
@@ -34,7 +35,7 @@ fn main() -> Result<()> {
     let cfg = TrainConfig::default()
         .with_batch_size(bs)
         .with_schedule(LrSchedule::Constant { lr: 0.001 });
-    let mut trainer = Trainer::new(model, pipeline.normalize.clone(), cfg);
+    let mut trainer = Trainer::new(model, pipeline.normalize.clone(), cfg)?;
     let cancel = CancelFlag::new();
     trainer.train_epoch(&data(bs * 3, 1)?, &mut aug, &cancel, &mut |_| {})?;
     let mut ours = 0f64;

@@ -13,6 +13,7 @@
 //! 150x8 and 350x8 (the paper); 40 null searches each. Prints, per (updates,
 //! trajectories, K): the family's mass after the search, how often the verdict (the score
 //! test) and θ's movement alone judge the search beyond noise. Runtime: ~5 min on 2 cores.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 use augwise::augment::space::{pair_ops, NUM_PAIRS};
 use augwise::rng::Rng;

@@ -95,6 +95,7 @@ pub fn is_channels_last(t: &Tensor) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
     use tch::Kind;

@@ -523,6 +523,7 @@ fn remove_temporaries(dir: &Path) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

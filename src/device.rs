@@ -47,6 +47,53 @@ pub enum DeviceError {
     CudaUnavailable { requested: String, why: String },
     #[error("`cuda:{index}` does not exist: this machine has {count} CUDA device(s) (cuda:0..cuda:{last})", last = count.saturating_sub(1))]
     NoSuchCuda { index: usize, count: usize },
+    /// The device could not hold what was asked of it.
+    #[error("{device} is out of memory: {what} needs {} more. Try a smaller `batch_size`, `split.limit` or model, fewer trajectories together (`trajectory_batch`), or another device", crate::limits::gb(*bytes))]
+    OutOfMemory { device: String, what: String, bytes: u64 },
+    /// A libtorch op failed while moving or reading data.
+    #[error("{what} on {device}: {source}")]
+    Torch {
+        device: String,
+        what: String,
+        source: tch::TchError,
+    },
+}
+
+impl DeviceError {
+    /// `e` from an op that needed `bytes` on `device` for `what`: out of memory named as such.
+    pub fn from_torch(e: tch::TchError, device: Device, what: &str, bytes: u64) -> Self {
+        let text = e.to_string();
+        if text.contains("out of memory") || text.contains("DefaultCPUAllocator: can't allocate memory") {
+            DeviceError::OutOfMemory {
+                device: device_name(device),
+                what: what.to_owned(),
+                bytes,
+            }
+        } else {
+            DeviceError::Torch {
+                device: device_name(device),
+                what: what.to_owned(),
+                source: e,
+            }
+        }
+    }
+}
+
+/// A deep copy of `t` (tch's `copy`, fallible: a device out of memory is an error).
+pub fn deep_copy(t: &tch::Tensor) -> Result<tch::Tensor, tch::TchError> {
+    let mut c = t.f_zeros_like()?;
+    c.f_copy_(t)?;
+    Ok(c)
+}
+
+/// `t` on `device` (a no-op when already there); out of memory there is an error naming
+/// `what` and the bytes it needed.
+pub fn move_to(t: &tch::Tensor, device: Device, what: &str) -> Result<tch::Tensor, DeviceError> {
+    t.f_to_device(device).map_err(|e| {
+        let size = t.f_kind().map_or(8, |k| k.elt_size_in_bytes());
+        let bytes = (t.numel() * size) as u64;
+        DeviceError::from_torch(e, device, what, bytes)
+    })
 }
 
 /// What the user asked for.
@@ -346,6 +393,7 @@ impl Diagnostics {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

@@ -157,6 +157,7 @@ pub fn read_text(path: &std::path::Path, max: u64) -> std::io::Result<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

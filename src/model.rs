@@ -524,7 +524,7 @@ impl Model {
             .variables()
             .into_iter()
             .map(|(n, t)| {
-                let part = self.member_of(&n, &t.detach(), j)?;
+                let part = self.member_of(&n, &t.f_detach()?, j)?;
                 let mut copy = part.f_zeros_like()?;
                 copy.f_copy_(&part)?;
                 Ok((n.clone(), copy))
@@ -553,7 +553,7 @@ impl Model {
                 if t.dim() == 4 && !crate::amp::is_channels_last(&t) {
                     let nhwc =
                         crate::amp::channels_last(&t).map_err(|e| ModelError::Mismatch(format!("{name}: {e}")))?;
-                    t.set_data(&nhwc);
+                    t.f_set_data(&nhwc)?;
                 }
             }
             Ok(())
@@ -578,15 +578,15 @@ impl Model {
     }
 
     /// Deep copy of all variables.
-    pub fn snapshot(&self) -> Weights {
-        let mut v: Vec<(String, Tensor)> = self
+    pub fn snapshot(&self) -> Result<Weights, TchError> {
+        let mut v = self
             .vs
             .variables()
             .into_iter()
-            .map(|(k, t)| (k, t.detach().copy()))
-            .collect();
+            .map(|(k, t)| Ok((k, crate::device::deep_copy(&t.f_detach()?)?)))
+            .collect::<Result<Vec<(String, Tensor)>, TchError>>()?;
         v.sort_by(|a, b| a.0.cmp(&b.0));
-        Weights(v)
+        Ok(Weights(v))
     }
 
     /// Copy `w` into the variables in place (names and shapes must match).
@@ -619,12 +619,17 @@ impl Model {
 
 impl Weights {
     /// Deep copy (a snapshot of a snapshot).
-    pub fn copy(&self) -> Self {
-        Weights(self.0.iter().map(|(k, t)| (k.clone(), t.copy())).collect())
+    pub fn copy(&self) -> Result<Self, TchError> {
+        self.0
+            .iter()
+            .map(|(k, t)| Ok((k.clone(), crate::device::deep_copy(t)?)))
+            .collect::<Result<_, TchError>>()
+            .map(Weights)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
     use tch::Kind;
@@ -677,18 +682,18 @@ mod tests {
     #[test]
     fn snapshot_restore_round_trip() {
         let mut m = Model::new(Arch::RESNET20, 1, 3, Device::Cpu, 0).unwrap();
-        let snap = m.snapshot();
+        let snap = m.snapshot().unwrap();
         for (_, mut t) in m.named_parameters() {
             let _ = tch::no_grad(|| t.fill_(0.5));
         }
         m.restore(&snap).unwrap();
-        let again = m.snapshot();
+        let again = m.snapshot().unwrap();
         for ((a, x), (b, y)) in snap.0.iter().zip(&again.0) {
             assert_eq!(a, b);
             assert!(x.equal(y), "{a} differs after restore");
         }
         let other = Model::new(Arch::RESNET56, 1, 3, Device::Cpu, 0).unwrap();
-        assert!(m.restore(&other.snapshot()).is_err());
+        assert!(m.restore(&other.snapshot().unwrap()).is_err());
     }
 
     /// k members hold k copies of a model: member j's logits are exactly that model's on
@@ -698,7 +703,7 @@ mod tests {
         let k = 3;
         let one = Model::new(Arch::RESNET20, 1, 4, Device::Cpu, 7).unwrap();
         let mut many = Model::members(Arch::RESNET20, 1, 4, k, Device::Cpu).unwrap();
-        many.load_members(&one.snapshot()).unwrap();
+        many.load_members(&one.snapshot().unwrap()).unwrap();
         let x = Tensor::randn([k, 5, 1, 8, 8], (Kind::Float, Device::Cpu));
         let joint = many.forward_t(&x.transpose(0, 1).reshape([5, k, 8, 8]), false).unwrap();
         assert_eq!(joint.size(), vec![k * 5, 4]);
@@ -708,7 +713,7 @@ mod tests {
             assert!(diff < 1e-5, "member {j}: {diff}");
         }
         let back = many.member_snapshot(1).unwrap();
-        for ((a, x), (b, y)) in one.snapshot().0.iter().zip(&back.0) {
+        for ((a, x), (b, y)) in one.snapshot().unwrap().0.iter().zip(&back.0) {
             assert_eq!(a, b);
             assert!(x.equal(y), "{a}");
         }

@@ -128,6 +128,7 @@ impl Rng {
 pub(crate) static TORCH_GLOBAL_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
     use tch::Kind;

@@ -1,6 +1,7 @@
 //! Batched trajectories (issue 13, item 3): k trajectories as one grouped model give what k
 //! separate trainers give — same data order, same augmentation draws, same accuracies, the
 //! same weights up to float reassociation — on every available device.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 
@@ -23,12 +24,12 @@ fn pretrained(device: Device, splits: &Splits, p: &mut Pipeline) -> TrainerState
         .with_batch_size(16)
         .with_schedule(LrSchedule::Constant { lr: 0.05 })
         .with_seed(3);
-    let mut t = Trainer::new(model, p.normalize.clone(), cfg);
+    let mut t = Trainer::new(model, p.normalize.clone(), cfg).unwrap();
     for _ in 0..2 {
         t.train_epoch(&splits.train, p, &CancelFlag::new(), &mut |_| {})
             .unwrap();
     }
-    t.snapshot()
+    t.snapshot().unwrap()
 }
 
 /// Trajectory j's config: shared data order (common random numbers), own draws. One epoch of
@@ -140,7 +141,7 @@ fn run_separate(
     nudge: bool,
 ) -> (Vec<f64>, Vec<u32>, augwise::model::Weights) {
     let model = Model::new(Arch::RESNET20, 1, 4, device, 0).unwrap();
-    let mut t = Trainer::new(model, p.normalize.clone(), config(j as u64));
+    let mut t = Trainer::new(model, p.normalize.clone(), config(j as u64)).unwrap();
     t.restore(state).unwrap();
     if nudge {
         for (_, mut v) in t.model.named_parameters() {
@@ -154,7 +155,7 @@ fn run_separate(
             .unwrap();
         accs.push(t.evaluate(&splits.val).unwrap());
     }
-    (accs, aug.take_counts(), t.model.snapshot())
+    (accs, aug.take_counts(), t.model.snapshot().unwrap())
 }
 
 /// Largest |a − b| of a variable relative to that variable's largest |b|.

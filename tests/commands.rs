@@ -1,6 +1,7 @@
 //! Every command of the table, driven through `Shell::run` as the REPL and notebooks drive it:
 //! arguments checked before anything runs, typos answered with the nearest name, and each
 //! command's output (text and data) as it should be.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! says it was skipped — tests/faults.rs injects the same failures everywhere). The command
 //! fails with the OS's words, memory stays what the disk says, no temporary file is left, and
 //! once there is room again the same command succeeds.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 

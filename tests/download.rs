@@ -1,5 +1,6 @@
 //! The download path against a loopback HTTP server serving an archive the test builds:
 //! verified by MD5 before use, unpacked, loadable; a wrong checksum or a 404 leaves nothing.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 

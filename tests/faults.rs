@@ -5,6 +5,7 @@
 //! (Kills at each syscall, and two processes on one directory: repl/tests/faults.rs.)
 //!
 //! One test in this binary: the injected fault counts the process's checkpoint syscalls.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 

@@ -9,6 +9,7 @@
 //! A line that runs past 2 s is cancelled as Ctrl-C would (and must stop); past 60 s it is a
 //! hang. Before each line runs it is written to target/tmp/fuzz-last-line.txt, which names the
 //! culprit if the process dies.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 

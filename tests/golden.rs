@@ -2,6 +2,7 @@
 //! exact where the op is exact (Identity, Invert, Posterize, Solarize, Equalize, AutoContrast
 //! and nearest-neighbour geometry), within one intensity level for the float blends and
 //! bilinear geometry. Every case runs on every available device.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 

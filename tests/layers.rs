@@ -3,6 +3,7 @@
 //! device and the utilities. A `crate::module` reference upwards or sideways within a layer
 //! fails here, naming the file and the line. Unit tests (`#[cfg(test)]` to the end of a file)
 //! may reach across: they check one layer against another.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! renders richly (HTML tables, inline SVG charts, PNG image grids, one block per cell), and
 //! a dropped notebook (what evcxr does on an interrupt or panic) comes back with
 //! `Notebook::resume` exactly as its last checkpoint.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! pair counts are drawn from θ (as per-image sampling does) and its reward is computed from
 //! them. These are the checks that would catch a PPO that learns nothing, and a null that
 //! cries wolf. Pass rates are over seeds, measured (see each test), never one lucky seed.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 use augwise::augment::space::{NUM_OPS, NUM_PAIRS};
 use augwise::rng::Rng;

@@ -1,6 +1,7 @@
 //! The AWS session end to end on tiny synthetic data: resume equals an uninterrupted run,
 //! cancelling leaves the session as it was, bad checkpoints give clear errors, diverging
 //! trajectories are discarded, and a short search learns to avoid label-breaking ops.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `augwise-kernel` as a user runs it, hermetically: a stand-in evcxr_jupyter on PATH, the
 //! kernelspec under a temporary prefix and the build cache under a temporary XDG_CACHE_HOME.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 use std::path::Path;
 use std::process::{Command, Output};

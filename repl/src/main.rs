@@ -244,7 +244,7 @@ fn run(cli: Cli) -> Result<()> {
                 .with_seed(cli_seed)
                 .with_limit((limit > 0).then_some(limit))
                 .with_test_limit((test_limit > 0).then_some(test_limit));
-            let splits = Splits::new(&source, &split)?.to_device(choice.device);
+            let splits = Splits::new(&source, &split)?.to_device(choice.device)?;
             let info = &splits.train.info;
             println!(
                 "data     {data}: {} search-train / {} val / {} test, {}×{}×{}, {} classes",
@@ -256,7 +256,7 @@ fn run(cli: Cli) -> Result<()> {
                 info.width,
                 info.num_classes()
             );
-            let (mean, std) = splits.train.channel_stats();
+            let (mean, std) = splits.train.channel_stats()?;
             let pipeline = Pipeline::for_dataset(info, mean, std);
             let normalize = pipeline.normalize.clone();
             let mut augment = PolicyAugment::new(pipeline, policy.sampler()?);
@@ -279,7 +279,7 @@ fn run(cli: Cli) -> Result<()> {
                 .with_batch_size(batch_size)
                 .with_schedule(schedule)
                 .with_seed(cli_seed);
-            let mut trainer = Trainer::new(net, normalize, cfg);
+            let mut trainer = Trainer::new(net, normalize, cfg)?;
             let cancel = CancelFlag::new();
             let tty = std::io::stderr().is_terminal();
             let on_batch = |p: &augwise::train::BatchProgress| {

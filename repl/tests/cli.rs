@@ -1,4 +1,5 @@
 //! The `augwise` binary driven as a user would: exit codes, reports and error messages.
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 use std::process::{Command, Output};
 

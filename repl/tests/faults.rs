@@ -3,6 +3,7 @@
 //! every time the run directory resumes to the state before the command or after it — never a
 //! broken one. And a second process on a run directory gets a clear error naming the first.
 //! (Failed writes, as on a full disk: tests/faults.rs.)
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! before it, the prompt comes back), Ctrl-C at an empty prompt (does not quit) and Ctrl-D
 //! (quits cleanly). The child gets the pty as its controlling terminal, so Ctrl-C typed while
 //! a step runs reaches it as SIGINT exactly as in a terminal emulator.
-
+#![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 #![cfg(unix)]
 
 use std::fs::File;

@@ -614,10 +614,10 @@ pub fn apply_kind(kind: OpKind, x: &Tensor, magnitudes: &[f64], opts: &OpOptions
 /// scattered back; all geometric ops share one affine warp. No device→host sync.
 pub fn apply_ops(x: &Tensor, ops: &[Op], opts: &OpOptions) -> Result<Tensor, AugmentError> {
     let (n, c, h, w) = x.size4()?;
-    if x.kind() != Kind::Uint8 || !(c == 1 || c == 3) {
+    let kind = x.f_kind()?;
+    if kind != Kind::Uint8 || !(c == 1 || c == 3) {
         return Err(AugmentError::Invalid(format!(
-            "images must be uint8 N×C×H×W with 1 or 3 channels, got {:?} {:?}",
-            x.kind(),
+            "images must be uint8 N×C×H×W with 1 or 3 channels, got {kind:?} {:?}",
             x.size()
         )));
     }
@@ -662,6 +662,7 @@ pub fn apply_ops(x: &Tensor, ops: &[Op], opts: &OpOptions) -> Result<Tensor, Aug
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

@@ -106,6 +106,7 @@ pub fn pair_name(pair: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

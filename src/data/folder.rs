@@ -178,11 +178,11 @@ pub fn load_image_folder(root: &Path, hflip: bool) -> Result<Source, DataError> 
     let classes = names(&class_dirs(root)?);
     one_class(root, &classes)?;
     let all = load_split(root, &classes, &name, hflip)?;
-    let labels = all.labels_vec();
+    let labels = all.labels_vec()?;
     let (test_idx, train_idx) = stratified_indices(&labels, (labels.len() / 6).max(1) as i64, 0);
     Ok(Source {
-        train: all.subset(&train_idx),
-        test: all.subset(&test_idx),
+        train: all.subset(&train_idx)?,
+        test: all.subset(&test_idx)?,
     })
 }
 

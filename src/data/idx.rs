@@ -225,6 +225,7 @@ pub(crate) fn load_mnist(dir: &Path) -> Result<Source, DataError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

@@ -44,6 +44,8 @@ pub enum DataError {
     Invalid(String),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
 }
 
 impl DataError {
@@ -128,8 +130,8 @@ impl Dataset {
                 info.name
             )));
         }
-        let images = Tensor::from_slice(&pixels).view([n, info.channels, info.height, info.width]);
-        let labels = Tensor::from_slice(&labels);
+        let images = Tensor::f_from_slice(&pixels)?.f_view([n, info.channels, info.height, info.width])?;
+        let labels = Tensor::f_from_slice(&labels)?;
         Ok(Self { info, images, labels })
     }
 
@@ -145,47 +147,51 @@ impl Dataset {
         self.images.device()
     }
 
-    /// The same data on `device` (one copy; a no-op when already there).
-    pub fn to_device(&self, device: Device) -> Self {
-        Self {
+    /// The same data on `device` (one copy; a no-op when already there). Out of memory there
+    /// is an error saying how much was asked for.
+    pub fn to_device(&self, device: Device) -> Result<Self, DataError> {
+        let what = format!("{} ({} images)", self.info.name, self.len());
+        Ok(Self {
             info: self.info.clone(),
-            images: self.images.to_device(device),
-            labels: self.labels.to_device(device),
-        }
+            images: crate::device::move_to(&self.images, device, &what)?,
+            labels: crate::device::move_to(&self.labels, device, &what)?,
+        })
     }
 
     /// The images at `indices` (any order), as a new dataset on the same device.
-    pub fn subset(&self, indices: &[i64]) -> Self {
-        let idx = Tensor::from_slice(indices).to_device(self.device());
-        Self {
+    pub fn subset(&self, indices: &[i64]) -> Result<Self, DataError> {
+        let idx = Tensor::f_from_slice(indices)?.f_to_device(self.device())?;
+        Ok(Self {
             info: self.info.clone(),
-            images: self.images.index_select(0, &idx),
-            labels: self.labels.index_select(0, &idx),
-        }
+            images: self.images.f_index_select(0, &idx)?,
+            labels: self.labels.f_index_select(0, &idx)?,
+        })
     }
 
     /// Labels on the host (for splits and counts; not for hot paths).
-    pub fn labels_vec(&self) -> Vec<i64> {
-        Vec::<i64>::try_from(self.labels.to_device(Device::Cpu).contiguous()).unwrap_or_default()
+    pub fn labels_vec(&self) -> Result<Vec<i64>, DataError> {
+        Ok(Vec::<i64>::try_from(
+            self.labels.f_to_device(Device::Cpu)?.f_contiguous()?,
+        )?)
     }
 
     /// Images per class, in class order.
-    pub fn class_counts(&self) -> Vec<i64> {
+    pub fn class_counts(&self) -> Result<Vec<i64>, DataError> {
         let mut counts = vec![0; self.info.classes.len()];
-        for l in self.labels_vec() {
+        for l in self.labels_vec()? {
             if let Some(c) = counts.get_mut(l as usize) {
                 *c += 1;
             }
         }
-        counts
+        Ok(counts)
     }
 
     /// A stratified subset of at most `n` images (all of them if `n >= len`).
-    pub fn limit(&self, n: i64, seed: u64) -> Self {
+    pub fn limit(&self, n: i64, seed: u64) -> Result<Self, DataError> {
         if n >= self.len() {
-            return self.shallow();
+            return Ok(self.shallow());
         }
-        let (take, _) = stratified_indices(&self.labels_vec(), n, seed);
+        let (take, _) = stratified_indices(&self.labels_vec()?, n, seed);
         self.subset(&take)
     }
 
@@ -200,8 +206,8 @@ impl Dataset {
         }
         Ok(Self {
             info: self.info.clone(),
-            images: Tensor::cat(&[&self.images, &other.images.to_device(self.device())], 0),
-            labels: Tensor::cat(&[&self.labels, &other.labels.to_device(self.device())], 0),
+            images: Tensor::f_cat(&[&self.images, &other.images.f_to_device(self.device())?], 0)?,
+            labels: Tensor::f_cat(&[&self.labels, &other.labels.f_to_device(self.device())?], 0)?,
         })
     }
 
@@ -215,19 +221,22 @@ impl Dataset {
     }
 
     /// Per-channel mean and std of the pixels in [0, 1], for normalisation.
-    pub fn channel_stats(&self) -> (Vec<f64>, Vec<f64>) {
+    pub fn channel_stats(&self) -> Result<(Vec<f64>, Vec<f64>), DataError> {
         if self.images.numel() == 0 {
             // No pixels, no statistics (and no libtorch warning): training on it is refused
             // later with an "empty" error that names the data set.
             let c = self.info.channels.max(0) as usize;
-            return (vec![0.0; c], vec![1.0; c]);
+            return Ok((vec![0.0; c], vec![1.0; c]));
         }
-        let x = self.images.to_kind(Kind::Float) / 255.0;
-        let mean = x.mean_dim(&[0i64, 2, 3][..], false, Kind::Float);
-        let std = x.std_dim(&[0i64, 2, 3][..], false, false);
-        let to_vec =
-            |t: Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
-        (to_vec(mean), to_vec(std))
+        let x = self.images.f_to_kind(Kind::Float)?.f_div_scalar(255.0)?;
+        let mean = x.f_mean_dim(&[0i64, 2, 3][..], false, Kind::Float)?;
+        let std = x.f_std_dim(&[0i64, 2, 3][..], false, false)?;
+        let to_vec = |t: Tensor| -> Result<Vec<f64>, DataError> {
+            Ok(Vec::<f64>::try_from(
+                t.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?,
+            )?)
+        };
+        Ok((to_vec(mean)?, to_vec(std)?))
     }
 }
 
@@ -243,6 +252,7 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 
@@ -269,11 +279,11 @@ mod tests {
     #[test]
     fn subset_concat_and_counts() {
         let d = Dataset::from_u8(info(2), (0..16).collect(), vec![0, 1, 1, 0]).unwrap();
-        let s = d.subset(&[2, 0]);
-        assert_eq!(s.labels_vec(), vec![1, 0]);
+        let s = d.subset(&[2, 0]).unwrap();
+        assert_eq!(s.labels_vec().unwrap(), vec![1, 0]);
         assert_eq!(s.images.int64_value(&[0, 0, 0, 0]), 8);
         let c = d.concat(&s).unwrap();
         assert_eq!(c.len(), 6);
-        assert_eq!(c.class_counts(), vec![3, 3]);
+        assert_eq!(c.class_counts().unwrap(), vec![3, 3]);
     }
 }

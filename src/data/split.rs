@@ -59,7 +59,7 @@ pub struct Splits {
 
 impl Splits {
     pub fn new(source: &Source, cfg: &SplitConfig) -> Result<Self, DataError> {
-        let labels = source.train.labels_vec();
+        let labels = source.train.labels_vec()?;
         let n = labels.len() as i64;
         let val_n = if cfg.val_fraction > 0.0 {
             ((n as f64) * cfg.val_fraction).round() as i64
@@ -73,31 +73,32 @@ impl Splits {
             )));
         }
         let (val_idx, train_idx) = stratified_indices(&labels, val_n, cfg.seed);
-        let mut train = source.train.subset(&train_idx);
-        let mut val = source.train.subset(&val_idx);
+        let mut train = source.train.subset(&train_idx)?;
+        let mut val = source.train.subset(&val_idx)?;
         let mut test = source.test.shallow();
         if let Some(limit) = cfg.limit {
             // Keep the train:val ratio when shrinking for quick runs.
             let val_limit = ((limit as f64) * cfg.val_fraction).round() as i64;
-            train = train.limit(limit - val_limit, cfg.seed);
-            val = val.limit(val_limit.max(1), cfg.seed);
+            train = train.limit(limit - val_limit, cfg.seed)?;
+            val = val.limit(val_limit.max(1), cfg.seed)?;
         }
         if let Some(limit) = cfg.test_limit {
-            test = test.limit(limit, cfg.seed);
+            test = test.limit(limit, cfg.seed)?;
         }
         Ok(Self { train, val, test })
     }
 
-    pub fn to_device(&self, device: tch::Device) -> Self {
-        Self {
-            train: self.train.to_device(device),
-            val: self.val.to_device(device),
-            test: self.test.to_device(device),
-        }
+    pub fn to_device(&self, device: tch::Device) -> Result<Self, DataError> {
+        Ok(Self {
+            train: self.train.to_device(device)?,
+            val: self.val.to_device(device)?,
+            test: self.test.to_device(device)?,
+        })
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

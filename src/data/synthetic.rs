@@ -281,17 +281,19 @@ impl Synthetic {
         let noise: Vec<f32> = (0..n * per_image)
             .map(|_| rng.gen_range(-1.0f32..1.0) * self.noise as f32 * 255.0)
             .collect();
-        let col = |v: Vec<f32>| Tensor::from_slice(&v).view([n as i64, 1, 1, 1]);
+        let col = |v: Vec<f32>| Tensor::f_from_slice(&v)?.f_view([n as i64, 1, 1, 1]);
         // Coordinates in [-1, 1]; a grating of f cycles across the image.
-        let u = Tensor::linspace(-1.0, 1.0, s, (Kind::Float, tch::Device::Cpu));
-        let (x, y) = (u.view([1, 1, 1, s]), u.view([1, 1, s, 1]));
-        let (ang, fr) = (col(angle), col(freq));
-        let proj = &x * ang.cos() + &y * ang.sin();
-        let grating = (proj * fr * PI + col(phase)).sin();
-        let tint = Tensor::from_slice(&tint).view([n as i64, self.channels, 1, 1]);
-        let img =
-            col(bg) + col(amp) * grating * tint + Tensor::from_slice(&noise).view([n as i64, self.channels, s, s]);
-        let images = img.clamp(0.0, 255.0).round().to_kind(Kind::Uint8);
+        let u = Tensor::f_linspace(-1.0, 1.0, s, (Kind::Float, tch::Device::Cpu))?;
+        let (x, y) = (u.f_view([1, 1, 1, s])?, u.f_view([1, 1, s, 1])?);
+        let (ang, fr) = (col(angle)?, col(freq)?);
+        let proj = x.f_mul(&ang.f_cos()?)?.f_add(&y.f_mul(&ang.f_sin()?)?)?;
+        let grating = proj.f_mul(&fr)?.f_mul_scalar(PI)?.f_add(&col(phase)?)?.f_sin()?;
+        let tint = Tensor::f_from_slice(&tint)?.f_view([n as i64, self.channels, 1, 1])?;
+        let noise = Tensor::f_from_slice(&noise)?.f_view([n as i64, self.channels, s, s])?;
+        let img = col(bg)?
+            .f_add(&col(amp)?.f_mul(&grating)?.f_mul(&tint)?)?
+            .f_add(&noise)?;
+        let images = img.f_clamp(0.0, 255.0)?.f_round()?.f_to_kind(Kind::Uint8)?;
         let info = DatasetInfo {
             name: format!("synthetic-{}", self.kind.name()),
             channels: self.channels,
@@ -303,7 +305,7 @@ impl Synthetic {
         Ok(Dataset {
             info,
             images,
-            labels: Tensor::from_slice(&labels),
+            labels: Tensor::f_from_slice(&labels)?,
         })
     }
 
@@ -318,6 +320,7 @@ impl Synthetic {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 
@@ -342,7 +345,7 @@ mod tests {
             .images
             .to_kind(Kind::Float)
             .mean_dim(&[1i64, 2, 3][..], false, Kind::Float);
-        let labels = a.train.labels_vec();
+        let labels = a.train.labels_vec().unwrap();
         for (i, l) in labels.iter().enumerate() {
             let m = mean.double_value(&[i as i64]);
             assert!(

@@ -108,6 +108,7 @@ pub fn torchvision_export(policy: &Policy, top: usize) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
     use crate::policy::Theta;

@@ -38,6 +38,9 @@ pub enum PolicyError {
     File { path: PathBuf, why: String },
     #[error(transparent)]
     Augment(#[from] AugmentError),
+    /// A libtorch op on θ failed (PPO's update, a distribution's tensors).
+    #[error("libtorch failed on θ: {0}")]
+    Torch(#[from] tch::TchError),
 }
 
 /// Any augmentation policy augwise can sample and apply.
@@ -263,6 +266,7 @@ pub fn pair_counts(pairs: &[i64]) -> Vec<u32> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

@@ -341,6 +341,7 @@ impl fmt::Display for Policy {
 const _: () = assert!(NUM_OPS == 36);
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
     use crate::rng::Rng;

@@ -23,20 +23,27 @@ pub enum Grid {
 /// torch.linspace in float32, computed by libtorch itself: its CPU kernel's rounding (vector
 /// chunks, symmetric halves) is not a formula worth re-deriving, and the same library gives
 /// the same bits torchvision sees.
+///
+/// Inputs are a handful of constants on the CPU (at most 31 steps between fixed endpoints), so
+/// libtorch failing here is a broken installation, not bad input: it stops with that message.
 pub fn linspace_f32(start: f64, end: f64, steps: usize) -> Vec<f64> {
-    let t = Tensor::linspace(start, end, steps as i64, (Kind::Float, Device::Cpu)).to_kind(Kind::Double);
-    Vec::<f64>::try_from(&t).unwrap_or_else(|_| vec![start; steps])
+    Tensor::f_linspace(start, end, steps as i64, (Kind::Float, Device::Cpu))
+        .and_then(|t| t.f_to_kind(Kind::Double))
+        .and_then(|t| Vec::<f64>::try_from(&t))
+        .unwrap_or_else(|e| panic!("libtorch failed on constant inputs (a broken installation?): {e}"))
 }
 
 /// torchvision's posterize bins: `(8 − arange(bins) / ((bins − 1) / div)).round()`, float32.
+/// Constants on the CPU, as [`linspace_f32`].
 fn posterize_bins(bins: usize, div: f64) -> Vec<f64> {
-    let t = Tensor::arange(bins as i64, (Kind::Int64, Device::Cpu))
-        .divide_scalar((bins as f64 - 1.0) / div)
-        .neg()
-        .g_add_scalar(8.0)
-        .round()
-        .to_kind(Kind::Double);
-    Vec::<f64>::try_from(&t).unwrap_or_else(|_| vec![8.0; bins])
+    Tensor::f_arange(bins as i64, (Kind::Int64, Device::Cpu))
+        .and_then(|t| t.f_divide_scalar((bins as f64 - 1.0) / div))
+        .and_then(|t| t.f_neg())
+        .and_then(|t| t.f_add_scalar(8.0))
+        .and_then(|t| t.f_round())
+        .and_then(|t| t.f_to_kind(Kind::Double))
+        .and_then(|t| Vec::<f64>::try_from(&t))
+        .unwrap_or_else(|e| panic!("libtorch failed on constant inputs (a broken installation?): {e}"))
 }
 
 type GridKey = (bool, OpKind, usize, i64, i64);
@@ -232,6 +239,7 @@ impl AutoAugmentTable {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

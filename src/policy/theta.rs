@@ -184,6 +184,7 @@ impl From<PairDistribution> for Vec<f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

@@ -178,6 +178,7 @@ impl<W: Write + Send> ProgressRenderer for JsonLines<W> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
     use crate::search::progress::{BatchAt, Purpose};

@@ -161,6 +161,7 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

@@ -584,6 +584,7 @@ pub fn default_run_dir() -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

@@ -17,7 +17,7 @@
 //! θ lives on the CPU in float64: it is tiny and this keeps updates bit-reproducible.
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 use crate::augment::space::{NUM_OPS, NUM_PAIRS};
 use crate::policy::{PairDistribution, PolicyError, Theta};
@@ -172,36 +172,129 @@ pub struct PpoOutcome {
     pub entropy_after: f64,
 }
 
-fn to_tensor(t: &Theta) -> (Tensor, Tensor) {
-    let a = Tensor::from_slice(&t.a);
-    let b = Tensor::from_slice(&t.b.concat()).view([NUM_OPS as i64, NUM_OPS as i64]);
-    (a, b)
+fn to_tensor(t: &Theta) -> Result<(Tensor, Tensor), TchError> {
+    let a = Tensor::f_from_slice(&t.a)?;
+    let b = Tensor::f_from_slice(&t.b.concat())?.f_view([NUM_OPS as i64, NUM_OPS as i64])?;
+    Ok((a, b))
 }
 
-fn from_tensor(a: &Tensor, b: &Tensor) -> Theta {
-    let a: Vec<f64> = Vec::try_from(a.to_kind(Kind::Double).contiguous()).unwrap_or_else(|_| vec![0.0; NUM_OPS]);
-    let flat: Vec<f64> =
-        Vec::try_from(b.to_kind(Kind::Double).contiguous().view([-1])).unwrap_or_else(|_| vec![0.0; NUM_PAIRS]);
-    Theta {
+fn from_tensor(a: &Tensor, b: &Tensor) -> Result<Theta, TchError> {
+    let a: Vec<f64> = Vec::try_from(a.f_to_kind(Kind::Double)?.f_contiguous()?)?;
+    let flat: Vec<f64> = Vec::try_from(b.f_to_kind(Kind::Double)?.f_contiguous()?.f_view([-1])?)?;
+    Ok(Theta {
         a,
         b: flat.chunks(NUM_OPS).map(<[f64]>::to_vec).collect(),
-    }
+    })
 }
 
 /// log π(op1, op2) for all pairs, flattened op1-major.
-fn log_pairs(a: &Tensor, b: &Tensor) -> Tensor {
-    (a.log_softmax(0, Kind::Double).view([NUM_OPS as i64, 1]) + b.log_softmax(1, Kind::Double)).view([-1])
+fn log_pairs(a: &Tensor, b: &Tensor) -> Result<Tensor, TchError> {
+    a.f_log_softmax(0, Kind::Double)?
+        .f_view([NUM_OPS as i64, 1])?
+        .f_add(&b.f_log_softmax(1, Kind::Double)?)?
+        .f_view([-1])
+}
+
+/// Σ_k p(k)·(log p(k) − log q(k)) = KL(p‖q), as a number.
+fn kl(p: &Tensor, log_p: &Tensor, log_q: &Tensor) -> Result<f64, TchError> {
+    p.f_mul(&log_p.f_sub(log_q)?)?.f_sum(Kind::Double)?.f_double_value(&[])
 }
 
 /// L = mean_t Σ_k f_t(k) · min(r_k·A_t, clip(r_k)·A_t), r = exp(log π_new − log π_old);
 /// `freq` is T × 1296, `adv` T × 1.
-fn surrogate_of(log_new: &Tensor, log_old: &Tensor, freq: &Tensor, adv: &Tensor, clip: f64) -> Tensor {
-    let ratio = (log_new - log_old).exp().view([1, NUM_PAIRS as i64]);
-    let unclipped = &ratio * adv;
-    let clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * adv;
-    (unclipped.minimum(&clipped) * freq)
-        .sum_dim_intlist(&[1i64][..], false, Kind::Double)
-        .mean(Kind::Double)
+fn surrogate_of(
+    log_new: &Tensor,
+    log_old: &Tensor,
+    freq: &Tensor,
+    adv: &Tensor,
+    clip: f64,
+) -> Result<Tensor, TchError> {
+    let ratio = log_new.f_sub(log_old)?.f_exp()?.f_view([1, NUM_PAIRS as i64])?;
+    let unclipped = ratio.f_mul(adv)?;
+    let clipped = ratio.f_clamp(1.0 - clip, 1.0 + clip)?.f_mul(adv)?;
+    unclipped
+        .f_minimum(&clipped)?
+        .f_mul(freq)?
+        .f_sum_dim_intlist(&[1i64][..], false, Kind::Double)?
+        .f_mean(Kind::Double)
+}
+
+/// One Adam step on `p` (β, ε as configured; `t` steps so far including this one).
+fn adam_step(
+    p: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    (beta1, beta2): (f64, f64),
+    eps: f64,
+    lr: f64,
+    t: i32,
+) -> Result<(), TchError> {
+    let g = p.f_grad()?;
+    *m = m.f_mul_scalar(beta1)?.f_add(&g.f_mul_scalar(1.0 - beta1)?)?;
+    *v = v
+        .f_mul_scalar(beta2)?
+        .f_add(&g.f_square()?.f_mul_scalar(1.0 - beta2)?)?;
+    let m_hat = m.f_div_scalar(1.0 - beta1.powi(t))?;
+    let v_hat = v.f_div_scalar(1.0 - beta2.powi(t))?;
+    let step = m_hat.f_div(&v_hat.f_sqrt()?.f_add_scalar(eps)?)?.f_mul_scalar(lr)?;
+    let _ = p.shallow_clone().f_sub_(&step)?;
+    Ok(())
+}
+
+/// PPO's inner loop on `state`'s θ and Adam moments: returns (lr, steps taken, the last
+/// surrogate, KL(π_old‖π_new), the entropy before). `state` changes only if every op succeeds.
+fn optimise(
+    state: &mut PpoState,
+    freq: &[f64],
+    advantages: &[f64],
+    n_t: i64,
+    cfg: &PpoConfig,
+) -> Result<(f64, usize, f64, f64, f64), TchError> {
+    let (a0, b0) = to_tensor(&state.theta)?;
+    let log_old = log_pairs(&a0, &b0)?.f_detach()?;
+    let p_old = log_old.f_exp()?;
+    let entropy_before = -p_old.f_mul(&log_old)?.f_sum(Kind::Double)?.f_double_value(&[])?;
+    let freq = Tensor::f_from_slice(freq)?.f_view([n_t, NUM_PAIRS as i64])?;
+    let adv = Tensor::f_from_slice(advantages)?.f_view([n_t, 1])?;
+    let fresh = |t: &Tensor| -> Result<Tensor, TchError> {
+        let mut copy = t.f_zeros_like()?;
+        copy.f_copy_(t)?;
+        copy.f_set_requires_grad(true)
+    };
+    let (a, b) = (fresh(&a0)?, fresh(&b0)?);
+    let (mut ma, mut mb) = to_tensor(&state.adam_m)?;
+    let (mut va, mut vb) = to_tensor(&state.adam_v)?;
+    let lr = cfg.lr_at(state.updates);
+    let (mut inner_steps, mut surrogate, mut adam_steps) = (0, 0.0, state.adam_steps);
+    for _ in 0..cfg.max_inner_steps {
+        let log_new = log_pairs(&a, &b)?;
+        // The official schedule: KL at the θ this step starts from, from the same forward
+        // pass as the loss; the step is taken, and is the last if that KL is past the bound.
+        let kl_before = kl(&p_old, &log_old, &log_new.f_detach()?)?;
+        let objective = surrogate_of(&log_new, &log_old, &freq, &adv, cfg.clip)?;
+        surrogate = objective.f_double_value(&[])?;
+        let loss = objective.f_neg()?;
+        crate::train::zero_grad(&a)?;
+        crate::train::zero_grad(&b)?;
+        loss.f_backward()?;
+        adam_steps += 1;
+        let t = adam_steps as i32;
+        tch::no_grad(|| {
+            adam_step(&a, &mut ma, &mut va, cfg.betas, cfg.eps, lr, t)?;
+            adam_step(&b, &mut mb, &mut vb, cfg.betas, cfg.eps, lr, t)
+        })?;
+        inner_steps += 1;
+        if kl_before > cfg.kl_stop {
+            break;
+        }
+    }
+    // What the update did in the end: KL(π_old‖π_new) of the θ it keeps.
+    let kl_after = tch::no_grad(|| kl(&p_old, &log_old, &log_pairs(&a, &b)?))?;
+    let theta = from_tensor(&a.f_detach()?, &b.f_detach()?)?;
+    let (adam_m, adam_v) = (from_tensor(&ma, &mb)?, from_tensor(&va, &vb)?);
+    (state.theta, state.adam_m, state.adam_v, state.adam_steps) = (theta, adam_m, adam_v, adam_steps);
+    state.updates += 1;
+    Ok((lr, inner_steps, surrogate, kl_after, entropy_before))
 }
 
 /// One PPO update of `state` from `trajectories` (all sampled under `state.theta`).
@@ -246,10 +339,6 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
         .map(|t| t.counts.iter().map(|&c| c as u64).sum())
         .collect();
 
-    let (a0, b0) = to_tensor(&state.theta);
-    let log_old = log_pairs(&a0, &b0).detach();
-    let p_old = log_old.exp();
-    let entropy_before = -(&p_old * &log_old).sum(Kind::Double).double_value(&[]);
     // Frequencies f_t(k): T × 1296, and advantages T × 1.
     let freq: Vec<f64> = trajectories
         .iter()
@@ -259,58 +348,9 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
         })
         .collect();
     let n_t = trajectories.len() as i64;
-    let freq = Tensor::from_slice(&freq).view([n_t, NUM_PAIRS as i64]);
-    let adv = Tensor::from_slice(&advantages).view([n_t, 1]);
-
-    let mut a = a0.copy().set_requires_grad(true);
-    let mut b = b0.copy().set_requires_grad(true);
-    let (mut ma, mut mb) = to_tensor(&state.adam_m);
-    let (mut va, mut vb) = to_tensor(&state.adam_v);
-    let lr = cfg.lr_at(state.updates);
-    let (beta1, beta2) = cfg.betas;
-    let (mut inner_steps, mut surrogate) = (0, 0.0);
-    for _ in 0..cfg.max_inner_steps {
-        let log_new = log_pairs(&a, &b);
-        // The official schedule: KL at the θ this step starts from, from the same forward
-        // pass as the loss; the step is taken, and is the last if that KL is past the bound.
-        let kl_before = (&p_old * (&log_old - log_new.detach()))
-            .sum(Kind::Double)
-            .double_value(&[]);
-        let objective = surrogate_of(&log_new, &log_old, &freq, &adv, cfg.clip);
-        surrogate = objective.double_value(&[]);
-        let loss = -objective;
-        a.zero_grad();
-        b.zero_grad();
-        loss.backward();
-        state.adam_steps += 1;
-        let t = state.adam_steps as i32;
-        tch::no_grad(|| {
-            for (p, m, v) in [(&a, &mut ma, &mut va), (&b, &mut mb, &mut vb)] {
-                let g = p.grad();
-                *m = &*m * beta1 + &g * (1.0 - beta1);
-                *v = &*v * beta2 + g.square() * (1.0 - beta2);
-                let m_hat = &*m / (1.0 - beta1.powi(t));
-                let v_hat = &*v / (1.0 - beta2.powi(t));
-                let mut p = p.shallow_clone();
-                let _ = p.f_sub_(&(m_hat / (v_hat.sqrt() + cfg.eps) * lr));
-            }
-        });
-        inner_steps += 1;
-        if kl_before > cfg.kl_stop {
-            break;
-        }
-    }
-    // What the update did in the end: KL(π_old‖π_new) of the θ it keeps.
-    let kl = tch::no_grad(|| {
-        (&p_old * (&log_old - log_pairs(&a, &b)))
-            .sum(Kind::Double)
-            .double_value(&[])
-    });
-    state.theta = from_tensor(&a.detach(), &b.detach());
-    state.adam_m = from_tensor(&ma, &mb);
-    state.adam_v = from_tensor(&va, &vb);
-    state.updates += 1;
-    let entropy_after = state.theta.distribution().map(|d| d.entropy()).unwrap_or(f64::NAN);
+    let steps = optimise(state, &freq, &advantages, n_t, cfg)?;
+    let (lr, inner_steps, surrogate, kl, entropy_before) = steps;
+    let entropy_after = state.theta.distribution()?.entropy();
     Ok(PpoOutcome {
         rewards,
         mean_reward,
@@ -337,6 +377,7 @@ pub fn distribution(theta: &Theta) -> Result<PairDistribution, PolicyError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 
@@ -608,11 +649,11 @@ mod tests {
             .collect();
         let freq = Tensor::from_slice(&freq).view([3, NUM_PAIRS as i64]);
         let advt = Tensor::from_slice(&adv).view([3, 1]);
-        let (ao, bo) = to_tensor(&old);
-        let log_old = log_pairs(&ao, &bo);
-        let (a, b) = to_tensor(&theta);
+        let (ao, bo) = to_tensor(&old).unwrap();
+        let log_old = log_pairs(&ao, &bo).unwrap();
+        let (a, b) = to_tensor(&theta).unwrap();
         let (a, b) = (a.set_requires_grad(true), b.set_requires_grad(true));
-        let obj = surrogate_of(&log_pairs(&a, &b), &log_old, &freq, &advt, clip);
+        let obj = surrogate_of(&log_pairs(&a, &b).unwrap(), &log_old, &freq, &advt, clip).unwrap();
         assert!((obj.double_value(&[]) - reference_surrogate(&theta, &old, &ts, &adv, clip)).abs() < 1e-12);
         obj.backward();
         let (ga, gb) = (a.grad(), b.grad());

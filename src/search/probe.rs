@@ -56,7 +56,7 @@ impl Session {
             model,
             self.pipeline.normalize.clone(),
             self.config.stage1_train_config(),
-        );
+        )?;
         self.cancel.reset();
         let seeds = self.probe_seeds(index);
         let t = runner.run(
@@ -144,7 +144,7 @@ impl Session {
             schedule: self.config.fulltrain_schedule.for_epochs(epochs),
             ..self.config.stage1_train_config()
         };
-        let mut trainer = Trainer::new(model, self.pipeline.normalize.clone(), cfg);
+        let mut trainer = Trainer::new(model, self.pipeline.normalize.clone(), cfg)?;
         let mut aug = PolicyAugment::new(self.pipeline.clone(), policy.sampler()?);
         self.cancel.reset();
         let (mut reports, mut test) = (Vec::new(), Vec::new());

@@ -103,6 +103,7 @@ impl Progress {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

@@ -254,6 +254,7 @@ pub fn test(evidence: &[NullInput], permutations: usize, seed: u64) -> Option<Sc
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

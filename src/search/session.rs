@@ -90,15 +90,15 @@ impl Session {
         config.validate()?;
         let device = device::resolve(config.device)?;
         let source = config.data.load()?;
-        let splits = Splits::new(&source, &config.split)?.to_device(device.device);
+        let splits = Splits::new(&source, &config.split)?.to_device(device.device)?;
         let info = splits.train.info.clone();
-        let (mean, std) = splits.train.channel_stats();
+        let (mean, std) = splits.train.channel_stats()?;
         let mut pipeline = Pipeline::for_dataset(&info, mean, std);
         if let Some(c) = config.cutout {
             pipeline = pipeline.with_cutout(c);
         }
         let model = shared_model(&config, &info, device.device, config.seed)?;
-        let trainer = Trainer::new(model, pipeline.normalize.clone(), config.stage1_train_config());
+        let trainer = Trainer::new(model, pipeline.normalize.clone(), config.stage1_train_config())?;
         Ok(Self {
             config,
             run_dir: lock.dir().to_owned(),

@@ -53,7 +53,7 @@ impl Stage1 {
 
     /// The snapshot as named tensors for its file: `w/…` weights, `m/…` momentum and
     /// `meta/epochs`.
-    pub fn to_tensors(snapshot: &TrainerState) -> Vec<(String, Tensor)> {
+    pub fn to_tensors(snapshot: &TrainerState) -> Result<Vec<(String, Tensor)>, tch::TchError> {
         let mut tensors: Vec<(String, Tensor)> = snapshot
             .weights
             .0
@@ -67,8 +67,11 @@ impl Stage1 {
                 .iter()
                 .map(|(k, t)| (format!("m/{k}"), t.shallow_clone())),
         );
-        tensors.push(("meta/epochs".into(), Tensor::from_slice(&[snapshot.epochs_done as i64])));
-        tensors
+        tensors.push((
+            "meta/epochs".into(),
+            Tensor::f_from_slice(&[snapshot.epochs_done as i64])?,
+        ));
+        Ok(tensors)
     }
 
     /// A snapshot file's tensors back on `device`, checked against `session.json`'s epoch
@@ -103,11 +106,12 @@ impl Stage1 {
         }
         weights.sort_by(|a, b| a.0.cmp(&b.0));
         momentum.sort_by(|a, b| a.0.cmp(&b.0));
-        let expected = self.trainer.model.snapshot();
-        if weights.len() != expected.0.len()
+        let mut expected: Vec<(String, Tensor)> = self.trainer.model.vs.variables().into_iter().collect();
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        if weights.len() != expected.len()
             || weights
                 .iter()
-                .zip(&expected.0)
+                .zip(&expected)
                 .any(|(a, b)| a.0 != b.0 || a.1.size() != b.1.size())
         {
             return Err(format!("the weights do not fit a {} model", config.model));
@@ -158,7 +162,7 @@ impl Session {
         }
         self.cancel.reset();
         let stage1 = &mut self.stage1;
-        let before = stage1.trainer.snapshot();
+        let before = stage1.trainer.snapshot()?;
         stage1.trainer.config = self.config.stage1_train_config();
         let mut aug = PolicyAugment::new(self.pipeline.clone(), Policy::AwsUniform.sampler()?);
         let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
@@ -190,7 +194,8 @@ impl Session {
                 return Err(e.into());
             }
         };
-        let old_snapshot = stage1.snapshot.replace(stage1.trainer.snapshot());
+        let after = stage1.trainer.snapshot()?;
+        let old_snapshot = stage1.snapshot.replace(after);
         let old_epochs = self.history.pretrain.len();
         self.history.pretrain.extend(epochs.iter().cloned());
         self.commit(true, move |s| {

@@ -488,6 +488,7 @@ pub fn signed_points(x: f64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

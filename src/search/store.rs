@@ -157,7 +157,12 @@ impl Session {
         };
         let mut written = None;
         if let (true, Some(s)) = (weights, &self.stage1.snapshot) {
-            let r = checkpoint::write_snapshot(dir, &Stage1::to_tensors(s))?;
+            let tensors = Stage1::to_tensors(s).map_err(|e| CheckpointError::Io {
+                action: "serialise the snapshot for",
+                path: dir.to_owned(),
+                why: e.to_string(),
+            })?;
+            let r = checkpoint::write_snapshot(dir, &tensors)?;
             written = Some(r.clone());
             state.snapshot = Some(r);
         }

@@ -96,17 +96,17 @@ pub(super) struct Runner {
 }
 
 impl Runner {
-    fn copy(&self) -> Self {
-        Self {
+    fn copy(&self) -> Result<Self, SearchError> {
+        Ok(Self {
             config: self.config.clone(),
             pipeline: self.pipeline.clone(),
-            snapshot: self.snapshot.copy(),
+            snapshot: self.snapshot.copy().map_err(crate::train::TrainError::from)?,
             policy: self.policy.clone(),
             cancel: self.cancel.clone(),
             purpose: self.purpose,
             total: self.total,
             pairs: self.pairs,
-        }
+        })
     }
 
     /// The trajectory's augmentation: the policy's per-image sampler, or under the
@@ -347,9 +347,9 @@ impl Session {
                         shared_model(&self.config, info, d, self.config.seed)?,
                         self.pipeline.normalize.clone(),
                         self.config.stage1_train_config(),
-                    ),
-                    train: self.splits.train.to_device(d),
-                    val: self.splits.val.to_device(d),
+                    )?,
+                    train: self.splits.train.to_device(d)?,
+                    val: self.splits.val.to_device(d)?,
                 })
             })
             .collect::<Result<_, SearchError>>()?;
@@ -369,7 +369,11 @@ impl Session {
         Ok(Runner {
             config: self.config.clone(),
             pipeline: self.pipeline.clone(),
-            snapshot: self.stage1.complete(&self.config)?.copy(),
+            snapshot: self
+                .stage1
+                .complete(&self.config)?
+                .copy()
+                .map_err(crate::train::TrainError::from)?,
             policy: policy.clone(),
             cancel: self.cancel.clone(),
             purpose,
@@ -417,10 +421,10 @@ impl Session {
         let workers = self.workers.replicas.len() + 1;
         let mut results: Vec<Option<Result<Outcome, SearchError>>> = (0..seeds.len()).map(|_| None).collect();
         let (progress, trainer, splits) = (&mut self.progress, &mut self.stage1.trainer, &self.splits);
+        let copies = (1..workers).map(|_| runner.copy()).collect::<Result<Vec<_>, _>>()?;
         std::thread::scope(|scope| {
             let mut handles = Vec::new();
-            for (w, replica) in self.workers.replicas.iter_mut().enumerate() {
-                let runner = runner.copy();
+            for ((w, replica), runner) in self.workers.replicas.iter_mut().enumerate().zip(copies) {
                 handles.push(scope.spawn(move || {
                     (w + 1..seeds.len())
                         .step_by(workers)
@@ -524,6 +528,7 @@ impl Session {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

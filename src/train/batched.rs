@@ -14,7 +14,7 @@ use std::time::Instant;
 use tch::{Kind, Reduction, Tensor};
 
 use super::{
-    batch_count, check_data, epoch_streams, guarded, layout, Augmenter, BatchProgress, CancelFlag, EpochReport, Sgd,
+    batch_count, check_data, epoch_streams, layout, Augmenter, BatchProgress, CancelFlag, EpochReport, Sgd,
     TrainConfig, TrainError, TrainerState,
 };
 use crate::augment::{AugmentPlan, Normalize};
@@ -64,7 +64,7 @@ impl BatchedTrainer {
         if configs[0].channels_last && model.device().is_cuda() {
             model.to_channels_last()?;
         }
-        let opt = Sgd::new(&model, configs[0].sgd.clone());
+        let opt = Sgd::new(&model, configs[0].sgd.clone())?;
         let dropped = vec![None; configs.len()];
         Ok(Self {
             model,
@@ -158,7 +158,7 @@ impl BatchedTrainer {
             }
             let len = bs.min(n - b as i64 * bs);
             lr = cfg.schedule.at(epoch as f64 + b as f64 / batches as f64);
-            let values = guarded(|| {
+            let values = (|| -> Result<_, TrainError> {
                 if ready.is_empty() {
                     let count = ahead.min(batches - b);
                     ready.extend(augment_members(data, &perms, b, count, bs, augs, &mut streams)?);
@@ -200,7 +200,7 @@ impl BatchedTrainer {
                 let loss = per_member
                     .f_where_self(&mask, &per_member.f_zeros_like()?)?
                     .f_sum(Kind::Float)?;
-                self.opt.zero_grad();
+                self.opt.zero_grad()?;
                 loss.f_backward()?;
                 if let Some(clip) = cfg.grad_clip {
                     let _ = self.opt.clip_grad_norm(clip)?;
@@ -213,7 +213,7 @@ impl BatchedTrainer {
                     .f_sum_dim_intlist(1, false, Kind::Int64)?;
                 let _ = correct.f_add_(&hits)?;
                 Ok(values)
-            })?;
+            })()?;
             for (sum, v) in loss_sums.iter_mut().zip(&values) {
                 *sum += v * len as f64;
             }
@@ -265,30 +265,28 @@ impl BatchedTrainer {
         let cfg = &self.configs[0];
         let bs = cfg.eval_batch_size.max(1);
         let dev = self.model.device();
-        guarded(|| {
-            tch::no_grad(|| {
-                let mut correct = Tensor::f_zeros([k], (Kind::Int64, dev))?;
-                let mut start = 0;
-                while start < n {
-                    let len = bs.min(n - start);
-                    let x = self
-                        .normalize
-                        .apply(&data.images.f_narrow(0, start, len)?)?
-                        .f_repeat([1, k, 1, 1])?;
-                    let x = layout(cfg, &self.model, x)?;
-                    let y = data.labels.f_narrow(0, start, len)?;
-                    let logits = crate::amp::forward(cfg.precision, dev, || self.model.forward_t(&x, false))?;
-                    let hits = logits
-                        .f_argmax(1, false)?
-                        .f_view([k, len])?
-                        .f_eq_tensor(&y.f_unsqueeze(0)?)?
-                        .f_sum_dim_intlist(1, false, Kind::Int64)?;
-                    let _ = correct.f_add_(&hits)?;
-                    start += len;
-                }
-                let hits = crate::device::host_read(&correct)?;
-                Ok(hits.into_iter().map(|c| c / n as f64).collect())
-            })
+        tch::no_grad(|| -> Result<_, TrainError> {
+            let mut correct = Tensor::f_zeros([k], (Kind::Int64, dev))?;
+            let mut start = 0;
+            while start < n {
+                let len = bs.min(n - start);
+                let x = self
+                    .normalize
+                    .apply(&data.images.f_narrow(0, start, len)?)?
+                    .f_repeat([1, k, 1, 1])?;
+                let x = layout(cfg, &self.model, x)?;
+                let y = data.labels.f_narrow(0, start, len)?;
+                let logits = crate::amp::forward(cfg.precision, dev, || self.model.forward_t(&x, false))?;
+                let hits = logits
+                    .f_argmax(1, false)?
+                    .f_view([k, len])?
+                    .f_eq_tensor(&y.f_unsqueeze(0)?)?
+                    .f_sum_dim_intlist(1, false, Kind::Int64)?;
+                let _ = correct.f_add_(&hits)?;
+                start += len;
+            }
+            let hits = crate::device::host_read(&correct)?;
+            Ok(hits.into_iter().map(|c| c / n as f64).collect())
         })
     }
 }
@@ -344,6 +342,7 @@ fn augment_members<A: Augmenter>(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
     use crate::augment::Pipeline;

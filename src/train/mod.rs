@@ -7,7 +7,6 @@ mod batched;
 mod optim;
 mod schedule;
 
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -321,12 +320,12 @@ pub struct TrainerState {
 }
 
 impl TrainerState {
-    pub fn copy(&self) -> Self {
-        Self {
-            weights: self.weights.copy(),
-            momentum: self.momentum.copy(),
+    pub fn copy(&self) -> Result<Self, TchError> {
+        Ok(Self {
+            weights: self.weights.copy()?,
+            momentum: self.momentum.copy()?,
             epochs_done: self.epochs_done,
-        }
+        })
     }
 }
 
@@ -391,35 +390,28 @@ fn check_data(model: &Model, data: &Dataset) -> Result<(), TrainError> {
 
 /// Run a closure that calls panicking tch ops, turning a libtorch panic into an error so a
 /// notebook or REPL session survives it.
-fn guarded<T>(f: impl FnOnce() -> Result<T, TrainError>) -> Result<T, TrainError> {
-    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(TrainError::Torch(msg))
-        }
+/// Zero `t`'s gradient if it has one (tch's `zero_grad`, fallible).
+pub fn zero_grad(t: &Tensor) -> Result<(), TchError> {
+    let mut g = t.f_grad()?;
+    if g.defined() {
+        let _ = g.f_detach_()?.f_zero_()?;
     }
+    Ok(())
 }
 
 impl Trainer {
-    pub fn new(mut model: Model, normalize: Normalize, config: TrainConfig) -> Self {
+    pub fn new(mut model: Model, normalize: Normalize, config: TrainConfig) -> Result<Self, TrainError> {
         if config.channels_last && model.device().is_cuda() {
-            // Only fails on a malformed variable, which Model::new cannot make; the contiguous
-            // layout is a correct fallback.
-            let _ = model.to_channels_last();
+            model.to_channels_last()?;
         }
-        let opt = Sgd::new(&model, config.sgd.clone());
-        Self {
+        let opt = Sgd::new(&model, config.sgd.clone())?;
+        Ok(Self {
             model,
             opt,
             config,
             normalize,
             epochs_done: 0,
-        }
+        })
     }
 
     /// The model's input in the configured layout.
@@ -463,7 +455,7 @@ impl Trainer {
             }
             let len = bs.min(n - b as i64 * bs);
             lr = self.config.schedule.at(epoch as f64 + b as f64 / batches as f64);
-            let loss = guarded(|| {
+            let loss = (|| -> Result<_, TrainError> {
                 if ready.is_empty() {
                     let count = ahead.min(batches - b);
                     ready.extend(augment_window(
@@ -502,7 +494,7 @@ impl Trainer {
                         loss: value,
                     });
                 }
-                self.opt.zero_grad();
+                self.opt.zero_grad()?;
                 loss.f_backward()?;
                 if let Some(c) = self.config.grad_clip {
                     let _ = self.opt.clip_grad_norm(c)?;
@@ -510,7 +502,7 @@ impl Trainer {
                 self.opt.step(lr)?;
                 let _ = correct.f_add_(&logits.f_argmax(1, false)?.f_eq_tensor(&y)?.f_sum(Kind::Int64)?)?;
                 Ok(value)
-            })?;
+            })()?;
             loss_sum += loss * len as f64;
             seen += len;
             let secs = start.elapsed().as_secs_f64().max(1e-9);
@@ -543,23 +535,21 @@ impl Trainer {
         self.check(data)?;
         let n = data.len();
         let bs = self.config.eval_batch_size.max(1);
-        guarded(|| {
-            tch::no_grad(|| {
-                let mut correct = Tensor::f_zeros([], (Kind::Int64, self.model.device()))?;
-                let mut start = 0;
-                while start < n {
-                    let len = bs.min(n - start);
-                    let x = self.layout(self.normalize.apply(&data.images.f_narrow(0, start, len)?)?)?;
-                    let y = data.labels.f_narrow(0, start, len)?;
-                    let logits = crate::amp::forward(self.config.precision, self.model.device(), || {
-                        self.model.forward_t(&x, false)
-                    })?;
-                    let pred = logits.f_argmax(1, false)?;
-                    let _ = correct.f_add_(&pred.f_eq_tensor(&y)?.f_sum(Kind::Int64)?)?;
-                    start += len;
-                }
-                Ok(crate::device::host_read(&correct)?[0] / n as f64)
-            })
+        tch::no_grad(|| -> Result<_, TrainError> {
+            let mut correct = Tensor::f_zeros([], (Kind::Int64, self.model.device()))?;
+            let mut start = 0;
+            while start < n {
+                let len = bs.min(n - start);
+                let x = self.layout(self.normalize.apply(&data.images.f_narrow(0, start, len)?)?)?;
+                let y = data.labels.f_narrow(0, start, len)?;
+                let logits = crate::amp::forward(self.config.precision, self.model.device(), || {
+                    self.model.forward_t(&x, false)
+                })?;
+                let pred = logits.f_argmax(1, false)?;
+                let _ = correct.f_add_(&pred.f_eq_tensor(&y)?.f_sum(Kind::Int64)?)?;
+                start += len;
+            }
+            Ok(crate::device::host_read(&correct)?[0] / n as f64)
         })
     }
 
@@ -586,12 +576,12 @@ impl Trainer {
     }
 
     /// Deep copy of weights, momentum and schedule position.
-    pub fn snapshot(&self) -> TrainerState {
-        TrainerState {
-            weights: self.model.snapshot(),
-            momentum: self.opt.state(),
+    pub fn snapshot(&self) -> Result<TrainerState, TrainError> {
+        Ok(TrainerState {
+            weights: self.model.snapshot()?,
+            momentum: self.opt.state()?,
             epochs_done: self.epochs_done,
-        }
+        })
     }
 
     /// Put weights, momentum and schedule position back to `s`.
@@ -606,6 +596,7 @@ impl Trainer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 

@@ -99,29 +99,35 @@ pub struct Sgd {
 pub struct SgdState(pub Vec<(String, Tensor)>);
 
 impl SgdState {
-    pub fn copy(&self) -> Self {
-        SgdState(self.0.iter().map(|(k, t)| (k.clone(), t.copy())).collect())
+    pub fn copy(&self) -> Result<Self, TchError> {
+        self.0
+            .iter()
+            .map(|(k, t)| Ok((k.clone(), crate::device::deep_copy(t)?)))
+            .collect::<Result<_, TchError>>()
+            .map(SgdState)
     }
 }
 
 impl Sgd {
-    pub fn new(model: &Model, config: SgdConfig) -> Self {
+    pub fn new(model: &Model, config: SgdConfig) -> Result<Self, TchError> {
         let params = model
             .named_parameters()
             .into_iter()
-            .map(|(name, tensor)| Param {
-                decay: model.member_rank(&name, &tensor) > 1,
-                momentum: tensor.zeros_like(),
-                name,
-                tensor,
+            .map(|(name, tensor)| {
+                Ok(Param {
+                    decay: model.member_rank(&name, &tensor) > 1,
+                    momentum: tensor.f_zeros_like()?,
+                    name,
+                    tensor,
+                })
             })
-            .collect();
-        Self {
+            .collect::<Result<_, TchError>>()?;
+        Ok(Self {
             config,
             params,
             members: model.members,
             foreach: model.device().is_cuda(),
-        }
+        })
     }
 
     pub fn with_foreach(mut self, on: bool) -> Self {
@@ -144,17 +150,12 @@ impl Sgd {
 
     /// Drop the gradients (PyTorch's `set_to_none`): no kernel launches; backward writes
     /// fresh ones, the same values accumulating into zeros would give.
-    pub fn zero_grad(&mut self) {
+    pub fn zero_grad(&mut self) -> Result<(), TchError> {
         let ptrs = self.param_ptrs();
         // SAFETY: the pointers are this optimiser's live tensors; exceptions caught in C++.
-        let dropped = native("zero_grad", |err, cap| unsafe {
+        native("zero_grad", |err, cap| unsafe {
             augwise_grads_to_none(ptrs.as_ptr(), ptrs.len() as i64, err, cap)
-        });
-        if dropped.is_err() {
-            for p in &mut self.params {
-                p.tensor.zero_grad();
-            }
-        }
+        })
     }
 
     /// Scale gradients so their global L2 norm is at most `max_norm` (PyTorch's
@@ -164,9 +165,9 @@ impl Sgd {
         let grads: Vec<Tensor> = self
             .params
             .iter()
-            .map(|p| p.tensor.grad())
-            .filter(Tensor::defined)
-            .collect();
+            .map(|p| p.tensor.f_grad())
+            .filter(|g| g.as_ref().map_or(true, Tensor::defined))
+            .collect::<Result<_, TchError>>()?;
         if grads.is_empty() {
             return Ok(Tensor::from(0f32));
         }
@@ -229,7 +230,7 @@ impl Sgd {
         }
         tch::no_grad(|| {
             for p in &mut self.params {
-                let g = p.tensor.grad();
+                let g = p.tensor.f_grad()?;
                 if !g.defined() {
                     continue;
                 }
@@ -256,13 +257,12 @@ impl Sgd {
         })
     }
 
-    pub fn state(&self) -> SgdState {
-        SgdState(
-            self.params
-                .iter()
-                .map(|p| (p.name.clone(), p.momentum.copy()))
-                .collect(),
-        )
+    pub fn state(&self) -> Result<SgdState, TchError> {
+        self.params
+            .iter()
+            .map(|p| Ok((p.name.clone(), crate::device::deep_copy(&p.momentum)?)))
+            .collect::<Result<_, TchError>>()
+            .map(SgdState)
     }
 
     /// Restore momentum buffers from a snapshot of the same model.
@@ -287,10 +287,10 @@ impl Sgd {
     }
 
     /// Sum of |momentum| (a cheap fingerprint for tests).
-    pub fn momentum_l1(&self) -> f64 {
+    pub fn momentum_l1(&self) -> Result<f64, TchError> {
         self.params
             .iter()
-            .map(|p| p.momentum.abs().sum(Kind::Double).double_value(&[]))
+            .map(|p| p.momentum.f_abs()?.f_sum(Kind::Double)?.f_double_value(&[]))
             .sum()
     }
 }
@@ -320,6 +320,7 @@ fn clip_members(grads: &[Tensor], k: i64, max_norm: f64) -> Result<Tensor, TchEr
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
     use crate::model::Arch;
@@ -328,7 +329,7 @@ mod tests {
     #[test]
     fn weight_decay_skips_batchnorm_and_biases() {
         let m = Model::new(Arch::RESNET20, 3, 10, Device::Cpu, 0).unwrap();
-        let opt = Sgd::new(&m, SgdConfig::default());
+        let opt = Sgd::new(&m, SgdConfig::default()).unwrap();
         let decayed = opt.decayed();
         assert!(
             decayed.iter().all(|n| n.contains("conv") || n == &"fc.weight"),
@@ -339,18 +340,19 @@ mod tests {
 
         // With zero gradients, a step moves only the decayed tensors.
         let mut m = m;
-        let before = m.snapshot();
+        let before = m.snapshot().unwrap();
         let mut opt = Sgd::new(
             &m,
             SgdConfig {
                 weight_decay: 0.1,
                 ..Default::default()
             },
-        );
+        )
+        .unwrap();
         let x = Tensor::zeros([2, 3, 8, 8], (Kind::Float, Device::Cpu));
         (m.forward_t(&x, true).unwrap().sum(Kind::Float) * 0.0).backward();
         opt.step(0.5).unwrap();
-        let after = m.snapshot();
+        let after = m.snapshot().unwrap();
         for ((name, a), (_, b)) in before.0.iter().zip(&after.0) {
             let moved = !a.equal(b);
             let decays = a.dim() > 1;
@@ -373,20 +375,21 @@ mod tests {
                 nesterov: true,
                 weight_decay: 0.1,
             },
-        );
+        )
+        .unwrap();
         let (_, mut p) = vs
             .named_parameters()
             .into_iter()
             .find(|(n, _)| n == "fc.weight")
             .unwrap();
         let _ = tch::no_grad(|| p.fill_(1.0));
-        opt.zero_grad();
+        opt.zero_grad().unwrap();
         (&p * 3.0).sum(Kind::Float).backward();
         opt.step(0.1).unwrap();
         assert!((p.double_value(&[0, 0]) - 0.411).abs() < 1e-6);
         // Restoring the state makes the next step repeat exactly.
-        let s = opt.state();
-        opt.zero_grad();
+        let s = opt.state().unwrap();
+        opt.zero_grad().unwrap();
         (&p * 3.0).sum(Kind::Float).backward();
         let p_before = p.copy();
         opt.step(0.1).unwrap();
@@ -401,7 +404,7 @@ mod tests {
     #[test]
     fn clipping_bounds_the_global_norm() {
         let m = Model::new(Arch::RESNET20, 1, 2, Device::Cpu, 0).unwrap();
-        let mut opt = Sgd::new(&m, SgdConfig::default());
+        let mut opt = Sgd::new(&m, SgdConfig::default()).unwrap();
         let x = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu));
         (m.forward_t(&x, true).unwrap().square().sum(Kind::Float) * 1000.0).backward();
         let before = opt.clip_grad_norm(3.0).unwrap().double_value(&[]);

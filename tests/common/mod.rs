@@ -27,8 +27,9 @@ pub fn frequency_splits(per_class: usize, device: Device) -> (augwise::data::Spl
         .unwrap();
     let splits = Splits::new(&source, &SplitConfig::default().with_val_fraction(0.25))
         .unwrap()
-        .to_device(device);
-    let (mean, std) = splits.train.channel_stats();
+        .to_device(device)
+        .unwrap();
+    let (mean, std) = splits.train.channel_stats().unwrap();
     let pipeline = augwise::augment::Pipeline::for_dataset(&splits.train.info, mean, std);
     (splits, pipeline)
 }

@@ -872,6 +872,7 @@ pub fn correlate(r: &CorrelateReport) -> Result<Chart, ChartError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
 
