@@ -11,13 +11,14 @@ use std::str::FromStr;
 
 use crate::command::{CommandError, Output, Shell};
 use crate::policy::Policy;
-use crate::present::chart::Chart;
+use crate::present::chart::{Chart, ChartKind};
 use crate::present::progress::{NotebookLines, ProgressRenderer};
 use crate::present::Cell;
 use crate::search::{
     CorrelateReport, EvaluateReport, FulltrainReport, History, PolicyReport, PretrainReport, ProbeReport, SampleReport,
     SearchConfig, SearchError, Session, StepReport, UpdateRecord,
 };
+use crate::suggest::Named;
 
 /// A search driven from notebook cells.
 pub struct Notebook {
@@ -158,6 +159,11 @@ impl Notebook {
     /// A chart by name (`rewards`, `accuracy`, `theta`, `marginals`, `images`, `ops`, `probes`,
     /// `compare`, `correlate`), without writing files (`run("plot …")` writes them).
     pub fn chart(&mut self, name: &str) -> Result<Chart, CommandError> {
-        self.shell.chart(name)
+        let kind = ChartKind::parse_named(name).map_err(|message| CommandError::Usage {
+            command: "chart".into(),
+            message,
+            usage: "chart(\"<chart>\")".into(),
+        })?;
+        self.shell.chart(kind)
     }
 }

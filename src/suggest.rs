@@ -46,6 +46,40 @@ pub fn hint<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> St
         .unwrap_or_default()
 }
 
+/// A closed list of names a user types (charts, export formats, `explain` stages): one enum
+/// whose names drive parsing, completion, help and dispatch, so no string list is kept in step
+/// with a `match` by hand.
+pub trait Named: Sized + Copy + 'static {
+    /// Every value, in the order help lists them.
+    const ALL: &'static [Self];
+    /// What a value is called in messages (`chart`, `format`).
+    const WHAT: &'static str;
+
+    fn name(self) -> &'static str;
+
+    /// Every name, in order.
+    fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|v| v.name()).collect()
+    }
+
+    /// The value named `s`, or a message with the nearest name and the list.
+    fn parse_named(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|v| v.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown {} `{s}`{}; {}s: {}",
+                    Self::WHAT,
+                    hint(s, Self::names()),
+                    Self::WHAT,
+                    Self::names().join(", ")
+                )
+            })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {

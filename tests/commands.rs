@@ -6,6 +6,7 @@
 mod common;
 
 use augwise::command::{split, CommandError, Shell, COMMANDS};
+use augwise::suggest::Named;
 
 fn shell(dir: &std::path::Path) -> Shell {
     Shell::new(common::tiny_config(), dir)
@@ -106,7 +107,7 @@ fn every_command_in_help_runs_through_the_table() {
     expect(&mut sh, "fulltrain autoaugment 1", "final test accuracy");
     expect(&mut sh, "correlate none aws", "Kendall τ");
     expect(&mut sh, "history", "update   2");
-    for chart in augwise::present::chart::CHARTS {
+    for chart in augwise::present::chart::ChartKind::names() {
         let out = expect(&mut sh, &format!("plot {chart}"), "wrote");
         let png = std::path::PathBuf::from(out.data["png_path"].as_str().unwrap());
         let img = image::load_from_memory(&std::fs::read(&png).unwrap()).unwrap();

@@ -1,20 +1,20 @@
-//! `augwise`: the command line and the REPL. Thin: parses arguments, calls the library,
-//! prints its reports. With no subcommand it is the REPL on a terminal, and runs the commands
+//! `augwise`: the command line and the REPL. Thin: every subcommand that computes (`train`,
+//! `search`, `explain`, `device`) runs lines of the library's command table and prints its
+//! results; none builds a model or a schedule itself. With no subcommand it is the REPL on a terminal, and runs the commands
 //! piped to it otherwise.
 
 mod shell;
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use augwise::augment::Pipeline;
-use augwise::data::{download, DataSpec, SplitConfig, Splits};
-use augwise::device::{self, DeviceSpec, Diagnostics};
-use augwise::model::{Arch, Model};
+use augwise::command::Shell;
+use augwise::data::{download, DataSpec, SplitConfig};
+use augwise::device::DeviceSpec;
+use augwise::model::Arch;
 use augwise::policy::Policy;
-use augwise::policy::PolicyAugment;
-use augwise::train::{CancelFlag, LrSchedule, TrainConfig, Trainer};
+use augwise::search::{FulltrainSchedule, SearchConfig};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -130,22 +130,15 @@ fn main() {
     }
 }
 
-fn shell(cli: &Cli) -> Result<augwise::command::Shell> {
+fn shell(cli: &Cli) -> Result<Shell> {
     let preset = match cli.preset.as_str() {
-        "auto"
-            if augwise::device::resolve(cli.device)
-                .map(|d| d.device.is_cuda())
-                .unwrap_or(false) =>
-        {
-            "gpu"
-        }
-        "auto" => "cpu",
+        "auto" => auto_preset(cli.device),
         other => other,
     };
-    let config = augwise::search::SearchConfig::preset(preset)?
+    let config = SearchConfig::preset(preset)?
         .with_device(cli.device)
         .with_seed(cli.seed);
-    Ok(augwise::command::Shell::new(config, cli.run_dir.clone()))
+    Ok(Shell::new(config, cli.run_dir.clone()))
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -180,19 +173,15 @@ fn run(cli: Cli) -> Result<()> {
         };
         std::process::exit(code);
     }
-    let (cli_device, cli_seed) = (cli.device, cli.seed);
-    let Some(command) = cli.command else {
+    let Some(command) = cli.command.as_ref() else {
         return Ok(());
     };
     match command {
         Command::Repl | Command::Run { .. } => Ok(()),
-        Command::Device => {
-            println!("{}", Diagnostics::collect());
-            Ok(())
-        }
+        Command::Device => table(&mut shell(&cli)?, &["device"], cli.json),
         Command::Download { name, dir, url } => {
-            let archive = download::archive(&name)?;
-            let dir = dir.unwrap_or_else(|| augwise::data::data_root().join(&name));
+            let archive = download::archive(name)?;
+            let dir = dir.clone().unwrap_or_else(|| augwise::data::data_root().join(name));
             let out = download::download(&archive, url.as_deref(), &dir)?;
             println!("{name}: verified and ready in {}", out.display());
             Ok(())
@@ -202,19 +191,16 @@ fn run(cli: Cli) -> Result<()> {
             run_dir,
             updates,
             resume,
-        } => search(cli_device, cli_seed, preset, run_dir, updates, resume),
+        } => search(&cli, preset.clone(), run_dir.clone(), *updates, *resume),
         Command::Explain { stage, preset } => {
-            let cfg = augwise::search::SearchConfig::preset(&preset)?;
-            println!(
-                "{}",
-                augwise::search::explain(stage.as_deref(), &cfg).map_err(anyhow::Error::msg)?
-            );
-            Ok(())
+            let mut sh = Shell::new(SearchConfig::preset(preset)?, cli.run_dir.clone());
+            let line = format!("explain {}", stage.as_deref().unwrap_or("overview"));
+            table(&mut sh, &[&line], cli.json)
         }
         Command::Export { policy, top } => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&augwise::policy::torchvision_export(&policy, top))?
+                serde_json::to_string_pretty(&augwise::policy::torchvision_export(policy, *top))?
             );
             Ok(())
         }
@@ -228,129 +214,57 @@ fn run(cli: Cli) -> Result<()> {
             lr,
             policy,
         } => {
-            augwise::limits::EPOCHS
-                .check_usize(epochs)
-                .map_err(|e| anyhow::anyhow!("--epochs: {e}"))?;
-            if !(2..=augwise::limits::BATCH.max as i64).contains(&batch_size) {
-                anyhow::bail!(
-                    "--batch-size: expected 2 to {} images per batch, not {batch_size}",
-                    augwise::limits::BATCH.max
-                );
-            }
-            let choice = device::resolve(cli_device)?;
-            println!("device   {choice}");
-            let source = data.load().with_context(|| format!("loading `{data}`"))?;
+            // A from-scratch training run is the table's `fulltrain` on a session of these
+            // settings: search-train + validation, the warm-up-cosine recipe at peak `lr`.
             let split = SplitConfig::default()
-                .with_seed(cli_seed)
-                .with_limit((limit > 0).then_some(limit))
-                .with_test_limit((test_limit > 0).then_some(test_limit));
-            let splits = Splits::new(&source, &split)?.to_device(choice.device)?;
-            let info = &splits.train.info;
-            println!(
-                "data     {data}: {} search-train / {} val / {} test, {}×{}×{}, {} classes",
-                splits.train.len(),
-                splits.val.len(),
-                splits.test.len(),
-                info.channels,
-                info.height,
-                info.width,
-                info.num_classes()
-            );
-            let (mean, std) = splits.train.channel_stats()?;
-            let pipeline = Pipeline::for_dataset(info, mean, std);
-            let normalize = pipeline.normalize.clone();
-            let mut augment = PolicyAugment::new(pipeline, policy.sampler()?);
-            println!(
-                "policy   {policy} (then Cutout {}, after crop pad {} and flip {})",
-                augment.pipeline.cutout,
-                augment.pipeline.crop_padding,
-                if augment.pipeline.hflip { "on" } else { "off" }
-            );
-            let net = Model::new(model, info.channels, info.num_classes(), choice.device, cli_seed)?;
-            println!("model    {model}: {} parameters", net.param_count());
-            let schedule = LrSchedule::WarmupCosine {
-                start: lr / 4.0,
-                peak: lr,
-                floor: 0.001,
-                warmup_epochs: 1.0_f64.min(epochs as f64),
-                total_epochs: epochs as f64,
-            };
-            let cfg = TrainConfig::default()
-                .with_batch_size(batch_size)
-                .with_schedule(schedule)
-                .with_seed(cli_seed);
-            let mut trainer = Trainer::new(net, normalize, cfg)?;
-            let cancel = CancelFlag::new();
-            let tty = std::io::stderr().is_terminal();
-            let on_batch = |p: &augwise::train::BatchProgress| {
-                if tty || p.batch == p.batches || p.batch % 25 == 0 {
-                    eprint!(
-                        "\r  epoch {} batch {:>4}/{}  loss {:.4}  lr {:.4}  {:.0} img/s   {}",
-                        p.epoch,
-                        p.batch,
-                        p.batches,
-                        p.loss,
-                        p.lr,
-                        p.images_per_sec,
-                        if tty { "" } else { "\n" }
-                    );
-                    let _ = std::io::stderr().flush();
-                }
-            };
-            let mut on_event = |event: augwise::train::FitEvent| match event {
-                augwise::train::FitEvent::Batch(p) => on_batch(p),
-                augwise::train::FitEvent::Epoch(r) => {
-                    if tty {
-                        eprint!("\r\x1b[2K");
-                    }
-                    println!("{r}");
-                }
-            };
-            trainer.fit(
-                &splits.train,
-                Some(&splits.val),
-                epochs,
-                &mut augment,
-                &cancel,
-                &mut on_event,
-            )?;
-            let test = trainer.evaluate(&splits.test)?;
-            println!(
-                "test     top-1 accuracy {:.2}% on {} images",
-                100.0 * test,
-                splits.test.len()
-            );
-            Ok(())
+                .with_seed(cli.seed)
+                .with_limit((*limit > 0).then_some(*limit))
+                .with_test_limit((*test_limit > 0).then_some(*test_limit));
+            let mut config = SearchConfig::cpu()
+                .with_data(data.clone())
+                .with_model(*model)
+                .with_split(split)
+                .with_batch_size(*batch_size)
+                .with_device(cli.device)
+                .with_seed(cli.seed);
+            config.fulltrain_schedule = FulltrainSchedule::like_stage1(*lr);
+            config.validate()?;
+            let mut sh = Shell::new(config, cli.run_dir.clone());
+            table(
+                &mut sh,
+                &["device", &format!("fulltrain \"{policy}\" {epochs}")],
+                cli.json,
+            )
         }
     }
 }
 
-fn search(
-    device: DeviceSpec,
-    seed: u64,
-    preset: Option<String>,
-    run_dir: PathBuf,
-    updates: Option<usize>,
-    resume: bool,
-) -> Result<()> {
-    use augwise::search::{SearchConfig, Session};
-    let started = std::time::Instant::now();
-    let mut session = if resume {
-        println!("resuming {}", run_dir.display());
-        Session::resume(&run_dir)?
+/// Run `lines` through the command table, printing each result as the REPL would; the first
+/// error ends it.
+fn table(sh: &mut Shell, lines: &[&str], json: bool) -> Result<()> {
+    let bar = shell::attach_progress(sh, json);
+    for line in lines {
+        let result = sh.run(line);
+        bar.clear();
+        shell::show(line, result, json).map_err(|()| anyhow::anyhow!("`{line}` failed"))?;
+    }
+    Ok(())
+}
+
+/// A whole search through the command table: stage 1 if it is not done, `step 1` until the
+/// configured updates, the best θ exported, the search report.
+fn search(cli: &Cli, preset: Option<String>, run_dir: PathBuf, updates: Option<usize>, resume: bool) -> Result<()> {
+    let mut sh = if resume {
+        let mut sh = Shell::new(SearchConfig::default(), run_dir.clone());
+        println!("{}", sh.resume(&run_dir)?);
+        sh
     } else {
         // The global `--preset` (default `auto`) reaches the subcommand's own flag too.
         let name = match preset.filter(|p| p != "auto") {
             Some(p) => p,
-            None if augwise::device::resolve(device)
-                .map(|d| d.device.is_cuda())
-                .unwrap_or(false) =>
-            {
-                "gpu".into()
-            }
-            None => "cpu".into(),
+            None => auto_preset(cli.device).to_owned(),
         };
-        let mut cfg = SearchConfig::preset(&name)?.with_device(device).with_seed(seed);
+        let mut cfg = SearchConfig::preset(&name)?.with_device(cli.device).with_seed(cli.seed);
         if let Some(u) = updates {
             cfg = cfg.with_updates(u);
         }
@@ -364,119 +278,33 @@ fn search(
                 run_dir.display()
             );
         }
-        Session::new(cfg, &run_dir)?
+        Shell::new(cfg, run_dir.clone())
     };
-    println!("device   {}", session.device);
-    println!(
-        "data     {} search-train / {} val / {} test images",
-        session.splits.train.len(),
-        session.splits.val.len(),
-        session.splits.test.len()
-    );
-    let tty = std::io::stderr().is_terminal();
-    let mut last = std::time::Instant::now();
-    session.set_progress(move |p| {
-        if tty {
-            eprint!("\r\x1b[2K  {} {:5.1}%  {}", p.stage(), 100.0 * p.fraction(), p);
-        } else if last.elapsed().as_secs_f64() > 5.0 {
-            eprintln!("  {} {:5.1}%  {}", p.stage(), 100.0 * p.fraction(), p);
-            last = std::time::Instant::now();
-        }
-    });
-    let clear = || {
-        if std::io::stderr().is_terminal() {
-            eprint!("\r\x1b[2K");
-        }
+    let (done, total, updates_done, updates) = {
+        let s = sh.session()?;
+        (
+            s.pretrain_epochs_done(),
+            s.config.pretrain_epochs,
+            s.ppo.updates,
+            s.config.updates,
+        )
     };
-    if session.pretrain_epochs_done() < session.config.pretrain_epochs {
-        println!("\n== stage 1: shared-weight pretraining (pairs drawn uniformly per image)");
-        let r = session.pretrain(None)?;
-        clear();
-        println!("{r}");
+    let mut lines = vec!["device".to_owned()];
+    if done < total {
+        lines.push("pretrain".into());
     }
-    let todo = session.config.updates.saturating_sub(session.ppo.updates);
-    println!(
-        "\n== search: {todo} updates of {} trajectories (stage-2 fine-tune from the snapshot, PPO on θ)",
-        session.config.trajectories
-    );
-    for _ in 0..todo {
-        let augwise::search::Step { evaluate: e, update: u } = session.step(1)?.steps.remove(0);
-        clear();
-        for d in &e.discarded {
-            println!("  discarded: {d}");
-        }
-        println!("{u}");
+    lines.extend((updates_done..updates).map(|_| "step 1".to_owned()));
+    let best = run_dir.join("best_policy.json");
+    lines.push(format!("export json \"{}\"", best.display()));
+    lines.push("policy 5".into());
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    table(&mut sh, &lines, cli.json)
+}
+
+/// `gpu` where CUDA is available, else `cpu`.
+fn auto_preset(device: DeviceSpec) -> &'static str {
+    match augwise::device::resolve(device) {
+        Ok(d) if d.device.is_cuda() => "gpu",
+        _ => "cpu",
     }
-    let best = session.best_policy()?;
-    let path = run_dir.join("best_policy.json");
-    augwise::checkpoint::write_atomic(
-        &path,
-        serde_json::to_string_pretty(&augwise::policy::torchvision_export(&best, 25))?.as_bytes(),
-    )?;
-    let final_path = run_dir.join("final_policy.json");
-    let final_policy = session.current_policy()?;
-    augwise::checkpoint::write_atomic(
-        &final_path,
-        serde_json::to_string_pretty(&augwise::policy::torchvision_export(&final_policy, 25))?.as_bytes(),
-    )?;
-    println!("\n== result");
-    let describe = |label: &str, theta: &augwise::policy::Theta| -> Result<()> {
-        let dist = theta.distribution()?;
-        println!(
-            "{label}: entropy {:.4} nats (uniform {:.4}); top pairs:",
-            dist.entropy(),
-            (1296f64).ln()
-        );
-        for (k, p) in dist.top(5) {
-            println!(
-                "  {:<36} {:.3}%  ({:.2}× uniform)",
-                augwise::augment::space::pair_name(k),
-                100.0 * p,
-                p * 1296.0
-            );
-        }
-        let (m1, m2) = dist.marginals();
-        let mut ops: Vec<(usize, f64)> = m1.iter().zip(&m2).map(|(a, b)| (a + b) / 2.0).enumerate().collect();
-        ops.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let fmt = |v: &[(usize, f64)]| {
-            v.iter()
-                .map(|(i, p)| format!("{} {:.2}%", augwise::augment::space::aws_name(*i), 100.0 * p))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        println!("  ops most likely:  {}", fmt(&ops[..4]));
-        println!("  ops least likely: {}", fmt(&ops[ops.len() - 4..]));
-        Ok(())
-    };
-    if let Some(b) = &session.best {
-        describe(
-            &format!(
-                "best θ (highest mean reward, {:.2}%, sampled at update {})",
-                100.0 * b.mean_reward,
-                b.update
-            ),
-            &b.theta,
-        )?;
-    }
-    describe(
-        &format!("final θ (after {} updates)", session.ppo.updates),
-        &session.ppo.theta,
-    )?;
-    println!(
-        "policies exported to {} and {} (torchvision sub-policies; see examples/pytorch/augwise_policy.py)",
-        path.display(),
-        final_path.display()
-    );
-    println!(
-        "checkpoints in {} — continue with `augwise search --resume --run-dir {}`; total {:.0}s",
-        run_dir.display(),
-        run_dir.display(),
-        started.elapsed().as_secs_f64()
-    );
-    // The last word: did θ move further than the same search on information-free rewards?
-    if session.ppo.updates > 0 {
-        println!("\n== against the noise-only null");
-        println!("{}", session.null(None)?);
-    }
-    Ok(())
 }

@@ -93,7 +93,7 @@ fn render_error(line: &str, e: &dyn std::fmt::Display, json: bool) {
 }
 
 /// Render one command's result; true when the front-end should end.
-fn show(line: &str, result: Result<Output, augwise::command::CommandError>, json: bool) -> Result<bool, ()> {
+pub fn show(line: &str, result: Result<Output, augwise::command::CommandError>, json: bool) -> Result<bool, ()> {
     match result {
         Ok(out) => {
             render(&out, json);

@@ -77,7 +77,10 @@ fn launcher_takes_augwise_libtorch_and_refuses_a_wrong_one() {
 
 #[test]
 fn trains_on_synthetic_data_and_reports_each_epoch() {
+    let run = tempfile::tempdir().unwrap();
     let o = augwise(&[
+        "--run-dir",
+        &run.path().display().to_string(),
         "train",
         "--data",
         "synthetic:n=24,size=16,classes=3",
@@ -90,9 +93,10 @@ fn trains_on_synthetic_data_and_reports_each_epoch() {
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
+    // `train` is the command table's `fulltrain`: test accuracy after every epoch.
     assert!(out.contains("epoch   1") && out.contains("epoch   2"), "{out}");
-    assert!(out.contains("val ") && out.contains("img/s"), "{out}");
-    assert!(out.contains("test     top-1 accuracy"), "{out}");
+    assert!(out.contains("test ") && out.contains("img/s"), "{out}");
+    assert!(out.contains("full training with none: final test accuracy"), "{out}");
 }
 
 #[test]
@@ -102,7 +106,15 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
     assert!(text(&o).1.contains("unknown dataset kind"), "{}", text(&o).1);
 
     let dir = std::env::temp_dir().join("augwise-cli-no-such-dir");
-    let o = augwise(&["train", "--data", &format!("cifar10:{}", dir.display())]);
+    let run = tempfile::tempdir().unwrap();
+    let run = run.path().display().to_string();
+    let o = augwise(&[
+        "--run-dir",
+        &run,
+        "train",
+        "--data",
+        &format!("cifar10:{}", dir.display()),
+    ]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -111,7 +123,7 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
     );
 
     if augwise::device::cuda_device_count() < 8 {
-        let o = augwise(&["--device", "cuda:7", "train", "--data", "synthetic"]);
+        let o = augwise(&["--run-dir", &run, "--device", "cuda:7", "train", "--data", "synthetic"]);
         let (_, err) = text(&o);
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(err.contains("cuda:7"), "{err}");
@@ -143,7 +155,10 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
 
 #[test]
 fn trains_with_a_policy_and_exports_it() {
+    let run = tempfile::tempdir().unwrap();
     let o = augwise(&[
+        "--run-dir",
+        &run.path().display().to_string(),
         "train",
         "--data",
         "synthetic:n=16,size=16,classes=2",
@@ -158,7 +173,7 @@ fn trains_with_a_policy_and_exports_it() {
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains("policy   autoaugment:svhn"), "{out}");
+    assert!(out.contains("full training with autoaugment:svhn"), "{out}");
 
     let o = augwise(&["export", "pair:Rotate:20+Invert", "--top", "1"]);
     let (out, err) = text(&o);

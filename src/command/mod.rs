@@ -3,7 +3,7 @@
 //! anything runs (with the nearest valid name on a typo), and returns structured [`Output`];
 //! front-ends only render it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
@@ -15,9 +15,11 @@ use crate::data::DataSpec;
 use crate::limits;
 use crate::model::Arch;
 use crate::policy::{torchvision_export, Policy};
+use crate::present::chart::ChartKind;
 use crate::present::{chart_html, pre, Rich};
-use crate::search::{explain, Progress, SearchConfig, SearchError, Session, STAGES};
+use crate::search::{explain, Progress, SearchConfig, SearchError, Session, Stage};
 use crate::suggest;
+use crate::suggest::Named;
 use crate::train::CancelFlag;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +88,7 @@ const fn many(name: &'static str, kind: ArgKind, optional: bool) -> ArgSpec {
     }
 }
 
-type Handler = fn(&mut Shell, &[String]) -> Result<Output, CommandError>;
+type Handler = fn(&mut Shell, &Args) -> Result<Output, CommandError>;
 
 /// One row of the table.
 pub struct Command {
@@ -251,7 +253,114 @@ pub fn split(line: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
+/// One argument as its handler receives it: parsed once, by the table.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Count(usize),
+    Policy(Policy),
+    Stage(Stage),
+    Path(PathBuf),
+    Data(DataSpec),
+    Model(Arch),
+    KeyValue(String, String),
+    Chart(ChartKind),
+    Format(ExportFormat),
+    Text(String),
+}
+
+/// A command's arguments, typed.
+#[derive(Debug, Clone, Default)]
+pub struct Args(pub Vec<Arg>);
+
+impl Args {
+    pub fn count(&self, i: usize) -> Option<usize> {
+        match self.0.get(i) {
+            Some(Arg::Count(n)) => Some(*n),
+            _ => None,
+        }
+    }
+    pub fn policy(&self, i: usize) -> Option<&Policy> {
+        match self.0.get(i) {
+            Some(Arg::Policy(p)) => Some(p),
+            _ => None,
+        }
+    }
+    /// Every policy argument, in order.
+    pub fn policies(&self) -> Vec<Policy> {
+        self.0
+            .iter()
+            .filter_map(|a| match a {
+                Arg::Policy(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+    /// The last argument when it is a count (`compare A B C 8`).
+    pub fn trailing_count(&self) -> Option<usize> {
+        match self.0.last() {
+            Some(Arg::Count(n)) => Some(*n),
+            _ => None,
+        }
+    }
+    pub fn path(&self, i: usize) -> Option<&Path> {
+        match self.0.get(i) {
+            Some(Arg::Path(p)) => Some(p),
+            _ => None,
+        }
+    }
+    pub fn text(&self, i: usize) -> Option<&str> {
+        match self.0.get(i) {
+            Some(Arg::Text(t)) => Some(t),
+            _ => None,
+        }
+    }
+    fn find<T>(&self, f: impl Fn(&Arg) -> Option<T>) -> Option<T> {
+        self.0.iter().find_map(f)
+    }
+}
+
+impl ArgKind {
+    /// `word` as this kind of argument; `last`: it is the line's last word.
+    fn parse(self, word: &str, last: bool) -> Result<Arg, String> {
+        let named = |e: String| e;
+        Ok(match self {
+            ArgKind::Count(limit) => {
+                let n = word.parse::<u64>().map_err(|_| "expected a whole number".to_owned())?;
+                Arg::Count(limit.check(n)? as usize)
+            }
+            ArgKind::Policy => Arg::Policy(Policy::from_str(word).map_err(|e| e.to_string())?),
+            ArgKind::Stage => Arg::Stage(Stage::parse_named(word).map_err(named)?),
+            ArgKind::Data => Arg::Data(DataSpec::from_str(word).map_err(|e| e.to_string())?),
+            ArgKind::Model => Arg::Model(Arch::from_str(word).map_err(|e| e.to_string())?),
+            ArgKind::KeyValue => {
+                let (k, v) = word.split_once('=').ok_or_else(|| "expected key=value".to_owned())?;
+                Arg::KeyValue(k.to_owned(), v.to_owned())
+            }
+            ArgKind::Chart => Arg::Chart(ChartKind::parse_named(word).map_err(named)?),
+            // `export best.json`: a first word that is no format but names a file is the file.
+            ArgKind::Format => match ExportFormat::parse_named(word) {
+                Ok(f) => Arg::Format(f),
+                Err(_) if word.contains(['.', '/']) => Arg::Path(PathBuf::from(word)),
+                Err(e) => return Err(e),
+            },
+            ArgKind::PolicyOrCount => match word.parse::<u64>() {
+                Ok(k) if last => Arg::Count(crate::limits::TRAJECTORIES.check(k)? as usize),
+                _ => Arg::Policy(Policy::from_str(word).map_err(|e| {
+                    if last {
+                        format!("{e} (or a trajectory count)")
+                    } else {
+                        e.to_string()
+                    }
+                })?),
+            },
+            ArgKind::Path => Arg::Path(PathBuf::from(word)),
+            ArgKind::Text => Arg::Text(word.to_owned()),
+        })
+    }
+}
+
+/// Check `words` against `cmd`'s arguments and parse each once.
+fn parse(cmd: &Command, words: &[String]) -> Result<Args, CommandError> {
     let usage = |message: String| CommandError::Usage {
         command: cmd.name.into(),
         message,
@@ -259,85 +368,28 @@ fn check(cmd: &Command, args: &[String]) -> Result<(), CommandError> {
     };
     let required = cmd.args.iter().filter(|a| !a.optional).count();
     let unbounded = cmd.args.iter().any(|a| a.repeated);
-    if args.len() < required {
-        let missing = &cmd.args[args.len()];
+    if words.len() < required {
+        let missing = &cmd.args[words.len()];
         return Err(usage(format!("missing <{}>", missing.name)));
     }
-    if !unbounded && args.len() > cmd.args.len() {
-        return Err(usage(format!("unexpected `{}`", args[cmd.args.len()])));
+    if !unbounded && words.len() > cmd.args.len() {
+        return Err(usage(format!("unexpected `{}`", words[cmd.args.len()])));
     }
-    for (i, value) in args.iter().enumerate() {
+    let mut args = Vec::with_capacity(words.len());
+    for (i, word) in words.iter().enumerate() {
         let spec = cmd
             .args
             .get(i)
             .or(cmd.args.last())
             .copied()
-            .ok_or_else(|| usage(format!("unexpected `{value}`")))?;
-        let bad = |why: String| usage(format!("<{}> `{value}`: {why}", spec.name));
-        match spec.kind {
-            ArgKind::Count(limit) => {
-                let n = value
-                    .parse::<u64>()
-                    .map_err(|_| bad("expected a whole number".into()))?;
-                limit.check(n).map_err(bad)?;
-            }
-            ArgKind::Policy => {
-                Policy::from_str(value).map_err(|e| bad(e.to_string()))?;
-            }
-            ArgKind::Stage => {
-                if !STAGES.contains(&value.as_str()) {
-                    return Err(bad(format!(
-                        "unknown stage{}; stages: {}",
-                        suggest::hint(value, STAGES),
-                        STAGES.join(", ")
-                    )));
-                }
-            }
-            ArgKind::Data => {
-                DataSpec::from_str(value).map_err(|e| bad(e.to_string()))?;
-            }
-            ArgKind::Model => {
-                Arch::from_str(value).map_err(|e| bad(e.to_string()))?;
-            }
-            ArgKind::KeyValue => {
-                if !value.contains('=') {
-                    return Err(bad("expected key=value".into()));
-                }
-            }
-            ArgKind::Chart => {
-                if !crate::present::chart::CHARTS.contains(&value.as_str()) {
-                    let charts = crate::present::chart::CHARTS;
-                    return Err(bad(format!(
-                        "unknown chart{}; charts: {}",
-                        suggest::hint(value, charts),
-                        charts.join(", ")
-                    )));
-                }
-            }
-            ArgKind::Format => {
-                export_args(args).map_err(usage)?;
-            }
-            ArgKind::PolicyOrCount => {
-                let last = i + 1 == args.len();
-                match value.parse::<u64>() {
-                    Ok(k) if last => {
-                        crate::limits::TRAJECTORIES.check(k).map_err(bad)?;
-                    }
-                    _ => {
-                        Policy::from_str(value).map_err(|e| {
-                            bad(if last {
-                                format!("{e} (or a trajectory count)")
-                            } else {
-                                e.to_string()
-                            })
-                        })?;
-                    }
-                }
-            }
-            ArgKind::Path | ArgKind::Text => {}
-        }
+            .ok_or_else(|| usage(format!("unexpected `{word}`")))?;
+        let arg = spec
+            .kind
+            .parse(word, i + 1 == words.len())
+            .map_err(|why| usage(format!("<{}> `{word}`: {why}", spec.name)))?;
+        args.push(arg);
     }
-    Ok(())
+    Ok(Args(args))
 }
 
 /// The state commands act on: the configuration, and a session built on first need (so a
@@ -436,23 +488,23 @@ impl Shell {
         Ok(text)
     }
 
-    /// Chart `name` (one of [`crate::present::chart::CHARTS`]) of the current session; `images` draws
-    /// a sample first if there is none, `correlate` needs a `correlate` run.
-    pub fn chart(&mut self, name: &str) -> Result<crate::present::chart::Chart, CommandError> {
+    /// Chart `kind` of the current session; `images` draws a sample first if there is none,
+    /// `compare` and `correlate` need a run of theirs.
+    pub fn chart(&mut self, kind: ChartKind) -> Result<crate::present::chart::Chart, CommandError> {
         use crate::present::chart;
-        let c = match name {
-            "rewards" => chart::rewards(&self.session()?.history),
-            "accuracy" => chart::accuracy(&self.session()?.history),
-            "theta" => {
+        let c = match kind {
+            ChartKind::Rewards => chart::rewards(&self.session()?.history),
+            ChartKind::Accuracy => chart::accuracy(&self.session()?.history),
+            ChartKind::Theta => {
                 let s = self.session()?;
                 chart::theta(s.theta(), s.current_null())
             }
-            "marginals" => {
+            ChartKind::Marginals => {
                 let s = self.session()?;
                 let (op1, op2) = s.theta().distribution().map_err(SearchError::from)?.marginals();
                 chart::marginal_bars(&op1, &op2, s.current_null())
             }
-            "images" => {
+            ChartKind::Images => {
                 if self.last_sample.is_none() {
                     self.last_sample = Some(self.session()?.sample(8)?);
                 }
@@ -461,28 +513,16 @@ impl Shell {
                     None => Err(chart::ChartError::Empty("no sample".into())),
                 }
             }
-            "ops" => chart::ops(&self.session()?.gallery(0)?),
-            "probes" => chart::probes(&self.session()?.history.probes),
-            "compare" => match &self.last_compare {
+            ChartKind::Ops => chart::ops(&self.session()?.gallery(0)?),
+            ChartKind::Probes => chart::probes(&self.session()?.history.probes),
+            ChartKind::Compare => match &self.last_compare {
                 Some(r) => chart::compare(r),
                 None => Err(chart::ChartError::Empty("run `compare <a> <b> [k]` first".into())),
             },
-            "correlate" => match &self.last_correlate {
+            ChartKind::Correlate => match &self.last_correlate {
                 Some(r) => chart::correlate(r),
                 None => Err(chart::ChartError::Empty("run `correlate <policies…>` first".into())),
             },
-            other => {
-                let charts = chart::CHARTS;
-                return Err(CommandError::Usage {
-                    command: "plot".into(),
-                    message: format!(
-                        "unknown chart `{other}`{}; charts: {}",
-                        suggest::hint(other, charts),
-                        charts.join(", ")
-                    ),
-                    usage: "plot <chart> [file]".into(),
-                });
-            }
         };
         c.map_err(|e| CommandError::Search(SearchError::Invalid(e.to_string())))
     }
@@ -498,22 +538,13 @@ impl Shell {
             return Ok(Output::text("", ""));
         };
         let cmd = lookup(name)?;
-        check(cmd, args)?;
-        (cmd.handler)(self, args)
+        let args = parse(cmd, args)?;
+        (cmd.handler)(self, &args)
     }
 }
 
-fn count(args: &[String], i: usize) -> Option<usize> {
-    args.get(i).and_then(|a| a.parse().ok())
-}
-
-fn policy(args: &[String], i: usize) -> Result<Policy, CommandError> {
-    let text = args.get(i).map(String::as_str).unwrap_or("none");
-    Policy::from_str(text).map_err(|e| CommandError::Search(e.into()))
-}
-
-fn cmd_help(_: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    if let Some(name) = args.first() {
+fn cmd_help(_: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    if let Some(name) = args.text(0) {
         let c = lookup(name)?;
         return Ok(Output::text("help", format!("{}\n  {}", c.usage(), c.summary)));
     }
@@ -532,13 +563,15 @@ fn cmd_help(_: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     })
 }
 
-fn cmd_explain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let text = explain(args.first().map(String::as_str), &sh.config)
-        .map_err(|m| CommandError::Search(SearchError::Invalid(m)))?;
-    Ok(Output::text("explain", text))
+fn cmd_explain(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    let stage = args.find(|a| match a {
+        Arg::Stage(s) => Some(*s),
+        _ => None,
+    });
+    Ok(Output::text("explain", explain(stage.unwrap_or_default(), &sh.config)))
 }
 
-fn cmd_device(_: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
+fn cmd_device(_: &mut Shell, _: &Args) -> Result<Output, CommandError> {
     Ok(Output::report("device", &crate::device::Diagnostics::collect()))
 }
 
@@ -550,8 +583,10 @@ fn restart_note(sh: &mut Shell) -> &'static str {
     }
 }
 
-fn cmd_data(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    sh.config.data = DataSpec::from_str(&args[0]).map_err(|e| CommandError::Search(e.into()))?;
+fn cmd_data(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    if let Some(Arg::Data(d)) = args.0.first() {
+        sh.config.data = d.clone();
+    }
     let note = restart_note(sh);
     let s = sh.session()?;
     let (t, v, x) = (s.splits.train.len(), s.splits.val.len(), s.splits.test.len());
@@ -564,17 +599,20 @@ fn cmd_data(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     ))
 }
 
-fn cmd_model(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    sh.config.model = Arch::from_str(&args[0]).map_err(|e| CommandError::Search(e.into()))?;
+fn cmd_model(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    if let Some(Arg::Model(m)) = args.0.first() {
+        sh.config.model = *m;
+    }
     let note = restart_note(sh);
     Ok(Output::text("model", format!("model {}{note}", sh.config.model)))
 }
 
-fn cmd_config(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
+fn cmd_config(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
     let mut next = sh.config.clone();
-    for kv in args {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        next.set(k, v)?;
+    for a in &args.0 {
+        if let Arg::KeyValue(k, v) = a {
+            next.set(k, v)?;
+        }
     }
     let changed = next != sh.config;
     sh.config = next;
@@ -598,88 +636,80 @@ fn cmd_config(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     })
 }
 
-fn cmd_pretrain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let n = count(args, 0);
-    Ok(Output::report("pretrain", &sh.session()?.pretrain(n)?))
+fn cmd_pretrain(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    Ok(Output::report("pretrain", &sh.session()?.pretrain(args.count(0))?))
 }
 
-fn cmd_sample(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let n = count(args, 0).unwrap_or(8);
-    let r = sh.session()?.sample(n)?;
+fn cmd_sample(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    let r = sh.session()?.sample(args.count(0).unwrap_or(8))?;
     let out = Output::report("sample", &r);
     sh.last_sample = Some(r);
     Ok(out)
 }
 
-fn cmd_evaluate(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let k = count(args, 0);
-    Ok(Output::report("evaluate", &sh.session()?.evaluate(k)?))
+fn cmd_evaluate(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    Ok(Output::report("evaluate", &sh.session()?.evaluate(args.count(0))?))
 }
 
-fn cmd_update(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
+fn cmd_update(sh: &mut Shell, _: &Args) -> Result<Output, CommandError> {
     Ok(Output::report("update", &sh.session()?.update()?))
 }
 
-fn cmd_step(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let n = count(args, 0).unwrap_or(1);
-    Ok(Output::report("step", &sh.session()?.step(n)?))
+fn cmd_step(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    Ok(Output::report("step", &sh.session()?.step(args.count(0).unwrap_or(1))?))
 }
 
-fn cmd_policy(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let top = count(args, 0).unwrap_or(10);
-    Ok(Output::report("policy", &sh.session()?.policy(top)?))
+fn cmd_policy(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    Ok(Output::report(
+        "policy",
+        &sh.session()?.policy(args.count(0).unwrap_or(10))?,
+    ))
 }
 
-fn cmd_probe(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let p = policy(args, 0)?;
-    let k = count(args, 1);
-    Ok(Output::report("probe", &sh.session()?.probe(&p, k)?))
+fn cmd_probe(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    let p = args.policy(0).cloned().unwrap_or(Policy::None);
+    Ok(Output::report("probe", &sh.session()?.probe(&p, args.count(1))?))
 }
 
-fn cmd_compare(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    // A trailing count (after at least two policies) is k.
-    let (k, specs) = match args.split_last().map(|(last, rest)| (last.parse::<usize>(), rest)) {
-        Some((Ok(k), rest)) if rest.len() >= 2 => (Some(k), rest),
-        _ => (None, args),
-    };
-    let policies = (0..specs.len())
-        .map(|i| policy(specs, i))
-        .collect::<Result<Vec<_>, _>>()?;
-    let r = sh
-        .session()?
-        .compare(&policies, k, crate::search::Pairing::CommonRandomNumbers)?;
+fn cmd_compare(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    let r = sh.session()?.compare(
+        &args.policies(),
+        args.trailing_count(),
+        crate::search::Pairing::CommonRandomNumbers,
+    )?;
     let out = Output::report("compare", &r);
     sh.last_compare = Some(r);
     Ok(out)
 }
 
-fn cmd_null(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let r = count(args, 0);
-    Ok(Output::report("null", &sh.session()?.null(r)?))
+fn cmd_null(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    Ok(Output::report("null", &sh.session()?.null(args.count(0))?))
 }
 
-fn cmd_fulltrain(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let p = policy(args, 0)?;
-    let epochs = count(args, 1);
-    Ok(Output::report("fulltrain", &sh.session()?.fulltrain(&p, epochs)?))
+fn cmd_fulltrain(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    let p = args.policy(0).cloned().unwrap_or(Policy::None);
+    Ok(Output::report(
+        "fulltrain",
+        &sh.session()?.fulltrain(&p, args.count(1))?,
+    ))
 }
 
-fn cmd_correlate(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let policies = (0..args.len())
-        .map(|i| policy(args, i))
-        .collect::<Result<Vec<_>, _>>()?;
-    let r = sh.session()?.correlate(&policies, None)?;
+fn cmd_correlate(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    let r = sh.session()?.correlate(&args.policies(), None)?;
     let out = Output::report("correlate", &r);
     sh.last_correlate = Some(r);
     Ok(out)
 }
 
-fn cmd_plot(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let name = args[0].as_str();
-    let c = sh.chart(name)?;
-    let stem = match args.get(1) {
+fn cmd_plot(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    let Some(Arg::Chart(kind)) = args.0.first() else {
+        return Err(CommandError::Search(SearchError::Invalid("plot needs a chart".into())));
+    };
+    let (kind, name) = (*kind, kind.name());
+    let c = sh.chart(kind)?;
+    let stem = match args.path(1) {
         Some(f) => {
-            let p = PathBuf::from(f);
+            let p = f.to_path_buf();
             match p.extension().and_then(|e| e.to_str()) {
                 Some("svg" | "png") => p.with_extension(""),
                 _ => p,
@@ -705,16 +735,15 @@ wrote {} and {}",
     })
 }
 
-fn cmd_history(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
+fn cmd_history(sh: &mut Shell, _: &Args) -> Result<Output, CommandError> {
     let Some(s) = sh.session.as_ref() else {
         return Ok(Output::text("history", "nothing yet: no session has run"));
     };
     Ok(Output::report("history", &s.history))
 }
 
-fn cmd_save(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let dir = args.first().map(PathBuf::from);
-    let path = sh.session()?.save(dir.as_deref())?;
+fn cmd_save(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    let path = sh.session()?.save(args.path(0))?;
     sh.run_dir = path.clone();
     Ok(Output {
         data: json!({"dir": path}),
@@ -722,46 +751,59 @@ fn cmd_save(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     })
 }
 
-fn cmd_resume(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let text = sh.resume(&args[0])?;
+fn cmd_resume(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    let dir = args.path(0).map(Path::to_owned).unwrap_or_else(|| sh.run_dir.clone());
+    let text = sh.resume(dir)?;
     Ok(Output::text("resume", text))
 }
 
 /// What `export` can write: the PyTorch-ready document (default), θ's logits as the search
 /// holds them (loads back with `theta:FILE`), or every pair's probability as CSV.
-pub const EXPORT_FORMATS: &[&str] = &["json", "theta", "csv"];
+/// What `export` writes: the PyTorch-ready document (default), θ's logits as the search
+/// holds them (loads back with `theta:FILE`), or every pair's probability as CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExportFormat {
+    #[default]
+    Json,
+    Theta,
+    Csv,
+}
 
-/// `export [format] [file]`: a first word that is no format but looks like a file name is the
-/// file (format json), so `export best.json` does what it says.
-fn export_args(args: &[String]) -> Result<(&str, Option<&str>), String> {
-    match args {
-        [] => Ok(("json", None)),
-        [f, rest @ ..] if EXPORT_FORMATS.contains(&f.as_str()) => Ok((f, rest.first().map(String::as_str))),
-        [file] if file.contains(['.', '/']) => Ok(("json", Some(file))),
-        [f, ..] => Err(format!(
-            "<format> `{f}`: unknown format{}; formats: {}",
-            suggest::hint(f, EXPORT_FORMATS.iter().copied()),
-            EXPORT_FORMATS.join(", ")
-        )),
+impl Named for ExportFormat {
+    const ALL: &'static [Self] = &[ExportFormat::Json, ExportFormat::Theta, ExportFormat::Csv];
+    const WHAT: &'static str = "format";
+
+    fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Json => "json",
+            ExportFormat::Theta => "theta",
+            ExportFormat::Csv => "csv",
+        }
     }
 }
 
-fn cmd_export(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
-    let (format, file) = export_args(args).map_err(|message| CommandError::Usage {
-        command: "export".into(),
-        message,
-        usage: "export [format] [file]".into(),
-    })?;
+fn cmd_export(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    // `export [format] [file]`, or `export FILE` (json).
+    let format = args
+        .find(|a| match a {
+            Arg::Format(f) => Some(*f),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let file = args.find(|a| match a {
+        Arg::Path(p) => Some(p.clone()),
+        _ => None,
+    });
     let s = sh.session()?;
     let theta = s.best.as_ref().map(|b| &b.theta).unwrap_or(&s.ppo.theta).clone();
     let best = s.best_policy()?;
     let (doc, text) = match format {
-        "theta" => {
+        ExportFormat::Theta => {
             let doc = serde_json::to_value(&theta).unwrap_or(Value::Null);
             let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
             (doc, text)
         }
-        "csv" => {
+        ExportFormat::Csv => {
             let dist = best
                 .distribution()
                 .ok_or_else(|| SearchError::Invalid("the best θ has no pair distribution".into()))?;
@@ -774,7 +816,7 @@ fn cmd_export(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
             }
             (json!({"rows": rows.len()}), text)
         }
-        _ => {
+        ExportFormat::Json => {
             let doc = torchvision_export(&best, 25);
             let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
             (doc, text)
@@ -782,10 +824,13 @@ fn cmd_export(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     };
     match file {
         Some(file) => {
-            crate::checkpoint::write_atomic(std::path::Path::new(file), text.as_bytes()).map_err(SearchError::from)?;
+            crate::checkpoint::write_atomic(&file, text.as_bytes()).map_err(SearchError::from)?;
             Ok(Output {
                 data: doc,
-                ..Output::text("export", format!("best θ exported as {format} to {file}"))
+                ..Output::text(
+                    "export",
+                    format!("best θ exported as {} to {}", format.name(), file.display()),
+                )
             })
         }
         None => Ok(Output {
@@ -795,7 +840,7 @@ fn cmd_export(sh: &mut Shell, args: &[String]) -> Result<Output, CommandError> {
     }
 }
 
-fn cmd_reset(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
+fn cmd_reset(sh: &mut Shell, _: &Args) -> Result<Output, CommandError> {
     let note = restart_note(sh);
     Ok(Output::text(
         "reset",
@@ -803,7 +848,7 @@ fn cmd_reset(sh: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
     ))
 }
 
-fn cmd_quit(_: &mut Shell, _: &[String]) -> Result<Output, CommandError> {
+fn cmd_quit(_: &mut Shell, _: &Args) -> Result<Output, CommandError> {
     Ok(Output {
         quit: true,
         ..Output::text("quit", "bye")
@@ -863,9 +908,9 @@ pub fn completions(line: &str, pos: usize) -> Option<(usize, Vec<String>)> {
             }
             pick(v)
         }
-        ArgKind::Stage => pick(STAGES.iter().map(|s| s.to_string()).collect()),
-        ArgKind::Chart => pick(crate::present::chart::CHARTS.iter().map(|s| s.to_string()).collect()),
-        ArgKind::Format => pick(EXPORT_FORMATS.iter().map(|s| s.to_string()).collect()),
+        ArgKind::Stage => pick(Stage::names().iter().map(|s| s.to_string()).collect()),
+        ArgKind::Chart => pick(ChartKind::names().iter().map(|s| s.to_string()).collect()),
+        ArgKind::Format => pick(ExportFormat::names().iter().map(|s| s.to_string()).collect()),
         ArgKind::Model => pick(Arch::NAMES.iter().map(|s| s.to_string()).collect()),
         ArgKind::Data => pick(DataSpec::KINDS.iter().map(|s| s.to_string()).collect()),
         ArgKind::Text if cmd.name == "help" => pick(COMMANDS.iter().map(|c| c.name.to_owned()).collect()),

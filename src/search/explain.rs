@@ -3,21 +3,51 @@
 
 use super::SearchConfig;
 
-/// Stages `explain` knows.
-pub const STAGES: [&str; 8] = [
-    "overview",
-    "space",
-    "pretrain",
-    "sample",
-    "evaluate",
-    "update",
-    "fulltrain",
-    "noise",
-];
+use crate::suggest::Named;
 
-/// The explanation of `stage` (default: overview), with `cfg`'s settings filled in.
-pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String> {
-    let stage = stage.unwrap_or("overview").trim().to_ascii_lowercase();
+/// What `explain` explains: the method's stages, the search space and its noise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stage {
+    #[default]
+    Overview,
+    Space,
+    Pretrain,
+    Sample,
+    Evaluate,
+    Update,
+    Fulltrain,
+    Noise,
+}
+
+impl Named for Stage {
+    const ALL: &'static [Self] = &[
+        Stage::Overview,
+        Stage::Space,
+        Stage::Pretrain,
+        Stage::Sample,
+        Stage::Evaluate,
+        Stage::Update,
+        Stage::Fulltrain,
+        Stage::Noise,
+    ];
+    const WHAT: &'static str = "stage";
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Overview => "overview",
+            Stage::Space => "space",
+            Stage::Pretrain => "pretrain",
+            Stage::Sample => "sample",
+            Stage::Evaluate => "evaluate",
+            Stage::Update => "update",
+            Stage::Fulltrain => "fulltrain",
+            Stage::Noise => "noise",
+        }
+    }
+}
+
+/// The explanation of `stage`, with `cfg`'s settings filled in.
+pub fn explain(stage: Stage, cfg: &SearchConfig) -> String {
     let r = &cfg.recipe;
     let lr1 = cfg.finetune_lr.map(|l| format!("{l}")).unwrap_or_else(|| {
         format!(
@@ -29,8 +59,8 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
         || "no gradient clipping".to_owned(),
         |c| format!("gradient-norm clip {c}"),
     );
-    let text = match stage.as_str() {
-        "overview" => format!(
+    match stage {
+        Stage::Overview => format!(
             "AWS — Augmentation-Wise Weight Sharing (Tian et al., NeurIPS 2020)\n\
              Goal: θ* = argmax_θ ACC(ω*_θ; D_val), ω*_θ = argmin_ω L_train(ω; θ).\n\
              Observation: augmentation matters mostly late in training, so the early part is\n\
@@ -45,16 +75,16 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
             cfg.pretrain_epochs,
             cfg.finetune_epochs,
             cfg.trajectories,
-            STAGES.join(", ")
+            Stage::names().join(", ")
         ),
-        "space" => "Search space: 14 ops; 11 with a magnitude kept at levels 3, 6, 9 of AutoAugment's\n\
+        Stage::Space => "Search space: 14 ops; 11 with a magnitude kept at levels 3, 6, 9 of AutoAugment's\n\
              10-level grid, 3 without — 36 operations. An augmentation is an ordered pair (op1,\n\
              op2) of them: 1,296 candidates, both always applied, signed ops with a random sign.\n\
              θ = (a ∈ R³⁶, B ∈ R³⁶ˣ³⁶): p(op1, op2) = softmax(a)[op1] · softmax(B[op1])[op2];\n\
              θ = 0 is uniform. Every image of every batch draws its own pair.\n\
              Pipeline: crop (pad size/8) → flip (if allowed) → pair → Cutout (size/2) → normalise."
             .to_owned(),
-        "pretrain" => format!(
+        Stage::Pretrain => format!(
             "Stage 1 — shared-weight pretraining: train on search-train with pairs drawn uniformly\n\
              per image. SGD{} (momentum {}, weight decay {}, none on BN and biases),\n\
              batch {}, warm-up {} epoch(s) {} → {}, cosine to {} over {} epochs, label smoothing\n\
@@ -73,11 +103,11 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
             cfg.pretrain_epochs,
             r.label_smoothing,
         ),
-        "sample" => "Sampling: op1 ~ softmax(a), op2 ~ softmax(B[op1]), independently per image; each\n\
+        Stage::Sample => "Sampling: op1 ~ softmax(a), op2 ~ softmax(B[op1]), independently per image; each\n\
              signed op flips its sign with probability 1/2. `sample n` shows n draws with their\n\
              probabilities and previews them on validation images."
             .to_owned(),
-        "evaluate" => format!(
+        Stage::Evaluate => format!(
             "Stage 2 — one trajectory: reset weights and momentum to the stage-1 snapshot;\n\
              fine-tune {} epochs at a constant rate of {}, pairs drawn per image from θ;\n\
              after each epoch measure top-1 accuracy on the validation split (never test).\n\
@@ -85,7 +115,7 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
              are kept for the update. Official: 10 epochs (5% of stage 1), 8 trajectories.",
             cfg.finetune_epochs, lr1, cfg.reward_top
         ),
-        "update" => format!(
+        Stage::Update => format!(
             "Policy update (PPO) from the waiting trajectories, all sampled under θ_old:\n\
              b ← {m}·b + (1 − {m})·mean(R)   (b starts at the first mean reward)\n\
              A_t = (R_t − b) × {u} × {s}   (rewards in percent, the official units)\n\
@@ -107,7 +137,7 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
             b = cfg.ppo.lr,
             w = cfg.ppo.warmup_updates
         ),
-        "fulltrain" => format!(
+        Stage::Fulltrain => format!(
             "After the search: retrain from scratch on search-train + validation with pairs drawn\n\
              per image from the best θ ({} epochs here, official 300; rate {} → {} over {} epochs, cosine\n\
              to {}) and report the final-epoch test error. `correlate` does this for several policies and\n\
@@ -119,7 +149,7 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
             cfg.fulltrain_schedule.warmup_epochs,
             cfg.fulltrain_schedule.floor
         ),
-        "noise" => format!(
+        Stage::Noise => format!(
             "Noise, and what a result needs to be trusted. Two trajectories of one θ differ: the\n\
              reward moves with the data order, crops, flips, Cutout holes and θ's own draws. So every\n\
              reward is shown with a 95% interval across trajectories (mean ± t·sd/√k); `sd` is one\n\
@@ -149,15 +179,7 @@ pub fn explain(stage: Option<&str>, cfg: &SearchConfig) -> Result<String, String
                check it with `compare` against `aws:uniform`.",
             cfg.null_replicates
         ),
-        other => {
-            return Err(format!(
-                "no stage `{other}`{}; stages: {}",
-                crate::suggest::hint(other, STAGES),
-                STAGES.join(", ")
-            ))
-        }
-    };
-    Ok(text)
+    }
 }
 
 #[cfg(test)]
@@ -168,25 +190,25 @@ mod tests {
     #[test]
     fn every_stage_explains_with_the_session_settings() {
         let cfg = SearchConfig::cpu().with_trajectories(5);
-        for stage in STAGES {
-            let text = explain(Some(stage), &cfg).unwrap();
-            assert!(text.len() > 200, "{stage}: {text}");
+        for &stage in Stage::ALL {
+            let text = explain(stage, &cfg);
+            assert!(text.len() > 200, "{stage:?}: {text}");
         }
-        assert!(explain(None, &cfg).unwrap().contains("5 trajectories per update"));
-        assert!(explain(Some("update"), &cfg).unwrap().contains("π_new(k) / π_old(k)"));
+        assert!(explain(Stage::Overview, &cfg).contains("5 trajectories per update"));
+        assert!(explain(Stage::Update, &cfg).contains("π_new(k) / π_old(k)"));
         // The numbers are the session's, not prose.
         let mut changed = cfg.clone();
         changed.set("recipe.weight_decay", "0.0005").unwrap();
         changed.set("recipe.grad_clip", "null").unwrap();
         changed.set("finetune_lr", "null").unwrap();
-        let text = explain(Some("pretrain"), &changed).unwrap();
+        let text = explain(Stage::Pretrain, &changed);
         assert!(
             text.contains("weight decay 0.0005") && text.contains("no gradient clipping"),
             "{text}"
         );
-        let text = explain(Some("evaluate"), &changed).unwrap();
+        let text = explain(Stage::Evaluate, &changed);
         assert!(text.contains("rate of 0.001 (stage 1's final rate)"), "{text}");
-        let e = explain(Some("pretrian"), &cfg).unwrap_err();
+        let e = Stage::parse_named("pretrian").unwrap_err();
         assert!(e.contains("did you mean `pretrain`"), "{e}");
     }
 }

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use explain::{explain, STAGES};
+pub use explain::{explain, Stage};
 pub use history::History;
 pub use null::NullReport;
 pub use ppo::{PpoConfig, PpoOutcome, PpoState, Trajectory};

@@ -38,17 +38,47 @@ pub struct Chart {
 }
 
 /// The charts `plot` knows.
-pub const CHARTS: [&str; 9] = [
-    "rewards",
-    "accuracy",
-    "theta",
-    "marginals",
-    "images",
-    "ops",
-    "probes",
-    "compare",
-    "correlate",
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartKind {
+    Rewards,
+    Accuracy,
+    Theta,
+    Marginals,
+    Images,
+    Ops,
+    Probes,
+    Compare,
+    Correlate,
+}
+
+impl crate::suggest::Named for ChartKind {
+    const ALL: &'static [Self] = &[
+        ChartKind::Rewards,
+        ChartKind::Accuracy,
+        ChartKind::Theta,
+        ChartKind::Marginals,
+        ChartKind::Images,
+        ChartKind::Ops,
+        ChartKind::Probes,
+        ChartKind::Compare,
+        ChartKind::Correlate,
+    ];
+    const WHAT: &'static str = "chart";
+
+    fn name(self) -> &'static str {
+        match self {
+            ChartKind::Rewards => "rewards",
+            ChartKind::Accuracy => "accuracy",
+            ChartKind::Theta => "theta",
+            ChartKind::Marginals => "marginals",
+            ChartKind::Images => "images",
+            ChartKind::Ops => "ops",
+            ChartKind::Probes => "probes",
+            ChartKind::Compare => "compare",
+            ChartKind::Correlate => "correlate",
+        }
+    }
+}
 
 const FONT: &str = "sans-serif";
 
