@@ -12,26 +12,46 @@ pub struct Limit {
     pub instead: &'static str,
 }
 
+/// A count outside its [`Limit`]: the number and the range it missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub struct OutOfRange {
+    pub n: u64,
+    pub limit: Limit,
+}
+
+impl std::fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { n, limit } = self;
+        if *n < limit.min {
+            return write!(f, "{n} {} is too few: at least {} is needed", limit.what, limit.min);
+        }
+        write!(f, "{n} {} is past the limit of {}", limit.what, limit.max)?;
+        if !limit.instead.is_empty() {
+            write!(f, "; {}", limit.instead)?;
+        }
+        Ok(())
+    }
+}
+
+impl From<OutOfRange> for String {
+    fn from(e: OutOfRange) -> String {
+        e.to_string()
+    }
+}
+
 impl Limit {
-    /// `n` if it is within `min..=max`, else a message naming the range: a count out of range
-    /// is an error, never silently changed.
-    pub fn check(&self, n: u64) -> Result<u64, String> {
-        if n < self.min {
-            Err(format!("{n} {} is too few: at least {} is needed", self.what, self.min))
-        } else if n <= self.max {
+    /// `n` if it is within `min..=max`: a count out of range is an error, never silently
+    /// changed.
+    pub fn check(&self, n: u64) -> Result<u64, OutOfRange> {
+        if (self.min..=self.max).contains(&n) {
             Ok(n)
         } else {
-            let instead = if self.instead.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", self.instead)
-            };
-            Err(format!("{n} {} is past the limit of {}{instead}", self.what, self.max))
+            Err(OutOfRange { n, limit: *self })
         }
     }
 
     /// [`Limit::check`] for a `usize`.
-    pub fn check_usize(&self, n: usize) -> Result<usize, String> {
+    pub fn check_usize(&self, n: usize) -> Result<usize, OutOfRange> {
         self.check(n as u64).map(|n| n as usize)
     }
 }
@@ -164,7 +184,7 @@ mod tests {
     #[test]
     fn a_number_outside_its_range_names_the_range_and_what_to_do() {
         assert_eq!(STEPS.check(10_000), Ok(10_000));
-        let e = STEPS.check(u64::MAX).unwrap_err();
+        let e = STEPS.check(u64::MAX).unwrap_err().to_string();
         assert!(
             e.contains("18446744073709551615 updates in one `step`")
                 && e.contains("limit of 10000")
@@ -172,7 +192,7 @@ mod tests {
             "{e}"
         );
         assert_eq!(EPOCHS.check_usize(1), Ok(1));
-        let e = EPOCHS.check_usize(0).unwrap_err();
+        let e = EPOCHS.check_usize(0).unwrap_err().to_string();
         assert!(e.contains("0 epochs is too few: at least 1"), "{e}");
         assert_eq!(TRAJECTORY_BATCH.check_usize(0), Ok(0), "0 = automatic");
     }

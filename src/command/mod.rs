@@ -34,6 +34,8 @@ pub enum CommandError {
     },
     #[error(transparent)]
     Search(#[from] SearchError),
+    #[error(transparent)]
+    Chart(#[from] crate::present::chart::ChartError),
 }
 
 /// What a kind of argument accepts (checked before the handler runs).
@@ -524,7 +526,7 @@ impl Shell {
                 None => Err(chart::ChartError::Empty("run `correlate <policies…>` first".into())),
             },
         };
-        c.map_err(|e| CommandError::Search(SearchError::Invalid(e.to_string())))
+        Ok(c?)
     }
 
     /// Parse, check and run one line.

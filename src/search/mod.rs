@@ -56,8 +56,34 @@ pub enum SearchError {
     },
     #[error("no trajectories waiting: run `evaluate` before `update`")]
     NothingToUpdate,
+    /// Free-form validation (a configuration that contradicts itself, a record from an
+    /// older version).
     #[error("{0}")]
     Invalid(String),
+    /// A count outside its range.
+    #[error(transparent)]
+    OutOfRange(#[from] crate::limits::OutOfRange),
+    /// A count outside its range, for a primitive.
+    #[error("{primitive}: {source}")]
+    CountFor {
+        primitive: &'static str,
+        source: crate::limits::OutOfRange,
+    },
+    /// Stage 1 changes the shared weights the search's rewards were measured from.
+    #[error("the search has started: more pretraining would change the shared weights its rewards were measured from. `reset` to start over")]
+    SearchStarted,
+    #[error("stage 1 is complete ({done} of {total} epochs); `pretrain N` with N > 0 trains past the schedule at its final rate")]
+    Stage1Complete { done: usize, total: usize },
+    #[error("{primitive} needs at least {min} policies")]
+    TooFewPolicies { primitive: &'static str, min: usize },
+    #[error("no updates yet: the null replays the search's updates; run `step` first")]
+    NoUpdates,
+    /// A trajectory whose loss went NaN/Inf where its result was needed.
+    #[error(transparent)]
+    Diverged(#[from] Diverged),
+    /// A checkpoint whose configuration cannot make a session on this machine.
+    #[error("{}: its configuration cannot start a session here: {source}", path.display())]
+    ResumeConfig { path: PathBuf, source: Box<SearchError> },
     /// A trajectory's worker thread died without a result (a bug; nothing was kept).
     #[error("trajectory {trajectory} was lost: its worker thread panicked; nothing of this step was kept")]
     WorkerLost { trajectory: usize },

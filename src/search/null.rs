@@ -379,9 +379,7 @@ impl super::Session {
             replicates.unwrap_or(self.config.null_replicates),
         )?;
         if self.history.updates.is_empty() {
-            return Err(SearchError::Invalid(
-                "no updates yet: the null replays the search's updates; run `step` first".into(),
-            ));
+            return Err(SearchError::NoUpdates);
         }
         let mut inputs = Vec::with_capacity(self.history.updates.len());
         for u in &self.history.updates {

@@ -127,7 +127,7 @@ impl PpoState {
         }
         crate::limits::UPDATES
             .check_usize(self.updates)
-            .map_err(PolicyError::Theta)?;
+            .map_err(|e| PolicyError::Theta(e.to_string()))?;
         Ok(())
     }
 }

@@ -67,7 +67,7 @@ impl Session {
             0,
             &mut |_| {},
         )?;
-        let t = t.map_err(|d| SearchError::Invalid(d.to_string()))?;
+        let t = t?;
         Ok((t, trainer))
     }
 
@@ -84,9 +84,10 @@ impl Session {
         pairing: Pairing,
     ) -> Result<CompareReport, SearchError> {
         if policies.len() < 2 {
-            return Err(SearchError::Invalid(
-                "compare needs at least two policies: `compare A B [k]`".into(),
-            ));
+            return Err(SearchError::TooFewPolicies {
+                primitive: "compare",
+                min: 2,
+            });
         }
         let k = trajectory_count(k, self.config.probe_trajectories, "compare")?;
         let start = Instant::now();
@@ -185,7 +186,10 @@ impl Session {
         fulltrain_epochs: Option<usize>,
     ) -> Result<CorrelateReport, SearchError> {
         if policies.len() < 2 {
-            return Err(SearchError::Invalid("correlate needs at least two policies".into()));
+            return Err(SearchError::TooFewPolicies {
+                primitive: "correlate",
+                min: 2,
+            });
         }
         let mut rows = Vec::with_capacity(policies.len());
         let mut proxies = Vec::with_capacity(policies.len());

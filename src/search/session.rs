@@ -21,16 +21,19 @@ use crate::train::{CancelFlag, Trainer};
 
 /// A count checked against its range, as a search error.
 pub(super) fn within(limit: &Limit, n: usize) -> Result<usize, SearchError> {
-    limit.check_usize(n).map_err(SearchError::Invalid)
+    Ok(limit.check_usize(n)?)
 }
 
-/// `k` trajectories for `what`, or the default; refused outside their range before anything
-/// is allocated for them.
-pub(super) fn trajectory_count(k: Option<usize>, default: usize, what: &str) -> Result<usize, SearchError> {
-    within(&crate::limits::TRAJECTORIES, k.unwrap_or(default)).map_err(|e| match e {
-        SearchError::Invalid(why) => SearchError::Invalid(format!("{what}: {why}")),
-        other => other,
-    })
+/// `k` trajectories for `primitive`, or the default; refused outside their range before
+/// anything is allocated for them.
+pub(super) fn trajectory_count(
+    k: Option<usize>,
+    default: usize,
+    primitive: &'static str,
+) -> Result<usize, SearchError> {
+    crate::limits::TRAJECTORIES
+        .check_usize(k.unwrap_or(default))
+        .map_err(|source| SearchError::CountFor { primitive, source })
 }
 
 /// A front-end's handler of progress events.
@@ -126,11 +129,9 @@ impl Session {
         let stored = store::open(dir.as_ref())?;
         let (state, state_file) = (stored.state, stored.state_file);
         // Its configuration must still make a session here (valid numbers, the data present).
-        let mut s = Self::build(state.config.clone(), stored.lock).map_err(|e| {
-            SearchError::Invalid(format!(
-                "{}: its configuration cannot start a session here: {e}",
-                state_file.display()
-            ))
+        let mut s = Self::build(state.config.clone(), stored.lock).map_err(|e| SearchError::ResumeConfig {
+            path: state_file.clone(),
+            source: Box::new(e),
         })?;
         if let Some((tensors, path)) = stored.tensors {
             let snapshot = s

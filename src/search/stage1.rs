@@ -145,9 +145,7 @@ impl Session {
     /// uniformly per image; then snapshot weights and momentum and checkpoint.
     pub fn pretrain(&mut self, epochs: Option<usize>) -> Result<PretrainReport, SearchError> {
         if self.ppo.updates > 0 || !self.pending.is_empty() {
-            return Err(SearchError::Invalid(
-                "the search has started: more pretraining would change the shared weights its rewards were measured from. `reset` to start over".into(),
-            ));
+            return Err(SearchError::SearchStarted);
         }
         let done = self.pretrain_epochs_done();
         let n = match epochs {
@@ -155,10 +153,10 @@ impl Session {
             None => self.config.pretrain_epochs.saturating_sub(done),
         };
         if n == 0 {
-            return Err(SearchError::Invalid(format!(
-                "stage 1 is complete ({done} of {} epochs); `pretrain N` with N > 0 trains past the schedule at its final rate",
-                self.config.pretrain_epochs
-            )));
+            return Err(SearchError::Stage1Complete {
+                done,
+                total: self.config.pretrain_epochs,
+            });
         }
         self.cancel.reset();
         let stage1 = &mut self.stage1;

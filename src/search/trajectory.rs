@@ -38,7 +38,7 @@ pub struct TrajectorySeeds {
 
 /// A trajectory whose loss went NaN/Inf: discarded, not an error of the primitive (METHOD.md:
 /// such trajectories carry no reward).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct Diverged {
     /// The trajectory's policy seed (its name in reports).
     pub seed: u64,

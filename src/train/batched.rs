@@ -163,9 +163,10 @@ impl BatchedTrainer {
                     let count = ahead.min(batches - b);
                     ready.extend(augment_members(data, &perms, b, count, bs, augs, &mut streams)?);
                 }
-                let xs = ready
-                    .pop_front()
-                    .ok_or_else(|| TrainError::Torch("augmented batch missing".into()))?;
+                let xs = ready.pop_front().ok_or(TrainError::MissingBatch {
+                    epoch: epoch + 1,
+                    batch: b,
+                })?;
                 let mut ys = Vec::with_capacity(k);
                 for perm in &perms {
                     ys.push(data.labels.f_index_select(0, &perm.f_narrow(0, b as i64 * bs, len)?)?);

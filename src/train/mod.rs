@@ -39,18 +39,16 @@ pub enum TrainError {
         got: i64,
         got_classes: i64,
     },
-    #[error("libtorch error: {0}")]
-    Torch(String),
+    /// A libtorch op failed (the source names the op and the shapes).
+    #[error("libtorch: {0}")]
+    Torch(#[from] TchError),
+    /// An augmented batch the trainer planned was not there (a bug).
+    #[error("augmented batch {batch} of epoch {epoch} is missing")]
+    MissingBatch { epoch: usize, batch: usize },
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("augmentation failed: {0}")]
     Augment(#[from] AugmentError),
-}
-
-impl From<TchError> for TrainError {
-    fn from(e: TchError) -> Self {
-        TrainError::Torch(e.to_string())
-    }
 }
 
 /// A flag a front-end sets (Ctrl-C, a notebook interrupt) to stop between batches.
@@ -469,9 +467,10 @@ impl Trainer {
                         &mut policy_rng,
                     )?);
                 }
-                let x = ready
-                    .pop_front()
-                    .ok_or_else(|| TrainError::Torch("augmented batch missing".into()))?;
+                let x = ready.pop_front().ok_or(TrainError::MissingBatch {
+                    epoch: epoch + 1,
+                    batch: b,
+                })?;
                 let x = self.layout(x)?;
                 let idx = perm.f_narrow(0, b as i64 * bs, len)?;
                 let y = data.labels.f_index_select(0, &idx)?;
