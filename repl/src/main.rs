@@ -7,6 +7,7 @@ mod shell;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use augwise::command::Shell;
@@ -122,12 +123,22 @@ enum Command {
     },
 }
 
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    // Returning (not `process::exit`) drops the session first: its run-directory lock and
+    // buffered output are released in order.
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// A script's exit status: 0, or 1 when a command failed.
+fn status(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn shell(cli: &Cli) -> Result<Shell> {
@@ -141,17 +152,19 @@ fn shell(cli: &Cli) -> Result<Shell> {
     Ok(Shell::new(config, cli.run_dir.clone()))
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     let Some(command) = cli.command.as_ref() else {
         let mut sh = shell(&cli)?;
         if std::io::stdin().is_terminal() {
-            return shell::interactive(&mut sh);
+            shell::interactive(&mut sh)?;
+            return Ok(ExitCode::SUCCESS);
         }
         let lines = shell::utf8_lines(std::io::stdin().lock());
-        std::process::exit(shell::run_lines(&mut sh, lines, cli.json, cli.keep_going));
+        return Ok(status(shell::run_lines(&mut sh, lines, cli.json, cli.keep_going)));
     };
     if let Command::Repl = command {
-        return shell::interactive(&mut shell(&cli)?);
+        shell::interactive(&mut shell(&cli)?)?;
+        return Ok(ExitCode::SUCCESS);
     }
     if let Command::Run { script } = command {
         let mut sh = shell(&cli)?;
@@ -171,12 +184,12 @@ fn run(cli: Cli) -> Result<()> {
                 cli.keep_going,
             )
         };
-        std::process::exit(code);
+        return Ok(status(code));
     }
     let Some(command) = cli.command.as_ref() else {
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     };
-    match command {
+    let done = match command {
         Command::Repl | Command::Run { .. } => Ok(()),
         Command::Device => table(&mut shell(&cli)?, &["device"], cli.json),
         Command::Download { name, dir, url } => {
@@ -236,7 +249,8 @@ fn run(cli: Cli) -> Result<()> {
                 cli.json,
             )
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// Run `lines` through the command table, printing each result as the REPL would; the first
