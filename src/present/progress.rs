@@ -109,33 +109,19 @@ impl ProgressRenderer for NotebookLines {
     }
 }
 
-/// Logs and pipes (no terminal): a line at a primitive's start and then every `every`.
+/// Logs and pipes (no terminal): the notebook's spacing — a primitive's start and end, one
+/// line every `every` between — indented, on stderr.
 #[derive(Debug)]
-pub struct TextLines {
-    every: Duration,
-    run: Run,
-    last: Option<Instant>,
-}
+pub struct TextLines(NotebookLines);
 
 impl TextLines {
     pub fn every(every: Duration) -> Self {
-        Self {
-            every,
-            run: Run::default(),
-            last: None,
-        }
+        Self(NotebookLines::every(every))
     }
 
     /// The line for `p`, if it is due.
     pub fn due(&mut self, p: &Progress) -> Option<String> {
-        let new = self.run.advance(p);
-        let quiet = self.last.is_some_and(|t| t.elapsed() < self.every);
-        if new || !quiet {
-            self.last = Some(Instant::now());
-            Some(format!("  {}", line(p)))
-        } else {
-            None
-        }
+        self.0.due(p).map(|l| format!("  {l}"))
     }
 }
 
