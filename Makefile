@@ -11,10 +11,12 @@ setup:
 run: setup
 	$(CARGO) run --release -p augwise-repl --bin augwise -- --run-dir runs/demo run scripts/demo.augwise
 
-# The whole test suite (what .ci/run calls): cargo's tests, then every notebook executed
-# headless on the augwise kernel.
+# The whole test suite (what .ci/run calls): cargo's tests inside a throw-away single-node
+# Slurm cluster (scripts/slurm-cluster.sh: started in a temporary directory, stopped whatever
+# happens), then every notebook executed headless on the augwise kernel.
 test: setup lint
-	$(CARGO) test --release --workspace
+	$(CARGO) test --release --workspace --no-run
+	./scripts/slurm-cluster.sh run env AUGWISE_REQUIRE_SLURM=1 $(CARGO) test --release --workspace
 	$(MAKE) --no-print-directory gpu-check-cpu
 	$(MAKE) --no-print-directory notebooks
 

@@ -112,6 +112,10 @@ enum Command {
         #[arg(long, default_value_t = 25)]
         top: usize,
     },
+    /// One trajectory of a request the slurm executor wrote (a Slurm array task runs this):
+    /// reads DIR/inputs.json, writes DIR/results/INDEX.json. INDEX defaults to the task's
+    /// SLURM_ARRAY_TASK_ID.
+    Worker { dir: PathBuf, index: Option<usize> },
     /// Download a published dataset (fashion-mnist, cifar10, cifar100), MD5-verified.
     Download {
         name: String,
@@ -189,8 +193,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let Some(command) = cli.command.as_ref() else {
         return Ok(ExitCode::SUCCESS);
     };
+    if let Command::Worker { dir, index } = command {
+        // Exit status 1 when the trajectory could not run, so Slurm records the task as FAILED;
+        // the reason is in the result file and the task's log.
+        let finished = augwise::search::run_worker(dir, *index)?;
+        return Ok(if finished { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
     let done = match command {
-        Command::Repl | Command::Run { .. } => Ok(()),
+        Command::Repl | Command::Run { .. } | Command::Worker { .. } => Ok(()),
         Command::Device => table(&mut shell(&cli)?, &["device"], cli.json),
         Command::Download { name, dir, url } => {
             let archive = download::archive(name)?;

@@ -617,9 +617,18 @@ fn cmd_config(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
         }
     }
     let changed = next != sh.config;
+    let only_where = sh.config.same_search(&next);
     sh.config = next;
     let started = sh.session.as_ref().map(Session::started);
     let note = match (changed, started) {
+        (true, Some(true)) if only_where => {
+            // Where trajectories run is not part of what the search computes: it may change.
+            if let Some(s) = sh.session.as_mut() {
+                s.config.executor = sh.config.executor;
+                s.config.slurm = sh.config.slurm.clone();
+            }
+            "\n(the running session runs its trajectories this way from its next step)"
+        }
         (true, Some(true)) => "\n(the running session keeps its configuration; `reset` starts one with this)",
         (true, Some(false)) => {
             // Nothing has run: the session is rebuilt with this configuration when next used.
@@ -759,8 +768,6 @@ fn cmd_resume(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
     Ok(Output::text("resume", text))
 }
 
-/// What `export` can write: the PyTorch-ready document (default), θ's logits as the search
-/// holds them (loads back with `theta:FILE`), or every pair's probability as CSV.
 /// What `export` writes: the PyTorch-ready document (default), θ's logits as the search
 /// holds them (loads back with `theta:FILE`), or every pair's probability as CSV.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -461,6 +461,16 @@ impl std::fmt::Display for Progress {
                 batch(f, at)
             }
             Progress::Null { done, replicates } => write!(f, "null search {done}/{replicates}"),
+            Progress::Queued {
+                done,
+                running,
+                waiting,
+                total,
+                ..
+            } => write!(
+                f,
+                "slurm: {done}/{total} trajectories done, {running} running, {waiting} queued"
+            ),
         }
     }
 }

@@ -12,6 +12,7 @@ mod report;
 mod sample;
 pub mod score;
 mod session;
+mod slurm;
 mod stage1;
 pub mod stats;
 mod store;
@@ -30,6 +31,7 @@ pub use progress::{Progress, Purpose};
 
 pub use report::*;
 pub use session::Session;
+pub use slurm::{run_worker, Executor, SlurmConfig};
 pub use trajectory::{Diverged, TrajectorySeeds};
 
 use crate::augment::AugmentError;
@@ -87,6 +89,18 @@ pub enum SearchError {
     /// A trajectory's worker thread died without a result (a bug; nothing was kept).
     #[error("trajectory {trajectory} was lost: its worker thread panicked; nothing of this step was kept")]
     WorkerLost { trajectory: usize },
+    /// The slurm executor could not submit or follow its jobs.
+    #[error("slurm: {0}")]
+    Slurm(String),
+    /// A trajectory's array task failed on every try: the request's jobs were cancelled and
+    /// nothing of it was kept.
+    #[error("trajectory {index} failed on Slurm {tries} time(s) (last: {why}); its log: {}. The other tasks were cancelled and the session is as it was before this step: fix the cause the log names and run it again (or `config slurm.tries=…`, or `config executor=local`)", log.display())]
+    SlurmTask {
+        index: usize,
+        tries: usize,
+        why: String,
+        log: PathBuf,
+    },
     #[error("cancelled; the session is as it was before this step")]
     Cancelled,
     #[error(transparent)]
@@ -179,6 +193,11 @@ pub struct SearchConfig {
     pub channels_last: bool,
     /// What every stage trains with: SGD, label smoothing, clipping, stage 1's schedule shape.
     pub recipe: Recipe,
+    /// Where trajectories run: `local` (this machine) or `slurm` (a job array per request).
+    /// How, not what: results are the same either way, and it may change mid-search.
+    pub executor: Executor,
+    /// The slurm executor's `sbatch` settings.
+    pub slurm: SlurmConfig,
 }
 
 /// The training recipe all stages share — METHOD.md's settings by default. Stage 2 and
@@ -297,6 +316,8 @@ impl SearchConfig {
             precision: crate::amp::Precision::Fp32,
             channels_last: false,
             recipe: Recipe::default(),
+            executor: Executor::Local,
+            slurm: SlurmConfig::default(),
         }
     }
 
@@ -331,6 +352,8 @@ impl SearchConfig {
             precision: crate::amp::Precision::Fp32,
             channels_last: false,
             recipe: Recipe::default(),
+            executor: Executor::Local,
+            slurm: SlurmConfig::default(),
         }
     }
 
@@ -421,6 +444,26 @@ impl SearchConfig {
     pub fn with_cutout(mut self, c: Option<i64>) -> Self {
         self.cutout = c;
         self
+    }
+    /// Where trajectories run (`Executor::Slurm` submits job arrays with `self.slurm`).
+    pub fn with_executor(mut self, e: Executor) -> Self {
+        self.executor = e;
+        self
+    }
+    pub fn with_slurm(mut self, s: SlurmConfig) -> Self {
+        self.slurm = s;
+        self
+    }
+
+    /// Whether `other` is the same search run elsewhere: equal but for where trajectories run
+    /// (`executor`, `slurm`), which a started session may change.
+    pub fn same_search(&self, other: &SearchConfig) -> bool {
+        let strip = |c: &SearchConfig| SearchConfig {
+            executor: Executor::Local,
+            slurm: SlurmConfig::default(),
+            ..c.clone()
+        };
+        strip(self) == strip(other)
     }
 
     /// Stage 1's training config: the recipe, with a warm-up to `pretrain_lr` and a cosine to
@@ -516,6 +559,7 @@ impl SearchConfig {
             }
         }
         self.recipe.validate().map_err(SearchError::Invalid)?;
+        self.slurm.validate().map_err(SearchError::Invalid)?;
         if self.cutout.is_some_and(|c| !(0..=4096).contains(&c)) {
             return bad("cutout must be between 0 and 4096 pixels");
         }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 /// Why trajectories are running: the search's own (`evaluate`) or a measurement of a fixed
 /// policy (`probe`, `compare`, `trajectory`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "purpose", rename_all = "snake_case")]
 pub enum Purpose {
     Evaluate,
@@ -68,6 +68,15 @@ pub enum Progress {
         total: usize,
         at: BatchAt,
     },
+    /// Trajectories on the slurm executor: `done`, `running` and `waiting` (queued or to be
+    /// resubmitted) array tasks of `total`.
+    Queued {
+        purpose: Purpose,
+        done: usize,
+        running: usize,
+        waiting: usize,
+        total: usize,
+    },
     /// The after-search retrain.
     Fulltrain { at: BatchAt },
     /// `done` of `replicates` null searches.
@@ -79,7 +88,7 @@ impl Progress {
     pub fn stage(&self) -> &'static str {
         match self {
             Progress::Pretrain { .. } => "pretrain",
-            Progress::Trajectories { purpose, .. } => purpose.name(),
+            Progress::Trajectories { purpose, .. } | Progress::Queued { purpose, .. } => purpose.name(),
             Progress::Fulltrain { .. } => "fulltrain",
             Progress::Null { .. } => "null",
         }
@@ -97,6 +106,7 @@ impl Progress {
                 ..
             } => (*first as f64 + at.fraction() * *together as f64) / (*total).max(1) as f64,
             Progress::Null { done, replicates } => *done as f64 / (*replicates).max(1) as f64,
+            Progress::Queued { done, total, .. } => *done as f64 / (*total).max(1) as f64,
         };
         f.clamp(0.0, 1.0)
     }

@@ -51,6 +51,39 @@ impl ProgressSink {
     }
 }
 
+/// What a configuration makes before anything trains: the device, the data and its splits,
+/// the augmentation pipeline (normalised by the search-train split's statistics) and the
+/// shared model with stage 1's recipe. A session and a Slurm worker build them alike.
+pub(super) struct Parts {
+    pub device: DeviceChoice,
+    pub splits: Splits,
+    pub pipeline: Pipeline,
+    pub trainer: Trainer,
+}
+
+impl Parts {
+    pub fn new(config: &SearchConfig) -> Result<Self, SearchError> {
+        config.validate()?;
+        let device = device::resolve(config.device)?;
+        let source = config.data.load()?;
+        let splits = Splits::new(&source, &config.split)?.to_device(device.device)?;
+        let info = splits.train.info.clone();
+        let (mean, std) = splits.train.channel_stats()?;
+        let mut pipeline = Pipeline::for_dataset(&info, mean, std);
+        if let Some(c) = config.cutout {
+            pipeline = pipeline.with_cutout(c);
+        }
+        let model = shared_model(config, &info, device.device, config.seed)?;
+        let trainer = Trainer::new(model, pipeline.normalize.clone(), config.stage1_train_config())?;
+        Ok(Self {
+            device,
+            splits,
+            pipeline,
+            trainer,
+        })
+    }
+}
+
 /// An AWS search, step by step.
 pub struct Session {
     pub config: SearchConfig,
@@ -90,18 +123,12 @@ impl Session {
     }
 
     fn build(config: SearchConfig, lock: RunLock) -> Result<Self, SearchError> {
-        config.validate()?;
-        let device = device::resolve(config.device)?;
-        let source = config.data.load()?;
-        let splits = Splits::new(&source, &config.split)?.to_device(device.device)?;
-        let info = splits.train.info.clone();
-        let (mean, std) = splits.train.channel_stats()?;
-        let mut pipeline = Pipeline::for_dataset(&info, mean, std);
-        if let Some(c) = config.cutout {
-            pipeline = pipeline.with_cutout(c);
-        }
-        let model = shared_model(&config, &info, device.device, config.seed)?;
-        let trainer = Trainer::new(model, pipeline.normalize.clone(), config.stage1_train_config())?;
+        let Parts {
+            device,
+            splits,
+            pipeline,
+            trainer,
+        } = Parts::new(&config)?;
         Ok(Self {
             config,
             run_dir: lock.dir().to_owned(),

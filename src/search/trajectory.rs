@@ -26,7 +26,7 @@ use crate::train::{
 /// The random numbers of one stage-2 trajectory, by source. Two trajectories with equal
 /// `order` and `augment` seeds see the same batches, crops, flips and Cutout holes and differ
 /// only in the policy's own draws (common random numbers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TrajectorySeeds {
     /// Data order (stage 1's seed unless the trajectories should be independent).
     pub order: u64,
@@ -38,7 +38,7 @@ pub struct TrajectorySeeds {
 
 /// A trajectory whose loss went NaN/Inf: discarded, not an error of the primitive (METHOD.md:
 /// such trajectories carry no reward).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub struct Diverged {
     /// The trajectory's policy seed (its name in reports).
     pub seed: u64,
@@ -96,6 +96,29 @@ pub(super) struct Runner {
 }
 
 impl Runner {
+    #[allow(clippy::too_many_arguments)] // the fields, once
+    pub(super) fn new(
+        config: SearchConfig,
+        pipeline: Pipeline,
+        snapshot: TrainerState,
+        policy: Policy,
+        cancel: CancelFlag,
+        purpose: Purpose,
+        total: usize,
+        pairs: usize,
+    ) -> Self {
+        Self {
+            config,
+            pipeline,
+            snapshot,
+            policy,
+            cancel,
+            purpose,
+            total,
+            pairs,
+        }
+    }
+
     fn copy(&self) -> Result<Self, SearchError> {
         Ok(Self {
             config: self.config.clone(),
@@ -402,6 +425,9 @@ impl Session {
         purpose: Purpose,
         pairs: usize,
     ) -> Result<Ran, SearchError> {
+        if self.config.executor == super::Executor::Slurm {
+            return self.slurm_trajectories(policy, seeds, purpose, pairs);
+        }
         let runner = self.runner(policy, purpose, seeds.len(), pairs)?;
         self.cancel.reset();
         self.ensure_replicas()?;

@@ -1,0 +1,713 @@
+//! The slurm executor: the trajectories of one request (an update's, a probe's) as one Slurm
+//! job array, one task per trajectory, on the real scheduler. The run directory is the only
+//! channel (docs/scale-out.md has its contract): the coordinator writes the request's inputs
+//! once, atomically, under `RUN/slurm/<name>/`; each task (`augwise worker DIR`) runs the same
+//! [`Runner::run`] as a local trajectory and writes `results/<index>.json` atomically; the
+//! coordinator polls `squeue` and those files, resubmits by array index what failed, and
+//! cancels its jobs when the step is cancelled. Result files are the truth: without
+//! accounting, Slurm forgets a job `MinJobAge` seconds after it ends.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::progress::{Progress, Purpose};
+use super::stage1::Stage1;
+use super::trajectory::{Diverged, Ran, Runner, TrajectorySeeds};
+use super::{SearchConfig, SearchError, Session, Trajectory};
+use crate::checkpoint::{self, SnapshotRef};
+use crate::policy::Policy;
+use crate::train::CancelFlag;
+
+/// Where a request's trajectories run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Executor {
+    /// Threads on this machine's devices (grouped models on one GPU).
+    #[default]
+    Local,
+    /// One Slurm job array per request (`SearchConfig::slurm` says how).
+    Slurm,
+}
+
+/// How the slurm executor submits: what a user of `sbatch` would pass. Empty strings leave the
+/// cluster's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SlurmConfig {
+    /// `--partition`.
+    pub partition: String,
+    /// `--time` of one trajectory task, in Slurm's format (`30:00`, `1-00:00:00`).
+    pub time: String,
+    /// `--gres` (`gpu:1` for one GPU per trajectory).
+    pub gres: String,
+    /// `--cpus-per-task`; 0 = Slurm's default.
+    pub cpus_per_task: usize,
+    /// `--mem` (`16G`).
+    pub mem: String,
+    /// Further sbatch options, one word each (`--account=ml`, `--qos=long`).
+    pub extra: Vec<String>,
+    /// The shell command a task runs before `worker DIR` (`srun /opt/augwise/bin/augwise`, or a
+    /// module load first); empty = the `AUGWISE_WORKER` variable, else this augwise binary.
+    pub worker: String,
+    /// Attempts per trajectory before the request fails (1 = never resubmit).
+    pub tries: usize,
+    /// How often the coordinator reads `squeue` and the result files, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        Self {
+            partition: String::new(),
+            time: String::new(),
+            gres: String::new(),
+            cpus_per_task: 0,
+            mem: String::new(),
+            extra: Vec::new(),
+            worker: String::new(),
+            tries: 3,
+            poll_ms: 500,
+        }
+    }
+}
+
+impl SlurmConfig {
+    pub fn with_partition(mut self, p: impl Into<String>) -> Self {
+        self.partition = p.into();
+        self
+    }
+    pub fn with_gres(mut self, g: impl Into<String>) -> Self {
+        self.gres = g.into();
+        self
+    }
+    pub fn with_time(mut self, t: impl Into<String>) -> Self {
+        self.time = t.into();
+        self
+    }
+    pub fn with_worker(mut self, w: impl Into<String>) -> Self {
+        self.worker = w.into();
+        self
+    }
+    pub fn with_tries(mut self, n: usize) -> Self {
+        self.tries = n;
+        self
+    }
+    pub fn with_poll_ms(mut self, ms: u64) -> Self {
+        self.poll_ms = ms;
+        self
+    }
+
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if !(1..=100).contains(&self.tries) {
+            return Err("slurm.tries must be between 1 and 100".into());
+        }
+        if !(10..=600_000).contains(&self.poll_ms) {
+            return Err("slurm.poll_ms must be between 10 and 600000".into());
+        }
+        if let Some(bad) = self.extra.iter().find(|e| !e.starts_with('-')) {
+            return Err(format!(
+                "slurm.extra: `{bad}` is not an sbatch option; give each as one word, like \"--qos=long\""
+            ));
+        }
+        Ok(())
+    }
+}
+
+const INPUTS_FORMAT: &str = "augwise-slurm-inputs/1";
+const RESULT_FORMAT: &str = "augwise-slurm-result/1";
+const INPUTS_FILE: &str = "inputs.json";
+const JOBS_FILE: &str = "jobs.json";
+
+/// Everything a task needs, written once per request. `key` is the SHA-256 of the rest (with
+/// the executor's own settings left out, so switching executor keeps results): a result
+/// carries it, and one with another key is refused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Inputs {
+    format: String,
+    key: String,
+    /// PPO updates done when the request was made.
+    update: usize,
+    purpose: Purpose,
+    config: SearchConfig,
+    policy: Policy,
+    pairs: usize,
+    seeds: Vec<TrajectorySeeds>,
+    /// The stage-1 snapshot: its directory relative to the run directory, and its checksum.
+    snapshot_dir: String,
+    snapshot: SnapshotRef,
+    epochs_done: usize,
+}
+
+impl Inputs {
+    fn digest(&self) -> Result<String, SearchError> {
+        let mut bare = self.clone();
+        bare.key.clear();
+        bare.config.executor = Executor::Local;
+        bare.config.slurm = SlurmConfig::default();
+        let bytes = serde_json::to_vec(&bare).map_err(|e| SearchError::Invalid(e.to_string()))?;
+        Ok(checkpoint::sha256_hex(&bytes))
+    }
+}
+
+/// What a task came to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub(super) enum TaskOutcome {
+    Done {
+        trajectory: Trajectory,
+    },
+    Diverged {
+        diverged: Diverged,
+    },
+    /// The worker could not run the trajectory (data missing on the node, out of memory…).
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct TaskResult {
+    format: String,
+    key: String,
+    index: usize,
+    #[serde(flatten)]
+    outcome: TaskOutcome,
+    host: String,
+    slurm_job: String,
+    seconds: f64,
+}
+
+/// One submission of some array indices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Submitted {
+    job: String,
+    indices: Vec<usize>,
+}
+
+fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> SearchError {
+    SearchError::Slurm(format!("could not {what} {}: {e}", path.display()))
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), SearchError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| SearchError::Invalid(e.to_string()))?;
+    Ok(checkpoint::write_atomic(path, &bytes)?)
+}
+
+fn result_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join("results").join(format!("{index}.json"))
+}
+
+/// The result of task `index`, if one with this request's key is there. A result of another
+/// request (a different key) is refused: reported once and ignored, so it is recomputed.
+fn read_result(dir: &Path, key: &str, index: usize) -> Option<TaskResult> {
+    let path = result_path(dir, index);
+    let bytes = std::fs::read(&path).ok()?;
+    match serde_json::from_slice::<TaskResult>(&bytes) {
+        Ok(r) if r.key == key && r.index == index && r.format == RESULT_FORMAT => Some(r),
+        Ok(r) => {
+            eprintln!(
+                "slurm: refusing {}: it is the result of another request (key {}…, index {}), not this one; it will be recomputed",
+                path.display(),
+                r.key.get(..12).unwrap_or(&r.key),
+                r.index
+            );
+            let _ = std::fs::remove_file(&path);
+            None
+        }
+        Err(e) => {
+            eprintln!("slurm: refusing {}: {e}; it will be recomputed", path.display());
+            let _ = std::fs::remove_file(&path);
+            None
+        }
+    }
+}
+
+// ---- the worker ---------------------------------------------------------------------------
+
+/// `augwise worker DIR [INDEX]`: run trajectory `index` of the request in `dir` (default: the
+/// task's `SLURM_ARRAY_TASK_ID`) and write its result. Returns whether it finished (a
+/// diverged trajectory finished: it has no reward by the method's rule); an error it could
+/// not recover from is written as a `failed` result too, so the coordinator can say why.
+pub fn run_worker(dir: &Path, index: Option<usize>) -> Result<bool, SearchError> {
+    let index = match index {
+        Some(i) => i,
+        None => std::env::var("SLURM_ARRAY_TASK_ID")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                SearchError::Slurm("worker: no trajectory index: pass one, or run as a Slurm array task".into())
+            })?,
+    };
+    let inputs: Inputs = checkpoint::read_json(&dir.join(INPUTS_FILE), INPUTS_FORMAT)?;
+    if inputs.format != INPUTS_FORMAT || inputs.digest()? != inputs.key {
+        return Err(SearchError::Slurm(format!(
+            "{}: its key does not match its contents (edited or damaged); the coordinator writes it anew",
+            dir.join(INPUTS_FILE).display()
+        )));
+    }
+    let start = Instant::now();
+    let outcome = match run_task(dir, &inputs, index) {
+        Ok(Ok(trajectory)) => TaskOutcome::Done { trajectory },
+        Ok(Err(diverged)) => TaskOutcome::Diverged { diverged },
+        Err(e) => TaskOutcome::Failed { error: e.to_string() },
+    };
+    let failed = matches!(outcome, TaskOutcome::Failed { .. });
+    if let TaskOutcome::Failed { error } = &outcome {
+        eprintln!("worker: trajectory {index} failed: {error}");
+    }
+    let result = TaskResult {
+        format: RESULT_FORMAT.into(),
+        key: inputs.key.clone(),
+        index,
+        outcome,
+        host: checkpoint::hostname(),
+        slurm_job: std::env::var("SLURM_JOB_ID").unwrap_or_default(),
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    write_json(&result_path(dir, index), &result)?;
+    Ok(!failed)
+}
+
+/// The trajectory itself: the session's data, pipeline and model rebuilt from the config, the
+/// snapshot read and verified, then exactly a local trajectory's code.
+fn run_task(dir: &Path, inputs: &Inputs, index: usize) -> Result<Result<Trajectory, Diverged>, SearchError> {
+    let seeds = *inputs.seeds.get(index).ok_or_else(|| {
+        SearchError::Slurm(format!(
+            "worker: index {index} is past this request's {} trajectories",
+            inputs.seeds.len()
+        ))
+    })?;
+    let run_dir = dir
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| SearchError::Slurm(format!("{} is not inside a run directory", dir.display())))?;
+    let parts = super::session::Parts::new(&inputs.config)?;
+    let stage1 = Stage1::new(parts.trainer);
+    let tensors = checkpoint::read_snapshot(&run_dir.join(&inputs.snapshot_dir), &inputs.snapshot)?;
+    let snapshot = stage1
+        .snapshot_from_tensors(tensors, inputs.epochs_done, &inputs.config, parts.device.device)
+        .map_err(|why| SearchError::Slurm(format!("stage-1 snapshot {}: {why}", inputs.snapshot.file)))?;
+    let mut trainer = stage1.trainer;
+    let runner = Runner::new(
+        inputs.config.clone(),
+        parts.pipeline,
+        snapshot,
+        inputs.policy.clone(),
+        CancelFlag::new(),
+        inputs.purpose,
+        inputs.seeds.len(),
+        inputs.pairs,
+    );
+    let (train, val) = (&parts.splits.train, &parts.splits.val);
+    runner.run(&mut trainer, train, val, seeds, index, &mut |p| {
+        if let Progress::Trajectories { at, .. } = &p {
+            if at.batch == at.batches {
+                eprintln!(
+                    "worker: trajectory {index}: epoch {}/{} loss {:.4}",
+                    at.epoch, at.epochs, at.loss
+                );
+            }
+        }
+    })
+}
+
+// ---- the coordinator ----------------------------------------------------------------------
+
+/// A task's state as the coordinator sees it.
+#[derive(Debug, Default)]
+struct Task {
+    /// Submissions so far.
+    tries: usize,
+    /// The job of the live attempt, and when it was submitted.
+    live: Option<(String, Instant)>,
+    /// Slurm's last state of the live attempt.
+    state: String,
+    done: Option<TaskResult>,
+    /// The last attempt's reason for failing (the worker's error, or Slurm's state).
+    why: String,
+}
+
+/// States in which a task may still write its result.
+fn active(state: &str) -> bool {
+    matches!(
+        state,
+        "PENDING"
+            | "RUNNING"
+            | "CONFIGURING"
+            | "COMPLETING"
+            | "SUSPENDED"
+            | "REQUEUED"
+            | "REQUEUE_HOLD"
+            | "REQUEUE_FED"
+            | "RESIZING"
+            | "SIGNALING"
+            | "STAGE_OUT"
+            | "RESV_DEL_HOLD"
+    )
+}
+
+fn run_slurm(cmd: &str, args: &[String]) -> Result<String, SearchError> {
+    let out = Command::new(cmd).args(args).output().map_err(|e| {
+        SearchError::Slurm(if e.kind() == std::io::ErrorKind::NotFound {
+            format!("`{cmd}` not found: the slurm executor needs Slurm's client commands on PATH (a login node, or SLURM_CONF set); `config executor=local` runs trajectories here")
+        } else {
+            format!("could not run `{cmd}`: {e}")
+        })
+    })?;
+    if !out.status.success() {
+        return Err(SearchError::Slurm(format!(
+            "`{cmd} {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `'…'` for sh.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The command a task runs before `worker DIR`.
+fn worker_command(cfg: &SlurmConfig) -> Result<String, SearchError> {
+    if !cfg.worker.is_empty() {
+        return Ok(cfg.worker.clone());
+    }
+    if let Ok(w) = std::env::var("AUGWISE_WORKER") {
+        if !w.is_empty() {
+            return Ok(w);
+        }
+    }
+    match std::env::current_exe() {
+        Ok(p) if p.file_stem().is_some_and(|s| s == "augwise") => Ok(shell_quote(&p.to_string_lossy())),
+        _ => Err(SearchError::Slurm(
+            "the slurm executor needs the augwise binary the tasks run: `config slurm.worker=/path/to/augwise` (or set AUGWISE_WORKER)".into(),
+        )),
+    }
+}
+
+/// `1,3,5` for `--array`.
+fn array_list(indices: &[usize]) -> String {
+    indices.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// One request on Slurm: its directory, inputs and tasks.
+struct Request<'a> {
+    dir: PathBuf,
+    inputs: Inputs,
+    cfg: &'a SlurmConfig,
+    name: String,
+    tasks: Vec<Task>,
+    jobs: Vec<Submitted>,
+}
+
+impl Request<'_> {
+    fn log(&self, job: &str, index: usize) -> PathBuf {
+        self.dir.join("logs").join(format!("{job}_{index}.log"))
+    }
+
+    fn submit(&mut self, indices: &[usize]) -> Result<(), SearchError> {
+        let cwd = std::env::current_dir().map_err(|e| SearchError::Slurm(format!("no working directory: {e}")))?;
+        let c = self.cfg;
+        let mut args = vec![
+            "--parsable".to_owned(),
+            format!("--job-name={}", self.name),
+            format!("--array={}", array_list(indices)),
+            format!("--output={}", self.dir.join("logs").join("%A_%a.log").display()),
+            format!("--chdir={}", cwd.display()),
+        ];
+        let opt = |flag: &str, v: &str| (!v.is_empty()).then(|| format!("--{flag}={v}"));
+        args.extend(opt("partition", &c.partition));
+        args.extend(opt("time", &c.time));
+        args.extend(opt("gres", &c.gres));
+        args.extend(opt("mem", &c.mem));
+        if c.cpus_per_task > 0 {
+            args.push(format!("--cpus-per-task={}", c.cpus_per_task));
+        }
+        args.extend(c.extra.iter().cloned());
+        let worker = format!(
+            "{} worker {}",
+            worker_command(c)?,
+            shell_quote(&self.dir.to_string_lossy())
+        );
+        args.extend(["--wrap".to_owned(), worker]);
+        std::fs::create_dir_all(self.dir.join("logs")).map_err(|e| io_error("create", &self.dir, e))?;
+        let out = run_slurm("sbatch", &args)?;
+        let job = out.trim().split(';').next().unwrap_or_default().to_owned();
+        if job.is_empty() || !job.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SearchError::Slurm(format!(
+                "sbatch answered `{}`, not a job id",
+                out.trim()
+            )));
+        }
+        let now = Instant::now();
+        for &i in indices {
+            let t = &mut self.tasks[i];
+            t.tries += 1;
+            t.live = Some((job.clone(), now));
+            t.state = "PENDING".into();
+        }
+        self.jobs.push(Submitted {
+            job,
+            indices: indices.to_vec(),
+        });
+        write_json(&self.dir.join(JOBS_FILE), &self.jobs)
+    }
+
+    /// Slurm's state of each of this request's array tasks it still knows (`JOB_INDEX` → state).
+    fn states(&self) -> Result<BTreeMap<String, String>, SearchError> {
+        let out = run_slurm(
+            "squeue",
+            &[
+                "-h".into(),
+                "-r".into(),
+                "-t".into(),
+                "all".into(),
+                format!("--name={}", self.name),
+                "-o".into(),
+                "%i|%T".into(),
+            ],
+        )?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.split_once('|'))
+            .map(|(id, state)| (id.trim().to_owned(), state.trim().to_owned()))
+            .collect())
+    }
+
+    /// `scancel` every job of this request still queued or running, and wait (briefly) until
+    /// Slurm has let go of them.
+    fn cancel_all(&self) {
+        let jobs: Vec<String> = self.jobs.iter().map(|s| s.job.clone()).collect();
+        if jobs.is_empty() {
+            return;
+        }
+        let _ = run_slurm("scancel", &jobs);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match self.states() {
+                Ok(s) if s.values().any(|st| active(st)) => std::thread::sleep(Duration::from_millis(200)),
+                _ => break,
+            }
+        }
+    }
+
+    /// Read new results; return whether every task has one it finished with (a `failed`
+    /// result is handled by the poll loop: it is retried).
+    fn collect(&mut self) -> bool {
+        for (i, t) in self.tasks.iter_mut().enumerate() {
+            if t.done.is_none() {
+                t.done = read_result(&self.dir, &self.inputs.key, i);
+            }
+        }
+        self.tasks.iter().all(|t| {
+            t.done
+                .as_ref()
+                .is_some_and(|r| !matches!(r.outcome, TaskOutcome::Failed { .. }))
+        })
+    }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        let done = self.tasks.iter().filter(|t| t.done.is_some()).count();
+        let running = self
+            .tasks
+            .iter()
+            .filter(|t| t.done.is_none() && t.state == "RUNNING")
+            .count();
+        (done, running, self.tasks.len() - done - running)
+    }
+}
+
+impl Session {
+    /// The trajectories of `seeds` as a Slurm job array (see the module's doc); all or
+    /// nothing, like the local executor.
+    pub(super) fn slurm_trajectories(
+        &mut self,
+        policy: &Policy,
+        seeds: &[TrajectorySeeds],
+        purpose: Purpose,
+        pairs: usize,
+    ) -> Result<Ran, SearchError> {
+        let epochs_done = self.stage1.complete(&self.config)?.epochs_done;
+        let (snapshot_dir, snapshot) = self.snapshot_for_tasks()?;
+        let mut inputs = Inputs {
+            format: INPUTS_FORMAT.into(),
+            key: String::new(),
+            update: self.ppo.updates,
+            purpose,
+            config: self.config.clone(),
+            policy: policy.clone(),
+            pairs,
+            seeds: seeds.to_vec(),
+            snapshot_dir,
+            snapshot,
+            epochs_done,
+        };
+        inputs.key = inputs.digest()?;
+        let name = format!("{}-u{}-{}", purpose.name(), inputs.update, &inputs.key[..12]);
+        let dir = self.run_dir.join("slurm").join(&name);
+        let existing: Option<Inputs> = checkpoint::read_json(&dir.join(INPUTS_FILE), INPUTS_FORMAT).ok();
+        if existing.as_ref().is_none_or(|e| e.key != inputs.key) {
+            write_json(&dir.join(INPUTS_FILE), &inputs)?;
+        }
+        let jobs: Vec<Submitted> =
+            checkpoint::read_json(&dir.join(JOBS_FILE), "augwise slurm jobs").unwrap_or_default();
+        let mut req = Request {
+            tasks: (0..seeds.len()).map(|_| Task::default()).collect(),
+            dir,
+            inputs,
+            cfg: &self.config.slurm,
+            name: format!("augwise-{}", &name),
+            jobs,
+        };
+        self.cancel.reset();
+        let result = drive(&mut req, &self.cancel, &mut self.progress);
+        if result.is_err() {
+            req.cancel_all();
+        }
+        result
+    }
+
+    /// The stage-1 snapshot as a file the tasks read: the run directory's committed one, or
+    /// (a run from before content-addressed snapshots) one written under `slurm/`.
+    fn snapshot_for_tasks(&self) -> Result<(String, SnapshotRef), SearchError> {
+        if let Some(r) = &self.snapshot_ref {
+            return Ok((String::new(), r.clone()));
+        }
+        let snapshot = self.stage1.complete(&self.config)?;
+        let tensors = Stage1::to_tensors(snapshot).map_err(crate::train::TrainError::from)?;
+        let r = checkpoint::write_snapshot(&self.run_dir.join("slurm"), &tensors)?;
+        Ok(("slurm".into(), r))
+    }
+}
+
+/// Submit what has no result and no live job, poll until every task has a result, resubmit
+/// failed tasks by index until their tries are spent.
+fn drive(
+    req: &mut Request<'_>,
+    cancel: &CancelFlag,
+    progress: &mut super::session::ProgressSink,
+) -> Result<Ran, SearchError> {
+    // A coordinator that died left its jobs and results: count its submissions as tries and
+    // follow the jobs Slurm still runs.
+    req.collect();
+    let known = req.states()?;
+    for s in req.jobs.clone() {
+        for i in s.indices {
+            let Some(t) = req.tasks.get_mut(i) else { continue };
+            t.tries += 1;
+            if t.done.is_none() {
+                if let Some(state) = known.get(&format!("{}_{i}", s.job)).filter(|st| active(st)) {
+                    t.live = Some((s.job.clone(), Instant::now()));
+                    t.state = state.clone();
+                }
+            }
+        }
+    }
+    let poll = Duration::from_millis(req.cfg.poll_ms);
+    let mut shown = None;
+    loop {
+        let missing: Vec<usize> = (0..req.tasks.len())
+            .filter(|&i| req.tasks[i].done.is_none() && req.tasks[i].live.is_none())
+            .collect();
+        if let Some(&i) = missing.iter().find(|&&i| req.tasks[i].tries >= req.cfg.tries) {
+            let t = &req.tasks[i];
+            let job = req
+                .jobs
+                .iter()
+                .rev()
+                .find(|s| s.indices.contains(&i))
+                .map(|s| s.job.clone());
+            return Err(SearchError::SlurmTask {
+                index: i,
+                tries: t.tries,
+                why: t.why.clone(),
+                log: job.map(|j| req.log(&j, i)).unwrap_or_else(|| req.dir.join("logs")),
+            });
+        }
+        if !missing.is_empty() {
+            req.submit(&missing)?;
+        }
+        if cancel.is_cancelled() {
+            return Err(SearchError::Cancelled);
+        }
+        std::thread::sleep(poll);
+        if req.collect() {
+            break;
+        }
+        let states = req.states()?;
+        for i in 0..req.tasks.len() {
+            let t = &mut req.tasks[i];
+            let Some((job, since)) = t.live.clone() else { continue };
+            if let Some(r) = &t.done {
+                if let TaskOutcome::Failed { error } = &r.outcome {
+                    // The worker said why; the file goes so the next attempt's result is read.
+                    t.why = format!("the worker failed: {error}");
+                    t.done = None;
+                    t.live = None;
+                    let _ = std::fs::remove_file(result_path(&req.dir, i));
+                } else {
+                    t.live = None;
+                }
+                continue;
+            }
+            match states.get(&format!("{job}_{i}")) {
+                Some(s) if active(s) => t.state = s.clone(),
+                // Just submitted: squeue may not list every task yet.
+                None if since.elapsed() < Duration::from_secs(10) => {}
+                gone => {
+                    // Ended without a result (the result may have landed since the last look).
+                    t.done = read_result(&req.dir, &req.inputs.key, i);
+                    if t.done
+                        .as_ref()
+                        .is_some_and(|r| !matches!(r.outcome, TaskOutcome::Failed { .. }))
+                    {
+                        t.live = None;
+                        continue;
+                    }
+                    let state = gone.cloned().unwrap_or_else(|| "gone from the queue".into());
+                    t.why = match t.done.take() {
+                        Some(TaskResult {
+                            outcome: TaskOutcome::Failed { error },
+                            ..
+                        }) => {
+                            let _ = std::fs::remove_file(result_path(&req.dir, i));
+                            format!("Slurm state {state}; the worker failed: {error}")
+                        }
+                        _ => format!("Slurm state {state}, no result written"),
+                    };
+                    t.state = state;
+                    t.live = None;
+                }
+            }
+        }
+        let counts = req.counts();
+        if shown != Some(counts) {
+            shown = Some(counts);
+            let (done, running, waiting) = counts;
+            progress.emit(Progress::Queued {
+                purpose: req.inputs.purpose,
+                done,
+                running,
+                waiting,
+                total: req.tasks.len(),
+            });
+        }
+    }
+    let mut ran = Ran::default();
+    for t in &req.tasks {
+        match t.done.as_ref().map(|r| &r.outcome) {
+            Some(TaskOutcome::Done { trajectory }) => ran.done.push(trajectory.clone()),
+            Some(TaskOutcome::Diverged { diverged }) => ran.diverged.push(diverged.clone()),
+            // `collect` returned true: every task has a result.
+            _ => {}
+        }
+    }
+    Ok(ran)
+}
