@@ -18,6 +18,7 @@ pub mod present;
 pub mod rng;
 pub mod search;
 pub mod suggest;
+pub mod tensorboard;
 pub mod train;
 
 /// One `use augwise::prelude::*;` for notebooks and examples.

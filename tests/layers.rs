@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("policy", 5),
     ("augment", 4),
     ("model", 4),
+    ("tensorboard", 4),
     ("checkpoint", 3),
     ("data", 3),
     ("amp", 2),

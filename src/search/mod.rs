@@ -10,6 +10,7 @@ mod probe;
 pub mod progress;
 mod report;
 mod sample;
+mod scalars;
 pub mod score;
 mod session;
 mod slurm;

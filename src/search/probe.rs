@@ -176,6 +176,7 @@ impl Session {
         self.commit(false, |s| {
             s.history.fulltrains.pop();
         })?;
+        self.fulltrain_scalars(&report);
         Ok(report)
     }
 

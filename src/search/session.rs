@@ -105,6 +105,8 @@ pub struct Session {
     pub(super) lock: RunLock,
     /// The snapshot file the run directory's `session.json` names.
     pub(super) snapshot_ref: Option<SnapshotRef>,
+    /// `RUN_DIR/tensorboard`'s event file of this session.
+    pub(super) scalars: super::scalars::Scalars,
 }
 
 impl std::fmt::Debug for Session {
@@ -146,6 +148,7 @@ impl Session {
             workers: Workers::default(),
             lock,
             snapshot_ref: None,
+            scalars: Default::default(),
         })
     }
 

@@ -201,6 +201,7 @@ impl Session {
             s.stage1.snapshot = old_snapshot;
             s.history.pretrain.truncate(old_epochs);
         })?;
+        self.epoch_scalars("pretrain", &epochs, &[]);
         let warning = crate::train::divergence_warning(&epochs, self.splits.train.info.classes.len());
         Ok(PretrainReport {
             epochs,

@@ -212,6 +212,8 @@ impl Session {
         if let Some(l) = lock {
             self.lock = l;
             self.run_dir = target;
+            // Later scalars go to the new directory's tensorboard/.
+            self.scalars = Default::default();
         }
         Ok(self.run_dir.clone())
     }

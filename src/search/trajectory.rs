@@ -545,6 +545,7 @@ impl Session {
         let before = self.pending.len();
         self.pending.extend(ran.done.iter().cloned());
         self.commit(false, |s| s.pending.truncate(before))?;
+        self.trajectory_scalars(before, &ran.done);
         Ok(EvaluateReport::new(
             ran.done.clone(),
             ran.diverged_lines(),

@@ -51,6 +51,7 @@ impl Session {
             (s.ppo, s.best, s.pending) = undo;
             s.history.updates.pop();
         })?;
+        self.update_scalars(&record);
         Ok(record)
     }
 
