@@ -89,12 +89,34 @@ EOF
   die "the node did not become idle in 20 s (logs above)"
 }
 
+# Every process that carries this cluster's SLURM_CONF (job steps and what they run, a
+# client that hangs), but this script and its ancestors.
+cluster_processes() {
+  local conf="SLURM_CONF=$1/slurm.conf" keep=" $$ " p pid
+  pid=$$
+  while [ "$pid" -gt 1 ] 2>/dev/null; do
+    pid=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    keep="$keep$pid "
+  done
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    case "$keep" in *" $pid "*) continue ;; esac
+    if { tr '\0' '\n' < "$p/environ"; } 2>/dev/null | grep -qxF "$conf"; then echo "$pid"; fi
+  done
+}
+
 stop() {
   local dir=$1
   [ -d "$dir" ] || return 0
   export SLURM_CONF=$dir/slurm.conf
-  # `scontrol shutdown` leaves running jobs behind: cancel them first.
-  [ -f "$SLURM_CONF" ] && scancel --full --quiet --user="$(id -un)" 2>/dev/null || true
+  # `scontrol shutdown` leaves running jobs behind: cancel them first, and give the steps a
+  # few seconds to end while slurmd still runs.
+  if [ -f "$SLURM_CONF" ] && scancel --quiet --user="$(id -un)" 2>/dev/null; then
+    for _ in $(seq 1 50); do
+      [ -z "$(timeout 5 squeue -h -o %i 2>/dev/null)" ] && break
+      sleep 0.2
+    done
+  fi
   local p pid
   for p in slurmd slurmctld munged; do
     pid=$(cat "$dir/run/$p.pid" 2>/dev/null || true)
@@ -106,8 +128,8 @@ stop() {
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
-  # Job steps slurmd started (their own sessions) end with it; any left are killed.
-  pkill -9 -f "slurmstepd.*$dir" 2>/dev/null || true
+  # Whatever is left of the cluster (a step slurmd did not reap, a worker it started).
+  for pid in $(cluster_processes "$dir"); do kill -9 "$pid" 2>/dev/null || true; done
 }
 
 case "${1:-}" in
@@ -117,13 +139,17 @@ case "${1:-}" in
     shift
     [ $# -ge 1 ] || die "usage: $0 run CMD…"
     dir=$(mktemp -d /tmp/augwise-slurm.XXXXXX)
+    child=
     trap 'stop "$dir"; rm -rf "$dir"' EXIT
-    trap 'exit 130' INT TERM
+    # The command runs in the background so that a signal is handled now, not when it ends.
+    trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; exit 130' INT TERM
     start "$dir" >/dev/null
     export SLURM_CONF=$dir/slurm.conf
     echo "slurm-cluster: single-node cluster up (SLURM_CONF=$SLURM_CONF)" >&2
     set +e
-    "$@"
+    "$@" &
+    child=$!
+    wait "$child"
     rc=$?
     set -e
     exit $rc

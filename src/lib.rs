@@ -32,7 +32,7 @@ pub mod prelude {
     pub use crate::policy::{Policy, Theta};
     pub use crate::present::chart::Chart;
     pub use crate::present::{Cell, Rich, Table};
-    pub use crate::search::{Pairing, SearchConfig, SearchError, Session};
+    pub use crate::search::{Executor, Pairing, SearchConfig, SearchError, Session, SlurmConfig};
     pub use crate::train::{CancelFlag, EpochReport, FitEvent, LrSchedule, SgdConfig, TrainConfig, Trainer};
     pub use tch::{Device, Kind, Tensor};
 }

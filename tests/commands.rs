@@ -299,3 +299,34 @@ fn config_applies_to_a_session_that_has_not_run_anything() {
         .to_string()
         .contains("recipe.momentum must be in [0, 1)"));
 }
+
+/// Where trajectories run is not what the search computes: `executor` and `slurm.*` apply to a
+/// started session at once (persisted with its next checkpoint); a bad value is refused.
+#[test]
+fn the_executor_may_change_mid_search_and_bad_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sh = shell(dir.path());
+    sh.run("data synthetic:kind=polarity,classes=2,n=24,size=16").unwrap();
+    sh.run("pretrain 1").unwrap();
+    let out = sh
+        .run("config executor=slurm slurm.partition=gpu slurm.gres=gpu:1 slurm.extra=\"--qos=long --account=ml\"")
+        .unwrap();
+    assert!(out.text.contains("runs its trajectories this way"), "{}", out.text);
+    let c = &sh.session().unwrap().config;
+    assert_eq!(c.executor, augwise::search::Executor::Slurm);
+    assert_eq!((c.slurm.partition.as_str(), c.slurm.gres.as_str()), ("gpu", "gpu:1"));
+    assert_eq!(c.slurm.extra, ["--qos=long", "--account=ml"]);
+    assert_eq!(sh.session().unwrap().pretrain_epochs_done(), 1, "stage 1 kept");
+    let mut err = |line: &str| sh.run(line).unwrap_err().to_string();
+    assert!(err("config executor=cluster").contains("unknown variant `cluster`, expected `local` or `slurm`"));
+    assert!(err("config slurm.tries=0").contains("slurm.tries must be between 1 and 100"));
+    assert!(err("config slurm.extra=qos").contains("not an sbatch option"));
+    sh.run("config 'slurm.extra=[\"--qos=short\"]'").unwrap();
+    assert_eq!(
+        sh.session().unwrap().config.slurm.extra,
+        ["--qos=short"],
+        "a JSON list works too"
+    );
+    sh.run("config executor=local").unwrap();
+    assert_eq!(sh.session().unwrap().config.executor, augwise::search::Executor::Local);
+}

@@ -57,8 +57,17 @@ fn copy_of_pretrained() -> tempfile::TempDir {
     to
 }
 
+/// CPUs per task: the test process's libtorch threads, so that a task computes with the
+/// same thread count as the local run it is compared with bit for bit.
+fn cpus() -> usize {
+    tch::get_num_threads() as usize
+}
+
 fn slurm(worker: &str) -> SlurmConfig {
-    SlurmConfig::default().with_worker(worker).with_poll_ms(100)
+    SlurmConfig::default()
+        .with_worker(worker)
+        .with_poll_ms(100)
+        .with_cpus_per_task(cpus())
 }
 
 fn augwise() -> String {
@@ -147,14 +156,17 @@ fn a_task_killed_mid_run_is_resubmitted_and_the_search_completes() {
     }
     let dir = copy_of_pretrained();
     let marker = dir.path().join("killed-once");
-    // Task 1's first attempt: the worker is SIGKILLed a second into its trajectory.
+    // Task 1's first attempt: the worker is SIGKILLed 0.1 s after it starts — before it can
+    // have written a result (starting alone takes ~0.3 s: libtorch, the data, the snapshot).
     let worker = script(
         dir.path(),
         "kill-once.sh",
         &format!(
-            r#"if [ "$SLURM_ARRAY_TASK_ID" = 1 ] && mkdir '{}' 2>/dev/null; then
+            r#"if [ "$SLURM_ARRAY_TASK_ID" = 1 ] && mkdir '{0}.lock' 2>/dev/null; then
   "$AUGWISE" "$@" & pid=$!
-  sleep 1; kill -9 $pid; exit 137
+  sleep 0.1; kill -9 $pid
+  [ -e "$2/results/1.json" ] || touch '{0}'
+  exit 137
 fi
 exec "$AUGWISE" "$@""#,
             marker.display()
@@ -164,7 +176,10 @@ exec "$AUGWISE" "$@""#,
     s.config.executor = Executor::Slurm;
     s.config.slurm = slurm(&worker);
     s.evaluate(None).unwrap();
-    assert!(marker.exists(), "the fault was not injected");
+    assert!(
+        marker.exists(),
+        "the fault was not injected (the worker finished within 0.1 s)"
+    );
     let (local_pending, _) = local();
     assert_eq!(
         s.pending.iter().map(result).collect::<Vec<_>>(),
@@ -290,8 +305,9 @@ exec "$AUGWISE" "$@""#,
     std::fs::write(
         &script_file,
         format!(
-            "resume {}\nconfig executor=slurm slurm.poll_ms=100 slurm.worker={worker}\nevaluate\n",
-            dir.path().display()
+            "resume {}\nconfig executor=slurm slurm.poll_ms=100 slurm.cpus_per_task={} slurm.worker={worker}\nevaluate\n",
+            dir.path().display(),
+            cpus()
         ),
     )
     .unwrap();

@@ -48,7 +48,9 @@ pub struct SlurmConfig {
     pub cpus_per_task: usize,
     /// `--mem` (`16G`).
     pub mem: String,
-    /// Further sbatch options, one word each (`--account=ml`, `--qos=long`).
+    /// Further sbatch options, one word each (`--account=ml`, `--qos=long`); in `config`
+    /// also as one string, split at spaces (`slurm.extra="--account=ml --qos=long"`).
+    #[serde(deserialize_with = "words")]
     pub extra: Vec<String>,
     /// The shell command a task runs before `worker DIR` (`srun /opt/augwise/bin/augwise`, or a
     /// module load first); empty = the `AUGWISE_WORKER` variable, else this augwise binary.
@@ -57,6 +59,20 @@ pub struct SlurmConfig {
     pub tries: usize,
     /// How often the coordinator reads `squeue` and the result files, in milliseconds.
     pub poll_ms: u64,
+}
+
+/// A list of words, or one string of them separated by spaces.
+fn words<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Words {
+        List(Vec<String>),
+        Line(String),
+    }
+    Ok(match Words::deserialize(d)? {
+        Words::List(l) => l,
+        Words::Line(s) => s.split_whitespace().map(str::to_owned).collect(),
+    })
 }
 
 impl Default for SlurmConfig {
@@ -90,6 +106,10 @@ impl SlurmConfig {
     }
     pub fn with_worker(mut self, w: impl Into<String>) -> Self {
         self.worker = w.into();
+        self
+    }
+    pub fn with_cpus_per_task(mut self, n: usize) -> Self {
+        self.cpus_per_task = n;
         self
     }
     pub fn with_tries(mut self, n: usize) -> Self {
@@ -242,6 +262,11 @@ pub fn run_worker(dir: &Path, index: Option<usize>) -> Result<bool, SearchError>
                 SearchError::Slurm("worker: no trajectory index: pass one, or run as a Slurm array task".into())
             })?,
     };
+    // libtorch's intra-op threads: the CPUs Slurm gave the task, not the whole node (two
+    // tasks of 2 threads each on 2 cores ran 4× slower than one after the other).
+    if let Some(n) = task_cpus() {
+        tch::set_num_threads(n);
+    }
     let inputs: Inputs = checkpoint::read_json(&dir.join(INPUTS_FILE), INPUTS_FORMAT)?;
     if inputs.format != INPUTS_FORMAT || inputs.digest()? != inputs.key {
         return Err(SearchError::Slurm(format!(
@@ -270,6 +295,21 @@ pub fn run_worker(dir: &Path, index: Option<usize>) -> Result<bool, SearchError>
     };
     write_json(&result_path(dir, index), &result)?;
     Ok(!failed)
+}
+
+/// CPUs Slurm allotted this task: `--cpus-per-task`, else the job's CPUs on this node
+/// (`SLURM_JOB_CPUS_PER_NODE` reads like `2` or `2(x3)`).
+fn task_cpus() -> Option<i32> {
+    let var = |k: &str| std::env::var(k).ok();
+    var("SLURM_CPUS_PER_TASK")
+        .and_then(|v| v.parse().ok())
+        .or_else(|| {
+            var("SLURM_JOB_CPUS_PER_NODE").and_then(|v| {
+                let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+        })
+        .filter(|&n: &i32| n > 0)
 }
 
 /// The trajectory itself: the session's data, pipeline and model rebuilt from the config, the
@@ -612,6 +652,8 @@ fn drive(
     }
     let poll = Duration::from_millis(req.cfg.poll_ms);
     let mut shown = None;
+    // squeue failing now and then (a busy controller) is waited out; for a minute, an error.
+    let mut squeue_failures = 0;
     loop {
         let missing: Vec<usize> = (0..req.tasks.len())
             .filter(|&i| req.tasks[i].done.is_none() && req.tasks[i].live.is_none())
@@ -641,7 +683,20 @@ fn drive(
         if req.collect() {
             break;
         }
-        let states = req.states()?;
+        let states = match req.states() {
+            Ok(s) => {
+                squeue_failures = 0;
+                s
+            }
+            Err(e) if squeue_failures * poll < Duration::from_secs(60) => {
+                squeue_failures += 1;
+                if squeue_failures == 1 {
+                    eprintln!("{e} (retrying)");
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for i in 0..req.tasks.len() {
             let t = &mut req.tasks[i];
             let Some((job, since)) = t.live.clone() else { continue };
