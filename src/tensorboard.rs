@@ -1,8 +1,9 @@
 //! TensorBoard scalars without TensorFlow: an event file is TFRecord framing (length,
 //! masked CRC-32C of the length, bytes, masked CRC-32C of the bytes) around protobuf `Event`
 //! messages, and a scalar is `Event { wall_time, step, summary { value { tag, simple_value } } }`.
-//! Those few fields are encoded here by hand; no crate for the format is maintained (the
-//! `tensorboard-rs` crate is unmaintained since 2021 and pulls protobuf 2 and image codecs).
+//! Those few fields are encoded here by hand. The crates for it did not fit: `tensorboard-rs`
+//! 0.5 panics (`expect`) where a directory cannot be written and pulls protobuf 2 and image
+//! 0.23; `tboard` 0.1 generates its protobuf code with prost-build, which needs `protoc`.
 //! TensorBoard reads every `*tfevents*` file of a directory, so each writer opens a file of
 //! its own and a resumed run simply adds one.
 

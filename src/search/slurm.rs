@@ -390,17 +390,32 @@ fn active(state: &str) -> bool {
     )
 }
 
+/// How long a Slurm client may take: they retry for minutes when slurmctld is unreachable,
+/// and a poll must neither hang on one nor keep Ctrl-C waiting for long.
+const CLIENT_SECONDS: u32 = 60;
+
 fn run_slurm(cmd: &str, args: &[String]) -> Result<String, SearchError> {
-    let out = Command::new(cmd).args(args).output().map_err(|e| {
-        SearchError::Slurm(if e.kind() == std::io::ErrorKind::NotFound {
-            format!("`{cmd}` not found: the slurm executor needs Slurm's client commands on PATH (a login node, or SLURM_CONF set); `config executor=local` runs trajectories here")
-        } else {
-            format!("could not run `{cmd}`: {e}")
-        })
-    })?;
+    let not_found = || {
+        SearchError::Slurm(format!("`{cmd}` not found: the slurm executor needs Slurm's client commands on PATH (a login node, or SLURM_CONF set); `config executor=local` runs trajectories here"))
+    };
+    // coreutils' `timeout`: TERM at the limit, KILL 5 s later; 124/137 = timed out, 127 = no such command.
+    let out = Command::new("timeout")
+        .args(["--kill-after=5", &CLIENT_SECONDS.to_string(), cmd])
+        .args(args)
+        .output()
+        .map_err(|e| SearchError::Slurm(format!("could not run `timeout {cmd}`: {e}")))?;
+    match out.status.code() {
+        Some(127) => return Err(not_found()),
+        Some(124 | 137) => {
+            return Err(SearchError::Slurm(format!(
+                "`{cmd}` did not answer in {CLIENT_SECONDS} s: is slurmctld up and reachable (`scontrol ping`)?"
+            )))
+        }
+        _ => {}
+    }
     if !out.status.success() {
         return Err(SearchError::Slurm(format!(
-            "`{cmd} {}` failed ({}): {}",
+            "`{cmd} {}` failed ({}): {} — the slurm executor runs Slurm's clients here: on a login node, or with SLURM_CONF naming the cluster's slurm.conf",
             args.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
