@@ -108,7 +108,8 @@ fn local() -> &'static (Vec<Trajectory>, Theta) {
 fn jobs(run: &Path) -> Vec<serde_json::Value> {
     let slurm = run.join("slurm");
     let request = std::fs::read_dir(&slurm).unwrap().next().unwrap().unwrap().path();
-    serde_json::from_slice(&std::fs::read(request.join("jobs.json")).unwrap()).unwrap()
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(request.join("jobs.json")).unwrap()).unwrap();
+    doc["jobs"].as_array().unwrap().clone()
 }
 
 fn queued(prefix: &str) -> Vec<String> {
@@ -230,15 +231,26 @@ exec "$AUGWISE" "$@""#,
         state,
         "session.json changed"
     );
-    let ours: Vec<String> = jobs(dir.path())
-        .iter()
-        .map(|j| format!("{}_", j["job"].as_str().unwrap()))
+    // Its jobs, by their log files (`JOB_INDEX.log`; the failed request's jobs.json is gone).
+    let ours: Vec<String> = std::fs::read_dir(log.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .split('_')
+                .next()
+                .map(|j| format!("{j}_"))
+        })
         .collect();
     let left: Vec<String> = queued("augwise-")
         .into_iter()
         .filter(|l| ours.iter().any(|j| l.starts_with(j)))
         .collect();
     assert!(left.is_empty(), "jobs left in the queue: {left:?}");
+    // Fixed, it runs again from scratch (the failed request's tries do not carry over).
+    s.config.slurm = slurm(&augwise()).with_tries(1);
+    s.step(1).unwrap();
 }
 
 #[test]
@@ -261,21 +273,20 @@ fn ctrl_c_cancels_the_jobs_and_leaves_none_in_the_queue() {
                 .ok()
                 .and_then(|mut d| d.next())
                 .and_then(|e| e.ok())
-                .is_some_and(|e| e.path().join("jobs.json").exists());
-            if submitted {
+                .and_then(|e| std::fs::read(e.path().join("jobs.json")).ok())
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            if let Some(doc) = submitted {
                 std::thread::sleep(Duration::from_millis(500));
                 cancel.cancel();
-                return true;
+                return doc["jobs"][0]["job"].as_str().map(str::to_owned);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        false
+        None
     });
     let err = s.evaluate(None).unwrap_err();
-    assert!(watcher.join().unwrap(), "the array was never submitted");
+    let id = watcher.join().unwrap().expect("the array was never submitted");
     assert!(matches!(err, SearchError::Cancelled), "{err}");
-    let jobs = jobs(dir.path());
-    let id = jobs[0]["job"].as_str().unwrap().to_owned();
     let left: Vec<String> = queued("augwise-")
         .into_iter()
         .filter(|l| l.starts_with(&format!("{id}_")))
@@ -340,6 +351,8 @@ exec "$AUGWISE" "$@""#,
         2,
         "the coordinator died with tasks 0 and 1 done"
     );
+    let submitted = jobs(dir.path());
+    assert_eq!(submitted.len(), 1, "{submitted:?}");
     // `config` was not committed (the evaluate never finished): the resumed session is local
     // until told; the same request is found by its key whatever the executor settings.
     let mut s = Session::resume(dir.path()).unwrap();
@@ -351,8 +364,11 @@ exec "$AUGWISE" "$@""#,
         s.pending.iter().map(result).collect::<Vec<_>>(),
         local_pending.iter().map(result).collect::<Vec<_>>()
     );
-    let jobs = jobs(dir.path());
-    assert_eq!(jobs.len(), 1, "task 2 was followed, not resubmitted: {jobs:?}");
+    assert_eq!(
+        jobs(dir.path()),
+        submitted,
+        "task 2's job was followed, nothing resubmitted"
+    );
 }
 
 #[test]
@@ -401,5 +417,60 @@ fn a_result_of_another_request_is_refused() {
     assert_ne!(
         s.pending[0].seed, s.pending[1].seed,
         "the planted result was taken as the new one"
+    );
+}
+
+#[test]
+fn a_worker_that_cannot_run_says_why_and_its_failed_results_are_retried() {
+    if !have_slurm("worker_error") {
+        return;
+    }
+    // The data missing on "that node": the worker writes a `failed` result and exits 1.
+    let dir = copy_of_pretrained();
+    let worker = script(
+        dir.path(),
+        "no-data.sh",
+        "AUGWISE_DATA=/nonexistent/augwise-data exec \"$AUGWISE\" \"$@\"",
+    );
+    let mut s = Session::resume(dir.path()).unwrap();
+    s.config.executor = Executor::Slurm;
+    s.config.slurm = slurm(&worker).with_tries(2);
+    s.config.trajectories = 1;
+    let err = s.evaluate(None).unwrap_err();
+    let SearchError::SlurmTask { index, tries, why, .. } = &err else {
+        panic!("expected a Slurm task error, got {err}");
+    };
+    assert_eq!((*index, *tries), (0, 2), "{err}");
+    assert!(
+        why.contains("the worker failed") && why.contains("/nonexistent/augwise-data"),
+        "the worker's own error: {err}"
+    );
+
+    // A `failed` result a dead coordinator never read is retried, not taken as the answer.
+    s.config.slurm = slurm(&augwise());
+    s.evaluate(None).unwrap();
+    let request = std::fs::read_dir(dir.path().join("slurm"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let file = request.join("results/0.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let done = s.pending.clone();
+    doc["outcome"] = "failed".into();
+    doc["error"] = "planted".into();
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    s.pending.clear(); // the same request again
+    s.evaluate(None).unwrap();
+    assert_eq!(
+        s.pending.iter().map(result).collect::<Vec<_>>(),
+        done.iter().map(result).collect::<Vec<_>>()
+    );
+    let jobs = jobs(dir.path());
+    assert_eq!(
+        jobs.len(),
+        2,
+        "the good run, then the retry of the planted failure: {jobs:?}"
     );
 }

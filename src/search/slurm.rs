@@ -141,6 +141,7 @@ const INPUTS_FORMAT: &str = "augwise-slurm-inputs/1";
 const RESULT_FORMAT: &str = "augwise-slurm-result/1";
 const INPUTS_FILE: &str = "inputs.json";
 const JOBS_FILE: &str = "jobs.json";
+const JOBS_FORMAT: &str = "augwise-slurm-jobs/1";
 
 /// Everything a task needs, written once per request. `key` is the SHA-256 of the rest (with
 /// the executor's own settings left out, so switching executor keeps results): a result
@@ -206,6 +207,29 @@ pub(super) struct TaskResult {
 struct Submitted {
     job: String,
     indices: Vec<usize>,
+}
+
+/// `jobs.json`: a request's submissions, for a coordinator that resumes it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Jobs {
+    format: String,
+    jobs: Vec<Submitted>,
+}
+
+/// The submissions recorded in `dir` (none when there is no file yet). A damaged file is
+/// reported and read as none: the tasks it named are then submitted again.
+fn read_jobs(dir: &Path) -> Vec<Submitted> {
+    let path = dir.join(JOBS_FILE);
+    if !path.exists() {
+        return Vec::new();
+    }
+    match checkpoint::read_json::<Jobs>(&path, JOBS_FORMAT) {
+        Ok(j) => j.jobs,
+        Err(e) => {
+            eprintln!("slurm: ignoring {}: {e}", path.display());
+            Vec::new()
+        }
+    }
 }
 
 fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> SearchError {
@@ -512,7 +536,11 @@ impl Request<'_> {
             job,
             indices: indices.to_vec(),
         });
-        write_json(&self.dir.join(JOBS_FILE), &self.jobs)
+        let jobs = Jobs {
+            format: JOBS_FORMAT.into(),
+            jobs: self.jobs.clone(),
+        };
+        write_json(&self.dir.join(JOBS_FILE), &jobs)
     }
 
     /// Slurm's state of each of this request's array tasks it still knows (`JOB_INDEX` → state).
@@ -568,6 +596,27 @@ impl Request<'_> {
         })
     }
 
+    /// Tasks whose result says the worker failed: keep the reason, delete the file (so the
+    /// next attempt's result is the one read) and mark them for resubmission.
+    fn retire_failed(&mut self) {
+        for (i, t) in self.tasks.iter_mut().enumerate() {
+            if let Some(TaskResult {
+                outcome: TaskOutcome::Failed { error },
+                ..
+            }) = &t.done
+            {
+                let state = match t.state.as_str() {
+                    "" | "PENDING" | "RUNNING" | "COMPLETING" => String::new(),
+                    s => format!("Slurm state {s}; "),
+                };
+                t.why = format!("{state}the worker failed: {error}");
+                t.done = None;
+                t.live = None;
+                let _ = std::fs::remove_file(result_path(&self.dir, i));
+            }
+        }
+    }
+
     fn counts(&self) -> (usize, usize, usize) {
         let done = self.tasks.iter().filter(|t| t.done.is_some()).count();
         let running = self
@@ -611,8 +660,7 @@ impl Session {
         if existing.as_ref().is_none_or(|e| e.key != inputs.key) {
             write_json(&dir.join(INPUTS_FILE), &inputs)?;
         }
-        let jobs: Vec<Submitted> =
-            checkpoint::read_json(&dir.join(JOBS_FILE), "augwise slurm jobs").unwrap_or_default();
+        let jobs = read_jobs(&dir);
         let mut req = Request {
             tasks: (0..seeds.len()).map(|_| Task::default()).collect(),
             dir,
@@ -624,7 +672,10 @@ impl Session {
         self.cancel.reset();
         let result = drive(&mut req, &self.cancel, &mut self.progress);
         if result.is_err() {
+            // Nothing of this request runs on: running it again starts afresh (its tries
+            // too). Only a coordinator that died leaves jobs.json for `resume` to follow.
             req.cancel_all();
+            let _ = std::fs::remove_file(req.dir.join(JOBS_FILE));
         }
         result
     }
@@ -670,6 +721,10 @@ fn drive(
     // squeue failing now and then (a busy controller) is waited out; for a minute, an error.
     let mut squeue_failures = 0;
     loop {
+        req.retire_failed();
+        if cancel.is_cancelled() {
+            return Err(SearchError::Cancelled);
+        }
         let missing: Vec<usize> = (0..req.tasks.len())
             .filter(|&i| req.tasks[i].done.is_none() && req.tasks[i].live.is_none())
             .collect();
@@ -690,9 +745,6 @@ fn drive(
         }
         if !missing.is_empty() {
             req.submit(&missing)?;
-        }
-        if cancel.is_cancelled() {
-            return Err(SearchError::Cancelled);
         }
         std::thread::sleep(poll);
         if req.collect() {
@@ -715,16 +767,9 @@ fn drive(
         for i in 0..req.tasks.len() {
             let t = &mut req.tasks[i];
             let Some((job, since)) = t.live.clone() else { continue };
-            if let Some(r) = &t.done {
-                if let TaskOutcome::Failed { error } = &r.outcome {
-                    // The worker said why; the file goes so the next attempt's result is read.
-                    t.why = format!("the worker failed: {error}");
-                    t.done = None;
-                    t.live = None;
-                    let _ = std::fs::remove_file(result_path(&req.dir, i));
-                } else {
-                    t.live = None;
-                }
+            if t.done.is_some() {
+                // Finished (a `failed` result is retired at the top of the loop).
+                t.live = None;
                 continue;
             }
             match states.get(&format!("{job}_{i}")) {
@@ -732,28 +777,15 @@ fn drive(
                 // Just submitted: squeue may not list every task yet.
                 None if since.elapsed() < Duration::from_secs(10) => {}
                 gone => {
-                    // Ended without a result (the result may have landed since the last look).
-                    t.done = read_result(&req.dir, &req.inputs.key, i);
-                    if t.done
-                        .as_ref()
-                        .is_some_and(|r| !matches!(r.outcome, TaskOutcome::Failed { .. }))
-                    {
-                        t.live = None;
-                        continue;
-                    }
                     let state = gone.cloned().unwrap_or_else(|| "gone from the queue".into());
-                    t.why = match t.done.take() {
-                        Some(TaskResult {
-                            outcome: TaskOutcome::Failed { error },
-                            ..
-                        }) => {
-                            let _ = std::fs::remove_file(result_path(&req.dir, i));
-                            format!("Slurm state {state}; the worker failed: {error}")
-                        }
-                        _ => format!("Slurm state {state}, no result written"),
-                    };
-                    t.state = state;
                     t.live = None;
+                    // The result may have landed since the last look; a `failed` one is
+                    // retired (with its reason) at the top of the loop.
+                    t.done = read_result(&req.dir, &req.inputs.key, i);
+                    if t.done.is_none() {
+                        t.why = format!("Slurm state {state}, no result written");
+                    }
+                    t.state = state;
                 }
             }
         }
