@@ -495,6 +495,12 @@ impl SearchConfig {
         })
     }
 
+    /// Stage 2's constant rate: `finetune_lr`, else where stage 1's schedule ends.
+    pub fn finetune_rate(&self) -> f64 {
+        self.finetune_lr
+            .unwrap_or_else(|| self.stage1_train_config().schedule.final_lr())
+    }
+
     /// Set one field from `key=value` (the `config` command); values parse as JSON, or as a
     /// plain string for string fields.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), SearchError> {

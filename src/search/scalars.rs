@@ -83,10 +83,7 @@ impl Session {
     /// One PPO update: the reward with its interval, baseline, entropy, KL, inner steps and
     /// the rates.
     pub(super) fn update_scalars(&mut self, r: &UpdateRecord) {
-        let finetune_lr = self
-            .config
-            .finetune_lr
-            .unwrap_or_else(|| self.config.stage1_train_config().schedule.final_lr());
+        let finetune_lr = self.config.finetune_rate();
         self.scalars(|w| {
             let step = r.update as i64;
             let stats::Estimate { mean, sd, n, ci95 } = r.reward;

@@ -356,16 +356,16 @@ fn run_task(dir: &Path, inputs: &Inputs, index: usize) -> Result<Result<Trajecto
         .snapshot_from_tensors(tensors, inputs.epochs_done, &inputs.config, parts.device.device)
         .map_err(|why| SearchError::Slurm(format!("stage-1 snapshot {}: {why}", inputs.snapshot.file)))?;
     let mut trainer = stage1.trainer;
-    let runner = Runner::new(
-        inputs.config.clone(),
-        parts.pipeline,
+    let runner = Runner {
+        config: inputs.config.clone(),
+        pipeline: parts.pipeline,
         snapshot,
-        inputs.policy.clone(),
-        CancelFlag::new(),
-        inputs.purpose,
-        inputs.seeds.len(),
-        inputs.pairs,
-    );
+        policy: inputs.policy.clone(),
+        cancel: CancelFlag::new(),
+        purpose: inputs.purpose,
+        total: inputs.seeds.len(),
+        pairs: inputs.pairs,
+    };
     let (train, val) = (&parts.splits.train, &parts.splits.val);
     runner.run(&mut trainer, train, val, seeds, index, &mut |p| {
         if let Progress::Trajectories { at, .. } = &p {

@@ -84,41 +84,18 @@ impl Ran {
 /// What every trajectory of one request needs; each worker thread owns a copy (tensors are
 /// not shareable across threads, only movable).
 pub(super) struct Runner {
-    config: SearchConfig,
-    pipeline: Pipeline,
-    snapshot: TrainerState,
-    policy: Policy,
-    cancel: CancelFlag,
-    purpose: Purpose,
-    total: usize,
+    pub config: SearchConfig,
+    pub pipeline: Pipeline,
+    pub snapshot: TrainerState,
+    pub policy: Policy,
+    pub cancel: CancelFlag,
+    pub purpose: Purpose,
+    pub total: usize,
     /// `SearchConfig::pairs_per_trajectory` for the search's trajectories, else 0.
-    pairs: usize,
+    pub pairs: usize,
 }
 
 impl Runner {
-    #[allow(clippy::too_many_arguments)] // the fields, once
-    pub(super) fn new(
-        config: SearchConfig,
-        pipeline: Pipeline,
-        snapshot: TrainerState,
-        policy: Policy,
-        cancel: CancelFlag,
-        purpose: Purpose,
-        total: usize,
-        pairs: usize,
-    ) -> Self {
-        Self {
-            config,
-            pipeline,
-            snapshot,
-            policy,
-            cancel,
-            purpose,
-            total,
-            pairs,
-        }
-    }
-
     fn copy(&self) -> Result<Self, SearchError> {
         Ok(Self {
             config: self.config.clone(),
@@ -209,14 +186,14 @@ impl Runner {
 
     /// Stage 2's training recipe for one trajectory: the constant fine-tune rate, its seeds.
     fn train_config(&self, seeds: TrajectorySeeds) -> TrainConfig {
-        let stage1 = self.config.stage1_train_config();
-        let lr = self.config.finetune_lr.unwrap_or_else(|| stage1.schedule.final_lr());
         TrainConfig {
             seed: seeds.order,
             augment_seed: Some(seeds.augment),
             policy_seed: Some(seeds.policy),
-            schedule: LrSchedule::Constant { lr },
-            ..stage1
+            schedule: LrSchedule::Constant {
+                lr: self.config.finetune_rate(),
+            },
+            ..self.config.stage1_train_config()
         }
     }
 
