@@ -104,11 +104,13 @@ fn bf16_and_channels_last_learn_on_cuda_and_change_nothing_on_cpu() {
             .train_epoch(&splits.train, &mut p, &CancelFlag::new(), &mut |_| {})
             .unwrap();
         let after_epoch = conv_strides(&fast);
+        fast.evaluate(&splits.val).unwrap();
+        let after_evaluate = conv_strides(&fast);
         let s = fast.snapshot().unwrap();
         fast.restore(&s).unwrap();
         let after_restore = conv_strides(&fast);
         let trace = format!(
-            "strides at start {at_start:?}, after an epoch {after_epoch:?}, after restore {after_restore:?}; {r1:?}"
+            "strides at start {at_start:?}, after an epoch {after_epoch:?}, after evaluate {after_evaluate:?}, after restore {after_restore:?}; {r1:?}"
         );
         let mut fast = Trainer::new(
             Model::new(Arch::RESNET20, 1, 4, device, 1).unwrap(),
@@ -148,6 +150,55 @@ fn bf16_and_channels_last_learn_on_cuda_and_change_nothing_on_cpu() {
                 reports.iter().map(key).collect::<Vec<_>>()
             );
         }
+    }
+}
+
+/// The CUDA-only channels-last path, forced on the CPU (whose convolutions accept NHWC too):
+/// conv weights keep the layout through epochs of both optimiser paths, evaluation, snapshot
+/// and restore, and momentum takes it. This pins the layout loss the 2026-11-27 H100 run saw
+/// to what only CUDA adds (cuDNN, autocast), not to the trainer's own steps.
+#[test]
+fn forced_channels_last_weights_keep_their_layout_through_training() {
+    use augwise::amp::is_channels_last;
+    let (splits, mut p) = data(Device::Cpu);
+    for foreach in [false, true] {
+        let mut model = Model::new(Arch::RESNET20, 1, 4, Device::Cpu, 1).unwrap();
+        model.to_channels_last().unwrap();
+        let mut t = trainer(Device::Cpu, 1, 2.0);
+        t = Trainer::new(model, p.normalize.clone(), t.config.clone()).unwrap();
+        t.opt.foreach = foreach;
+        let nhwc = |t: &Trainer| -> Vec<String> {
+            t.model
+                .named_parameters()
+                .into_iter()
+                .filter(|(_, w)| w.dim() == 4 && w.size()[1] > 1 && !is_channels_last(w))
+                .map(|(n, w)| format!("{n} {:?}", w.stride()))
+                .collect()
+        };
+        assert!(nhwc(&t).is_empty(), "after to_channels_last: {:?}", nhwc(&t));
+        let reports = fit(&mut t, &splits, &mut p, 2);
+        assert!(reports[1].loss.is_finite());
+        assert!(nhwc(&t).is_empty(), "foreach {foreach}: after fit {:?}", nhwc(&t));
+        let s = t.snapshot().unwrap();
+        assert!(
+            s.momentum
+                .0
+                .iter()
+                .filter(|(_, b)| b.dim() == 4 && b.size()[1] > 1)
+                .all(|(_, b)| is_channels_last(b)),
+            "momentum follows the weights' layout"
+        );
+        t.restore(&s).unwrap();
+        assert!(nhwc(&t).is_empty(), "foreach {foreach}: after restore {:?}", nhwc(&t));
+        // Not vacuous: a model left as built is NCHW.
+        let plain = Model::new(Arch::RESNET20, 1, 4, Device::Cpu, 1).unwrap();
+        let conv = plain
+            .named_parameters()
+            .into_iter()
+            .find(|(n, _)| n == "layer1.0.conv1.weight")
+            .unwrap()
+            .1;
+        assert!(!is_channels_last(&conv));
     }
 }
 
