@@ -295,6 +295,50 @@ fn ctrl_c_cancels_the_jobs_and_leaves_none_in_the_queue() {
     assert!(s.pending.is_empty());
 }
 
+/// A task Slurm holds says why in the progress line (with what to do: a hold, like a
+/// partition's limit, never ends by waiting), and Ctrl-C still clears the queue.
+#[test]
+fn a_held_array_says_why_it_waits() {
+    if !have_slurm("held") {
+        return;
+    }
+    let dir = copy_of_pretrained();
+    let mut s = Session::resume(dir.path()).unwrap();
+    s.config.executor = Executor::Slurm;
+    s.config.slurm = slurm(&augwise()).with_extra(["--hold"]);
+    let cancel = s.cancel_flag();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new((Vec::<String>::new(), None)));
+    let (lines, run) = (seen.clone(), dir.path().to_owned());
+    s.set_progress(move |p| {
+        if let augwise::search::Progress::Queued { reason, .. } = p {
+            let mut seen = lines.lock().unwrap();
+            seen.0.push(p.to_string());
+            if reason.is_some() && seen.1.is_none() {
+                // This request's job (tests beside it may queue arrays of the same name).
+                seen.1 = jobs(&run)[0]["job"].as_str().map(str::to_owned);
+                cancel.cancel();
+            }
+        }
+    });
+    let start = Instant::now();
+    let err = s.evaluate(None).unwrap_err();
+    assert!(matches!(err, SearchError::Cancelled), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(60), "{:?}", start.elapsed());
+    let (lines, id) = seen.lock().unwrap().clone();
+    let last = lines.last().expect("no progress while queued");
+    assert!(
+        last.contains("3 queued (Slurm: JobHeldUser: they cannot start as asked; Ctrl-C"),
+        "{lines:?}"
+    );
+    let id = id.expect("no job id in jobs.json");
+    let left: Vec<String> = queued("augwise-")
+        .into_iter()
+        .filter(|l| l.starts_with(&format!("{id}_")))
+        .collect();
+    assert!(left.is_empty(), "jobs left in the queue: {left:?}");
+    assert!(s.pending.is_empty());
+}
+
 #[test]
 fn resume_after_the_coordinator_died_submits_only_what_is_missing() {
     if !have_slurm("coordinator_died") {

@@ -466,11 +466,22 @@ impl std::fmt::Display for Progress {
                 running,
                 waiting,
                 total,
+                reason,
                 ..
-            } => write!(
-                f,
-                "slurm: {done}/{total} trajectories done, {running} running, {waiting} queued"
-            ),
+            } => {
+                write!(
+                    f,
+                    "slurm: {done}/{total} trajectories done, {running} running, {waiting} queued"
+                )?;
+                match reason {
+                    Some(r) if crate::search::reason_needs_a_change(r) => write!(
+                        f,
+                        " (Slurm: {r}: they cannot start as asked; Ctrl-C, then change slurm.* or `config executor=local`)"
+                    ),
+                    Some(r) => write!(f, " (Slurm: {r})"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

@@ -32,7 +32,7 @@ pub use progress::{Progress, Purpose};
 
 pub use report::*;
 pub use session::Session;
-pub use slurm::{run_worker, Executor, SlurmConfig};
+pub use slurm::{reason_needs_a_change, run_worker, Executor, SlurmConfig};
 pub use trajectory::{Diverged, TrajectorySeeds};
 
 use crate::augment::AugmentError;

@@ -69,13 +69,14 @@ pub enum Progress {
         at: BatchAt,
     },
     /// Trajectories on the slurm executor: `done`, `running` and `waiting` (queued or to be
-    /// resubmitted) array tasks of `total`.
+    /// resubmitted) array tasks of `total`; `reason`: Slurm's reason most pending tasks wait.
     Queued {
         purpose: Purpose,
         done: usize,
         running: usize,
         waiting: usize,
         total: usize,
+        reason: Option<String>,
     },
     /// The after-search retrain.
     Fulltrain { at: BatchAt },

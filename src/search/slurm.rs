@@ -104,6 +104,15 @@ impl SlurmConfig {
         self.time = t.into();
         self
     }
+    pub fn with_mem(mut self, m: impl Into<String>) -> Self {
+        self.mem = m.into();
+        self
+    }
+    /// Further sbatch options, one word each.
+    pub fn with_extra<S: Into<String>>(mut self, options: impl IntoIterator<Item = S>) -> Self {
+        self.extra = options.into_iter().map(Into::into).collect();
+        self
+    }
     pub fn with_worker(mut self, w: impl Into<String>) -> Self {
         self.worker = w.into();
         self
@@ -390,9 +399,34 @@ struct Task {
     live: Option<(String, Instant)>,
     /// Slurm's last state of the live attempt.
     state: String,
+    /// Slurm's reason a pending attempt waits (`Resources`, `Priority`, `BeginTime`, …).
+    reason: String,
     done: Option<TaskResult>,
     /// The last attempt's reason for failing (the worker's error, or Slurm's state).
     why: String,
+}
+
+/// Whether Slurm's pending `reason` means the tasks will not start as they were asked
+/// (a partition's limits, an account or QOS, a hold) rather than waiting their turn
+/// (`Resources`, `Priority`, `BeginTime`): the user has to change `slurm.*` or cancel.
+pub fn reason_needs_a_change(reason: &str) -> bool {
+    let code = reason.split([',', ' ']).next().unwrap_or("");
+    matches!(
+        code,
+        "BadConstraints"
+            | "PartitionConfig"
+            | "PartitionTimeLimit"
+            | "PartitionNodeLimit"
+            | "PartitionDown"
+            | "PartitionInactive"
+            | "InvalidAccount"
+            | "InvalidQOS"
+            | "AccountNotAllowed"
+            | "QOSNotAllowed"
+            | "DependencyNeverSatisfied"
+            | "JobHeldUser"
+            | "JobHeldAdmin"
+    )
 }
 
 /// States in which a task may still write its result.
@@ -531,6 +565,7 @@ impl Request<'_> {
             t.tries += 1;
             t.live = Some((job.clone(), now));
             t.state = "PENDING".into();
+            t.reason.clear();
         }
         self.jobs.push(Submitted {
             job,
@@ -543,8 +578,9 @@ impl Request<'_> {
         write_json(&self.dir.join(JOBS_FILE), &jobs)
     }
 
-    /// Slurm's state of each of this request's array tasks it still knows (`JOB_INDEX` → state).
-    fn states(&self) -> Result<BTreeMap<String, String>, SearchError> {
+    /// Slurm's state and pending reason of each of this request's array tasks it still knows
+    /// (`JOB_INDEX` → (state, reason)).
+    fn states(&self) -> Result<BTreeMap<String, (String, String)>, SearchError> {
         let out = run_slurm(
             "squeue",
             &[
@@ -554,13 +590,16 @@ impl Request<'_> {
                 "all".into(),
                 format!("--name={}", self.name),
                 "-o".into(),
-                "%i|%T".into(),
+                "%i|%T|%r".into(),
             ],
         )?;
         Ok(out
             .lines()
-            .filter_map(|l| l.split_once('|'))
-            .map(|(id, state)| (id.trim().to_owned(), state.trim().to_owned()))
+            .filter_map(|l| {
+                let mut f = l.splitn(3, '|').map(str::trim);
+                let (id, state) = (f.next()?, f.next()?);
+                Some((id.to_owned(), (state.to_owned(), f.next().unwrap_or("").to_owned())))
+            })
             .collect())
     }
 
@@ -575,7 +614,7 @@ impl Request<'_> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             match self.states() {
-                Ok(s) if s.values().any(|st| active(st)) => std::thread::sleep(Duration::from_millis(200)),
+                Ok(s) if s.values().any(|(st, _)| active(st)) => std::thread::sleep(Duration::from_millis(200)),
                 _ => break,
             }
         }
@@ -617,14 +656,23 @@ impl Request<'_> {
         }
     }
 
-    fn counts(&self) -> (usize, usize, usize) {
+    /// Done, running and waiting tasks, and the reason most pending tasks wait (`None` while
+    /// Slurm gives none: "None", or a task not yet listed).
+    fn counts(&self) -> (usize, usize, usize, Option<String>) {
         let done = self.tasks.iter().filter(|t| t.done.is_some()).count();
         let running = self
             .tasks
             .iter()
             .filter(|t| t.done.is_none() && t.state == "RUNNING")
             .count();
-        (done, running, self.tasks.len() - done - running)
+        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        for t in &self.tasks {
+            if t.done.is_none() && t.state == "PENDING" && !matches!(t.reason.as_str(), "" | "None") {
+                *reasons.entry(t.reason.as_str()).or_default() += 1;
+            }
+        }
+        let reason = reasons.into_iter().max_by_key(|&(_, n)| n).map(|(r, _)| r.to_owned());
+        (done, running, self.tasks.len() - done - running, reason)
     }
 }
 
@@ -709,9 +757,10 @@ fn drive(
             let Some(t) = req.tasks.get_mut(i) else { continue };
             t.tries += 1;
             if t.done.is_none() {
-                if let Some(state) = known.get(&format!("{}_{i}", s.job)).filter(|st| active(st)) {
+                if let Some((state, reason)) = known.get(&format!("{}_{i}", s.job)).filter(|(st, _)| active(st)) {
                     t.live = Some((s.job.clone(), Instant::now()));
                     t.state = state.clone();
+                    t.reason = reason.clone();
                 }
             }
         }
@@ -773,11 +822,14 @@ fn drive(
                 continue;
             }
             match states.get(&format!("{job}_{i}")) {
-                Some(s) if active(s) => t.state = s.clone(),
+                Some((s, reason)) if active(s) => {
+                    t.state = s.clone();
+                    t.reason = reason.clone();
+                }
                 // Just submitted: squeue may not list every task yet.
                 None if since.elapsed() < Duration::from_secs(10) => {}
                 gone => {
-                    let state = gone.cloned().unwrap_or_else(|| "gone from the queue".into());
+                    let state = gone.map_or_else(|| "gone from the queue".into(), |(s, _)| s.clone());
                     t.live = None;
                     // The result may have landed since the last look; a `failed` one is
                     // retired (with its reason) at the top of the loop.
@@ -790,15 +842,16 @@ fn drive(
             }
         }
         let counts = req.counts();
-        if shown != Some(counts) {
+        if shown.as_ref() != Some(&counts) {
+            let (done, running, waiting, reason) = counts.clone();
             shown = Some(counts);
-            let (done, running, waiting) = counts;
             progress.emit(Progress::Queued {
                 purpose: req.inputs.purpose,
                 done,
                 running,
                 waiting,
                 total: req.tasks.len(),
+                reason,
             });
         }
     }
@@ -812,4 +865,28 @@ fn drive(
         }
     }
     Ok(ran)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_reasons_that_need_a_change_are_told_from_waiting_a_turn() {
+        for r in ["PartitionTimeLimit", "BadConstraints", "JobHeldUser", "InvalidQOS"] {
+            assert!(reason_needs_a_change(r), "{r}");
+        }
+        // Waiting its turn, or transient during a backfill cycle.
+        for r in [
+            "Resources",
+            "Priority",
+            "BeginTime",
+            "ReqNodeNotAvail, UnavailableNodes:n[1-9]",
+            "None",
+            "",
+        ] {
+            assert!(!reason_needs_a_change(r), "{r}");
+        }
+        assert!(reason_needs_a_change("PartitionDown, something else"));
+    }
 }
