@@ -63,10 +63,29 @@ pub(super) struct Parts {
 
 impl Parts {
     pub fn new(config: &SearchConfig) -> Result<Self, SearchError> {
+        Self::build(config, true)
+    }
+
+    /// A Slurm worker's parts: the test split, which only the final retrain reads, stays on
+    /// the host (a worker trains and scores on train and val alone).
+    pub fn for_worker(config: &SearchConfig) -> Result<Self, SearchError> {
+        Self::build(config, false)
+    }
+
+    fn build(config: &SearchConfig, upload_test: bool) -> Result<Self, SearchError> {
         config.validate()?;
         let device = device::resolve(config.device)?;
         let source = config.data.load()?;
-        let splits = Splits::new(&source, &config.split)?.to_device(device.device)?;
+        let splits = Splits::new(&source, &config.split)?;
+        let splits = if upload_test {
+            splits.to_device(device.device)?
+        } else {
+            Splits {
+                train: splits.train.to_device(device.device)?,
+                val: splits.val.to_device(device.device)?,
+                test: splits.test,
+            }
+        };
         let info = splits.train.info.clone();
         let (mean, std) = splits.train.channel_stats()?;
         let mut pipeline = Pipeline::for_dataset(&info, mean, std);

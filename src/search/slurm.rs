@@ -358,7 +358,7 @@ fn run_task(dir: &Path, inputs: &Inputs, index: usize) -> Result<Result<Trajecto
         .parent()
         .and_then(Path::parent)
         .ok_or_else(|| SearchError::Slurm(format!("{} is not inside a run directory", dir.display())))?;
-    let parts = super::session::Parts::new(&inputs.config)?;
+    let parts = super::session::Parts::for_worker(&inputs.config)?;
     let stage1 = Stage1::new(parts.trainer);
     let tensors = checkpoint::read_snapshot(&run_dir.join(&inputs.snapshot_dir), &inputs.snapshot)?;
     let snapshot = stage1
