@@ -124,6 +124,22 @@ fn queued(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Queue lines of these jobs' array tasks (tests beside it may queue arrays of the same name).
+fn left_in_queue(jobs: &[String]) -> Vec<String> {
+    queued("augwise-")
+        .into_iter()
+        .filter(|l| jobs.iter().any(|j| l.starts_with(&format!("{j}_"))))
+        .collect()
+}
+
+/// The pretrained session in `dir`, its trajectories on Slurm with `slurm`.
+fn on_slurm(dir: &Path, slurm: SlurmConfig) -> Session {
+    let mut s = Session::resume(dir).unwrap();
+    s.config.executor = Executor::Slurm;
+    s.config.slurm = slurm;
+    s
+}
+
 #[test]
 fn a_search_on_slurm_gives_the_local_rewards_counts_and_theta_bit_for_bit() {
     if !have_slurm("slurm_equals_local") {
@@ -131,9 +147,7 @@ fn a_search_on_slurm_gives_the_local_rewards_counts_and_theta_bit_for_bit() {
     }
     let (local_pending, local_theta) = local();
     let dir = copy_of_pretrained();
-    let mut s = Session::resume(dir.path()).unwrap();
-    s.config.executor = Executor::Slurm;
-    s.config.slurm = slurm(&augwise());
+    let mut s = on_slurm(dir.path(), slurm(&augwise()));
     let report = s.evaluate(None).unwrap();
     assert_eq!(report.trajectories.len(), 3);
     let ours: Vec<_> = s.pending.iter().map(result).collect();
@@ -173,9 +187,7 @@ exec "$AUGWISE" "$@""#,
             marker.display()
         ),
     );
-    let mut s = Session::resume(dir.path()).unwrap();
-    s.config.executor = Executor::Slurm;
-    s.config.slurm = slurm(&worker);
+    let mut s = on_slurm(dir.path(), slurm(&worker));
     s.evaluate(None).unwrap();
     assert!(
         marker.exists(),
@@ -209,9 +221,7 @@ fn a_task_that_always_fails_ends_the_update_with_a_clear_error_and_an_intact_ses
         r#"if [ "$SLURM_ARRAY_TASK_ID" = 2 ]; then echo "no GPU here" >&2; exit 3; fi
 exec "$AUGWISE" "$@""#,
     );
-    let mut s = Session::resume(dir.path()).unwrap();
-    s.config.executor = Executor::Slurm;
-    s.config.slurm = slurm(&worker).with_tries(2);
+    let mut s = on_slurm(dir.path(), slurm(&worker).with_tries(2));
     let err = s.step(1).unwrap_err();
     let SearchError::SlurmTask { index, tries, why, log } = &err else {
         panic!("expected a Slurm task error, got {err}");
@@ -235,18 +245,9 @@ exec "$AUGWISE" "$@""#,
     let ours: Vec<String> = std::fs::read_dir(log.parent().unwrap())
         .unwrap()
         .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .split('_')
-                .next()
-                .map(|j| format!("{j}_"))
-        })
+        .filter_map(|e| e.file_name().to_string_lossy().split('_').next().map(str::to_owned))
         .collect();
-    let left: Vec<String> = queued("augwise-")
-        .into_iter()
-        .filter(|l| ours.iter().any(|j| l.starts_with(j)))
-        .collect();
+    let left = left_in_queue(&ours);
     assert!(left.is_empty(), "jobs left in the queue: {left:?}");
     // Fixed, it runs again from scratch (the failed request's tries do not carry over).
     s.config.slurm = slurm(&augwise()).with_tries(1);
@@ -260,9 +261,7 @@ fn ctrl_c_cancels_the_jobs_and_leaves_none_in_the_queue() {
     }
     let dir = copy_of_pretrained();
     let worker = script(dir.path(), "slow.sh", "sleep 120\nexec \"$AUGWISE\" \"$@\"");
-    let mut s = Session::resume(dir.path()).unwrap();
-    s.config.executor = Executor::Slurm;
-    s.config.slurm = slurm(&worker);
+    let mut s = on_slurm(dir.path(), slurm(&worker));
     let cancel = s.cancel_flag();
     let request = dir.path().join("slurm");
     let watcher = std::thread::spawn(move || {
@@ -287,10 +286,7 @@ fn ctrl_c_cancels_the_jobs_and_leaves_none_in_the_queue() {
     let err = s.evaluate(None).unwrap_err();
     let id = watcher.join().unwrap().expect("the array was never submitted");
     assert!(matches!(err, SearchError::Cancelled), "{err}");
-    let left: Vec<String> = queued("augwise-")
-        .into_iter()
-        .filter(|l| l.starts_with(&format!("{id}_")))
-        .collect();
+    let left = left_in_queue(&[id]);
     assert!(left.is_empty(), "jobs left in the queue: {left:?}");
     assert!(s.pending.is_empty());
 }
@@ -303,9 +299,7 @@ fn a_held_array_says_why_it_waits() {
         return;
     }
     let dir = copy_of_pretrained();
-    let mut s = Session::resume(dir.path()).unwrap();
-    s.config.executor = Executor::Slurm;
-    s.config.slurm = slurm(&augwise()).with_extra(["--hold"]);
+    let mut s = on_slurm(dir.path(), slurm(&augwise()).with_extra(["--hold"]));
     let cancel = s.cancel_flag();
     let seen = std::sync::Arc::new(std::sync::Mutex::new((Vec::<String>::new(), None)));
     let (lines, run) = (seen.clone(), dir.path().to_owned());
@@ -331,10 +325,7 @@ fn a_held_array_says_why_it_waits() {
         "{lines:?}"
     );
     let id = id.expect("no job id in jobs.json");
-    let left: Vec<String> = queued("augwise-")
-        .into_iter()
-        .filter(|l| l.starts_with(&format!("{id}_")))
-        .collect();
+    let left = left_in_queue(&[id]);
     assert!(left.is_empty(), "jobs left in the queue: {left:?}");
     assert!(s.pending.is_empty());
 }
@@ -399,9 +390,7 @@ exec "$AUGWISE" "$@""#,
     assert_eq!(submitted.len(), 1, "{submitted:?}");
     // `config` was not committed (the evaluate never finished): the resumed session is local
     // until told; the same request is found by its key whatever the executor settings.
-    let mut s = Session::resume(dir.path()).unwrap();
-    s.config.executor = Executor::Slurm;
-    s.config.slurm = slurm(&augwise());
+    let mut s = on_slurm(dir.path(), slurm(&augwise()));
     s.evaluate(None).unwrap();
     let (local_pending, _) = local();
     assert_eq!(
@@ -422,9 +411,7 @@ fn a_result_of_another_request_is_refused() {
     }
     // Run one request, then plant its result files in another request's directory.
     let dir = copy_of_pretrained();
-    let mut s = Session::resume(dir.path()).unwrap();
-    s.config.executor = Executor::Slurm;
-    s.config.slurm = slurm(&augwise());
+    let mut s = on_slurm(dir.path(), slurm(&augwise()));
     s.config.trajectories = 1;
     s.evaluate(None).unwrap();
     let first = std::fs::read_dir(dir.path().join("slurm"))
@@ -476,9 +463,7 @@ fn a_worker_that_cannot_run_says_why_and_its_failed_results_are_retried() {
         "no-data.sh",
         "AUGWISE_DATA=/nonexistent/augwise-data exec \"$AUGWISE\" \"$@\"",
     );
-    let mut s = Session::resume(dir.path()).unwrap();
-    s.config.executor = Executor::Slurm;
-    s.config.slurm = slurm(&worker).with_tries(2);
+    let mut s = on_slurm(dir.path(), slurm(&worker).with_tries(2));
     s.config.trajectories = 1;
     let err = s.evaluate(None).unwrap_err();
     let SearchError::SlurmTask { index, tries, why, .. } = &err else {
