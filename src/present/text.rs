@@ -385,8 +385,12 @@ fn comparison_line(c: &Comparison) -> String {
         _ => "p undefined".into(),
     };
     let mut need = match c.trajectories_needed {
+        Some(n) if n > crate::search::stats::NEEDED_MAX && !c.verdict.ends_with("better") => format!(
+            "; more than {} trajectories each would be needed to find a difference this size",
+            crate::search::stats::NEEDED_MAX
+        ),
         Some(n) if !c.verdict.ends_with("better") => {
-            format!("; about {n} trajectories each would resolve a difference this size")
+            format!("; k = {n} each would find a true difference this size with 80% power (simulated, this test and correction)")
         }
         None if !c.verdict.ends_with("better") => "; the trajectories gave identical rewards".into(),
         _ => String::new(),
@@ -394,7 +398,7 @@ fn comparison_line(c: &Comparison) -> String {
     // The exact test's floor: with k pairs no result is rarer than 2 of 2^k sign patterns.
     if c.method == "exact sign-flip" && !c.verdict.ends_with("better") && c.k >= 1 && c.k < 6 {
         need.push_str(&format!(
-            " (with k = {} the exact test cannot go below p = {})",
+            " (with k = {} the exact test cannot go below p = {}, so no 95% interval exists)",
             c.k,
             2.0 / f64::powi(2.0, c.k as i32)
         ));

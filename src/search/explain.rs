@@ -141,7 +141,7 @@ pub fn explain(stage: Stage, cfg: &SearchConfig) -> String {
             "After the search: retrain from scratch on search-train + validation with pairs drawn\n\
              per image from the best θ ({} epochs here, official 300; rate {} → {} over {} epochs, cosine\n\
              to {}) and report the final-epoch test error. `correlate` does this for several policies and\n\
-             compares the ranking with the proxy's (Kendall τ, Spearman ρ, with bootstrap intervals): the\n\
+             compares the ranking with the proxy's (Kendall τ, Spearman ρ, with intervals and permutation p-values): the\n\
              paper's claim is that they agree.",
             cfg.fulltrain_epochs,
             cfg.fulltrain_schedule.start,

@@ -121,10 +121,16 @@ pub struct CorrelateReport {
     pub proxy: Vec<Estimate>,
     pub kendall_tau: f64,
     pub spearman_rho: f64,
-    /// Percentile-bootstrap 95% intervals (policies resampled); `None` when most resamples
-    /// are all ties (too few policies).
+    /// 95% intervals over policies (`stats::rank_correlation_ci`: Fisher's z with
+    /// small-sample variances); `None` for too few policies (τ: < 5, ρ: < 4).
     pub kendall_tau_ci95: Option<(f64, f64)>,
     pub spearman_rho_ci95: Option<(f64, f64)>,
+    /// Two-sided permutation p-values against "no association" (every ordering of the proxy
+    /// ranks for ≤ 8 policies); `None` when the correlation is undefined.
+    #[serde(default)]
+    pub kendall_tau_p: Option<f64>,
+    #[serde(default)]
+    pub spearman_rho_p: Option<f64>,
 }
 
 fn interval(ci: Option<(f64, f64)>) -> String {
@@ -132,36 +138,59 @@ fn interval(ci: Option<(f64, f64)>) -> String {
         .unwrap_or_else(|| "no interval: too few policies".into())
 }
 
+fn p_text(p: Option<f64>) -> String {
+    p.map(|p| format!("p = {p:.3}")).unwrap_or_else(|| "p undefined".into())
+}
+
 impl CorrelateReport {
     pub fn new(rows: Vec<(String, f64, f64)>, proxy: Vec<Estimate>, seed: u64) -> Self {
-        use super::stats::{bootstrap_ci, kendall_tau, spearman};
+        use super::stats::{kendall_tau, permutation_p, rank_correlation_ci, spearman, RankCorrelation};
         let x: Vec<f64> = rows.iter().map(|r| r.1).collect();
         let y: Vec<f64> = rows.iter().map(|r| r.2).collect();
-        let pick = |idx: &[usize], v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-        let kendall_tau_ci95 = bootstrap_ci(rows.len(), 2000, seed, |idx| {
-            kendall_tau(&pick(idx, &x), &pick(idx, &y))
-        });
-        let spearman_rho_ci95 = bootstrap_ci(rows.len(), 2000, seed ^ 1, |idx| {
-            spearman(&pick(idx, &x), &pick(idx, &y))
-        });
+        let (tau, rho) = (kendall_tau(&x, &y), spearman(&x, &y));
         Self {
-            kendall_tau: kendall_tau(&x, &y),
-            spearman_rho: spearman(&x, &y),
-            kendall_tau_ci95,
-            spearman_rho_ci95,
+            kendall_tau: tau,
+            spearman_rho: rho,
+            kendall_tau_ci95: rank_correlation_ci(tau, rows.len(), RankCorrelation::KendallTau),
+            spearman_rho_ci95: rank_correlation_ci(rho, rows.len(), RankCorrelation::SpearmanRho),
+            kendall_tau_p: permutation_p(&x, &y, seed, kendall_tau),
+            spearman_rho_p: permutation_p(&x, &y, seed ^ 1, spearman),
             rows,
             proxy,
         }
     }
 
-    /// The rank correlations with their intervals, in one sentence.
+    /// Whether any ranking of this many policies could be told from chance at 5%.
+    pub fn can_conclude(&self) -> bool {
+        super::stats::permutation_floor(self.rows.len()) < super::stats::ALPHA
+    }
+
+    /// The rank correlations with their intervals and p-values, in one sentence, and what
+    /// they can and cannot support.
     pub fn summary(&self) -> String {
-        format!(
-            "Kendall τ = {:.3} ({}), Spearman ρ = {:.3} ({}); 1 = the proxy ranks exactly like full training",
+        let n = self.rows.len();
+        let head = format!(
+            "Kendall τ = {:.3} ({}, {}), Spearman ρ = {:.3} ({}, {}) over {n} policies",
             self.kendall_tau,
             interval(self.kendall_tau_ci95),
+            p_text(self.kendall_tau_p),
             self.spearman_rho,
-            interval(self.spearman_rho_ci95)
+            interval(self.spearman_rho_ci95),
+            p_text(self.spearman_rho_p),
+        );
+        if !self.can_conclude() {
+            return format!(
+                "{head}. With {n} policies even a perfect agreement has p = {:.3} (2 of {n}! orderings): no conclusion about the proxy is possible; correlate 5 or more",
+                super::stats::permutation_floor(n)
+            );
+        }
+        let verdict = match self.kendall_tau_p {
+            Some(p) if p < super::stats::ALPHA => "the proxy's ranking agrees with full training beyond chance",
+            Some(_) => "the agreement is within what chance orderings give",
+            None => "no ranking: the rewards are all tied",
+        };
+        format!(
+            "{head}: {verdict}. Each full training ran once with one seed, so its own noise is part of the spread the interval covers, not separated from it"
         )
     }
 }
@@ -217,7 +246,9 @@ pub struct Comparison {
     pub b: String,
     /// Pairs of trajectories both of which finished.
     pub k: usize,
-    /// Mean of A − B (accuracy, fraction) with its 95% interval.
+    /// Mean of A − B (accuracy, fraction) with its 95% interval from the same test as
+    /// `p_value` (`stats::PairedTest`): they agree on whether 0 is plausible. With several
+    /// comparisons the verdict follows `p_adjusted`; the interval is not adjusted.
     pub difference: f64,
     pub ci95: Option<(f64, f64)>,
     pub sd: f64,
@@ -227,8 +258,9 @@ pub struct Comparison {
     pub method: String,
     /// `A better`, `B better` or `no difference detectable with k = …`.
     pub verdict: String,
-    /// Trajectories per policy that would resolve a true difference of the observed size
-    /// (5% level, 80% power); `None` when the observed difference is 0.
+    /// Trajectories per policy with which the test run here (exact sign-flip, Holm over this
+    /// compare's comparisons) finds a true difference of the observed size with 80% power
+    /// (simulated, `stats::trajectories_needed`); `None` when the observed difference is 0.
     pub trajectories_needed: Option<usize>,
 }
 
@@ -265,6 +297,7 @@ impl CompareReport {
             .map(|r| Estimate::of(&r.iter().flatten().copied().collect::<Vec<_>>()))
             .collect();
         let mut comparisons = Vec::new();
+        let m = policies.len() * policies.len().saturating_sub(1) / 2;
         for i in 0..policies.len() {
             for j in i + 1..policies.len() {
                 let diffs: Vec<f64> = rewards[i]
@@ -284,7 +317,7 @@ impl CompareReport {
                     p_adjusted: None,
                     method: t.method,
                     verdict: String::new(),
-                    trajectories_needed: trajectories_needed(t.difference, t.sd),
+                    trajectories_needed: trajectories_needed(t.difference, t.sd, m),
                 });
             }
         }

@@ -1,7 +1,8 @@
 //! The uncertainty every number augwise shows comes with: means with 95% intervals across
-//! trajectories, paired comparisons (exact sign-flip test for small k), Holm's correction for
-//! several comparisons, bootstrap intervals for rank correlations, and empirical p-values
-//! against a null distribution. Pure arithmetic, no tensors: cheap enough to run on every
+//! trajectories, paired comparisons (exact sign-flip test for small k, its interval from the
+//! same test), the trajectories a comparison needs (simulated power of that test), Holm's
+//! correction for several comparisons, rank correlations with Fisher-z intervals and
+//! permutation p-values, and empirical p-values against a null distribution. Pure arithmetic, no tensors: cheap enough to run on every
 //! report.
 
 use std::fmt;
@@ -110,9 +111,13 @@ pub fn sample_sd(xs: &[f64]) -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairedTest {
     pub n: usize,
-    /// Mean difference and its 95% interval (Student t on the differences).
+    /// Mean difference.
     pub difference: f64,
     pub sd: f64,
+    /// 95% interval of the difference from the same test as the p-value, so the two always
+    /// agree (p < 0.05 exactly when 0 is outside): the inverted sign-flip test for n ≤ 20, the
+    /// paired t interval beyond. `None` where the test can reject nothing at 5% (n ≤ 5: no
+    /// sign pattern is rarer than 2 in 2^n), so no finite interval exists.
     pub ci95: Option<(f64, f64)>,
     /// Two-sided p-value; `None` without differences.
     pub p_value: Option<f64>,
@@ -120,52 +125,104 @@ pub struct PairedTest {
     pub method: String,
 }
 
-/// Largest n the sign-flip test enumerates exactly (2^20 patterns).
+/// Largest n the sign-flip test enumerates exactly (2^20 patterns, counted by halves).
 pub const EXACT_MAX: usize = 20;
 
 impl PairedTest {
     pub fn of(diffs: &[f64]) -> Self {
         let e = Estimate::of(diffs);
         let n = diffs.len();
-        let (p_value, method) = if n == 0 {
-            (None, "none")
+        let (p_value, ci95, method) = if n == 0 {
+            (None, None, "none")
         } else if n <= EXACT_MAX {
-            (Some(sign_flip_p(diffs)), "exact sign-flip")
+            (Some(sign_flip_p(diffs)), sign_flip_interval(diffs, ALPHA), "exact sign-flip")
         } else {
-            (Some(paired_t_p(e.mean, e.sd, n)), "paired t")
+            (Some(paired_t_p(e.mean, e.sd, n)), e.ci95, "paired t")
         };
         Self {
             n,
             difference: e.mean,
             sd: e.sd,
-            ci95: e.ci95,
+            ci95,
             p_value,
             method: method.into(),
         }
     }
 }
 
+/// The signed sums ±x₁ ± x₂ … of `x`: all 2^len sign patterns.
+fn signed_sums(x: &[f64]) -> Vec<f64> {
+    let mut sums = Vec::with_capacity(1 << x.len());
+    sums.push(0.0);
+    for &v in x {
+        for i in 0..sums.len() {
+            let s = sums[i];
+            sums[i] = s + v;
+            sums.push(s - v);
+        }
+    }
+    sums
+}
+
 /// Exact two-sided sign-flip (permutation) test of a zero mean: the share of the 2^n sign
 /// patterns whose |Σ s_i d_i| reaches the observed |Σ d_i|. All-zero differences give 1.
-/// Only for n ≤ EXACT_MAX ([`PairedTest::of`] chooses).
-fn sign_flip_p(d: &[f64]) -> f64 {
+/// Counted by meeting in the middle (the patterns of each half, one sorted): 2·2^(n/2) sums
+/// instead of 2^n, so power can be simulated with it. Only for n ≤ EXACT_MAX.
+pub fn sign_flip_p(d: &[f64]) -> f64 {
     let n = d.len();
     let observed = d.iter().sum::<f64>().abs();
     // Sums equal up to rounding count as reaching the observed one.
-    let tol = 1e-12 * d.iter().map(|x| x.abs()).sum::<f64>().max(1e-300);
-    let total = 1u64 << n;
-    let mut hits = 0u64;
-    for mask in 0..total {
-        let s: f64 = d
-            .iter()
-            .enumerate()
-            .map(|(i, &x)| if mask >> i & 1 == 1 { -x } else { x })
-            .sum();
-        if s.abs() >= observed - tol {
-            hits += 1;
-        }
+    let t = observed - 1e-12 * d.iter().map(|x| x.abs()).sum::<f64>().max(1e-300);
+    if t <= 0.0 {
+        return 1.0;
     }
-    hits as f64 / total as f64
+    let (left, right) = d.split_at(n / 2);
+    let mut right = signed_sums(right);
+    right.sort_by(f64::total_cmp);
+    let mut hits = 0usize;
+    for a in signed_sums(left) {
+        // a + b ≥ t or a + b ≤ −t (disjoint: t > 0).
+        hits += right.len() - right.partition_point(|&b| b < t - a);
+        hits += right.partition_point(|&b| b <= -t - a);
+    }
+    hits as f64 / (1u64 << n) as f64
+}
+
+/// The 1 − alpha interval of the mean difference that inverts the sign-flip test: every shift
+/// δ the test would not reject on d − δ (the differences' distribution symmetric about δ).
+/// Its ends are found by bisection between the mean (p = 1) and just past the extreme
+/// difference (p = 2/2^n). `None` where 2/2^n ≥ alpha: the test rejects no shift, and the
+/// interval is the whole line.
+pub fn sign_flip_interval(d: &[f64], alpha: f64) -> Option<(f64, f64)> {
+    let n = d.len();
+    if n == 0 || n > EXACT_MAX || 2.0 / (1u64 << n) as f64 >= alpha || d.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let (min, max) = d
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let pad = 1e-9 * (max - min).max(mean.abs()).max(1e-12);
+    let accepts = |delta: f64| {
+        let shifted: Vec<f64> = d.iter().map(|x| x - delta).collect();
+        sign_flip_p(&shifted) >= alpha
+    };
+    // (inside, outside): accepted and rejected shifts; the end lies between.
+    let end = |mut inside: f64, mut outside: f64| {
+        for _ in 0..80 {
+            let mid = 0.5 * (inside + outside);
+            if mid == inside || mid == outside {
+                break;
+            }
+            if accepts(mid) {
+                inside = mid;
+            } else {
+                outside = mid;
+            }
+        }
+        inside
+    };
+    Some((end(mean, min - pad), end(mean, max + pad)))
 }
 
 /// Two-sided test of equal means for two independent samples (no pairing): the exact
@@ -240,46 +297,92 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
     out
 }
 
-/// Trajectories per policy a paired comparison needs to separate a true difference of
-/// `difference` with spread `sd` at the 5% level with 80% power (normal approximation), and
-/// never fewer than 6 — below that even the most lopsided sign-flip result has p ≥ 0.0625.
-/// `None` when there is no difference to resolve.
-pub fn trajectories_needed(difference: f64, sd: f64) -> Option<usize> {
+/// The p-value of the paired test [`PairedTest::of`] runs, without its interval.
+fn paired_p(d: &[f64]) -> f64 {
+    if d.len() <= EXACT_MAX {
+        sign_flip_p(d)
+    } else {
+        let e = Estimate::of(d);
+        paired_t_p(e.mean, e.sd, d.len())
+    }
+}
+
+/// Power wanted by [`trajectories_needed`].
+pub const POWER: f64 = 0.8;
+/// Simulated comparisons behind each power figure (Monte Carlo sd ≈ 0.009 at 80%).
+const POWER_REPLICATES: usize = 2000;
+/// The largest k [`trajectories_needed`] advises; beyond it, "more than".
+pub const NEEDED_MAX: usize = 2000;
+
+/// Share of `replicates` simulated comparisons of k pairs — differences normal with mean
+/// `effect` (in units of their sd) — that the test augwise runs (exact sign-flip for k ≤ 20,
+/// paired t beyond) finds at `level`. Seeded: the same arguments give the same figure.
+pub fn paired_power(k: usize, effect: f64, level: f64, replicates: usize, seed: u64) -> f64 {
+    let mut rng = crate::rng::Rng::new(seed);
+    let mut d = vec![0.0; k];
+    let mut hits = 0usize;
+    for _ in 0..replicates {
+        for x in d.iter_mut() {
+            *x = effect + rng.normal();
+        }
+        if paired_p(&d) < level {
+            hits += 1;
+        }
+    }
+    hits as f64 / replicates.max(1) as f64
+}
+
+/// Trajectories per policy a paired comparison needs so that the test actually run finds a
+/// true difference of `difference` (differences of spread `sd`) with 80% power, among
+/// `comparisons` Holm-corrected comparisons: the smallest comparison's Holm threshold is
+/// α/m, so the advice assumes this is the one real difference. Power is simulated with the
+/// exact sign-flip test for k ≤ 20 (its discreteness included: with 3 comparisons no k below
+/// 7 can reach α/3) and the paired t beyond. `None` when there is no difference to resolve;
+/// `Some(NEEDED_MAX + 1)` when even NEEDED_MAX is not enough.
+pub fn trajectories_needed(difference: f64, sd: f64, comparisons: usize) -> Option<usize> {
     if !difference.is_finite() || difference == 0.0 || !sd.is_finite() {
         return None;
     }
-    let z = normal_quantile(1.0 - ALPHA / 2.0) + normal_quantile(0.8);
-    let k = (z * sd / difference.abs()).powi(2).ceil();
-    Some((k.min(1e9) as usize).max(6))
-}
-
-/// Percentile bootstrap 95% interval of `stat` over resamples (with replacement) of `n` rows,
-/// from a seeded stream so a report replays. Resamples where the statistic is undefined (NaN:
-/// all rows tied) are skipped; `None` when most are.
-pub fn bootstrap_ci(n: usize, resamples: usize, seed: u64, stat: impl Fn(&[usize]) -> f64) -> Option<(f64, f64)> {
-    if n < 2 {
-        return None;
+    let level = ALPHA / comparisons.max(1) as f64;
+    // Fewest pairs whose most lopsided result (all one sign: p = 2/2^k) is below the level.
+    let floor = (1..=EXACT_MAX).find(|&k| 2.0 / ((1u64 << k) as f64) < level).unwrap_or(EXACT_MAX + 1);
+    if sd == 0.0 {
+        // Every difference the same: the all-one-sign pattern is what every replicate gives.
+        return Some(floor);
     }
-    let mut rng = crate::rng::Rng::new(seed);
-    let mut values = Vec::with_capacity(resamples);
-    let mut idx = vec![0usize; n];
-    for _ in 0..resamples {
-        for slot in idx.iter_mut() {
-            *slot = ((rng.next_f64() * n as f64) as usize).min(n - 1);
+    let effect = (difference / sd).abs();
+    let power = |k: usize| paired_power(k, effect, level, POWER_REPLICATES, 0x5EED ^ k as u64);
+    // Start from the normal approximation, then walk to the smallest k that has the power.
+    let z = normal_quantile(1.0 - level / 2.0) + normal_quantile(POWER);
+    let guess = ((z / effect).powi(2).ceil().min(1e9) as usize).clamp(floor, NEEDED_MAX);
+    let mut k = guess;
+    if power(k) >= POWER {
+        while k > floor && power(k - 1) >= POWER {
+            k -= 1;
         }
-        let v = stat(&idx);
-        if v.is_finite() {
-            values.push(v);
+        return Some(k);
+    }
+    // Too few: grow geometrically past 20 (power rises smoothly there), then bisect.
+    let mut lo = k;
+    loop {
+        let next = if lo < EXACT_MAX { lo + 1 } else { (lo + lo / 4).min(NEEDED_MAX) };
+        if power(next) >= POWER {
+            let mut hi = next;
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2;
+                if power(mid) >= POWER {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            return Some(hi);
         }
+        if next == NEEDED_MAX {
+            return Some(NEEDED_MAX + 1);
+        }
+        lo = next;
     }
-    if values.len() * 2 < resamples {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    Some((
-        quantile_sorted(&values, ALPHA / 2.0),
-        quantile_sorted(&values, 1.0 - ALPHA / 2.0),
-    ))
 }
 
 /// The q-quantile of sorted values (linear interpolation).
@@ -482,6 +585,107 @@ pub fn kendall_tau(x: &[f64], y: &[f64]) -> f64 {
     }
 }
 
+/// Orderings of the policies a rank-correlation p-value enumerates exactly (8! = 40,320);
+/// beyond, [`PERMUTATION_DRAWS`] seeded random ones.
+pub const PERMUTATION_EXACT_MAX: usize = 8;
+pub const PERMUTATION_DRAWS: usize = 20_000;
+
+/// Two-sided permutation p-value of a rank statistic against "no association": the share of
+/// orderings of `x` against `y` whose |stat| reaches the observed one — all n! for
+/// n ≤ [`PERMUTATION_EXACT_MAX`], else (1 + hits)/(R + 1) over R seeded draws. `None` when
+/// the statistic is undefined (fewer than 2 points, or no spread).
+pub fn permutation_p(x: &[f64], y: &[f64], seed: u64, stat: impl Fn(&[f64], &[f64]) -> f64) -> Option<f64> {
+    let n = x.len().min(y.len());
+    let observed = stat(&x[..n], &y[..n]);
+    if !observed.is_finite() {
+        return None;
+    }
+    let t = observed.abs() - 1e-12;
+    let mut perm: Vec<f64> = x[..n].to_vec();
+    let reaches = |p: &[f64]| stat(p, &y[..n]).abs() >= t;
+    if n <= PERMUTATION_EXACT_MAX {
+        // Heap's algorithm: every ordering once.
+        let (mut hits, mut total) = (usize::from(reaches(&perm)), 1usize);
+        let mut c = vec![0usize; n];
+        let mut i = 1;
+        while i < n {
+            if c[i] < i {
+                if i % 2 == 0 {
+                    perm.swap(0, i);
+                } else {
+                    perm.swap(c[i], i);
+                }
+                hits += usize::from(reaches(&perm));
+                total += 1;
+                c[i] += 1;
+                i = 1;
+            } else {
+                c[i] = 0;
+                i += 1;
+            }
+        }
+        return Some(hits as f64 / total as f64);
+    }
+    let mut rng = crate::rng::Rng::new(seed);
+    let mut hits = 0usize;
+    for _ in 0..PERMUTATION_DRAWS {
+        rng.shuffle(&mut perm);
+        hits += usize::from(reaches(&perm));
+    }
+    Some((1 + hits) as f64 / (PERMUTATION_DRAWS + 1) as f64)
+}
+
+/// The smallest two-sided permutation p-value n policies can give (perfect agreement or
+/// reversal: 2 of n! orderings). Below 5 policies it is ≥ 2/24 > 0.05: no ranking can be
+/// told from chance.
+pub fn permutation_floor(n: usize) -> f64 {
+    let orderings = (1..=n).fold(1.0f64, |f, i| f * i as f64);
+    (2.0 / orderings).min(1.0)
+}
+
+/// Which rank correlation an interval is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankCorrelation {
+    KendallTau,
+    SpearmanRho,
+}
+
+/// 95% interval of a rank correlation over policies, by Fisher's z with the small-sample
+/// variances of Fieller, Hartley & Pearson (τ: 0.437/(n − 4)) and Bonett & Wright (ρ:
+/// (1 + ρ²/2)/(n − 3)), and a Student-t quantile on n − 2 degrees of freedom rather than the
+/// normal's (coverage measured by simulation in the tests). A perfect ±1 — which z cannot
+/// take — is widened from the next value the data could have given (one pair discordant), and
+/// its outer end is ±1. `None` for too few policies (τ: n < 5, ρ: n < 4) or an undefined
+/// correlation.
+pub fn rank_correlation_ci(r: f64, n: usize, kind: RankCorrelation) -> Option<(f64, f64)> {
+    if !r.is_finite() {
+        return None;
+    }
+    let nf = n as f64;
+    let (min_n, nearest) = match kind {
+        RankCorrelation::KendallTau => (5, 1.0 - 4.0 / (nf * (nf - 1.0))),
+        RankCorrelation::SpearmanRho => (4, 1.0 - 12.0 / (nf * (nf * nf - 1.0))),
+    };
+    if n < min_n {
+        return None;
+    }
+    let inner = r.clamp(-nearest, nearest);
+    let var = match kind {
+        RankCorrelation::KendallTau => 0.437 / (nf - 4.0),
+        RankCorrelation::SpearmanRho => (1.0 + inner * inner / 2.0) / (nf - 3.0),
+    };
+    let h = student_t_quantile(1.0 - ALPHA / 2.0, nf - 2.0) * var.sqrt();
+    let z = inner.atanh();
+    let (mut lo, mut hi) = ((z - h).tanh(), (z + h).tanh());
+    if r >= 1.0 {
+        hi = 1.0;
+    }
+    if r <= -1.0 {
+        lo = -1.0;
+    }
+    Some((lo, hi))
+}
+
 /// A difference of accuracies in signed percentage points (`+1.25`).
 pub fn signed_points(x: f64) -> String {
     format!("{:+.2}", 100.0 * x)
@@ -584,24 +788,140 @@ mod tests {
     }
 
     #[test]
-    fn sample_size_and_bootstrap() {
-        // d = sd: (1.96 + 0.84)² ≈ 7.85 → 8.
-        assert_eq!(trajectories_needed(1.0, 1.0), Some(8));
-        assert_eq!(
-            trajectories_needed(1.0, 0.1),
-            Some(6),
-            "never below what the exact test can resolve"
-        );
-        assert_eq!(trajectories_needed(0.0, 1.0), None);
-        // A perfect monotone relation stays perfect in every resample with two distinct rows.
-        let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        let ci = bootstrap_ci(6, 500, 7, |idx| {
-            let a: Vec<f64> = idx.iter().map(|&i| x[i]).collect();
-            spearman(&a, &a)
-        })
-        .unwrap();
-        assert_eq!(ci, (1.0, 1.0));
+    fn sample_size_floor_and_quantiles() {
+        assert_eq!(trajectories_needed(1.0, 0.1, 1), Some(6), "never below what the exact test can resolve");
+        assert_eq!(trajectories_needed(1.0, 0.0, 3), Some(7), "2/2^7 < 0.05/3 < 2/2^6");
+        assert_eq!(trajectories_needed(0.0, 1.0, 1), None);
         assert_eq!(empirical_p(5.0, &[1.0, 2.0, 6.0]), 0.5);
         assert_eq!(quantile_sorted(&[0.0, 10.0], 0.25), 2.5);
+    }
+
+    /// Brute force over every sign pattern, the definition the counted version must equal.
+    fn brute_sign_flip(d: &[f64]) -> f64 {
+        let observed = d.iter().sum::<f64>().abs();
+        let tol = 1e-12 * d.iter().map(|x| x.abs()).sum::<f64>().max(1e-300);
+        let total = 1u64 << d.len();
+        let hits = (0..total)
+            .filter(|mask| {
+                let s: f64 = d.iter().enumerate().map(|(i, &x)| if mask >> i & 1 == 1 { -x } else { x }).sum();
+                s.abs() >= observed - tol
+            })
+            .count();
+        hits as f64 / total as f64
+    }
+
+    #[test]
+    fn counted_sign_flip_equals_every_pattern() {
+        let mut rng = crate::rng::Rng::new(3);
+        for n in 1..=12 {
+            for _ in 0..40 {
+                // Rounded to a grid so ties between patterns occur, as with accuracies.
+                let d: Vec<f64> = (0..n).map(|_| ((rng.normal() + 0.5) * 8.0).round() / 100.0).collect();
+                assert_eq!(sign_flip_p(&d), brute_sign_flip(&d), "{d:?}");
+            }
+        }
+    }
+
+    /// The interval inverts the test that gives the p-value: 0 lies outside exactly when
+    /// p < 0.05 (the Student-t interval and the exact p used to disagree: k = 5 all positive
+    /// excluded 0 while p = 0.0625).
+    #[test]
+    fn paired_interval_agrees_with_its_p_value() {
+        let five = PairedTest::of(&[0.01, 0.02, 0.015, 0.03, 0.012]);
+        assert_eq!(five.p_value, Some(0.0625));
+        assert_eq!(five.ci95, None, "k = 5 rejects no shift: no finite 95% interval");
+        let mut rng = crate::rng::Rng::new(11);
+        let (mut rejected, mut checked) = (0, 0);
+        for i in 0..600 {
+            let n = 6 + i % 9;
+            let shift = [0.0, 0.3, 0.7, 1.2][i % 4];
+            let d: Vec<f64> = (0..n).map(|_| ((rng.normal() + shift) * 50.0).round() / 1000.0).collect();
+            let t = PairedTest::of(&d);
+            let (lo, hi) = t.ci95.unwrap();
+            assert!(lo <= t.difference && t.difference <= hi, "{d:?}: {lo} {hi}");
+            let p = t.p_value.unwrap();
+            let outside = lo > 0.0 || hi < 0.0;
+            // An end that falls on 0 itself is where p crosses 0.05: either answer is the test's.
+            if lo.abs() > 1e-9 && hi.abs() > 1e-9 {
+                assert_eq!(p < ALPHA, outside, "{d:?}: p {p}, interval {lo}..{hi}");
+                checked += 1;
+            }
+            rejected += usize::from(p < ALPHA);
+        }
+        assert!(checked > 550 && rejected > 100 && rejected < 500, "{checked} {rejected}");
+        // Identical differences: the interval is the point.
+        let same = PairedTest::of(&[0.02; 8]);
+        let (lo, hi) = same.ci95.unwrap();
+        assert!((lo - 0.02).abs() < 1e-9 && (hi - 0.02).abs() < 1e-9);
+    }
+
+    /// The advised k has the power it promises under the test actually run, and the old
+    /// normal approximation's k = 8 at d/sd = 1 did not (its power is about 65%).
+    #[test]
+    fn advised_trajectories_reach_their_power() {
+        for (effect, m) in [(1.0, 1), (1.0, 3), (0.5, 1), (2.0, 3)] {
+            let k = trajectories_needed(effect, 1.0, m).unwrap();
+            let level = ALPHA / m as f64;
+            // An independent simulation (other seed, 5× the replicates) of the advice.
+            let power = paired_power(k, effect, level, 10_000, 99);
+            eprintln!("d/sd {effect}, {m} comparison(s): k = {k}, power {power:.3}");
+            assert!(power >= 0.77, "d/sd {effect}, {m} comparisons: k = {k} has power {power}");
+            if k > 7 {
+                let fewer = paired_power(k - 1, effect, level, 10_000, 99);
+                assert!(fewer < 0.83, "d/sd {effect}, m {m}: k − 1 = {} already has power {fewer}", k - 1);
+            }
+        }
+        let old = paired_power(8, 1.0, ALPHA, 10_000, 7);
+        eprintln!("k = 8 at d/sd 1: power {old:.3}");
+        assert!(old < 0.72, "k = 8 at d/sd = 1: power {old}");
+        assert!(trajectories_needed(1.0, 1.0, 1).unwrap() > 8);
+        // With 3 comparisons no k below 7 can reach 0.05/3: "about 6" could never conclude.
+        assert!(trajectories_needed(5.0, 1.0, 3).unwrap() >= 7);
+    }
+
+    #[test]
+    fn few_policies_claim_no_certainty() {
+        // Three policies ranked identically happens 1 time in 6 by chance.
+        let x = [0.1, 0.2, 0.3];
+        assert!((permutation_p(&x, &x, 1, kendall_tau).unwrap() - 2.0 / 6.0).abs() < 1e-12);
+        assert_eq!(rank_correlation_ci(1.0, 3, RankCorrelation::KendallTau), None);
+        assert_eq!(rank_correlation_ci(1.0, 3, RankCorrelation::SpearmanRho), None);
+        assert!(permutation_floor(4) > ALPHA && permutation_floor(5) < ALPHA);
+        // Six in perfect order: 2 of 720 orderings; the interval is not the point (1, 1).
+        let x6 = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        assert!((permutation_p(&x6, &x6, 1, spearman).unwrap() - 2.0 / 720.0).abs() < 1e-12);
+        let (lo, hi) = rank_correlation_ci(1.0, 6, RankCorrelation::KendallTau).unwrap();
+        assert!(lo < 0.8 && hi == 1.0, "{lo} {hi}");
+        // Past the exact range: seeded draws, never 0.
+        let x10: Vec<f64> = (0..10).map(f64::from).collect();
+        let p = permutation_p(&x10, &x10, 1, kendall_tau).unwrap();
+        assert!(p > 0.0 && p < 1e-3, "{p}");
+    }
+
+    /// Coverage of the rank-correlation intervals, measured: policies' (proxy, full) pairs
+    /// bivariate normal with correlation r, whose population τ = 2/π·asin r and
+    /// ρ_s = 6/π·asin(r/2). Every interval must cover its population value in at least 92%
+    /// of 1,000 draws (the percentile bootstrap it replaces was (1, 1) whenever ranks agreed).
+    #[test]
+    fn rank_correlation_intervals_cover() {
+        use std::f64::consts::PI;
+        let mut rng = crate::rng::Rng::new(5);
+        for n in [5, 6, 8, 12, 20] {
+            for r in [0.0, 0.5, 0.8, 0.95] {
+                let (tau0, rho0) = (2.0 / PI * f64::asin(r), 6.0 / PI * f64::asin(r / 2.0));
+                let (mut ct, mut cr) = (0, 0);
+                let reps = 1000;
+                for _ in 0..reps {
+                    let x: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+                    let y: Vec<f64> = x.iter().map(|&a| r * a + (1.0 - r * r).sqrt() * rng.normal()).collect();
+                    let inside = |c: Option<(f64, f64)>, v: f64| c.is_some_and(|(lo, hi)| lo <= v && v <= hi);
+                    ct += usize::from(inside(rank_correlation_ci(kendall_tau(&x, &y), n, RankCorrelation::KendallTau), tau0));
+                    cr += usize::from(inside(rank_correlation_ci(spearman(&x, &y), n, RankCorrelation::SpearmanRho), rho0));
+                }
+                let (ct, cr) = (ct as f64 / reps as f64, cr as f64 / reps as f64);
+                eprintln!("n {n} r {r}: τ coverage {ct:.3}, ρ coverage {cr:.3}");
+                assert!(ct >= 0.92 && cr >= 0.92, "n {n}, r {r}: τ {ct}, ρ {cr}");
+            }
+        }
     }
 }

@@ -849,7 +849,7 @@ pub fn correlate(r: &CorrelateReport) -> Result<Chart, ChartError> {
     let (yl, yh) = range(r.rows.iter().map(|p| p.2));
     let fmt_ci = |c: Option<(f64, f64)>| c.map(|(a, b)| format!(" [{a:+.2}, {b:+.2}]")).unwrap_or_default();
     let text = format!(
-        "Kendall τ = {:.3}{}, Spearman ρ = {:.3}{} over {} policies (95% bootstrap CIs; bars: proxy 95% CI)",
+        "Kendall τ = {:.3}{}, Spearman ρ = {:.3}{} over {} policies (95% CIs by Fisher z; bars: proxy 95% CI)",
         r.kendall_tau,
         fmt_ci(r.kendall_tau_ci95),
         r.spearman_rho,
