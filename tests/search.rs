@@ -51,7 +51,21 @@ fn resumed_search_equals_uninterrupted_and_pretrain_pieces_equal_one_go() {
     b.step(1).unwrap();
     assert_eq!(timeless(&a), timeless(&b));
     assert_eq!(a.ppo.updates, 2);
-    assert_ne!(a.ppo.theta, augwise::policy::Theta::uniform(), "θ moved");
+    // θ moves exactly when some advantage is not zero (all rewards equal, and the baseline
+    // with them, gives none). Which case a machine's floats give varies — a tiny model can
+    // predict one class everywhere — the rule holds on every machine.
+    let advantages: Vec<f64> = a
+        .history
+        .updates
+        .iter()
+        .flat_map(|u| u.ppo.advantages.iter().copied())
+        .collect();
+    assert_eq!(advantages.len(), 4);
+    assert_eq!(
+        a.ppo.theta == augwise::policy::Theta::uniform(),
+        advantages.iter().all(|&x| x == 0.0),
+        "θ moved iff some advantage is not zero: {advantages:?}"
+    );
 }
 
 #[test]
@@ -251,12 +265,14 @@ fn probe_fulltrain_and_correlate_report_on_the_right_splits() {
     assert!(c.to_string().contains("Kendall τ"));
 }
 
-/// Brightness-polarity data (dark vs bright background × two frequencies): Invert flips the
-/// label, so a policy that always inverts is label-breaking there.
+/// Brightness-polarity data, two classes (dark vs bright background): Invert flips the label,
+/// so a policy that always inverts is label-breaking there. Two classes, not four, so that the
+/// tiny network learns it under every float setting (validation ≥ 97% where four classes gave
+/// 50–58% and, on one AMD host, nothing at all).
 fn polarity() -> SearchConfig {
     SearchConfig::cpu()
         .with_data(
-            "synthetic:kind=polarity,classes=4,n=60,size=16,noise=0.1"
+            "synthetic:kind=polarity,classes=2,n=60,size=16,noise=0.1"
                 .parse::<DataSpec>()
                 .unwrap(),
         )
@@ -350,7 +366,9 @@ fn compare_is_exact_under_common_random_numbers_and_sees_label_breaking() {
 fn rewards_come_from_the_unaugmented_validation_split() {
     use tch::Kind;
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Session::new(polarity(), dir.path()).unwrap();
+    // A gentle fine-tune keeps stage 1's polarity detector, so the policy's images (which
+    // break the label) and the raw ones score far apart whatever the machine's floats.
+    let mut s = Session::new(polarity().with_finetune(1, Some(1e-4)), dir.path()).unwrap();
     s.pretrain(None).unwrap();
     let policy: augwise::policy::Policy = "pair:Invert+Equalize".parse().unwrap();
     let (t, trainer) = s.trajectory_with_model(&policy, 0).unwrap();
