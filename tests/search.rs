@@ -455,6 +455,32 @@ fn best_theta_is_the_one_that_earned_its_reward() {
     }
     assert_eq!(second.reward.n, 2);
     assert!(second.to_string().contains("95% CI"));
+    // One θ everywhere: `policy` and `null` judge the best θ that `export` writes, with its
+    // interval and the upward bias of taking the highest of several noisy means.
+    let best = s.best.clone().unwrap();
+    assert_eq!(best.reward.n, 2, "the best θ carries its update's interval");
+    assert!(best.selection_bias > 0.0 || second.reward.sd == 0.0 && first.reward.sd == 0.0);
+    let policy = s.policy(3).unwrap();
+    assert_eq!(policy.best.map(|b| b.update), Some(best.update));
+    let entropy = best.theta.distribution().unwrap().entropy();
+    assert_eq!(policy.entropy, entropy, "policy shows the best θ");
+    assert!(
+        policy
+            .to_string()
+            .starts_with(&format!("best θ, update {}", best.update)),
+        "{policy}"
+    );
+    let null = s.null(Some(10)).unwrap();
+    assert_eq!(null.theta_after, Some(best.update - 1));
+    assert!(
+        (null.kl_from_uniform - ((1296f64).ln() - entropy)).abs() < 1e-9,
+        "the null judges the best θ"
+    );
+    assert!(
+        null.to_string()
+            .contains(&format!("θ after {} updates", best.update - 1)),
+        "{null}"
+    );
 }
 
 /// `null` replays the search on permuted rewards, judges θ, is kept in the checkpoint and

@@ -114,12 +114,23 @@ impl fmt::Display for UpdateRecord {
             .take(3)
             .map(|(n, p)| format!("{n} {:.3}%", 100.0 * p))
             .collect();
+        let best = if self.best_reward.n > 0 && self.update > 1 {
+            format!(
+                "{}, ≈ {:+.2} from choosing the highest of {} means",
+                self.best_reward.percent_short(),
+                100.0 * self.best_selection_bias,
+                self.update
+            )
+        } else if self.best_reward.n > 0 {
+            self.best_reward.percent_short()
+        } else {
+            pct(self.best_mean_reward)
+        };
         write!(
             f,
-            "            top pairs: {}   best θ: update {} ({})",
+            "            top pairs: {}   best θ: update {} ({best})",
             top.join(", "),
-            self.best_update,
-            pct(self.best_mean_reward)
+            self.best_update
         )
     }
 }
@@ -190,10 +201,13 @@ impl fmt::Display for OpGallery {
 
 impl fmt::Display for PolicyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.best {
+            Some(b) => writeln!(f, "best θ, {}", b.describe(self.updates))?,
+            None => writeln!(f, "θ after {} updates (uniform)", self.updates)?,
+        }
         writeln!(
             f,
-            "θ after {} updates: entropy {:.4} nats (uniform {:.4}; drop = KL from uniform {:.4})",
-            self.updates,
+            "entropy {:.4} nats (uniform {:.4}; drop = KL from uniform {:.4})",
             self.entropy,
             (1296f64).ln(),
             (1296f64).ln() - self.entropy

@@ -168,6 +168,14 @@ pub struct SearchConfig {
     /// so their rewards differ only through θ's draws (ours, a variance reduction; the
     /// official trajectories share nothing).
     pub common_random_numbers: bool,
+    /// Whose data order a stage-2 trajectory trains on: `per_trajectory` (the default) gives
+    /// trajectory i its own order, shared by every policy's trajectory i in a `probe` or
+    /// `compare` (common random numbers kept) and by an update's trajectories under
+    /// `common_random_numbers`; `shared` replays stage 1's order in every trajectory, which
+    /// leaves data-order noise out of every interval (runs written before this key existed
+    /// read as `shared`, so they resume unchanged).
+    #[serde(default = "DataOrder::before_the_key")]
+    pub data_order: DataOrder,
     /// Null searches `null` runs by default.
     pub null_replicates: usize,
     /// 0 (the paper): every image of a trajectory draws its pair from θ. K > 0 (ours, a
@@ -199,6 +207,23 @@ pub struct SearchConfig {
     pub executor: Executor,
     /// The slurm executor's `sbatch` settings.
     pub slurm: SlurmConfig,
+}
+
+/// Where a stage-2 trajectory's data order comes from ([`SearchConfig::data_order`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataOrder {
+    /// Stage 1's order in every trajectory.
+    Shared,
+    /// An order of trajectory i's own.
+    PerTrajectory,
+}
+
+impl DataOrder {
+    /// What a checkpoint without `data_order` ran with.
+    fn before_the_key() -> Self {
+        Self::Shared
+    }
 }
 
 /// The training recipe all stages share — METHOD.md's settings by default. Stage 2 and
@@ -309,6 +334,7 @@ impl SearchConfig {
             fulltrain_epochs: 6,
             fulltrain_schedule: FulltrainSchedule::like_stage1(0.2),
             common_random_numbers: false,
+            data_order: DataOrder::PerTrajectory,
             null_replicates: 100,
             pairs_per_trajectory: 0,
             cutout: None,
@@ -345,6 +371,7 @@ impl SearchConfig {
             fulltrain_epochs: 300,
             fulltrain_schedule: FulltrainSchedule::OFFICIAL,
             common_random_numbers: false,
+            data_order: DataOrder::PerTrajectory,
             null_replicates: 100,
             pairs_per_trajectory: 0,
             cutout: None,
@@ -634,12 +661,22 @@ impl Default for FulltrainSchedule {
     }
 }
 
-/// The θ with the best mean reward so far (what a search returns, not the last θ).
+/// The θ with the best mean reward so far (what a search returns, not the last θ): the θ
+/// update `update`'s trajectories ran under, i.e. θ after `update − 1` updates. `export`,
+/// `policy`, `null` and `fulltrain best` all mean this one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestTheta {
     pub update: usize,
     pub mean_reward: f64,
     pub theta: crate::policy::Theta,
+    /// Its update's mean reward with the 95% interval over that update's trajectories.
+    #[serde(default)]
+    pub reward: stats::Estimate,
+    /// How far the highest of the updates' noisy means lies above its θ's true reward on
+    /// average when no θ is better than another (`stats::selection_bias`): the best is
+    /// chosen *because* its noise was high.
+    #[serde(default)]
+    pub selection_bias: f64,
 }
 
 /// Stream ids for [`crate::rng::Rng::derive`] and [`crate::rng::mix`]: one per source of
@@ -653,6 +690,8 @@ mod stream {
     pub const BOOTSTRAP: u64 = 16;
     /// The `pairs_per_trajectory` variant's up-front draws, per trajectory.
     pub const PAIRS_DRAWN: u64 = 17;
+    /// A trajectory's own data order (`DataOrder::PerTrajectory`).
+    pub const ORDER: u64 = 18;
 }
 
 /// Where runs go unless told otherwise.

@@ -189,6 +189,12 @@ pub struct NullReport {
     pub pairs_outside: Vec<Band>,
     /// The search moved θ further than noise does (p < 0.05).
     pub found: bool,
+    /// Updates behind the θ whose movement was judged: the best θ's (`BestTheta`: θ after
+    /// `update − 1` updates). Shuffling rewards within an update keeps every update's mean, so
+    /// each null search picks the same update as best, and its θ there is the comparison.
+    /// `None` in reports written before this field: they judged the last θ.
+    #[serde(default)]
+    pub theta_after: Option<usize>,
 }
 
 /// Simultaneous bands for coordinates of `null` rows: mean ± c·sd, with c the 95% quantile of
@@ -282,6 +288,7 @@ pub fn judge(
         ops,
         pairs_outside,
         found: p_value < ALPHA,
+        theta_after: None,
     })
 }
 
@@ -313,8 +320,12 @@ impl NullReport {
     }
 
     fn movement_clause(&self) -> String {
+        let which = match self.theta_after {
+            Some(n) => format!("the best θ's (θ after {n} updates)"),
+            None => "θ's".into(),
+        };
         format!(
-            "θ's KL from uniform {:.4} nats (null 95th percentile {:.4}) and its op marginals are {} its null (p = {:.3}, {} null searches)",
+            "{which} KL from uniform {:.4} nats (null 95th percentile {:.4}) and its op marginals are {} its null (p = {:.3}, {} null searches)",
             self.kl_from_uniform,
             self.null_kl_q95,
             if self.p_movement < ALPHA { "beyond" } else { "within" },
@@ -391,10 +402,16 @@ impl super::Session {
             }
             inputs.push(NullInput::of(&u.ppo));
         }
+        // The θ judged is the searched one, the best; its null searches stop where it stood.
+        let (theta, after) = match &self.best {
+            Some(b) => (&b.theta, b.update.saturating_sub(1)),
+            None => (&self.ppo.theta, self.ppo.updates),
+        };
+        let (theta, after) = (theta.clone(), after.min(inputs.len()));
         self.cancel.reset();
         let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
         let seed = crate::rng::mix(self.config.seed, super::stream::NULL);
-        let sims = simulate(&inputs, &self.config.ppo, replicates, seed, &mut |done| {
+        let sims = simulate(&inputs[..after], &self.config.ppo, replicates, seed, &mut |done| {
             progress.emit(Progress::Null { done, replicates });
             !cancel.is_cancelled()
         });
@@ -404,7 +421,8 @@ impl super::Session {
             Err(e) => return Err(e.into()),
         };
         let score = score(&inputs, crate::rng::mix(seed, 1));
-        let report = judge(&self.ppo.theta, self.ppo.updates, &sims, score)?;
+        let mut report = judge(&theta, self.ppo.updates, &sims, score)?;
+        report.theta_after = Some(after);
         let before = self.history.null.replace(report.clone());
         self.commit(false, move |s| s.history.null = before)?;
         Ok(report)

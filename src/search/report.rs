@@ -69,6 +69,12 @@ pub struct UpdateRecord {
     pub top_pairs: Vec<(String, f64)>,
     pub best_update: usize,
     pub best_mean_reward: f64,
+    /// The best update's reward with its interval, and how high the best of the updates'
+    /// noisy means reads from selection alone (`BestTheta`).
+    #[serde(default)]
+    pub best_reward: Estimate,
+    #[serde(default)]
+    pub best_selection_bias: f64,
     pub seconds: f64,
 }
 
@@ -214,8 +220,45 @@ pub struct PolicyReport {
     pub top: Vec<(String, f64)>,
     pub op1: Vec<f64>,
     pub op2: Vec<f64>,
+    /// Which θ this is: the best (`None` before the first update, when θ is uniform).
+    #[serde(default)]
+    pub best: Option<BestSummary>,
     #[serde(default)]
     pub null: Option<super::NullReport>,
+}
+
+/// The best θ's update and reward, without θ itself.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BestSummary {
+    /// θ after `update − 1` updates, the one update `update`'s trajectories ran under.
+    pub update: usize,
+    pub mean_reward: f64,
+    pub reward: Estimate,
+    pub selection_bias: f64,
+}
+
+impl BestSummary {
+    /// `update 3 (θ after 2 updates): 68.12 ± 0.80%, the highest of 5 noisy means (≈ +0.45 points from that alone)`.
+    pub fn describe(&self, updates: usize) -> String {
+        let reward = if self.reward.n > 0 {
+            self.reward.percent_short()
+        } else {
+            format!("{:.2}%", 100.0 * self.mean_reward)
+        };
+        let selection = if updates > 1 {
+            format!(
+                ", the highest of {updates} noisy means (≈ {:+.2} points from choosing the highest alone; `compare` it on fresh trajectories)",
+                100.0 * self.selection_bias
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "update {} (θ after {} updates): {reward}{selection}",
+            self.update,
+            self.update.saturating_sub(1)
+        )
+    }
 }
 
 impl PolicyReport {

@@ -135,7 +135,11 @@ impl PairedTest {
         let (p_value, ci95, method) = if n == 0 {
             (None, None, "none")
         } else if n <= EXACT_MAX {
-            (Some(sign_flip_p(diffs)), sign_flip_interval(diffs, ALPHA), "exact sign-flip")
+            (
+                Some(sign_flip_p(diffs)),
+                sign_flip_interval(diffs, ALPHA),
+                "exact sign-flip",
+            )
         } else {
             (Some(paired_t_p(e.mean, e.sd, n)), e.ci95, "paired t")
         };
@@ -199,9 +203,9 @@ pub fn sign_flip_interval(d: &[f64], alpha: f64) -> Option<(f64, f64)> {
         return None;
     }
     let mean = d.iter().sum::<f64>() / n as f64;
-    let (min, max) = d
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let (min, max) = d.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+        (lo.min(x), hi.max(x))
+    });
     let pad = 1e-9 * (max - min).max(mean.abs()).max(1e-12);
     let accepts = |delta: f64| {
         let shifted: Vec<f64> = d.iter().map(|x| x - delta).collect();
@@ -345,7 +349,9 @@ pub fn trajectories_needed(difference: f64, sd: f64, comparisons: usize) -> Opti
     }
     let level = ALPHA / comparisons.max(1) as f64;
     // Fewest pairs whose most lopsided result (all one sign: p = 2/2^k) is below the level.
-    let floor = (1..=EXACT_MAX).find(|&k| 2.0 / ((1u64 << k) as f64) < level).unwrap_or(EXACT_MAX + 1);
+    let floor = (1..=EXACT_MAX)
+        .find(|&k| 2.0 / ((1u64 << k) as f64) < level)
+        .unwrap_or(EXACT_MAX + 1);
     if sd == 0.0 {
         // Every difference the same: the all-one-sign pattern is what every replicate gives.
         return Some(floor);
@@ -365,7 +371,11 @@ pub fn trajectories_needed(difference: f64, sd: f64, comparisons: usize) -> Opti
     // Too few: grow geometrically past 20 (power rises smoothly there), then bisect.
     let mut lo = k;
     loop {
-        let next = if lo < EXACT_MAX { lo + 1 } else { (lo + lo / 4).min(NEEDED_MAX) };
+        let next = if lo < EXACT_MAX {
+            lo + 1
+        } else {
+            (lo + lo / 4).min(NEEDED_MAX)
+        };
         if power(next) >= POWER {
             let mut hi = next;
             while hi - lo > 1 {
@@ -585,6 +595,21 @@ pub fn kendall_tau(x: &[f64], y: &[f64]) -> f64 {
     }
 }
 
+/// Expected excess of the largest of several noisy means over the truth when every mean has
+/// the same true value: E[max_i se_i·Z_i] for the means' standard errors `ses` (Z standard
+/// normal), simulated with a fixed seed. What "best of N updates" reads too high on its own.
+pub fn selection_bias(ses: &[f64]) -> f64 {
+    if ses.len() < 2 || ses.iter().any(|s| !s.is_finite()) {
+        return 0.0;
+    }
+    const DRAWS: usize = 4000;
+    let mut rng = crate::rng::Rng::new(0xB1A5);
+    let total: f64 = (0..DRAWS)
+        .map(|_| ses.iter().map(|s| s * rng.normal()).fold(f64::NEG_INFINITY, f64::max))
+        .sum();
+    total / DRAWS as f64
+}
+
 /// Orderings of the policies a rank-correlation p-value enumerates exactly (8! = 40,320);
 /// beyond, [`PERMUTATION_DRAWS`] seeded random ones.
 pub const PERMUTATION_EXACT_MAX: usize = 8;
@@ -789,7 +814,11 @@ mod tests {
 
     #[test]
     fn sample_size_floor_and_quantiles() {
-        assert_eq!(trajectories_needed(1.0, 0.1, 1), Some(6), "never below what the exact test can resolve");
+        assert_eq!(
+            trajectories_needed(1.0, 0.1, 1),
+            Some(6),
+            "never below what the exact test can resolve"
+        );
         assert_eq!(trajectories_needed(1.0, 0.0, 3), Some(7), "2/2^7 < 0.05/3 < 2/2^6");
         assert_eq!(trajectories_needed(0.0, 1.0, 1), None);
         assert_eq!(empirical_p(5.0, &[1.0, 2.0, 6.0]), 0.5);
@@ -803,7 +832,11 @@ mod tests {
         let total = 1u64 << d.len();
         let hits = (0..total)
             .filter(|mask| {
-                let s: f64 = d.iter().enumerate().map(|(i, &x)| if mask >> i & 1 == 1 { -x } else { x }).sum();
+                let s: f64 = d
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &x)| if mask >> i & 1 == 1 { -x } else { x })
+                    .sum();
                 s.abs() >= observed - tol
             })
             .count();
@@ -835,7 +868,9 @@ mod tests {
         for i in 0..600 {
             let n = 6 + i % 9;
             let shift = [0.0, 0.3, 0.7, 1.2][i % 4];
-            let d: Vec<f64> = (0..n).map(|_| ((rng.normal() + shift) * 50.0).round() / 1000.0).collect();
+            let d: Vec<f64> = (0..n)
+                .map(|_| ((rng.normal() + shift) * 50.0).round() / 1000.0)
+                .collect();
             let t = PairedTest::of(&d);
             let (lo, hi) = t.ci95.unwrap();
             assert!(lo <= t.difference && t.difference <= hi, "{d:?}: {lo} {hi}");
@@ -848,7 +883,10 @@ mod tests {
             }
             rejected += usize::from(p < ALPHA);
         }
-        assert!(checked > 550 && rejected > 100 && rejected < 500, "{checked} {rejected}");
+        assert!(
+            checked > 550 && rejected > 100 && rejected < 500,
+            "{checked} {rejected}"
+        );
         // Identical differences: the interval is the point.
         let same = PairedTest::of(&[0.02; 8]);
         let (lo, hi) = same.ci95.unwrap();
@@ -865,10 +903,17 @@ mod tests {
             // An independent simulation (other seed, 5× the replicates) of the advice.
             let power = paired_power(k, effect, level, 10_000, 99);
             eprintln!("d/sd {effect}, {m} comparison(s): k = {k}, power {power:.3}");
-            assert!(power >= 0.77, "d/sd {effect}, {m} comparisons: k = {k} has power {power}");
+            assert!(
+                power >= 0.77,
+                "d/sd {effect}, {m} comparisons: k = {k} has power {power}"
+            );
             if k > 7 {
                 let fewer = paired_power(k - 1, effect, level, 10_000, 99);
-                assert!(fewer < 0.83, "d/sd {effect}, m {m}: k − 1 = {} already has power {fewer}", k - 1);
+                assert!(
+                    fewer < 0.83,
+                    "d/sd {effect}, m {m}: k − 1 = {} already has power {fewer}",
+                    k - 1
+                );
             }
         }
         let old = paired_power(8, 1.0, ALPHA, 10_000, 7);
@@ -915,8 +960,14 @@ mod tests {
                     let x: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
                     let y: Vec<f64> = x.iter().map(|&a| r * a + (1.0 - r * r).sqrt() * rng.normal()).collect();
                     let inside = |c: Option<(f64, f64)>, v: f64| c.is_some_and(|(lo, hi)| lo <= v && v <= hi);
-                    ct += usize::from(inside(rank_correlation_ci(kendall_tau(&x, &y), n, RankCorrelation::KendallTau), tau0));
-                    cr += usize::from(inside(rank_correlation_ci(spearman(&x, &y), n, RankCorrelation::SpearmanRho), rho0));
+                    ct += usize::from(inside(
+                        rank_correlation_ci(kendall_tau(&x, &y), n, RankCorrelation::KendallTau),
+                        tau0,
+                    ));
+                    cr += usize::from(inside(
+                        rank_correlation_ci(spearman(&x, &y), n, RankCorrelation::SpearmanRho),
+                        rho0,
+                    ));
                 }
                 let (ct, cr) = (ct as f64 / reps as f64, cr as f64 / reps as f64);
                 eprintln!("n {n} r {r}: τ coverage {ct:.3}, ρ coverage {cr:.3}");

@@ -28,7 +28,7 @@ use crate::train::{
 /// only in the policy's own draws (common random numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TrajectorySeeds {
-    /// Data order (stage 1's seed unless the trajectories should be independent).
+    /// Data order (`SearchConfig::data_order`: the trajectory's own, or stage 1's).
     pub order: u64,
     /// Crop, flip and Cutout.
     pub augment: u64,
@@ -283,19 +283,19 @@ pub(super) struct Workers {
 }
 
 impl Session {
-    /// Seeds of trajectory `index` of the current update: the data order is stage 1's; with
-    /// `common_random_numbers` crops, flips and Cutout are shared by the update's trajectories
-    /// too, so only θ's draws differ between them.
+    /// Seeds of trajectory `index` of the current update. With `common_random_numbers` the
+    /// update's trajectories share crops, flips, Cutout and (per `data_order`) the data order,
+    /// so only θ's draws differ between them; without, each has its own.
     fn trajectory_seeds(&self, index: usize) -> TrajectorySeeds {
         let update = mix(mix(self.config.seed, stream::TRAJECTORY), self.ppo.updates as u64);
         let own = mix(update, index as u64);
-        let augment = if self.config.common_random_numbers {
-            mix(update, u64::MAX)
+        let (augment, order) = if self.config.common_random_numbers {
+            (mix(update, u64::MAX), mix(update, stream::ORDER))
         } else {
-            own
+            (own, mix(own, stream::ORDER))
         };
         TrajectorySeeds {
-            order: self.config.seed,
+            order: self.data_order(order),
             augment,
             policy: own,
         }
@@ -306,9 +306,18 @@ impl Session {
     pub(super) fn probe_seeds(&self, index: usize) -> TrajectorySeeds {
         let s = mix(mix(self.config.seed, stream::PROBE), index as u64);
         TrajectorySeeds {
-            order: self.config.seed,
+            order: self.data_order(mix(s, stream::ORDER)),
             augment: s,
             policy: s,
+        }
+    }
+
+    /// A trajectory's data-order seed: its `own` under `DataOrder::PerTrajectory`, stage 1's
+    /// under `Shared`.
+    fn data_order(&self, own: u64) -> u64 {
+        match self.config.data_order {
+            super::DataOrder::PerTrajectory => own,
+            super::DataOrder::Shared => self.config.seed,
         }
     }
 

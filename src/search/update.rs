@@ -20,25 +20,40 @@ impl Session {
         // Nothing that could not be written and read back is kept.
         next.validate()?;
         let update = next.updates;
-        let best = match &self.best {
+        let reward = stats::Estimate::of(&outcome.rewards);
+        let mut best = match &self.best {
             Some(b) if b.mean_reward >= outcome.mean_reward => b.clone(),
             _ => BestTheta {
                 update,
                 mean_reward: outcome.mean_reward,
                 theta: theta_old,
+                reward,
+                selection_bias: 0.0,
             },
         };
+        // Standard errors of every update's mean so far, this one included.
+        let se = |e: &stats::Estimate| e.sd / (e.n.max(1) as f64).sqrt();
+        let ses: Vec<f64> = self
+            .history
+            .updates
+            .iter()
+            .map(|u| se(&u.reward))
+            .chain([se(&reward)])
+            .collect();
+        best.selection_bias = stats::selection_bias(&ses);
         let dist = next.theta.distribution()?;
         let (op1_marginal, op2_marginal) = dist.marginals();
         let record = UpdateRecord {
             update,
-            reward: stats::Estimate::of(&outcome.rewards),
+            reward,
             ppo: outcome,
             op1_marginal,
             op2_marginal,
             top_pairs: dist.top(5).into_iter().map(|(k, p)| (pair_name(k), p)).collect(),
             best_update: best.update,
             best_mean_reward: best.mean_reward,
+            best_reward: best.reward,
+            best_selection_bias: best.selection_bias,
             seconds: start.elapsed().as_secs_f64() + self.pending.iter().map(|t| t.seconds).sum::<f64>(),
         };
         let undo = (
@@ -80,10 +95,12 @@ impl Session {
         Ok(StepReport { steps })
     }
 
-    /// θ now: the `top` most likely pairs, entropy, marginals.
+    /// The searched θ — the best so far ([`BestTheta`]; θ = 0 before the first update): the
+    /// `top` most likely pairs, entropy, marginals, and the null's verdict on it.
     pub fn policy(&self, top: usize) -> Result<PolicyReport, SearchError> {
         let top = within(&crate::limits::TOP_PAIRS, top)?;
-        let dist = self.theta().distribution()?;
+        let theta = self.best.as_ref().map(|b| &b.theta).unwrap_or(&self.ppo.theta);
+        let dist = theta.distribution()?;
         let (op1, op2) = dist.marginals();
         let top = dist.top(top).into_iter().map(|(k, p)| (pair_name(k), p)).collect();
         Ok(PolicyReport {
@@ -92,6 +109,12 @@ impl Session {
             top,
             op1,
             op2,
+            best: self.best.as_ref().map(|b| super::BestSummary {
+                update: b.update,
+                reward: b.reward,
+                mean_reward: b.mean_reward,
+                selection_bias: b.selection_bias,
+            }),
             null: self.current_null().cloned(),
         })
     }
