@@ -1,6 +1,6 @@
 # The README's commands. Every target runs the idempotent set-up first (venv + pinned torch,
 # Fashion-MNIST from Debian, then cargo builds what it needs).
-.PHONY: setup run test lint notebooks kernel lab bench gpu-check gpu-check-cpu
+.PHONY: setup run test lint float-settings notebooks kernel lab bench gpu-check gpu-check-cpu
 JUPYTERLAB_VERSION ?= 4.6.6
 CARGO ?= cargo
 
@@ -17,8 +17,21 @@ run: setup
 test: setup lint
 	$(CARGO) test --release --workspace --no-run
 	./scripts/slurm-cluster.sh run env AUGWISE_REQUIRE_SLURM=1 $(CARGO) test --release --workspace
+	$(MAKE) --no-print-directory float-settings
 	$(MAKE) --no-print-directory gpu-check-cpu
 	$(MAKE) --no-print-directory notebooks
+
+# The test files whose assertions rest on what a network learned, again under other floating-point
+# paths than this CPU's default (one intra-op thread: other reduction orders; oneDNN without AVX):
+# another CI machine's floats differ the same way, so a test that passes for one CPU's exact
+# results fails here first (part of `make test`).
+FLOAT_SETTINGS ?= OMP_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=SSE41
+FLOAT_TESTS ?= --test search --test training --test batched --test commands --test notebook --test tensorboard
+float-settings: setup
+	@for s in $(FLOAT_SETTINGS); do \
+	  echo "float-settings: $$s cargo test --release -p augwise $(FLOAT_TESTS)"; \
+	  env $$s $(CARGO) test --release -p augwise $(FLOAT_TESTS) || exit 1; \
+	done
 
 # rustfmt's layout (rustfmt.toml) and clippy's warnings, as errors (part of `make test`).
 lint: setup

@@ -157,8 +157,9 @@ pub fn explain(stage: Stage, cfg: &SearchConfig) -> String {
              • Intervals that overlap do not mean equal. `compare A B k` pairs the two policies'\n\
                trajectories with common random numbers (same data order, crops, flips, holes; only the\n\
                policies' own draws differ), so the noise they share cancels. It gives the difference\n\
-               with its interval, an exact sign-flip p-value (k ≤ 20), a verdict, and how many\n\
-               trajectories would resolve a difference of the size seen. A verdict of \"no difference\n\
+               with its interval (from the same test, so it excludes 0 exactly when p < 0.05), an\n\
+               exact sign-flip p-value (k ≤ 20), a verdict, and the k with which this test would find\n\
+               a true difference of the size seen with 80% power. A verdict of \"no difference\n\
                detectable with k = …\" means just that, not \"equal\". Several policies: all pairs,\n\
                Holm-corrected.\n\
              • θ always moves: Adam steps by about its learning rate whatever the rewards say, so a\n\
@@ -175,8 +176,11 @@ pub fn explain(stage: Stage, cfg: &SearchConfig) -> String {
                variant `config pairs_per_trajectory=16` (ours, not the paper's) lets each trajectory\n\
                draw 16 pairs up front and its images draw among them — far more signal per trajectory.\n\
                Its results are judged against the same null.\n\
-             • The best θ is the highest of several noisy means, so it looks better than it is:\n\
-               check it with `compare` against `aws:uniform`.",
+             • The best θ is the highest of several noisy means, so it looks better than it is (the\n\
+               update line shows by how much selection alone lifts it): check it with `compare`\n\
+               against `aws:uniform` on fresh trajectories. `policy`, `null` and `export` all mean it.\n\
+             • Running `null` after every step and stopping at the first \"found\" is optional\n\
+               stopping: every look is another 5% chance of a false alarm. Decide the updates first.",
             cfg.null_replicates
         ),
     }
