@@ -263,6 +263,11 @@ fn probe_fulltrain_and_correlate_report_on_the_right_splits() {
     assert_eq!(c.rows.len(), 3);
     assert!((-1.0..=1.0).contains(&c.kendall_tau) || c.kendall_tau.is_nan());
     assert!(c.to_string().contains("Kendall τ"));
+    // Three policies agree by chance 1 time in 6: no interval, and no conclusion claimed.
+    assert!(!c.can_conclude());
+    assert_eq!((c.kendall_tau_ci95, c.spearman_rho_ci95), (None, None));
+    assert!(c.kendall_tau_p.is_none_or(|p| p >= 1.0 / 3.0), "{c}");
+    assert!(c.summary().contains("no conclusion about the proxy is possible"), "{c}");
 }
 
 /// Brightness-polarity data, two classes (dark vs bright background): Invert flips the label,
