@@ -636,3 +636,27 @@ fn batched_trajectories_equal_sequential_ones() {
     assert_eq!(diverged.trajectories.len(), 0);
     assert_eq!(diverged.discarded.len(), 3, "{diverged}");
 }
+
+/// Trajectory i of a probe or compare has a data order of its own (shared by every policy's
+/// trajectory i, so pairs keep their common random numbers), and a run written before
+/// `data_order` existed resumes with the shared order it ran with.
+#[test]
+fn each_trajectory_has_its_own_data_order_and_old_runs_keep_theirs() {
+    use augwise::search::DataOrder;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::new(tiny(), dir.path()).unwrap();
+    assert_eq!(s.config.data_order, DataOrder::PerTrajectory);
+    let orders: std::collections::BTreeSet<u64> = (0..6).map(|i| s.probe_seeds(i).order).collect();
+    assert_eq!(orders.len(), 6, "six trajectories, six data orders");
+    assert!(!orders.contains(&s.config.seed), "not stage 1's order");
+    s.pretrain(None).unwrap();
+    drop(s);
+    let state = dir.path().join("session.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(v["config"]["data_order"], "per_trajectory");
+    v["config"].as_object_mut().unwrap().remove("data_order");
+    std::fs::write(&state, serde_json::to_string(&v).unwrap()).unwrap();
+    let old = Session::resume(dir.path()).unwrap();
+    assert_eq!(old.config.data_order, DataOrder::Shared);
+    assert!((0..6).all(|i| old.probe_seeds(i).order == old.config.seed));
+}

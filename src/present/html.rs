@@ -143,9 +143,12 @@ impl Rich for PolicyReport {
                 format!("{:.2}", p * 1296.0),
             ]);
         }
+        let which = match &self.best {
+            Some(b) => format!("best θ, {}", b.describe(self.updates)),
+            None => format!("θ after {} updates (uniform)", self.updates),
+        };
         let summary = format!(
-            "θ after {} updates: entropy {:.4} nats (uniform {:.4})",
-            self.updates,
+            "{which}; entropy {:.4} nats (uniform {:.4})",
             self.entropy,
             (1296f64).ln()
         );
@@ -174,7 +177,10 @@ impl Rich for CompareReport {
                 signed_points(x.difference),
                 x.ci95
                     .map(|(lo, hi)| format!("{} to {}", signed_points(lo), signed_points(hi)))
-                    .unwrap_or_default(),
+                    .unwrap_or_else(|| match x.k {
+                        1..=5 => format!("none (k = {}: the exact test cannot reach 5%)", x.k),
+                        _ => "—".into(),
+                    }),
                 x.p_adjusted.map(|p| format!("{p:.4}")).unwrap_or_else(|| "—".into()),
                 x.verdict.clone(),
             ]);

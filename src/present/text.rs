@@ -228,7 +228,7 @@ impl fmt::Display for CompareReport {
         };
         let holm = if self.comparisons.len() > 1 {
             format!(
-                "; p-values Holm-corrected across {} comparisons",
+                "; verdicts follow p-values Holm-corrected across {} comparisons, intervals are each comparison's own",
                 self.comparisons.len()
             )
         } else {
@@ -392,7 +392,7 @@ fn comparison_line(c: &Comparison) -> String {
     let ci = c
         .ci95
         .map(|(lo, hi)| format!("95% CI {} to {}", signed_points(lo), signed_points(hi)))
-        .unwrap_or_else(|| "no interval".into());
+        .unwrap_or_else(|| "no 95% interval".into());
     let p = match (c.p_value, c.p_adjusted) {
         (Some(p), Some(a)) if (p - a).abs() > 1e-12 => format!("p = {p:.4}, Holm-adjusted {a:.4}"),
         (Some(p), _) => format!("p = {p:.4}"),

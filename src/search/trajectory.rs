@@ -303,7 +303,7 @@ impl Session {
 
     /// Seeds of probe trajectory `index`: the same for every policy, so probes and `compare`
     /// pair trajectories with common random numbers.
-    pub(super) fn probe_seeds(&self, index: usize) -> TrajectorySeeds {
+    pub fn probe_seeds(&self, index: usize) -> TrajectorySeeds {
         let s = mix(mix(self.config.seed, stream::PROBE), index as u64);
         TrajectorySeeds {
             order: self.data_order(mix(s, stream::ORDER)),
