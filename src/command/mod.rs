@@ -200,7 +200,7 @@ pub static COMMANDS: &[Command] = &[
     Command { name: "evaluate", args: &[opt("k", ArgKind::Count(&limits::TRAJECTORIES))], summary: "stage 2: k trajectories under θ, waiting for `update`", handler: cmd_evaluate },
     Command { name: "update", args: &[], summary: "PPO update of θ from the waiting trajectories", handler: cmd_update },
     Command { name: "step", args: &[opt("n", ArgKind::Count(&limits::STEPS))], summary: "n × (evaluate, update)", handler: cmd_step },
-    Command { name: "policy", args: &[opt("top", ArgKind::Count(&limits::TOP_PAIRS))], summary: "θ now: top pairs, entropy, op1/op2 marginals", handler: cmd_policy },
+    Command { name: "policy", args: &[opt("top", ArgKind::Count(&limits::TOP_PAIRS))], summary: "the best θ (what export writes): top pairs, entropy, op1/op2 marginals, the null's verdict", handler: cmd_policy },
     Command { name: "probe", args: &[arg("policy", ArgKind::Policy), opt("k", ArgKind::Count(&limits::TRAJECTORIES))], summary: "proxy reward of any policy with its 95% interval over k trajectories (default 4), θ untouched", handler: cmd_probe },
     Command { name: "compare", args: &[arg("a", ArgKind::Policy), arg("b", ArgKind::Policy), many("more… [k]", ArgKind::PolicyOrCount, true)], summary: "paired proxy comparison (common random numbers): difference, 95% CI, p-value, verdict", handler: cmd_compare },
     Command { name: "null", args: &[opt("replicates", ArgKind::Count(&limits::NULL_REPLICATES))], summary: "did the search find anything? rewards vs the ops drawn against shuffled rewards (score test), and θ's movement against null searches", handler: cmd_null },
@@ -499,11 +499,11 @@ impl Shell {
             ChartKind::Accuracy => chart::accuracy(&self.session()?.history),
             ChartKind::Theta => {
                 let s = self.session()?;
-                chart::theta(s.theta(), s.current_null())
+                chart::theta(s.best_theta(), s.current_null())
             }
             ChartKind::Marginals => {
                 let s = self.session()?;
-                let (op1, op2) = s.theta().distribution().map_err(SearchError::from)?.marginals();
+                let (op1, op2) = s.best_theta().distribution().map_err(SearchError::from)?.marginals();
                 chart::marginal_bars(&op1, &op2, s.current_null())
             }
             ChartKind::Images => {
@@ -804,7 +804,7 @@ fn cmd_export(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
         _ => None,
     });
     let s = sh.session()?;
-    let theta = s.best.as_ref().map(|b| &b.theta).unwrap_or(&s.ppo.theta).clone();
+    let theta = s.best_theta().clone();
     let best = s.best_policy()?;
     let (doc, text) = match format {
         ExportFormat::Theta => {

@@ -403,11 +403,11 @@ impl super::Session {
             inputs.push(NullInput::of(&u.ppo));
         }
         // The θ judged is the searched one, the best; its null searches stop where it stood.
-        let (theta, after) = match &self.best {
-            Some(b) => (&b.theta, b.update.saturating_sub(1)),
-            None => (&self.ppo.theta, self.ppo.updates),
-        };
-        let (theta, after) = (theta.clone(), after.min(inputs.len()));
+        let after = self
+            .best
+            .as_ref()
+            .map_or(self.ppo.updates, |b| b.update.saturating_sub(1));
+        let (theta, after) = (self.best_theta().clone(), after.min(inputs.len()));
         self.cancel.reset();
         let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
         let seed = crate::rng::mix(self.config.seed, super::stream::NULL);

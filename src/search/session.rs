@@ -265,11 +265,16 @@ impl Session {
         })
     }
 
+    /// The searched θ: the best so far (`BestTheta`) — what `policy`, `null`, `export` and
+    /// the θ charts mean — and the current θ before the first update.
+    pub fn best_theta(&self) -> &Theta {
+        self.best.as_ref().map(|b| &b.theta).unwrap_or(&self.ppo.theta)
+    }
+
     /// The policy of the best θ so far (the current θ before the first update).
     pub fn best_policy(&self) -> Result<Policy, SearchError> {
-        let t = self.best.as_ref().map(|b| &b.theta).unwrap_or(&self.ppo.theta);
         Ok(Policy::AwsTheta {
-            probs: t.distribution()?,
+            probs: self.best_theta().distribution()?,
             source: None,
         })
     }

@@ -99,8 +99,7 @@ impl Session {
     /// `top` most likely pairs, entropy, marginals, and the null's verdict on it.
     pub fn policy(&self, top: usize) -> Result<PolicyReport, SearchError> {
         let top = within(&crate::limits::TOP_PAIRS, top)?;
-        let theta = self.best.as_ref().map(|b| &b.theta).unwrap_or(&self.ppo.theta);
-        let dist = theta.distribution()?;
+        let dist = self.best_theta().distribution()?;
         let (op1, op2) = dist.marginals();
         let top = dist.top(top).into_iter().map(|(k, p)| (pair_name(k), p)).collect();
         Ok(PolicyReport {
