@@ -1,4 +1,4 @@
-//! Train ResNet-20 on Fashion-MNIST with METHOD.md's stage-1 recipe, through the library API.
+//! Train ResNet-20 on Fashion-MNIST with docs/method.md's stage-1 recipe, through the library API.
 //!
 //! Data     Fashion-MNIST from Debian's dataset-fashion-mnist (scripts/setup.sh puts it in
 //!          data/); 8,000 search-train + 2,000 validation images (stratified), 10,000 test.

@@ -2,7 +2,7 @@
 //! Weight Sharing", NeurIPS 2020) on libtorch, as step-wise commands.
 //!
 //! Everything that computes lives here; the REPL (`repl/`) and the Jupyter kernel (`kernel/`)
-//! are thin front-ends. See `shared/METHOD.md` for the method and `DESIGN.md` for the map.
+//! are thin front-ends. See docs/method.md for the method and docs/architecture.md for the map.
 
 pub mod amp;
 pub mod augment;

@@ -101,7 +101,7 @@ def train_flops_per_image(model, dev):
 
 
 def sgd(model, lr):
-    """METHOD.md's optimiser: Nesterov momentum 0.9, weight decay 1e-4 only on >=2-d tensors."""
+    """docs/method.md's optimiser: Nesterov momentum 0.9, weight decay 1e-4 only on >=2-d tensors."""
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
     return torch.optim.SGD([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}],

@@ -24,7 +24,7 @@
 //! arithmetic) and one `grid_sample`; interpolation nearest (torchvision's AutoAugment default)
 //! or bilinear; fill `None` samples zeros outside, `Some(levels)` blends a fill colour through
 //! torchvision's mask channel. Where the AWS official code differs (fill 128, its own magnitude
-//! levels) the AWS space follows METHOD.md (see `space`).
+//! levels) the AWS space follows docs/method.md (see `space`).
 
 use std::fmt;
 use std::str::FromStr;

@@ -72,7 +72,7 @@ impl std::fmt::Debug for Normalize {
     }
 }
 
-/// What happens to a training batch before the model sees it (METHOD.md): random crop with
+/// What happens to a training batch before the model sees it (docs/method.md): random crop with
 /// padding → horizontal flip (only where the dataset allows) → the policy's ops → Cutout
 /// (one hole, always) → normalise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,4 +1,4 @@
-//! The AWS search space (METHOD.md): 36 operations — the 11 magnitude ops at levels 3, 6 and 9
+//! The AWS search space (docs/method.md): 36 operations — the 11 magnitude ops at levels 3, 6 and 9
 //! of AutoAugment's 10-level grid, plus AutoContrast, Equalize and Invert — and their ordered
 //! pairs, indexed `op1 · 36 + op2` (0..1296). Both ops of a pair are always applied; signed
 //! ops draw their sign per application.
@@ -14,8 +14,8 @@ pub const NUM_PAIRS: usize = NUM_OPS * NUM_OPS;
 /// AutoAugment's translate range: 150/331 of the image size at level 9.
 const TRANSLATE_MAX: f64 = 150.0 / 331.0;
 
-/// The 36 operations in METHOD.md's order; magnitudes by increasing strength (grid levels 3,
-/// 6, 9). Solarize thresholds are on METHOD.md's 256 scale; Posterize keeps 7, 5, 4 bits.
+/// The 36 operations in docs/method.md's order; magnitudes by increasing strength (grid levels 3,
+/// 6, 9). Solarize thresholds are on docs/method.md's 256 scale; Posterize keeps 7, 5, 4 bits.
 pub fn aws_ops() -> [Op; NUM_OPS] {
     let op = |kind, magnitude| Op { kind, magnitude };
     let levels = |kind, max: f64| [1.0, 2.0, 3.0].map(|l| op(kind, max * l / 3.0));

@@ -14,7 +14,7 @@ AutoAugment grid (bin None: no magnitude). Pick one sub-policy per image with pr
 `weights[i]` (torchvision's AutoAugment picks uniformly, so subclass it: set `self._policies` \
 to the list and override forward to use random.choices(weights=...)), apply each op with its \
 probability, and flip the sign of signed ops with probability 1/2. Where a torchvision class \
-does the same, `torchvision` names its constructor. AWS Solarize thresholds are on METHOD.md's \
+does the same, `torchvision` names its constructor. AWS Solarize thresholds are on the AWS paper's \
 256 scale (170.67, 85.33, 0) where torchvision's bins give 170, 85, 0; `magnitudes` holds the \
 exact values in augwise's units.";
 

@@ -1,5 +1,5 @@
 //! θ = (a ∈ R³⁶, B ∈ R³⁶ˣ³⁶): p(op1, op2) = softmax(a)[op1] · softmax(B[op1])[op2]
-//! (METHOD.md; softmax where the official code normalises sigmoids — same expressiveness).
+//! (docs/method.md; softmax where the official code normalises sigmoids — same expressiveness).
 //! Zero logits are the uniform distribution over the 1,296 pairs.
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! `explain [stage]`: the formulas and settings of each stage, with this session's values,
-//! for teaching. The text follows METHOD.md.
+//! for teaching. The text follows docs/method.md.
 
 use super::SearchConfig;
 

@@ -187,7 +187,7 @@ pub struct SearchConfig {
     /// Cutout side; `None` = the dataset default (size/2).
     pub cutout: Option<i64>,
     /// Devices the trajectories of one update run on in parallel, one thread each; empty =
-    /// every CUDA device when the session is on CUDA and there are several (METHOD.md: one
+    /// every CUDA device when the session is on CUDA and there are several (docs/method.md: one
     /// trajectory per GPU), else the session's device alone.
     pub trajectory_devices: Vec<DeviceSpec>,
     /// Trajectories trained together as one grouped model on one device (`Model::members`):
@@ -226,7 +226,7 @@ impl DataOrder {
     }
 }
 
-/// The training recipe all stages share — METHOD.md's settings by default. Stage 2 and
+/// The training recipe all stages share — docs/method.md's settings by default. Stage 2 and
 /// `fulltrain` start from it and change only the rate schedule and the seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -249,7 +249,7 @@ pub struct Recipe {
 }
 
 impl Default for Recipe {
-    /// METHOD.md: Nesterov SGD (momentum 0.9, weight decay 1e-4), label smoothing 0.05,
+    /// docs/method.md: Nesterov SGD (momentum 0.9, weight decay 1e-4), label smoothing 0.05,
     /// gradient-norm clip 3.0, warm-up over one epoch from a quarter of the peak rate, cosine
     /// to 0.001.
     fn default() -> Self {
@@ -348,7 +348,7 @@ impl SearchConfig {
         }
     }
 
-    /// METHOD.md's official settings (WRN-28-10 on CIFAR-10, 40k/10k split, 200 + 10 epochs,
+    /// docs/method.md's official settings (WRN-28-10 on CIFAR-10, 40k/10k split, 200 + 10 epochs,
     /// 8 trajectories, 350 updates, 300-epoch retrain) — for a GPU. `data` expects CIFAR-10's
     /// binary version in `data/cifar10` (`augwise download cifar10`).
     pub fn paper() -> Self {

@@ -1,4 +1,4 @@
-//! The policy update (METHOD.md): PPO on θ = (a, B) from a batch of trajectories sampled under
+//! The policy update (docs/method.md): PPO on θ = (a, B) from a batch of trajectories sampled under
 //! the same θ_old.
 //!
 //! ```text
@@ -41,7 +41,7 @@ pub struct PpoConfig {
 }
 
 impl Default for PpoConfig {
-    /// METHOD.md's official settings.
+    /// docs/method.md's official settings.
     fn default() -> Self {
         Self {
             clip: 0.2,
@@ -616,7 +616,7 @@ mod tests {
         );
     }
 
-    /// METHOD.md's surrogate written out with loops over pairs, independent of the tensor code.
+    /// docs/method.md's surrogate written out with loops over pairs, independent of the tensor code.
     fn reference_surrogate(theta: &Theta, old: &Theta, ts: &[Trajectory], adv: &[f64], clip: f64) -> f64 {
         let (new, old) = (theta.distribution().unwrap(), old.distribution().unwrap());
         let mut total = 0.0;

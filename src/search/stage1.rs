@@ -1,4 +1,4 @@
-//! Stage 1 (METHOD.md): shared-weight pretraining with a pair drawn uniformly per image, and
+//! Stage 1 (docs/method.md): shared-weight pretraining with a pair drawn uniformly per image, and
 //! the snapshot of weights and momentum at its end that every stage-2 trajectory starts from.
 
 use tch::{Device, Tensor};

@@ -1,4 +1,4 @@
-//! Stage 2 (METHOD.md): a trajectory fine-tunes the stage-1 snapshot under a policy for
+//! Stage 2 (docs/method.md): a trajectory fine-tunes the stage-1 snapshot under a policy for
 //! `finetune_epochs` at a constant rate and is scored by its reward — the mean of its best
 //! `reward_top` validation accuracies. [`Runner`] runs one trajectory or a grouped batch of
 //! them; [`Workers`] spreads an update's trajectories over devices; `evaluate` is the
@@ -36,7 +36,7 @@ pub struct TrajectorySeeds {
     pub policy: u64,
 }
 
-/// A trajectory whose loss went NaN/Inf: discarded, not an error of the primitive (METHOD.md:
+/// A trajectory whose loss went NaN/Inf: discarded, not an error of the primitive (docs/method.md:
 /// such trajectories carry no reward).
 #[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub struct Diverged {
@@ -257,7 +257,7 @@ impl Runner {
     }
 }
 
-/// METHOD.md's reward: the mean of the best `top` validation accuracies.
+/// docs/method.md's reward: the mean of the best `top` validation accuracies.
 pub(super) fn reward(accuracies: &[f64], top: usize) -> f64 {
     let mut best = accuracies.to_vec();
     best.sort_by(|a, b| b.total_cmp(a));

@@ -1,4 +1,4 @@
-//! Training as METHOD.md's official settings need it: SGD Nesterov without decay on BN and
+//! Training as docs/method.md's official settings need it: SGD Nesterov without decay on BN and
 //! biases, warm-up + cosine or constant rates, label smoothing, gradient-norm clipping, top-1
 //! evaluation, per-epoch reports, NaN/Inf detection, cancellation between batches, and state
 //! (weights + momentum) that can be snapshotted and restored.
@@ -98,7 +98,7 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
-    /// METHOD.md's stage-1 settings, with a CPU-sized batch; `official` has batch 256.
+    /// docs/method.md's stage-1 settings, with a CPU-sized batch; `official` has batch 256.
     fn default() -> Self {
         Self {
             batch_size: 128,

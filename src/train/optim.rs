@@ -63,7 +63,7 @@ pub struct SgdConfig {
 }
 
 impl Default for SgdConfig {
-    /// METHOD.md: momentum 0.9, Nesterov, weight decay 1e-4.
+    /// docs/method.md: momentum 0.9, Nesterov, weight decay 1e-4.
     fn default() -> Self {
         Self {
             momentum: 0.9,

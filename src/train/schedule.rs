@@ -22,7 +22,7 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
-    /// METHOD.md's official stage-1 schedule for `epochs`: 1 epoch 0.05→0.2, cosine to 0.001.
+    /// docs/method.md's official stage-1 schedule for `epochs`: 1 epoch 0.05→0.2, cosine to 0.001.
     ///
     /// ```
     /// use augwise::train::LrSchedule;
