@@ -194,10 +194,32 @@ fn inconsistent_session_state_is_refused_on_resume() {
     assert!(e.contains("5 updates but the history records 1"), "{e}");
     let e = tamper(&|v| v["ppo"]["updates"] = serde_json::json!(u64::MAX));
     assert!(e.contains("past the limit"), "{e}");
+    // Extreme values that used to leave a session stuck: θ NaN at every step, an update that
+    // never returns.
+    let e = tamper(&|v| v["ppo"]["adam_steps"] = serde_json::json!(u64::MAX));
+    assert!(e.contains("Adam has taken"), "{e}");
+    let e = tamper(&|v| v["config"]["ppo"]["kl_stop"] = serde_json::json!(1e300));
+    assert!(e.contains("ppo.kl_stop must be in (0, 10]"), "{e}");
+    let mut cfg = tiny();
+    let e = cfg.set("ppo.max_inner_steps", "1000000000000").unwrap_err().to_string();
+    assert!(e.contains("ppo.max_inner_steps must be between 1 and 100"), "{e}");
+    assert_eq!(cfg, tiny(), "a refused value changes nothing");
 
     std::fs::write(&state, serde_json::to_string(&good).unwrap()).unwrap();
+    {
+        // A pending reward no accuracy can have, in the file: refused on resume, not an
+        // update that fails forever.
+        let mut s = Session::resume(dir.path()).unwrap();
+        s.evaluate(Some(2)).unwrap();
+    }
+    let pending: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let mut bad = pending.clone();
+    bad["pending"][0]["reward"] = serde_json::json!(1e308);
+    std::fs::write(&state, serde_json::to_string(&bad).unwrap()).unwrap();
+    let e = Session::resume(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("outside 0..=1"), "{e}");
+    std::fs::write(&state, serde_json::to_string(&pending).unwrap()).unwrap();
     let mut s = Session::resume(dir.path()).unwrap();
-    s.evaluate(Some(2)).unwrap();
     s.pending[0].reward = 1e308;
     let before = s.ppo.clone();
     let e = s.update().unwrap_err().to_string();

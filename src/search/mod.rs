@@ -593,22 +593,24 @@ impl SearchConfig {
             }
         }
         self.recipe.validate().map_err(SearchError::Invalid)?;
+        self.ppo.validate().map_err(SearchError::Invalid)?;
         self.slurm.validate().map_err(SearchError::Invalid)?;
         if self.cutout.is_some_and(|c| !(0..=4096).contains(&c)) {
             return bad("cutout must be between 0 and 4096 pixels");
         }
         let f = &self.fulltrain_schedule;
-        #[allow(clippy::neg_cmp_op_on_partial_ord)]
-        if !(f.start >= 0.0 && f.peak > 0.0 && f.floor >= 0.0 && f.warmup_epochs >= 0.0) {
-            return bad("fulltrain_schedule: start, floor and warmup_epochs must be ≥ 0 and peak > 0");
+        // Range checks, so that NaN and infinities fail too.
+        let rate = |x: f64| (0.0..=100.0).contains(&x);
+        if !(rate(f.start) && rate(f.peak) && f.peak > 0.0 && rate(f.floor) && (0.0..=1e4).contains(&f.warmup_epochs)) {
+            return bad("fulltrain_schedule: start and floor must be in [0, 100], peak in (0, 100], warmup_epochs in [0, 10000]");
         }
         if self.batch_size < 2 {
             return bad("batch_size must be at least 2 (BatchNorm)");
         }
-        // Written so that NaN fails too.
-        #[allow(clippy::neg_cmp_op_on_partial_ord)]
-        if !(self.pretrain_lr > 0.0) || self.finetune_lr.is_some_and(|l| !(l > 0.0)) {
-            return bad("learning rates must be positive");
+        if !(rate(self.pretrain_lr) && self.pretrain_lr > 0.0)
+            || self.finetune_lr.is_some_and(|l| !(rate(l) && l > 0.0))
+        {
+            return bad("pretrain_lr and finetune_lr must be in (0, 100]");
         }
         Ok(())
     }

@@ -59,7 +59,58 @@ impl Default for PpoConfig {
     }
 }
 
+/// Most inner Adam steps one update may take (official 5): what bounds an update's time
+/// whatever `kl_stop` says, and with [`crate::limits::UPDATES`] Adam's step count.
+pub const MAX_INNER_STEPS: usize = 100;
+
 impl PpoConfig {
+    /// Every field within a range an update can finish in and Adam can represent; the
+    /// message names the key (`config ppo.<key>=…`) and its range.
+    pub fn validate(&self) -> Result<(), String> {
+        // Each written so that NaN fails too.
+        let checks: [(&str, bool, &str); 11] = [
+            ("clip", self.clip > 0.0 && self.clip <= 1.0, "in (0, 1]"),
+            (
+                "max_inner_steps",
+                (1..=MAX_INNER_STEPS).contains(&self.max_inner_steps),
+                "between 1 and 100",
+            ),
+            ("kl_stop", self.kl_stop > 0.0 && self.kl_stop <= 10.0, "in (0, 10] nats"),
+            (
+                "baseline_momentum",
+                (0.0..1.0).contains(&self.baseline_momentum),
+                "in [0, 1)",
+            ),
+            (
+                "advantage_scale",
+                self.advantage_scale > 0.0 && self.advantage_scale <= 1e3,
+                "in (0, 1000]",
+            ),
+            ("lr_start", self.lr_start > 0.0 && self.lr_start <= 10.0, "in (0, 10]"),
+            ("lr", self.lr > 0.0 && self.lr <= 10.0, "in (0, 10]"),
+            (
+                "warmup_updates",
+                self.warmup_updates <= crate::limits::UPDATES.max as usize,
+                "at most the updates a search may have (1,000,000)",
+            ),
+            (
+                "betas",
+                (0.0..1.0).contains(&self.betas.0) && (0.0..1.0).contains(&self.betas.1),
+                "two numbers in [0, 1)",
+            ),
+            ("eps", self.eps > 0.0 && self.eps <= 1.0, "in (0, 1]"),
+            (
+                "reward_unit",
+                self.reward_unit > 0.0 && self.reward_unit <= 1e4,
+                "in (0, 10000] (100 = percent)",
+            ),
+        ];
+        match checks.iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, range)) => Err(format!("ppo.{key} must be {range}")),
+            None => Ok(()),
+        }
+    }
+
     /// Adam's rate at update `u` (0-based): linear warm-up, then constant.
     pub fn lr_at(&self, u: usize) -> f64 {
         if self.warmup_updates == 0 || u >= self.warmup_updates {
@@ -128,6 +179,15 @@ impl PpoState {
         crate::limits::UPDATES
             .check_usize(self.updates)
             .map_err(|e| PolicyError::Theta(e.to_string()))?;
+        // Adam's bias correction takes the step count as an i32 power: past what the updates
+        // could have taken it would overflow and make θ NaN.
+        let most = self.updates as u64 * MAX_INNER_STEPS as u64;
+        if self.adam_steps > most {
+            return Err(PolicyError::Theta(format!(
+                "Adam has taken {} steps, more than {} updates × {MAX_INNER_STEPS} inner steps could ({most})",
+                self.adam_steps, self.updates
+            )));
+        }
         Ok(())
     }
 }

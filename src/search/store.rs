@@ -46,15 +46,18 @@ impl SessionState {
                 self.history.updates.len()
             ));
         }
+        // A pending reward is an accuracy: anything else could never be updated from.
+        let accuracy = |x: f64| (0.0..=1.0).contains(&x);
         if let Some(t) = self
             .pending
             .iter()
-            .find(|t| t.counts.len() != NUM_PAIRS || !t.reward.is_finite())
+            .find(|t| t.counts.len() != NUM_PAIRS || !accuracy(t.reward) || !t.accuracies.iter().all(|&a| accuracy(a)))
         {
             return Err(format!(
-                "pending trajectory {} has {} pair counts (expected {NUM_PAIRS}) or a non-finite reward",
+                "pending trajectory {} has {} pair counts (expected {NUM_PAIRS}), or a reward ({}) or an epoch accuracy outside 0..=1",
                 t.seed,
-                t.counts.len()
+                t.counts.len(),
+                t.reward
             ));
         }
         if let (Some(r), 0) = (&self.snapshot, self.pretrain_epochs_done) {
