@@ -247,7 +247,10 @@ pub fn split(line: &str) -> Result<Vec<String>, String> {
         }
     }
     if quote.is_some() {
-        return Err("unclosed quote".into());
+        return Err(format!(
+            "unclosed quote: a {} opens a word that never ends",
+            quote.map_or('"', |q| q)
+        ));
     }
     if any || !cur.is_empty() {
         words.push(cur);
@@ -531,10 +534,15 @@ impl Shell {
 
     /// Parse, check and run one line.
     pub fn run(&mut self, line: &str) -> Result<Output, CommandError> {
-        let words = split(line).map_err(|m| CommandError::Usage {
-            command: String::new(),
-            message: m,
-            usage: "help".into(),
+        let words = split(line).map_err(|m| {
+            // The command the line was meant for, when its first word is whole.
+            let first = line.split_whitespace().next().unwrap_or_default();
+            let known = COMMANDS.iter().find(|c| c.name == first);
+            CommandError::Usage {
+                command: known.map_or_else(|| "line".to_owned(), |c| c.name.to_owned()),
+                message: format!("{m}: close it and run the line again (nothing was run)"),
+                usage: known.map_or_else(|| "help".to_owned(), |c| c.usage()),
+            }
         })?;
         let Some((name, args)) = words.split_first() else {
             return Ok(Output::text("", ""));
