@@ -128,17 +128,49 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--json` asks for JSON on every line, argument errors included (help and version
+        // are not errors).
+        Err(e) if e.use_stderr() && std::env::args().any(|a| a == "--json") => {
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "error": e.to_string().trim_end()})
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
+    let json = cli.json;
     // Returning (not `process::exit`) drops the session first: its run-directory lock and
     // buffered output are released in order.
     match run(cli) {
         Ok(code) => code,
+        // The failing line's error is already on screen.
+        Err(e) if e.is::<Shown>() => ExitCode::FAILURE,
+        Err(e) if json => {
+            println!("{}", serde_json::json!({"ok": false, "error": format!("{e:#}")}));
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
+
+/// A command of the table failed and its error was printed where it happened: the process
+/// only has to end with a failure, not print a line the user never typed.
+#[derive(Debug)]
+struct Shown;
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped: the error above says why")
+    }
+}
+
+impl std::error::Error for Shown {}
 
 /// A script's exit status: 0, or 1 when a command failed.
 fn status(code: i32) -> ExitCode {
@@ -221,10 +253,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             table(&mut sh, &[&line], cli.json)
         }
         Command::Export { policy, top } => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&augwise::policy::torchvision_export(policy, *top))?
-            );
+            let doc = augwise::policy::torchvision_export(policy, *top);
+            // One JSON object per line with `--json`; readable otherwise.
+            let text = if cli.json {
+                serde_json::to_string(&doc)?
+            } else {
+                serde_json::to_string_pretty(&doc)?
+            };
+            println!("{text}");
             Ok(())
         }
         Command::Train {
@@ -270,7 +306,7 @@ fn table(sh: &mut Shell, lines: &[&str], json: bool) -> Result<()> {
     for line in lines {
         let result = sh.run(line);
         bar.clear();
-        shell::show(line, result, json).map_err(|()| anyhow::anyhow!("`{line}` failed"))?;
+        shell::show(line, result, json).map_err(|()| Shown)?;
     }
     Ok(())
 }

@@ -153,6 +153,51 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
     );
 }
 
+/// `--json`: every line on stdout and stderr is a JSON object in each failure mode, and a
+/// failed subcommand ends with its own error, not a line of the table the user never typed.
+#[test]
+fn json_mode_is_json_in_every_failure_mode() {
+    let run = tempfile::tempdir().unwrap();
+    let run = run.path().display().to_string();
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script.path(), "probe 'pair:Invert\n").unwrap();
+    let script = script.path().display().to_string();
+    for (args, code, says) in [
+        (vec!["--json", "run", "no-such-script.augwise"], 1, "reading script"),
+        (vec!["--json", "--bogus"], 2, "unexpected argument '--bogus'"),
+        (vec!["--json", "worker", "/no/such/slurm/request"], 1, "worker"),
+        (
+            vec!["--json", "--run-dir", &run, "run", &script],
+            1,
+            "probe: unclosed quote",
+        ),
+        (
+            vec!["--json", "train", "--epochs", "100000000000"],
+            1,
+            "past the limit of 100000",
+        ),
+        (vec!["--json", "export", "none"], 0, "augwise-policy/1"),
+    ] {
+        let o = augwise(&args);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {out}{err}");
+        let lines: Vec<&str> = out
+            .lines()
+            .chain(err.lines())
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert!(!lines.is_empty(), "{args:?} printed nothing");
+        for l in &lines {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {l}"));
+        }
+        assert!(out.contains(says) || err.contains(says), "{args:?}: {out}{err}");
+        assert!(
+            !out.contains("` failed") && !err.contains("` failed"),
+            "{args:?}: {out}{err}"
+        );
+    }
+}
+
 #[test]
 fn trains_with_a_policy_and_exports_it() {
     let run = tempfile::tempdir().unwrap();
