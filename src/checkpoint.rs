@@ -120,7 +120,13 @@ fn tmp_name(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let n = CALLS.fetch_add(1, Ordering::SeqCst);
-    path.with_file_name(format!(".{name}.{}.{n}{TMP_SUFFIX}", std::process::id()))
+    // A name the target's filesystem takes (255 bytes) must not fail for its temporary's
+    // sake: keep at most 120 bytes of it, whole characters; the pid and counter keep it unique.
+    let mut cut = name.len().min(120);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    path.with_file_name(format!(".{}.{}.{n}{TMP_SUFFIX}", &name[..cut], std::process::id()))
 }
 
 /// fsync a directory after a rename in it. Its failure is not an error: the rename has
@@ -157,7 +163,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let tmp = tmp_name(path);
     let written = (|| {
         syscall("create", &tmp)?;
-        let mut f = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
+        // Errors name the file the user asked for, not its temporary.
+        let mut f = File::create(&tmp).map_err(|e| io("write", path, e))?;
         syscall("write", &tmp)?;
         f.write_all(bytes).map_err(|e| io("write", path, e))?;
         syscall("sync", &tmp)?;
@@ -590,6 +597,27 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not a snapshot file"));
+    }
+
+    /// A long file name the filesystem takes is written (its temporary once made it fail),
+    /// and one it refuses is named in the error as the user gave it.
+    #[test]
+    fn long_names_write_and_errors_name_the_target() {
+        let d = tempfile::tempdir().unwrap();
+        let fits = d.path().join(format!("{}.svg", "é".repeat(120)));
+        write_atomic(&fits, b"<svg/>").unwrap();
+        assert_eq!(std::fs::read(&fits).unwrap(), b"<svg/>");
+        let too_long = d.path().join(format!("{}.svg", "x".repeat(300)));
+        let e = write_atomic(&too_long, b"x").unwrap_err().to_string();
+        assert!(
+            e.contains(&too_long.display().to_string()) && !e.contains(TMP_SUFFIX),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temporary left behind"
+        );
     }
 
     #[test]
