@@ -330,3 +330,22 @@ fn the_executor_may_change_mid_search_and_bad_values_are_refused() {
     sh.run("config executor=local").unwrap();
     assert_eq!(sh.session().unwrap().config.executor, augwise::search::Executor::Local);
 }
+
+/// `plot`'s one-line help names every chart there is (it once left `compare` out).
+#[test]
+fn plot_help_names_every_chart() {
+    use augwise::present::chart::ChartKind;
+    use augwise::suggest::Named;
+    let summary = augwise::command::COMMANDS
+        .iter()
+        .find(|c| c.name == "plot")
+        .map(|c| c.summary)
+        .unwrap();
+    for kind in ChartKind::ALL {
+        assert!(
+            summary.contains(kind.name()),
+            "`plot` help misses {}: {summary}",
+            kind.name()
+        );
+    }
+}

@@ -207,7 +207,7 @@ pub static COMMANDS: &[Command] = &[
     Command { name: "fulltrain", args: &[arg("policy", ArgKind::Policy), opt("epochs", ArgKind::Count(&limits::EPOCHS))], summary: "train from scratch with a policy, report test accuracy", handler: cmd_fulltrain },
     Command { name: "correlate", args: &[many("policies", ArgKind::Policy, false)], summary: "probe and full-train policies; Kendall τ and Spearman ρ", handler: cmd_correlate },
     Command { name: "history", args: &[], summary: "every update so far: rewards, baseline, KL, entropy", handler: cmd_history },
-    Command { name: "plot", args: &[arg("chart", ArgKind::Chart), opt("file", ArgKind::Path)], summary: "draw a chart (rewards, accuracy, theta, marginals, images, ops, probes, correlate) to SVG + PNG", handler: cmd_plot },
+    Command { name: "plot", args: &[arg("chart", ArgKind::Chart), opt("file", ArgKind::Path)], summary: "draw a chart (rewards, accuracy, theta, marginals, images, ops, probes, compare, correlate) to SVG + PNG", handler: cmd_plot },
     Command { name: "save", args: &[opt("dir", ArgKind::Path)], summary: "write the checkpoint (to another run directory)", handler: cmd_save },
     Command { name: "resume", args: &[arg("dir", ArgKind::Path)], summary: "continue the run in a directory from its last checkpoint", handler: cmd_resume },
     Command { name: "export", args: &[opt("format", ArgKind::Format), opt("file", ArgKind::Path)], summary: "the best θ: json (torchvision sub-policies), theta (logits) or csv (all pairs), to a file", handler: cmd_export },
