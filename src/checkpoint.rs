@@ -48,6 +48,22 @@ fn io(action: &'static str, path: &Path, e: impl std::fmt::Display) -> Checkpoin
     }
 }
 
+/// The OS's own words in an error that carries an `io::Error` only as its debug text
+/// (safetensors writes `IoError(Os { code: 28, kind: StorageFull, message: "No space left on
+/// device" })`): `No space left on device (os error 28)`. Other text is returned as it is.
+fn os_words(text: &str) -> String {
+    let field = |key: &str| {
+        let start = text.find(key)? + key.len();
+        Some(&text[start..])
+    };
+    let message = field("message: \"").and_then(|rest| rest.split('"').next());
+    let code = field("code: ").and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next());
+    match (message, code) {
+        (Some(m), Some(c)) if !m.is_empty() && !c.is_empty() => format!("{m} (os error {c})"),
+        _ => text.to_owned(),
+    }
+}
+
 // ---- fault injection ------------------------------------------------------------------------
 
 static SYSCALLS: AtomicU64 = AtomicU64::new(0);
@@ -212,13 +228,16 @@ pub fn write_snapshot(dir: &Path, tensors: &[(String, Tensor)]) -> Result<Snapsh
             .collect::<Result<_, tch::TchError>>()
             .map_err(|e| io("write", &tmp, e))?;
         syscall("write", &tmp)?;
-        Tensor::write_safetensors(&cpu, &tmp).map_err(|e| io("write", &tmp, e))?;
+        // Errors name the run directory and say what the OS said, not the temporary's name
+        // and a library's debug text.
+        let snapshot = |e: &dyn std::fmt::Display| io("write a weights snapshot in", dir, os_words(&e.to_string()));
+        Tensor::write_safetensors(&cpu, &tmp).map_err(|e| snapshot(&e))?;
         syscall("sync", &tmp)?;
-        let mut f = File::open(&tmp).map_err(|e| io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| io("write", &tmp, e))?;
+        let mut f = File::open(&tmp).map_err(|e| snapshot(&e))?;
+        f.sync_all().map_err(|e| snapshot(&e))?;
         // The checksum of what is on disk, read back: a short write shows up here, not at resume.
         let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes).map_err(|e| io("read", &tmp, e))?;
+        f.read_to_end(&mut bytes).map_err(|e| snapshot(&e))?;
         let sha256 = sha256_hex(&bytes);
         let file = format!("{SNAPSHOT_PREFIX}{}{SNAPSHOT_SUFFIX}", &sha256[..16]);
         syscall("rename", &dir.join(&file))?;
@@ -597,6 +616,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not a snapshot file"));
+    }
+
+    #[test]
+    fn os_words_replace_debug_text() {
+        let debug = r#"safetensors error /r/.snapshot.tmp: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })"#;
+        assert_eq!(os_words(debug), "No space left on device (os error 28)");
+        assert_eq!(os_words("plain words"), "plain words");
     }
 
     /// A long file name the filesystem takes is written (its temporary once made it fail),
