@@ -298,10 +298,16 @@ impl std::fmt::Display for History {
 
 impl fmt::Display for NullReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Null searches replay the updates behind the judged θ (the best θ's), the score test
+        // every update.
+        let (replayed, which) = match self.theta_after {
+            Some(n) => (n, format!("the best θ's (θ after {n} of {} updates)", self.updates)),
+            None => (self.updates, "θ's".to_owned()),
+        };
         writeln!(
             f,
-            "null: {} searches of {} updates on rewards permuted across each update's trajectories; θ's KL from uniform (= entropy drop) {:.4} nats, null median {:.4}, 95th percentile {:.4}",
-            self.replicates, self.updates, self.kl_from_uniform, self.null_kl_median, self.null_kl_q95
+            "null: {} searches of {replayed} updates on rewards permuted across each update's trajectories; {which} KL from uniform (= entropy drop) {:.4} nats, null median {:.4}, 95th percentile {:.4}",
+            self.replicates, self.kl_from_uniform, self.null_kl_median, self.null_kl_q95
         )?;
         let ops = self.ops_outside();
         if ops.is_empty() {
