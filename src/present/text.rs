@@ -116,7 +116,7 @@ impl fmt::Display for UpdateRecord {
             .collect();
         let best = if self.best_reward.n > 0 && self.update > 1 {
             format!(
-                "{}, ≈ {:+.2} from choosing the highest of {} means",
+                "{}, ≈ {:+.2} points from choosing the highest of {} means",
                 self.best_reward.percent_short(),
                 100.0 * self.best_selection_bias,
                 self.update

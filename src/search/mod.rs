@@ -599,10 +599,11 @@ impl SearchConfig {
             return bad("cutout must be between 0 and 4096 pixels");
         }
         let f = &self.fulltrain_schedule;
-        // Range checks, so that NaN and infinities fail too.
-        let rate = |x: f64| (0.0..=100.0).contains(&x);
+        // Finite and not negative, so that NaN and infinities fail too; no upper bound, since a
+        // rate that makes training diverge is a lesson the divergence warning teaches.
+        let rate = |x: f64| x.is_finite() && x >= 0.0;
         if !(rate(f.start) && rate(f.peak) && f.peak > 0.0 && rate(f.floor) && (0.0..=1e4).contains(&f.warmup_epochs)) {
-            return bad("fulltrain_schedule: start and floor must be in [0, 100], peak in (0, 100], warmup_epochs in [0, 10000]");
+            return bad("fulltrain_schedule: start and floor must be finite and ≥ 0, peak finite and > 0, warmup_epochs in [0, 10000]");
         }
         if self.batch_size < 2 {
             return bad("batch_size must be at least 2 (BatchNorm)");
@@ -610,7 +611,7 @@ impl SearchConfig {
         if !(rate(self.pretrain_lr) && self.pretrain_lr > 0.0)
             || self.finetune_lr.is_some_and(|l| !(rate(l) && l > 0.0))
         {
-            return bad("pretrain_lr and finetune_lr must be in (0, 100]");
+            return bad("pretrain_lr and finetune_lr must be finite and > 0");
         }
         Ok(())
     }
