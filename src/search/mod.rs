@@ -666,7 +666,7 @@ impl Default for FulltrainSchedule {
 
 /// The θ with the best mean reward so far (what a search returns, not the last θ): the θ
 /// update `update`'s trajectories ran under, i.e. θ after `update − 1` updates. `export`,
-/// `policy`, `null` and `fulltrain best` all mean this one.
+/// `policy`, `null` and the θ charts all mean this one (`Session::best_theta`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestTheta {
     pub update: usize,
