@@ -15,7 +15,6 @@
 
 use anyhow::Result;
 use augwise::policy::Policy;
-use augwise::search::stats::PairedTest;
 use augwise::search::{DataOrder, Pairing, SearchConfig, Session};
 
 fn main() -> Result<()> {
@@ -54,21 +53,13 @@ fn main() -> Result<()> {
             );
         }
         for c in &r.comparisons {
-            let a = specs.iter().position(|x| *x == c.a).unwrap_or(0);
-            let b = specs.iter().position(|x| *x == c.b).unwrap_or(1);
-            let d: Vec<f64> = r.rewards[a]
-                .iter()
-                .zip(&r.rewards[b])
-                .filter_map(|(x, y)| Some((*x)? - (*y)?))
-                .collect();
-            let t = PairedTest::of(&d);
             println!(
                 "{:<16} {:<24} difference {:+.2} points, sd of a difference {:.2}, p = {:.4} ({:.0}s)",
                 format!("{order:?}"),
                 format!("{} − {}", c.a, c.b),
-                100.0 * t.difference,
-                100.0 * t.sd,
-                t.p_value.unwrap_or(f64::NAN),
+                100.0 * c.difference,
+                100.0 * c.sd,
+                c.p_value.unwrap_or(f64::NAN),
                 r.seconds
             );
         }
