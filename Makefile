@@ -9,6 +9,7 @@ setup:
 
 # The main job: a whole AWS search, run as the REPL commands in scripts/demo.augwise.
 run: setup
+	@if [ -e runs/demo/session.json ]; then d=runs/demo-$$(date +%Y%m%d-%H%M%S); mv runs/demo $$d; echo "make run: the previous demo run is kept in $$d"; fi
 	$(CARGO) run --release -p augwise-repl --bin augwise -- --run-dir runs/demo run scripts/demo.augwise
 
 # The whole test suite (what .ci/run calls): cargo's tests inside a throw-away single-node

@@ -38,6 +38,9 @@ pub enum CheckpointError {
     Locked { dir: PathBuf, holder: String },
     #[error("this session no longer owns {dir}: a newer session of this program resumed or started there (a notebook cell run again, a second `resume`). Use that one; this one's steps would overwrite it")]
     Superseded { dir: PathBuf },
+    /// A run opened where it cannot be written (a read-only medium, an archive's permissions).
+    #[error("{dir} was opened read-only ({why}): its run can be shown (`policy`, `history`, `plot KIND FILE`, `export`) but not changed there. `save DIR` copies it to a writable directory and goes on in that one")]
+    ReadOnly { dir: PathBuf, why: String },
 }
 
 fn io(action: &'static str, path: &Path, e: impl std::fmt::Display) -> CheckpointError {
@@ -374,9 +377,12 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, format: &str) -> R
 /// loads each notebook cell with its own copy of a crate's statics.
 #[derive(Debug)]
 pub struct RunLock {
-    file: File,
+    /// `None` for a run directory opened read-only: nothing to lock, and nothing may write.
+    file: Option<File>,
     dir: PathBuf,
     token: String,
+    /// Why the directory could not be opened for writing.
+    read_only: Option<String>,
 }
 
 /// What the lock file says: `augwise pid P on host H (since T)`, then ` · session TOKEN fd FD`.
@@ -499,31 +505,72 @@ impl RunLock {
         let _ = std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).and_then(|_| f.write_all(me.as_bytes()));
         let _ = file.sync_all();
         Ok(RunLock {
-            file,
+            file: Some(file),
             dir: dir.to_owned(),
             token,
+            read_only: None,
         })
+    }
+
+    /// `dir`'s lock, or — where the directory exists but cannot be written (a read-only
+    /// medium, an archive without write permission) — a read-only claim on it: the run can be
+    /// read and shown, and every write is refused by [`RunLock::check_current`].
+    pub fn acquire_or_read_only(dir: &Path) -> Result<RunLock, CheckpointError> {
+        match RunLock::acquire(dir) {
+            Err(CheckpointError::Io { why, .. }) if dir.is_dir() && !writable(dir) => Ok(RunLock {
+                file: None,
+                dir: dir.to_owned(),
+                token: String::new(),
+                read_only: Some(why),
+            }),
+            other => other,
+        }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Fails when a newer session of this process took the directory over.
+    /// Why this directory is open read-only, if it is.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
+    /// Fails when the directory was opened read-only, or a newer session of this process took
+    /// it over.
     pub fn check_current(&self) -> Result<(), CheckpointError> {
-        if read_holder(&self.file).token == self.token {
+        let Some(file) = &self.file else {
+            return Err(CheckpointError::ReadOnly {
+                dir: self.dir.clone(),
+                why: self.read_only.clone().unwrap_or_default(),
+            });
+        };
+        if read_holder(file).token == self.token {
             return Ok(());
         }
         Err(CheckpointError::Superseded { dir: self.dir.clone() })
     }
 }
 
+/// Whether this process may create files in `dir` (`access(2)`: permissions, and `EROFS` for a
+/// read-only mount).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
 impl Drop for RunLock {
     fn drop(&mut self) {
         // The current holder empties the file (removing it would race a new holder); closing
         // its descriptor drops the lock. A superseded one leaves its successor's words alone.
-        if read_holder(&self.file).token == self.token {
-            let _ = self.file.set_len(0);
+        if let Some(file) = &self.file {
+            if read_holder(file).token == self.token {
+                let _ = file.set_len(0);
+            }
         }
     }
 }

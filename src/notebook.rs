@@ -42,11 +42,27 @@ fn parse(spec: &str) -> Result<Policy, CommandError> {
 
 impl Notebook {
     /// A new search in `run_dir`. Data and model load now, so a bad spec fails in this cell.
+    /// A directory that holds a run is refused and left as it was (a notebook run again from
+    /// the top): the error says how to resume it.
     pub fn new(config: SearchConfig, run_dir: impl Into<PathBuf>) -> Result<Self, CommandError> {
         let mut shell = Shell::new(config, run_dir);
         progress_lines(&mut shell);
-        shell.session()?;
-        Ok(Self { shell })
+        match shell.session() {
+            Ok(_) => Ok(Self { shell }),
+            Err(CommandError::Search(SearchError::RunExists { dir, what })) => {
+                Err(CommandError::Search(SearchError::Invalid(format!(
+                    "{} already holds a run ({what}); nothing in it was changed. `let mut s = Notebook::resume({:?})?;` continues it; for a new run give Notebook::new another directory (or delete that one)",
+                    dir.display(),
+                    dir.display().to_string()
+                ))))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The run directory this search checkpoints into.
+    pub fn run_dir(&self) -> &Path {
+        &self.shell.run_dir
     }
 
     /// The search in `dir` as of its last checkpoint: the recovery after a kernel interrupt,

@@ -48,17 +48,17 @@ struct ReadOnlyBind(PathBuf);
 
 impl ReadOnlyBind {
     fn over(dir: &Path) -> ReadOnlyBind {
+        ReadOnlyBind::try_over(dir).expect("read-only bind mount failed")
+    }
+
+    /// `None` where this process may not mount (not root, no CAP_SYS_ADMIN).
+    fn try_over(dir: &Path) -> Option<ReadOnlyBind> {
         let run = |args: &[&str]| Command::new("mount").args(args).arg(dir).status().map(|s| s.success());
-        assert!(
-            matches!(run(&["--bind", dir.to_str().unwrap()]), Ok(true)),
-            "bind mount failed"
-        );
+        if !matches!(run(&["--bind", dir.to_str()?]), Ok(true)) {
+            return None;
+        }
         let guard = ReadOnlyBind(dir.to_owned());
-        assert!(
-            matches!(run(&["-o", "remount,bind,ro"]), Ok(true)),
-            "read-only remount failed"
-        );
-        guard
+        matches!(run(&["-o", "remount,bind,ro"]), Ok(true)).then_some(guard)
     }
 }
 
@@ -125,4 +125,53 @@ fn a_full_disk_and_a_read_only_directory_leave_memory_and_disk_in_step() {
     drop(s);
     let r = Session::resume(&dir).unwrap();
     assert_eq!((r.pretrain_epochs_done(), r.history.updates.len()), (epochs, 1));
+}
+
+/// An archived run on a read-only medium opens for showing — `policy`, `history`, `plot`,
+/// `export` — and refuses to change, before computing anything; `save DIR` carries it on in a
+/// writable directory (issue 24).
+#[test]
+fn a_read_only_run_opens_for_inspection() {
+    use augwise::command::Shell;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("archived");
+    {
+        let mut s = Session::new(common::tiny_config(), &dir).unwrap();
+        s.pretrain(None).unwrap();
+        s.step(1).unwrap();
+    }
+    let Some(_ro) = ReadOnlyBind::try_over(&dir) else {
+        eprintln!("skipped: cannot bind-mount read-only here (needs root with CAP_SYS_ADMIN)");
+        return;
+    };
+    let before = names(&dir);
+    let mut sh = Shell::new(common::tiny_config(), &dir);
+    let out = sh.run("resume").unwrap();
+    assert!(out.text.contains("read-only"), "{}", out.text);
+    assert!(sh.session().unwrap().read_only().is_some());
+    let policy = sh.run("policy 3").unwrap();
+    assert!(policy.text.contains("update"), "{}", policy.text);
+    sh.run("history").unwrap();
+    let plot = sh.run("plot rewards").unwrap();
+    assert!(
+        plot.text.contains("not written") && plot.text.contains("read-only"),
+        "{}",
+        plot.text
+    );
+    let file = root.path().join("rewards.svg");
+    sh.run(&format!("plot rewards {}", file.display())).unwrap();
+    assert!(file.exists() && root.path().join("rewards.png").exists());
+    let export = sh.run("export json").unwrap();
+    assert!(export.text.contains("augwise-policy/1"), "{}", export.text);
+
+    // Changing it is refused up front, naming the way on.
+    for line in ["step 1", "evaluate 1", "probe none 1", "null 2"] {
+        let e = sh.run(line).unwrap_err().to_string();
+        assert!(e.contains("opened read-only") && e.contains("save DIR"), "{line}: {e}");
+    }
+    assert_eq!(names(&dir), before);
+    let moved = root.path().join("continued");
+    sh.run(&format!("save {}", moved.display())).unwrap();
+    sh.run("step 1").unwrap();
+    assert_eq!(Session::resume(&moved).unwrap().ppo.updates, 2);
 }

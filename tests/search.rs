@@ -682,3 +682,87 @@ fn each_trajectory_has_its_own_data_order_and_old_runs_keep_theirs() {
     assert_eq!(old.config.data_order, DataOrder::Shared);
     assert!((0..6).all(|i| old.probe_seeds(i).order == old.config.seed));
 }
+
+/// Every file under `dir` with its bytes.
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A new session, `save` or `reset DIR` on a directory that holds a run is refused and the run
+/// stays byte for byte as it was; a default directory gives way to a free sibling instead, and
+/// `reset` without a directory starts the new run beside the old one (issue 24).
+#[test]
+fn a_finished_run_is_never_replaced() {
+    use augwise::command::{free_run_dir, OnExistingRun, Shell};
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    {
+        let mut s = Session::new(tiny(), &dir).unwrap();
+        s.pretrain(None).unwrap();
+        s.step(1).unwrap();
+    }
+    let before = tree(&dir);
+
+    let e = Session::new(tiny(), &dir).unwrap_err();
+    assert!(matches!(e, SearchError::RunExists { .. }), "{e}");
+    let e = e.to_string();
+    assert!(
+        e.contains("update(s)") && e.contains(&format!("resume {}", dir.display())),
+        "{e}"
+    );
+    let mut other = Session::new(tiny(), root.path().join("other")).unwrap();
+    other.pretrain(None).unwrap();
+    let e = other.save(Some(&dir)).unwrap_err().to_string();
+    assert!(e.contains("already holds a run"), "{e}");
+    drop(other);
+
+    // The REPL's shell on the directory the user named: refused at the first command that
+    // needs a session; `reset DIR` elsewhere works.
+    let mut sh = Shell::new(tiny(), &dir);
+    let e = sh.run("pretrain").unwrap_err().to_string();
+    assert!(e.contains("already holds a run"), "{e}");
+    assert_eq!(tree(&dir), before, "a refused session changed the run directory");
+    let elsewhere = root.path().join("elsewhere");
+    let out = sh.run(&format!("reset {}", elsewhere.display())).unwrap();
+    assert!(out.text.contains(&elsewhere.display().to_string()), "{}", out.text);
+    sh.run("pretrain").unwrap();
+    // `reset` after a run started: the old run stays, the new one goes beside it.
+    let out = sh.run("reset").unwrap();
+    let sibling = root.path().join("elsewhere-2");
+    assert!(out.text.contains(&sibling.display().to_string()), "{}", out.text);
+    assert_eq!(sh.run_dir, sibling);
+    assert!(elsewhere.join("session.json").exists());
+    drop(sh);
+
+    // A default directory: the session goes to the first free sibling and says so.
+    let mut sh = Shell::new(tiny(), &dir).with_on_existing(OnExistingRun::NextFree);
+    let out = sh.run("pretrain").unwrap();
+    let second = root.path().join("run-2");
+    assert!(
+        out.text.starts_with("note: ") && out.text.contains(&second.display().to_string()),
+        "{}",
+        out.text
+    );
+    assert_eq!(sh.run_dir, second);
+    drop(sh);
+    assert_eq!(tree(&dir), before, "the earlier run changed");
+    assert_eq!(free_run_dir(&dir), root.path().join("run-3"));
+    assert_eq!(free_run_dir(&second), root.path().join("run-3"));
+    assert_eq!(free_run_dir(&root.path().join("fresh")), root.path().join("fresh"));
+    // And the earlier run resumes exactly where it was.
+    let r = Session::resume(&dir).unwrap();
+    assert_eq!(r.ppo.updates, 1);
+}

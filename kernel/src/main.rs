@@ -304,6 +304,17 @@ fn execute(args: &[String]) -> Result<()> {
         bail!("the augwise kernel is not installed: run `augwise-kernel install`");
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // The notebooks start new runs in `runs/` beside them, which refuse a directory that holds
+    // one: the previous execution's runs move to `runs.previous` (replacing the one before).
+    let runs = out.join("runs");
+    if runs.exists() {
+        let previous = out.join("runs.previous");
+        if previous.exists() {
+            std::fs::remove_dir_all(&previous).with_context(|| format!("removing {}", previous.display()))?;
+        }
+        std::fs::rename(&runs, &previous).with_context(|| format!("moving {} aside", runs.display()))?;
+        println!("the previous execution's runs are in {}", previous.display());
+    }
     let mut failed = Vec::new();
     for nb in &notebooks {
         let name = nb.file_name().context("a notebook path names a file")?;

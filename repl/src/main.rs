@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use augwise::command::Shell;
+use augwise::command::{OnExistingRun, Shell};
 use augwise::data::{download, DataSpec, SplitConfig};
 use augwise::device::DeviceSpec;
 use augwise::model::Arch;
@@ -31,9 +31,18 @@ struct Cli {
     /// Seed for splits, initialisation, data order and augmentation.
     #[arg(long, global = true, default_value_t = 0)]
     seed: u64,
-    /// Run directory of the session the REPL and scripts build.
-    #[arg(long, global = true, default_value = "runs/repl")]
-    run_dir: PathBuf,
+    /// Run directory of the session (default: runs/repl, runs/search or runs/train, or the
+    /// first free `-2`, `-3`… beside it). A directory you name that holds a run is refused, not
+    /// overwritten: `resume` continues it.
+    #[arg(long, global = true)]
+    run_dir: Option<PathBuf>,
+    /// Dataset spec: fashion-mnist, mnist:DIR, cifar10:DIR, cifar100:DIR, folder:DIR,
+    /// synthetic[:k=v,..] (default: the preset's).
+    #[arg(long, global = true)]
+    data: Option<DataSpec>,
+    /// resnet20, resnet56, wrn-28-10, wrn-40-2, wrn-16-2 (default: the preset's).
+    #[arg(long, global = true)]
+    model: Option<Arch>,
     /// Configuration preset of that session: cpu, gpu, paper, or auto (gpu when CUDA is
     /// available, else cpu).
     #[arg(long, global = true, default_value = "auto")]
@@ -58,12 +67,6 @@ enum Command {
     Device,
     /// Train a model on a dataset and report accuracy per epoch and on the test set.
     Train {
-        /// Dataset spec: fashion-mnist, mnist:DIR, cifar10:DIR, cifar100:DIR, folder:DIR, synthetic[:k=v,..]
-        #[arg(long, default_value = "fashion-mnist")]
-        data: DataSpec,
-        /// resnet20, resnet56, wrn-28-10, wrn-40-2, wrn-16-2
-        #[arg(long, default_value = "resnet20")]
-        model: Arch,
         #[arg(long, default_value_t = 3)]
         epochs: usize,
         /// Cap on search-train + validation images (stratified); 0 = all.
@@ -83,18 +86,13 @@ enum Command {
         policy: Policy,
     },
     /// A whole AWS search: pretrain, updates (evaluate + PPO), best θ, exported policy.
+    /// Its run directory (`--run-dir`, default runs/search) keeps checkpoints, history and
+    /// best_policy.json; the preset is `--preset`'s.
     Search {
-        /// cpu (a few minutes on 2 cores), gpu (one GPU, Fashion-MNIST) or paper (official
-        /// settings, CIFAR-10); default: gpu when CUDA is available, else cpu.
-        #[arg(long)]
-        preset: Option<String>,
-        /// Run directory (checkpoints, history, best_policy.json).
-        #[arg(long, default_value = "runs/search")]
-        run_dir: PathBuf,
         /// Override the preset's number of updates.
         #[arg(long)]
         updates: Option<usize>,
-        /// Continue the run in --run-dir instead of starting over.
+        /// Continue the run in --run-dir (default runs/search) instead of starting a new one.
         #[arg(long)]
         resume: bool,
     },
@@ -177,15 +175,33 @@ fn status(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn shell(cli: &Cli) -> Result<Shell> {
-    let preset = match cli.preset.as_str() {
+/// The configuration the global flags describe: `--preset` (`auto`: gpu with CUDA, else cpu),
+/// then `--data`, `--model`, `--device`, `--seed`.
+fn config(cli: &Cli) -> Result<(String, SearchConfig)> {
+    let name = match cli.preset.as_str() {
         "auto" => auto_preset(cli.device),
         other => other,
     };
-    let config = SearchConfig::preset(preset)?
-        .with_device(cli.device)
-        .with_seed(cli.seed);
-    Ok(Shell::new(config, cli.run_dir.clone()))
+    let mut config = SearchConfig::preset(name)?.with_device(cli.device).with_seed(cli.seed);
+    if let Some(d) = &cli.data {
+        config = config.with_data(d.clone());
+    }
+    if let Some(m) = cli.model {
+        config = config.with_model(m);
+    }
+    Ok((name.to_owned(), config))
+}
+
+/// A shell on `--run-dir`, or on `default` giving way to a free sibling when it holds a run.
+fn shell_in(cli: &Cli, config: SearchConfig, default: &str) -> Shell {
+    match &cli.run_dir {
+        Some(dir) => Shell::new(config, dir.clone()),
+        None => Shell::new(config, default).with_on_existing(OnExistingRun::NextFree),
+    }
+}
+
+fn shell(cli: &Cli) -> Result<Shell> {
+    Ok(shell_in(cli, config(cli)?.1, "runs/repl"))
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -228,8 +244,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Worker { dir, index } = command {
         // Exit status 1 when the trajectory could not run, so Slurm records the task as FAILED;
         // the reason is in the result file and the task's log.
-        let finished = augwise::search::run_worker(dir, *index)?;
-        return Ok(if finished { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(match augwise::search::run_worker(dir, *index)? {
+            Ok(()) => {
+                if cli.json {
+                    println!("{}", serde_json::json!({"ok": true, "command": "worker"}));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                if cli.json {
+                    println!("{}", serde_json::json!({"ok": false, "error": why}));
+                } else {
+                    eprintln!("{why}");
+                }
+                ExitCode::FAILURE
+            }
+        });
     }
     let done = match command {
         Command::Repl | Command::Run { .. } | Command::Worker { .. } => Ok(()),
@@ -238,17 +268,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let archive = download::archive(name)?;
             let dir = dir.clone().unwrap_or_else(|| augwise::data::data_root().join(name));
             let out = download::download(&archive, url.as_deref(), &dir)?;
-            println!("{name}: verified and ready in {}", out.display());
+            let text = format!("{name}: verified and ready in {}", out.display());
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "command": "download", "text": text, "data": {"dir": out}})
+                );
+            } else {
+                println!("{text}");
+            }
             Ok(())
         }
-        Command::Search {
-            preset,
-            run_dir,
-            updates,
-            resume,
-        } => search(&cli, preset.clone(), run_dir.clone(), *updates, *resume),
+        Command::Search { updates, resume } => search(&cli, *updates, *resume),
         Command::Explain { stage, preset } => {
-            let mut sh = Shell::new(SearchConfig::preset(preset)?, cli.run_dir.clone());
+            let mut sh = Shell::new(SearchConfig::preset(preset)?, "runs/repl");
             let line = format!("explain {}", stage.as_deref().unwrap_or("overview"));
             table(&mut sh, &[&line], cli.json)
         }
@@ -264,8 +297,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(())
         }
         Command::Train {
-            data,
-            model,
             epochs,
             limit,
             test_limit,
@@ -280,15 +311,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .with_limit((*limit > 0).then_some(*limit))
                 .with_test_limit((*test_limit > 0).then_some(*test_limit));
             let mut config = SearchConfig::cpu()
-                .with_data(data.clone())
-                .with_model(*model)
+                .with_data(cli.data.clone().unwrap_or_default())
+                .with_model(cli.model.unwrap_or(Arch::RESNET20))
                 .with_split(split)
                 .with_batch_size(*batch_size)
                 .with_device(cli.device)
                 .with_seed(cli.seed);
             config.fulltrain_schedule = FulltrainSchedule::like_stage1(*lr);
             config.validate()?;
-            let mut sh = Shell::new(config, cli.run_dir.clone());
+            let mut sh = shell_in(&cli, config, "runs/train");
             table(
                 &mut sh,
                 &["device", &format!("fulltrain \"{policy}\" {epochs}")],
@@ -313,18 +344,14 @@ fn table(sh: &mut Shell, lines: &[&str], json: bool) -> Result<()> {
 
 /// A whole search through the command table: stage 1 if it is not done, `step 1` until the
 /// configured updates, the best θ exported, the search report.
-fn search(cli: &Cli, preset: Option<String>, run_dir: PathBuf, updates: Option<usize>, resume: bool) -> Result<()> {
+fn search(cli: &Cli, updates: Option<usize>, resume: bool) -> Result<()> {
     let mut sh = if resume {
-        let mut sh = Shell::new(SearchConfig::default(), run_dir.clone());
-        println!("{}", sh.resume(&run_dir)?);
+        let dir = cli.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs/search"));
+        let mut sh = Shell::new(SearchConfig::default(), &dir);
+        println!("{}", sh.resume(&dir)?);
         sh
     } else {
-        // The global `--preset` (default `auto`) reaches the subcommand's own flag too.
-        let name = match preset.filter(|p| p != "auto") {
-            Some(p) => p,
-            None => auto_preset(cli.device).to_owned(),
-        };
-        let mut cfg = SearchConfig::preset(&name)?.with_device(cli.device).with_seed(cli.seed);
+        let (name, mut cfg) = config(cli)?;
         if let Some(u) = updates {
             cfg = cfg.with_updates(u);
         }
@@ -332,13 +359,14 @@ fn search(cli: &Cli, preset: Option<String>, run_dir: PathBuf, updates: Option<u
             "preset   {name}: {} on {}, {} pretrain epochs, {} updates × {} trajectories of {} epochs",
             cfg.model, cfg.data, cfg.pretrain_epochs, cfg.updates, cfg.trajectories, cfg.finetune_epochs
         );
-        if run_dir.join("session.json").exists() {
-            println!(
-                "note     {} already holds a run; starting over (use --resume to continue it)",
-                run_dir.display()
+        if let Some(dir) = cli.run_dir.as_ref().filter(|d| d.join("session.json").exists()) {
+            anyhow::bail!(
+                "{} already holds a run; nothing in it was changed. `augwise search --run-dir {} --resume` continues it; choose another --run-dir for a new search",
+                dir.display(),
+                dir.display()
             );
         }
-        Shell::new(cfg, run_dir.clone())
+        shell_in(cli, cfg, "runs/search")
     };
     let (done, total, updates_done, updates) = {
         let s = sh.session()?;
@@ -354,7 +382,7 @@ fn search(cli: &Cli, preset: Option<String>, run_dir: PathBuf, updates: Option<u
         lines.push("pretrain".into());
     }
     lines.extend((updates_done..updates).map(|_| "step 1".to_owned()));
-    let best = run_dir.join("best_policy.json");
+    let best = sh.session()?.run_dir.join("best_policy.json");
     lines.push(format!("export json \"{}\"", best.display()));
     lines.push("policy 5".into());
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();

@@ -362,3 +362,81 @@ fn starts_fast_because_nothing_heavy_runs_before_a_command_needs_it() {
     assert!(o.status.success());
     assert!(start.elapsed().as_secs_f64() < 5.0, "{:?}", start.elapsed());
 }
+
+/// Every file under `dir` with its bytes.
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A second process on a finished run: a directory the user named is refused, byte for byte
+/// untouched, with the way to resume it; the default directory gives way to `runs/repl-2`;
+/// `search` without --resume refuses a named directory that holds a run (issue 24).
+#[test]
+fn a_second_process_never_replaces_a_finished_run() {
+    let cwd = tempfile::tempdir().unwrap();
+    let in_cwd = |args: &[&str], input: &str| {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_augwise"))
+            .args(args)
+            .current_dir(cwd.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let script = format!("{TINY}pretrain\nstep 1\n");
+    let o = in_cwd(&["--run-dir", "mine"], &script);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let mine = cwd.path().join("mine");
+    let before = tree(&mine);
+
+    for json in [false, true] {
+        let mut args = vec!["--run-dir", "mine"];
+        if json {
+            args.push("--json");
+        }
+        let o = in_cwd(&args, &format!("{TINY}pretrain\n"));
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{out}{err}");
+        let said = if json { &out } else { &err };
+        assert!(
+            said.contains("mine already holds a run") && said.contains("resume mine"),
+            "{out}{err}"
+        );
+        assert_eq!(tree(&mine), before, "the refused process changed the run");
+    }
+    let o = in_cwd(&["--run-dir", "mine", "search", "--updates", "1"], "");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains("--resume"), "{err}");
+    assert_eq!(tree(&mine), before);
+
+    // The default directory, twice: the second run goes beside the first.
+    for _ in 0..2 {
+        let o = in_cwd(&[], &format!("{TINY}pretrain\n"));
+        assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    }
+    let (first, second) = (cwd.path().join("runs/repl"), cwd.path().join("runs/repl-2"));
+    assert!(first.join("session.json").exists() && second.join("session.json").exists());
+    // `resume` with no directory continues the run directory's run.
+    let o = in_cwd(&["--run-dir", "mine"], "resume\n");
+    let (out, err) = text(&o);
+    assert!(out.contains("resumed mine") && out.contains("update 1"), "{out}{err}");
+}

@@ -209,9 +209,9 @@ pub static COMMANDS: &[Command] = &[
     Command { name: "history", args: &[], summary: "every update so far: rewards, baseline, KL, entropy", handler: cmd_history },
     Command { name: "plot", args: &[arg("chart", ArgKind::Chart), opt("file", ArgKind::Path)], summary: "draw a chart (rewards, accuracy, theta, marginals, images, ops, probes, compare, correlate) to SVG + PNG", handler: cmd_plot },
     Command { name: "save", args: &[opt("dir", ArgKind::Path)], summary: "write the checkpoint (to another run directory)", handler: cmd_save },
-    Command { name: "resume", args: &[arg("dir", ArgKind::Path)], summary: "continue the run in a directory from its last checkpoint", handler: cmd_resume },
+    Command { name: "resume", args: &[opt("dir", ArgKind::Path)], summary: "continue the run in a directory (default: the run directory) from its last checkpoint", handler: cmd_resume },
     Command { name: "export", args: &[opt("format", ArgKind::Format), opt("file", ArgKind::Path)], summary: "the best θ: json (torchvision sub-policies), theta (logits) or csv (all pairs), to a file", handler: cmd_export },
-    Command { name: "reset", args: &[], summary: "start over: a new session with the current configuration", handler: cmd_reset },
+    Command { name: "reset", args: &[opt("dir", ArgKind::Path)], summary: "start over: a new session with the current configuration, in DIR (default: a free sibling of the run directory; the old run stays)", handler: cmd_reset },
     Command { name: "quit", args: &[], summary: "leave (every step is already checkpointed)", handler: cmd_quit },
 ];
 
@@ -402,7 +402,12 @@ fn parse(cmd: &Command, words: &[String]) -> Result<Args, CommandError> {
 pub struct Shell {
     pub config: SearchConfig,
     pub run_dir: PathBuf,
+    /// What the next new session does if `run_dir` holds a run already.
+    pub on_existing: OnExistingRun,
     session: Option<Session>,
+    /// Said with the next command's output (where a new session went instead of a taken
+    /// directory).
+    note: Option<String>,
     cancel: CancelFlag,
     progress: Option<ProgressSink>,
     /// The last `sample` and `correlate` results, for `plot images` and `plot correlate`.
@@ -413,12 +418,45 @@ pub struct Shell {
 
 type ProgressSink = Arc<Mutex<dyn FnMut(&Progress) + Send>>;
 
+/// What a new session does when its run directory already holds a run. Neither choice touches
+/// that run: a directory the user named is refused (the error says how to resume it), a
+/// default one gives way to the first free sibling (`runs/repl-2`, …), said aloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnExistingRun {
+    #[default]
+    Refuse,
+    NextFree,
+}
+
+/// `base` if it holds no run, else the first of `base-2`, `base-3`, … that holds none (the
+/// numbering continues from a `-N` already on `base`).
+pub fn free_run_dir(base: &Path) -> PathBuf {
+    let taken = |d: &Path| d.join("session.json").exists();
+    if !taken(base) {
+        return base.to_owned();
+    }
+    let name = base
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (stem, from) = match name.rsplit_once('-').map(|(s, n)| (s, n.parse::<u32>())) {
+        Some((s, Ok(n))) if (2..1000).contains(&n) && !s.is_empty() => (s.to_owned(), n + 1),
+        _ => (name, 2),
+    };
+    (from..)
+        .map(|n| base.with_file_name(format!("{stem}-{n}")))
+        .find(|d| !taken(d))
+        .unwrap_or_else(|| base.to_owned())
+}
+
 impl Shell {
     pub fn new(config: SearchConfig, run_dir: impl Into<PathBuf>) -> Self {
         Self {
             config,
             run_dir: run_dir.into(),
+            on_existing: OnExistingRun::Refuse,
             session: None,
+            note: None,
             cancel: CancelFlag::new(),
             progress: None,
             last_sample: None,
@@ -453,9 +491,33 @@ impl Shell {
         }
     }
 
+    /// `on_existing` set: how a new session treats a run directory that holds a run.
+    pub fn with_on_existing(mut self, on_existing: OnExistingRun) -> Self {
+        self.on_existing = on_existing;
+        self
+    }
+
+    /// Move the next new session to a free directory beside `run_dir` if `run_dir` holds a
+    /// run, with a note saying where it went and how to get the old run back.
+    fn give_way(&mut self) {
+        let free = free_run_dir(&self.run_dir);
+        if free != self.run_dir {
+            self.note = Some(format!(
+                "{} holds an earlier run (kept; `resume {}` continues it): this session records into {}",
+                self.run_dir.display(),
+                self.run_dir.display(),
+                free.display()
+            ));
+            self.run_dir = free;
+        }
+    }
+
     /// The session, built now if this is the first command that needs one.
     pub fn session(&mut self) -> Result<&mut Session, CommandError> {
         if self.session.is_none() {
+            if self.on_existing == OnExistingRun::NextFree {
+                self.give_way();
+            }
             let mut s = Session::new(self.config.clone(), &self.run_dir)?;
             self.attach(&mut s);
             self.session = Some(s);
@@ -488,7 +550,12 @@ impl Shell {
         self.attach(&mut s);
         self.config = s.config.clone();
         self.run_dir = dir.to_path_buf();
-        let text = format!("resumed {}: {}", dir.display(), s.status());
+        let mut text = format!("resumed {}: {}", dir.display(), s.status());
+        if let Some(why) = s.read_only() {
+            text.push_str(&format!(
+                "\nread-only ({why}): `policy`, `history`, `plot KIND FILE` and `export` work; `save DIR` continues the run in a writable directory"
+            ));
+        }
         self.session = Some(s);
         Ok(text)
     }
@@ -549,7 +616,11 @@ impl Shell {
         };
         let cmd = lookup(name)?;
         let args = parse(cmd, args)?;
-        (cmd.handler)(self, &args)
+        let mut out = (cmd.handler)(self, &args)?;
+        if let Some(note) = self.note.take() {
+            out.text = format!("note: {note}\n{}", out.text);
+        }
+        Ok(out)
     }
 }
 
@@ -585,8 +656,11 @@ fn cmd_device(_: &mut Shell, _: &Args) -> Result<Output, CommandError> {
     Ok(Output::report("device", &crate::device::Diagnostics::collect()))
 }
 
+/// End the current session for a new one; a run that started keeps its directory, and the
+/// new session goes to a free one beside it (said in the note).
 fn restart_note(sh: &mut Shell) -> &'static str {
     if sh.session.take().is_some() {
+        sh.give_way();
         " (the previous session's checkpoints stay in its run directory)"
     } else {
         ""
@@ -734,7 +808,22 @@ fn cmd_plot(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
                 _ => p,
             }
         }
-        None => sh.run_dir.join("plots").join(name),
+        None => {
+            let read_only = sh.session.as_ref().and_then(|s| s.read_only()).map(str::to_owned);
+            if let Some(why) = read_only {
+                // An archived run: the chart is shown, and written only where the user says.
+                let where_ = format!(
+                    "not written: {} is read-only ({why}); `plot {name} FILE` writes it elsewhere",
+                    sh.run_dir.display()
+                );
+                return Ok(Output {
+                    data: json!({"chart": name, "svg": c.svg, "width": c.width, "height": c.height}),
+                    rich: Html::Ready(chart_html(&c) + &pre(&where_)),
+                    ..Output::text("plot", format!("{}\n{where_}", c.text))
+                });
+            }
+            sh.run_dir.join("plots").join(name)
+        }
     };
     let (svg, png) = (stem.with_extension("svg"), stem.with_extension("png"));
     crate::checkpoint::write_atomic(&svg, c.svg.as_bytes()).map_err(SearchError::from)?;
@@ -857,11 +946,20 @@ fn cmd_export(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
     }
 }
 
-fn cmd_reset(sh: &mut Shell, _: &Args) -> Result<Output, CommandError> {
-    let note = restart_note(sh);
+fn cmd_reset(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    let note = match args.path(0) {
+        Some(dir) => {
+            sh.session = None;
+            sh.run_dir = dir.to_owned();
+            ""
+        }
+        None => restart_note(sh),
+    };
+    // Built now, so a directory that holds a run is refused here rather than at the next step.
+    let dir = sh.session()?.run_dir.clone();
     Ok(Output::text(
         "reset",
-        format!("new session with the current configuration{note}"),
+        format!("new session with the current configuration in {}{note}", dir.display()),
     ))
 }
 

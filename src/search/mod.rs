@@ -104,6 +104,9 @@ pub enum SearchError {
     },
     #[error("cancelled; the session is as it was before this step")]
     Cancelled,
+    /// A new session (or `save`) on a directory that holds a run: refused, so no run is lost.
+    #[error("{} already holds a run ({what}); nothing in it was changed. `resume {}` continues it; for a new run choose another directory (`--run-dir DIR`; `reset DIR` in the REPL)", dir.display(), dir.display())]
+    RunExists { dir: PathBuf, what: String },
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]

@@ -384,6 +384,7 @@ impl super::Session {
     /// Run the search's noise-only null (`replicates` searches, default the config's) over
     /// the updates so far and judge θ against it; kept in the history.
     pub fn null(&mut self, replicates: Option<usize>) -> Result<NullReport, super::SearchError> {
+        self.writable()?;
         use super::{progress::Progress, SearchError};
         let replicates = super::session::within(
             &crate::limits::NULL_REPLICATES,

@@ -19,6 +19,7 @@ use crate::train::{TrainConfig, Trainer};
 impl Session {
     /// The proxy reward of any fixed policy, without touching θ.
     pub fn probe(&mut self, policy: &Policy, k: Option<usize>) -> Result<ProbeReport, SearchError> {
+        self.writable()?;
         let k = trajectory_count(k, self.config.probe_trajectories, "probe")?;
         let spec = policy.to_string();
         let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.probe_seeds(i)).collect();
@@ -136,6 +137,7 @@ impl Session {
     /// Train from scratch on search-train + validation with `policy`, and report test accuracy
     /// after each epoch (the after-search retrain; the ground truth for `correlate`).
     pub fn fulltrain(&mut self, policy: &Policy, epochs: Option<usize>) -> Result<FulltrainReport, SearchError> {
+        self.writable()?;
         let epochs = within(&crate::limits::EPOCHS, epochs.unwrap_or(self.config.fulltrain_epochs))?;
         let data = self.splits.train.concat(&self.splits.val)?;
         let seed = mix(self.config.seed, stream::FULLTRAIN);

@@ -137,9 +137,15 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// A new session: loads and splits the data, builds the model; nothing trained yet. Takes
     /// the run directory's lock (another session on it is an error naming its holder).
+    /// A directory that already holds a run is refused ([`SearchError::RunExists`]) and left
+    /// byte for byte as it was: `resume` continues a run, a new one needs its own directory.
     pub fn new(config: SearchConfig, run_dir: impl AsRef<Path>) -> Result<Self, SearchError> {
         config.validate()?;
-        let lock = RunLock::acquire(run_dir.as_ref())?;
+        let dir = run_dir.as_ref();
+        store::refuse_existing(dir)?;
+        let lock = RunLock::acquire(dir)?;
+        // Again under the lock: a run another process finished in the meantime.
+        store::refuse_existing(dir)?;
         Self::build(config, lock)
     }
 
@@ -198,10 +204,10 @@ impl Session {
         Ok(s)
     }
 
-    /// Back to a fresh session with the same config (θ uniform, no snapshot).
-    pub fn reset(&mut self) -> Result<(), SearchError> {
-        // The fresh session takes the run directory over from this one (same process).
-        let fresh = Session::new(self.config.clone(), &self.run_dir)?;
+    /// Back to a fresh session with the same config (θ uniform, no snapshot), in `dir` — a
+    /// directory without a run; this run stays where it is.
+    pub fn reset(&mut self, dir: impl AsRef<Path>) -> Result<(), SearchError> {
+        let fresh = Session::new(self.config.clone(), dir)?;
         let progress = std::mem::take(&mut self.progress);
         *self = fresh;
         self.progress = progress;
@@ -240,6 +246,17 @@ impl Session {
             device::device_name(self.device.device),
             self.ppo.updates,
         )
+    }
+
+    /// Why the run directory is open read-only (it cannot be written here), if it is.
+    pub fn read_only(&self) -> Option<&str> {
+        self.lock.read_only()
+    }
+
+    /// Refuses before a primitive computes what it could not checkpoint (a read-only run, a
+    /// directory a newer session took over).
+    pub(super) fn writable(&self) -> Result<(), SearchError> {
+        Ok(self.lock.check_current()?)
     }
 
     /// Stage-1 epochs behind the snapshot (0 before the first `pretrain`).

@@ -18,7 +18,7 @@ use super::progress::{Progress, Purpose};
 use super::stage1::Stage1;
 use super::trajectory::{Diverged, Ran, Runner, TrajectorySeeds};
 use super::{SearchConfig, SearchError, Session, Trajectory};
-use crate::checkpoint::{self, SnapshotRef};
+use crate::checkpoint::{self, CheckpointError, SnapshotRef};
 use crate::policy::Policy;
 use crate::train::CancelFlag;
 
@@ -282,10 +282,11 @@ fn read_result(dir: &Path, key: &str, index: usize) -> Option<TaskResult> {
 // ---- the worker ---------------------------------------------------------------------------
 
 /// `augwise worker DIR [INDEX]`: run trajectory `index` of the request in `dir` (default: the
-/// task's `SLURM_ARRAY_TASK_ID`) and write its result. Returns whether it finished (a
-/// diverged trajectory finished: it has no reward by the method's rule); an error it could
-/// not recover from is written as a `failed` result too, so the coordinator can say why.
-pub fn run_worker(dir: &Path, index: Option<usize>) -> Result<bool, SearchError> {
+/// task's `SLURM_ARRAY_TASK_ID`) and write its result. `Ok(Err(why))` when the trajectory could
+/// not run: that is written as a `failed` result too, so the coordinator can say why (a
+/// diverged trajectory finished: it has no reward by the method's rule). A request that cannot
+/// be read, or an index it does not have, is an error and writes nothing.
+pub fn run_worker(dir: &Path, index: Option<usize>) -> Result<Result<(), String>, SearchError> {
     let index = match index {
         Some(i) => i,
         None => std::env::var("SLURM_ARRAY_TASK_ID")
@@ -300,11 +301,27 @@ pub fn run_worker(dir: &Path, index: Option<usize>) -> Result<bool, SearchError>
     if let Some(n) = task_cpus() {
         tch::set_num_threads(n);
     }
-    let inputs: Inputs = checkpoint::read_json(&dir.join(INPUTS_FILE), INPUTS_FORMAT)?;
+    let path = dir.join(INPUTS_FILE);
+    let inputs: Inputs = checkpoint::read_json(&path, INPUTS_FORMAT).map_err(|e| {
+        let why = match e {
+            CheckpointError::Foreign { why, .. } | CheckpointError::Corrupt { why, .. } | CheckpointError::Io { why, .. } => why,
+            other => other.to_string(),
+        };
+        SearchError::Slurm(format!(
+            "worker: cannot read the request {} ({why}); nothing was run or written. The session that submitted the job writes its requests: if it is still running it retries this trajectory, and its next step writes a new request",
+            path.display()
+        ))
+    })?;
     if inputs.format != INPUTS_FORMAT || inputs.digest()? != inputs.key {
         return Err(SearchError::Slurm(format!(
-            "{}: its key does not match its contents (edited or damaged); the coordinator writes it anew",
-            dir.join(INPUTS_FILE).display()
+            "worker: {}: its key does not match its contents (edited or damaged); nothing was run. The submitting session writes it anew on its next step",
+            path.display()
+        )));
+    }
+    if index >= inputs.seeds.len() {
+        return Err(SearchError::Slurm(format!(
+            "worker: this request has trajectories 0..{} and no index {index}; nothing was run or written",
+            inputs.seeds.len()
         )));
     }
     let start = Instant::now();
@@ -313,10 +330,10 @@ pub fn run_worker(dir: &Path, index: Option<usize>) -> Result<bool, SearchError>
         Ok(Err(diverged)) => TaskOutcome::Diverged { diverged },
         Err(e) => TaskOutcome::Failed { error: e.to_string() },
     };
-    let failed = matches!(outcome, TaskOutcome::Failed { .. });
-    if let TaskOutcome::Failed { error } = &outcome {
-        eprintln!("worker: trajectory {index} failed: {error}");
-    }
+    let failure = match &outcome {
+        TaskOutcome::Failed { error } => Err(format!("worker: trajectory {index} failed: {error}")),
+        _ => Ok(()),
+    };
     let result = TaskResult {
         format: RESULT_FORMAT.into(),
         key: inputs.key.clone(),
@@ -327,7 +344,7 @@ pub fn run_worker(dir: &Path, index: Option<usize>) -> Result<bool, SearchError>
         seconds: start.elapsed().as_secs_f64(),
     };
     write_json(&result_path(dir, index), &result)?;
-    Ok(!failed)
+    Ok(failure)
 }
 
 /// CPUs Slurm allotted this task: `--cpus-per-task`, else the job's CPUs on this node
@@ -888,5 +905,57 @@ mod tests {
             assert!(!reason_needs_a_change(r), "{r}");
         }
         assert!(reason_needs_a_change("PartitionDown, something else"));
+    }
+
+    /// A damaged request or an index it does not have: an error for the worker's user, and no
+    /// result file the coordinator would read (issue 24).
+    #[test]
+    fn a_worker_refuses_a_damaged_request_or_a_missing_index_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = TrajectorySeeds {
+            order: 1,
+            augment: 2,
+            policy: 3,
+        };
+        let mut inputs = Inputs {
+            format: INPUTS_FORMAT.into(),
+            key: String::new(),
+            update: 0,
+            purpose: Purpose::Evaluate,
+            config: SearchConfig::cpu(),
+            policy: Policy::None,
+            pairs: 0,
+            seeds: vec![seed, seed],
+            snapshot_dir: ".".into(),
+            snapshot: SnapshotRef {
+                file: "weights-0.safetensors".into(),
+                sha256: String::new(),
+                bytes: 0,
+            },
+            epochs_done: 1,
+        };
+        inputs.key = inputs.digest().unwrap();
+        write_json(&dir.path().join(INPUTS_FILE), &inputs).unwrap();
+        let e = run_worker(dir.path(), Some(2)).unwrap_err().to_string();
+        assert!(
+            e.contains("trajectories 0..2 and no index 2") && e.contains("nothing was run"),
+            "{e}"
+        );
+        assert!(
+            !dir.path().join("results").exists(),
+            "a result was written for a missing index"
+        );
+
+        std::fs::write(
+            dir.path().join(INPUTS_FILE),
+            "{\"format\": \"augwise-slurm-inputs/1\", trunc",
+        )
+        .unwrap();
+        let e = run_worker(dir.path(), Some(0)).unwrap_err().to_string();
+        assert!(
+            e.contains("cannot read the request") && !e.contains("restore a backup") && !e.contains("point `resume`"),
+            "{e}"
+        );
+        assert!(!dir.path().join("results").exists());
     }
 }

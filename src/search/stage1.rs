@@ -144,6 +144,7 @@ impl Session {
     /// Stage 1: `epochs` more epochs (default: the rest of the schedule) with pairs drawn
     /// uniformly per image; then snapshot weights and momentum and checkpoint.
     pub fn pretrain(&mut self, epochs: Option<usize>) -> Result<PretrainReport, SearchError> {
+        self.writable()?;
         if self.ppo.updates > 0 || !self.pending.is_empty() {
             return Err(SearchError::SearchStarted);
         }

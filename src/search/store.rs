@@ -92,7 +92,8 @@ pub(super) fn open(dir: &Path) -> Result<Stored, SearchError> {
         }
         .into());
     }
-    let lock = RunLock::acquire(dir)?;
+    // An archived run on a read-only medium opens too, for showing; every write is refused.
+    let lock = RunLock::acquire_or_read_only(dir)?;
     let state: SessionState = checkpoint::read_json(&state_file, FORMAT)?;
     let corrupt = |why: String| corrupt(&state_file, why);
     state.validate().map_err(corrupt)?;
@@ -121,6 +122,35 @@ pub(super) fn open(dir: &Path) -> Result<Stored, SearchError> {
     })
 }
 
+/// Refuse a new run on `dir` when it holds one (its `session.json`), describing that run.
+pub(super) fn refuse_existing(dir: &Path) -> Result<(), SearchError> {
+    let file = dir.join(STATE_FILE);
+    if !file.exists() {
+        return Ok(());
+    }
+    // What the user is about to lose, as far as the file says (a damaged one is still a run).
+    let state = crate::limits::read_text(&file, crate::limits::SESSION_FILE_BYTES)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let field = |path: &[&str]| {
+        let mut v = state.as_ref()?;
+        for key in path {
+            v = v.get(key)?;
+        }
+        v.as_u64()
+    };
+    let what = match (field(&["pretrain_epochs_done"]), field(&["ppo", "updates"])) {
+        (Some(0), _) => "nothing trained yet, but its records".to_owned(),
+        (Some(e), Some(0) | None) => format!("{e} stage-1 epochs"),
+        (Some(e), Some(u)) => format!("{e} stage-1 epochs, {u} update(s)"),
+        _ => "a session.json".to_owned(),
+    };
+    Err(SearchError::RunExists {
+        dir: dir.to_owned(),
+        what,
+    })
+}
+
 pub(super) fn corrupt(path: &Path, why: String) -> SearchError {
     SearchError::Checkpoint(CheckpointError::Corrupt {
         path: path.to_owned(),
@@ -134,8 +164,14 @@ impl Session {
     /// Returns the snapshot `session.json` now names. A state that would not read back (a
     /// non-finite number serde would write as `null`) is refused before `session.json` is
     /// written, and a snapshot written for it removed.
-    fn write_checkpoint(&self, dir: &Path, weights: bool) -> Result<Option<SnapshotRef>, CheckpointError> {
-        self.lock.check_current()?;
+    /// `lock` is `dir`'s: this session's own, or the one `save` just took.
+    fn write_checkpoint(
+        &self,
+        dir: &Path,
+        lock: &RunLock,
+        weights: bool,
+    ) -> Result<Option<SnapshotRef>, CheckpointError> {
+        lock.check_current()?;
         let state_file = dir.join(STATE_FILE);
         let mut state = SessionState {
             format: FORMAT.into(),
@@ -189,7 +225,7 @@ impl Session {
     /// in-memory session back as it was, so memory never runs ahead of disk.
     pub(super) fn commit(&mut self, weights: bool, undo: impl FnOnce(&mut Self)) -> Result<(), SearchError> {
         let dir = self.run_dir.clone();
-        match self.write_checkpoint(&dir, weights) {
+        match self.write_checkpoint(&dir, &self.lock, weights) {
             Ok(r) => {
                 self.snapshot_ref = r;
                 Ok(())
@@ -205,12 +241,19 @@ impl Session {
     }
 
     /// Write the whole checkpoint now; `save DIR` writes it to another directory (taking its
-    /// lock) and goes on there.
+    /// lock; one that holds another run is refused) and goes on there.
     pub fn save(&mut self, dir: Option<&Path>) -> Result<PathBuf, SearchError> {
         let target = dir.map(Path::to_owned).unwrap_or_else(|| self.run_dir.clone());
         let moving = target != self.run_dir;
-        let lock = if moving { Some(RunLock::acquire(&target)?) } else { None };
-        let r = self.write_checkpoint(&target, true)?;
+        let lock = if moving {
+            refuse_existing(&target)?;
+            let lock = RunLock::acquire(&target)?;
+            refuse_existing(&target)?;
+            Some(lock)
+        } else {
+            None
+        };
+        let r = self.write_checkpoint(&target, lock.as_ref().unwrap_or(&self.lock), true)?;
         self.snapshot_ref = r;
         if let Some(l) = lock {
             self.lock = l;

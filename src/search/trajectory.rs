@@ -524,6 +524,7 @@ impl Session {
     /// Stage 2: `k` trajectories (default: the config's) under the current θ; they wait for
     /// `update`. NaN/Inf trajectories are discarded and reported.
     pub fn evaluate(&mut self, k: Option<usize>) -> Result<EvaluateReport, SearchError> {
+        self.writable()?;
         let k = trajectory_count(k, self.config.trajectories, "evaluate")?;
         let policy = self.current_policy()?;
         let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.trajectory_seeds(self.pending.len() + i)).collect();

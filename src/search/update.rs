@@ -10,6 +10,7 @@ use crate::augment::space::pair_name;
 impl Session {
     /// PPO from the waiting trajectories; keeps the best θ by mean reward; checkpoints.
     pub fn update(&mut self) -> Result<UpdateRecord, SearchError> {
+        self.writable()?;
         if self.pending.is_empty() {
             return Err(SearchError::NothingToUpdate);
         }
