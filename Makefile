@@ -1,11 +1,15 @@
 # The README's commands. Every target runs the idempotent set-up first (venv + pinned torch,
 # Fashion-MNIST from Debian, then cargo builds what it needs).
-.PHONY: setup run test lint float-settings notebooks kernel lab bench gpu-check gpu-check-cpu
+.PHONY: setup setup-tests run test lint float-settings notebooks kernel lab bench gpu-check gpu-check-cpu
 JUPYTERLAB_VERSION ?= 4.6.6
 CARGO ?= cargo
 
 setup:
 	@./scripts/setup.sh
+
+# What the tests need beyond the main job: nbclient, tensorboard, Slurm and munge (root/sudo).
+setup-tests:
+	@./scripts/setup.sh --tests
 
 # The main job: a whole AWS search, run as the REPL commands in scripts/demo.augwise.
 run: setup
@@ -15,7 +19,7 @@ run: setup
 # The whole test suite (what .ci/run calls): cargo's tests inside a throw-away single-node
 # Slurm cluster (scripts/slurm-cluster.sh: started in a temporary directory, stopped whatever
 # happens), then every notebook executed headless on the augwise kernel.
-test: setup lint
+test: setup-tests lint
 	$(CARGO) test --release --workspace --no-run
 	./scripts/slurm-cluster.sh run env AUGWISE_REQUIRE_SLURM=1 $(CARGO) test --release --workspace
 	$(MAKE) --no-print-directory float-settings
@@ -45,7 +49,7 @@ kernel: setup
 
 # Execute notebooks/*.ipynb headless into target/notebooks; fails on an error cell or a
 # notebook without charts. The first run compiles augwise and tch inside the kernel (~5 min).
-notebooks: kernel
+notebooks: kernel setup-tests
 	$(CARGO) run --release -p augwise-kernel -- execute notebooks/*.ipynb
 
 # JupyterLab on notebooks/ with the augwise kernel.

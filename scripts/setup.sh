@@ -2,12 +2,16 @@
 # One-time, idempotent set-up for augwise on a fresh machine (2nd run: a few seconds).
 #  1. .venv with PyPI torch pinned to the version tch expects (+ torchvision for the peers),
 #     and the stable symlink .venv/libtorch that .cargo/config.toml points LIBTORCH at;
-#     plus nbclient (`jupyter execute`, the headless notebook runner);
 #  2. the default dataset, Fashion-MNIST, from Debian's dataset-fashion-mnist package,
 #     unpacked without root into data/fashion-mnist;
-#  3. Slurm and munge from Debian (the tests' throw-away cluster, scripts/slurm-cluster.sh) and
-#     the tensorboard package in .venv (the tests read augwise's event files with its reader).
+# and with --tests (what `make test` needs beyond the main job):
+#  3. nbclient (`jupyter execute`, the headless notebook runner) and the tensorboard package in
+#     .venv (the tests read augwise's event files with its reader);
+#  4. Slurm and munge from Debian (the tests' throw-away cluster, scripts/slurm-cluster.sh;
+#     needs root or sudo).
 set -euo pipefail
+TESTS=0
+[ "${1:-}" = "--tests" ] && TESTS=1
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.11.0        # tch 0.24 checks for exactly this version (the GPU hosts ship it)
@@ -29,11 +33,11 @@ if ! have_torch; then
   .venv/bin/pip install --quiet --disable-pip-version-check \
     "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 fi
-if [ ! -x .venv/bin/jupyter-execute ]; then
+if [ "$TESTS" = 1 ] && [ ! -x .venv/bin/jupyter-execute ]; then
   echo "setup: installing nbclient==$NBCLIENT_VERSION into .venv (jupyter execute)"
   .venv/bin/pip install --quiet --disable-pip-version-check "nbclient==$NBCLIENT_VERSION" "nbformat==5.11.1"
 fi
-if ! .venv/bin/python -c "import tensorboard" 2>/dev/null; then
+if [ "$TESTS" = 1 ] && ! .venv/bin/python -c "import tensorboard" 2>/dev/null; then
   echo "setup: installing tensorboard==$TENSORBOARD_VERSION into .venv"
   .venv/bin/pip install --quiet --disable-pip-version-check "tensorboard==$TENSORBOARD_VERSION"
 fi
@@ -56,6 +60,8 @@ if [ ! -s "$fm/t10k-labels-idx1-ubyte.gz" ]; then
   mkdir -p "$fm"
   cp "$tmp"/x/usr/share/datasets/fashion-mnist/*.gz "$fm/"
 fi
+
+[ "$TESTS" = 1 ] || exit 0
 
 # Slurm for the tests' single-node cluster: daemons and clients, never started as services
 # here (scripts/slurm-cluster.sh runs them in a temporary directory).

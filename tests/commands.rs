@@ -27,6 +27,19 @@ fn every_command_in_help_runs_through_the_table() {
         out
     };
     expect(&mut sh, "help probe", "probe <policy>");
+    let h = expect(&mut sh, "help compare", "example: compare ");
+    // Every command's example parses as its own command would (the table checks its arguments).
+    for c in COMMANDS {
+        assert!(c.example.starts_with(c.name), "{}'s example: {}", c.name, c.example);
+    }
+    drop(h);
+    let p = expect(&mut sh, "help policies", "Rotate:20");
+    assert!(
+        p.text.contains("subpolicies:") && p.text.contains("best") && p.text.lines().count() > 12,
+        "{}",
+        p.text
+    );
+    assert!(sh.run("probe best").unwrap_err().to_string().contains("no update yet"));
     expect(&mut sh, "explain update", "π_new(k) / π_old(k)");
     expect(&mut sh, "device", "torch");
     expect(&mut sh, "model resnet20", "model resnet20");
@@ -39,6 +52,9 @@ fn every_command_in_help_runs_through_the_table() {
     expect(&mut sh, "pretrain 1", "1 of 2 epochs");
     expect(&mut sh, "pretrain", "2 of 2 epochs");
     let s = expect(&mut sh, "sample 3", "π(pair)");
+    let pv = expect(&mut sh, "preview pair:Invert+Invert 4", "Invert + Invert");
+    assert!(pv.data["svg"].as_str().unwrap().starts_with("<svg"));
+    expect(&mut sh, "preview none 2", "(nothing)");
     assert_eq!(s.data["pairs"].as_array().unwrap().len(), 3);
     expect(&mut sh, "evaluate 2", "2 trajectories waiting");
     let u = expect(&mut sh, "update", "update   1");
@@ -54,6 +70,9 @@ fn every_command_in_help_runs_through_the_table() {
         2
     );
     expect(&mut sh, "policy 3", "entropy");
+    // `best` is the searched θ wherever a policy goes.
+    let b = expect(&mut sh, "compare best aws 2", "theta:");
+    assert!(b.data["comparisons"][0]["difference"].is_number());
     expect(
         &mut sh,
         "probe pair:Rotate:20+Invert",
@@ -149,8 +168,10 @@ fn every_command_in_help_runs_through_the_table() {
     assert!(probs.windows(2).all(|w| w[0] >= w[1]) && (probs.iter().sum::<f64>() - 1.0).abs() < 1e-6);
     let other = dir.path().join("copy");
     expect(&mut sh, &format!("save {}", other.display()), "checkpoint written");
-    expect(&mut sh, "reset", "new session");
-    assert!(sh.status().contains("not started"));
+    // `reset` starts beside the run it leaves, which stays as it was.
+    expect(&mut sh, "reset", "copy-2");
+    assert!(sh.status().contains("new · update 0"), "{}", sh.status());
+    assert!(other.join("session.json").exists());
     expect(&mut sh, &format!("resume {}", other.display()), "update 2");
     assert!(sh.status().contains("update 2"));
     assert!(sh.run("quit").unwrap().quit);
@@ -246,7 +267,17 @@ fn quoting_splits_like_a_shell() {
 #[test]
 fn completion_and_hints_come_from_the_table() {
     use augwise::command::{completions, usage_hint};
-    assert_eq!(completions("pre", 3).unwrap(), (0, vec!["pretrain".to_string()]));
+    assert_eq!(
+        completions("pre", 3).unwrap(),
+        (0, vec!["pretrain".to_string(), "preview".to_string()])
+    );
+    assert_eq!(
+        completions("help poli", 9).unwrap().1,
+        vec!["policy".to_string(), "policies".to_string()]
+    );
+    assert_eq!(completions("compare none be", 15).unwrap().1, vec!["best".to_string()]);
+    let (_, c) = completions("config slurm.par", 16).unwrap();
+    assert_eq!(c, vec!["slurm.partition=".to_string()]);
     let (start, c) = completions("probe pair:Rot", 14).unwrap();
     assert_eq!(start, 6);
     assert!(c.contains(&"pair:Rotate:20".to_string()), "{c:?}");

@@ -96,6 +96,24 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Is one policy better than another on this data? A paired `compare` (common random
+    /// numbers, exact sign-flip test) on the shared weights of stage 1 — pretrained the first
+    /// time for this data, model and preset, then reused from runs/stage1/<key>.
+    Compare {
+        /// Two or more policy specs (`augwise help policies`… or `help policies` in the REPL).
+        #[arg(num_args = 2.., required = true)]
+        policies: Vec<Policy>,
+        /// Trajectories per policy (default: the preset's probe count).
+        #[arg(long)]
+        k: Option<usize>,
+    },
+    /// One policy's proxy reward with its 95% interval, on cached stage-1 weights (see compare).
+    Probe {
+        policy: Policy,
+        /// Trajectories (default: the preset's probe count).
+        #[arg(long)]
+        k: Option<usize>,
+    },
     /// The formulas and settings of a stage of AWS (overview, space, pretrain, sample,
     /// evaluate, update, fulltrain), with a preset's values.
     Explain {
@@ -280,6 +298,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(())
         }
         Command::Search { updates, resume } => search(&cli, *updates, *resume),
+        Command::Compare { policies, k } => {
+            let specs: Vec<String> = policies.iter().map(|p| format!("\"{p}\"")).collect();
+            let k = k.map(|k| format!(" {k}")).unwrap_or_default();
+            on_stage1(&cli, &format!("compare {}{k}", specs.join(" ")))
+        }
+        Command::Probe { policy, k } => {
+            let k = k.map(|k| format!(" {k}")).unwrap_or_default();
+            on_stage1(&cli, &format!("probe \"{policy}\"{k}"))
+        }
         Command::Explain { stage, preset } => {
             let mut sh = Shell::new(SearchConfig::preset(preset)?, "runs/repl");
             let line = format!("explain {}", stage.as_deref().unwrap_or("overview"));
@@ -348,17 +375,19 @@ fn search(cli: &Cli, updates: Option<usize>, resume: bool) -> Result<()> {
     let mut sh = if resume {
         let dir = cli.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs/search"));
         let mut sh = Shell::new(SearchConfig::default(), &dir);
-        println!("{}", sh.resume(&dir)?);
+        let text = sh.resume(&dir)?;
+        say(cli.json, "resume", &text);
         sh
     } else {
         let (name, mut cfg) = config(cli)?;
         if let Some(u) = updates {
             cfg = cfg.with_updates(u);
         }
-        println!(
+        let text = format!(
             "preset   {name}: {} on {}, {} pretrain epochs, {} updates × {} trajectories of {} epochs",
             cfg.model, cfg.data, cfg.pretrain_epochs, cfg.updates, cfg.trajectories, cfg.finetune_epochs
         );
+        say(cli.json, "search", &text);
         if let Some(dir) = cli.run_dir.as_ref().filter(|d| d.join("session.json").exists()) {
             anyhow::bail!(
                 "{} already holds a run; nothing in it was changed. `augwise search --run-dir {} --resume` continues it; choose another --run-dir for a new search",
@@ -387,6 +416,66 @@ fn search(cli: &Cli, updates: Option<usize>, resume: bool) -> Result<()> {
     lines.push("policy 5".into());
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     table(&mut sh, &lines, cli.json)
+}
+
+/// Run `line` (a `compare` or `probe`) on complete stage-1 weights for the global flags'
+/// configuration: those of the cached run for it when there is one (finishing its stage 1 if
+/// it was interrupted), else pretrained now into that cache. `--run-dir` names the directory
+/// instead of the cache.
+fn on_stage1(cli: &Cli, line: &str) -> Result<()> {
+    let (name, config) = config(cli)?;
+    config.validate()?;
+    let dir = match &cli.run_dir {
+        Some(d) => d.clone(),
+        None => {
+            let json = serde_json::to_vec(&config)?;
+            let key = augwise::checkpoint::sha256_hex(&json);
+            PathBuf::from("runs/stage1").join(format!("{name}-{}", &key[..12]))
+        }
+    };
+    let mut sh = Shell::new(config, &dir);
+    let mut lines = vec!["device".to_owned()];
+    if dir.join("session.json").exists() {
+        let text = sh.resume(&dir)?;
+        say(cli.json, "resume", &text);
+        let s = sh.session()?;
+        if s.ppo.updates > 0 || !s.pending.is_empty() {
+            anyhow::bail!(
+                "{} holds a search, not a stage-1 cache; give `--run-dir` a directory of its own (or none, for the cache)",
+                dir.display()
+            );
+        }
+        if s.pretrain_epochs_done() < s.config.pretrain_epochs {
+            lines.push("pretrain".into());
+        } else {
+            let text = format!(
+                "stage 1: reusing the shared weights in {} (delete it to pretrain again)",
+                dir.display()
+            );
+            say(cli.json, "stage1", &text);
+        }
+    } else {
+        let text = format!(
+            "stage 1: pretraining {} on {} into {} (the first time for this configuration; later runs reuse it)",
+            sh.config.model,
+            sh.config.data,
+            dir.display()
+        );
+        say(cli.json, "stage1", &text);
+        lines.push("pretrain".into());
+    }
+    lines.push(line.to_owned());
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    table(&mut sh, &lines, cli.json)
+}
+
+/// A line of the subcommand's own (not a command of the table): a JSON object with `--json`.
+fn say(json: bool, command: &str, text: &str) {
+    if json {
+        println!("{}", serde_json::json!({"ok": true, "command": command, "text": text}));
+    } else {
+        println!("{text}");
+    }
 }
 
 /// `gpu` where CUDA is available, else `cpu`.

@@ -440,3 +440,56 @@ fn a_second_process_never_replaces_a_finished_run() {
     let (out, err) = text(&o);
     assert!(out.contains("resumed mine") && out.contains("update 1"), "{out}{err}");
 }
+
+/// `augwise compare A B` from a shell: stage 1 pretrained into its cache the first time and
+/// reused the next (no pretraining then), the paired result with its p-value (issue 24).
+#[test]
+fn compare_and_probe_subcommands_pretrain_once_and_reuse_stage1() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = "synthetic:kind=polarity,classes=2,n=24,size=16";
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_augwise"))
+            .args(["--data", data])
+            .args(args)
+            .current_dir(cwd.path())
+            .output()
+            .unwrap()
+    };
+    let o = run(&["compare", "none", "pair:Invert+Equalize", "--k", "6"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains("stage 1: pretraining") && out.contains("epochs done"),
+        "{out}"
+    );
+    assert!(
+        out.contains("none − pair:Invert+Equalize") && out.contains("p = "),
+        "{out}"
+    );
+    let cache: Vec<_> = std::fs::read_dir(cwd.path().join("runs/stage1"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(cache.len(), 1);
+    let before = std::fs::read(cache[0].path().join("session.json")).unwrap();
+
+    let o = run(&["probe", "pair:Invert+Equalize", "--k", "2"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains("reusing the shared weights") && !out.contains("epochs done"),
+        "{out}"
+    );
+    assert!(out.contains("95% CI"), "{out}");
+    let o = run(&["--json", "compare", "none", "aws", "--k", "2"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    for l in out.lines().chain(err.lines()).filter(|l| !l.trim().is_empty()) {
+        serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+    }
+    // A compare leaves the cached run's stage 1 alone (probes add to its history only).
+    let after: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cache[0].path().join("session.json")).unwrap()).unwrap();
+    let before: serde_json::Value = serde_json::from_slice(&before).unwrap();
+    assert_eq!(after["snapshot"], before["snapshot"]);
+}

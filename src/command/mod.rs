@@ -97,6 +97,8 @@ pub struct Command {
     pub name: &'static str,
     pub args: &'static [ArgSpec],
     pub summary: &'static str,
+    /// One line as a user would type it (`help NAME` shows it).
+    pub example: &'static str,
     handler: Handler,
 }
 
@@ -189,30 +191,31 @@ impl Rich for Output {
 
 /// The table. Order is the order of `help`.
 pub static COMMANDS: &[Command] = &[
-    Command { name: "help", args: &[opt("command", ArgKind::Text)], summary: "list the commands, or explain one", handler: cmd_help },
-    Command { name: "explain", args: &[opt("stage", ArgKind::Stage)], summary: "the formulas and settings of a stage of AWS", handler: cmd_explain },
-    Command { name: "device", args: &[], summary: "torch build, CUDA devices, threads, the device in use", handler: cmd_device },
-    Command { name: "data", args: &[arg("spec", ArgKind::Data)], summary: "choose the dataset (fashion-mnist, cifar10:DIR, synthetic:…); starts a new session", handler: cmd_data },
-    Command { name: "model", args: &[arg("name", ArgKind::Model)], summary: "choose the network (resnet20, resnet56, wrn-D-K); starts a new session", handler: cmd_model },
-    Command { name: "config", args: &[many("key=value", ArgKind::KeyValue, true)], summary: "show the configuration, or set keys (a new session picks them up)", handler: cmd_config },
-    Command { name: "pretrain", args: &[opt("epochs", ArgKind::Count(&limits::EPOCHS))], summary: "stage 1: shared-weight pretraining (default: the rest of the schedule)", handler: cmd_pretrain },
-    Command { name: "sample", args: &[opt("n", ArgKind::Count(&limits::SAMPLES))], summary: "draw n pairs from θ with their probabilities, preview them", handler: cmd_sample },
-    Command { name: "evaluate", args: &[opt("k", ArgKind::Count(&limits::TRAJECTORIES))], summary: "stage 2: k trajectories under θ, waiting for `update`", handler: cmd_evaluate },
-    Command { name: "update", args: &[], summary: "PPO update of θ from the waiting trajectories", handler: cmd_update },
-    Command { name: "step", args: &[opt("n", ArgKind::Count(&limits::STEPS))], summary: "n × (evaluate, update)", handler: cmd_step },
-    Command { name: "policy", args: &[opt("top", ArgKind::Count(&limits::TOP_PAIRS))], summary: "the best θ (what export writes): top pairs, entropy, op1/op2 marginals, the null's verdict", handler: cmd_policy },
-    Command { name: "probe", args: &[arg("policy", ArgKind::Policy), opt("k", ArgKind::Count(&limits::TRAJECTORIES))], summary: "proxy reward of any policy with its 95% interval over k trajectories (default 4), θ untouched", handler: cmd_probe },
-    Command { name: "compare", args: &[arg("a", ArgKind::Policy), arg("b", ArgKind::Policy), many("more… [k]", ArgKind::PolicyOrCount, true)], summary: "paired proxy comparison (common random numbers): difference, 95% CI, p-value, verdict", handler: cmd_compare },
-    Command { name: "null", args: &[opt("replicates", ArgKind::Count(&limits::NULL_REPLICATES))], summary: "did the search find anything? rewards vs the ops drawn against shuffled rewards (score test), and θ's movement against null searches", handler: cmd_null },
-    Command { name: "fulltrain", args: &[arg("policy", ArgKind::Policy), opt("epochs", ArgKind::Count(&limits::EPOCHS))], summary: "train from scratch with a policy, report test accuracy", handler: cmd_fulltrain },
-    Command { name: "correlate", args: &[many("policies", ArgKind::Policy, false)], summary: "probe and full-train policies; Kendall τ and Spearman ρ", handler: cmd_correlate },
-    Command { name: "history", args: &[], summary: "every update so far: rewards, baseline, KL, entropy", handler: cmd_history },
-    Command { name: "plot", args: &[arg("chart", ArgKind::Chart), opt("file", ArgKind::Path)], summary: "draw a chart (rewards, accuracy, theta, marginals, images, ops, probes, compare, correlate) to SVG + PNG", handler: cmd_plot },
-    Command { name: "save", args: &[opt("dir", ArgKind::Path)], summary: "write the checkpoint (to another run directory)", handler: cmd_save },
-    Command { name: "resume", args: &[opt("dir", ArgKind::Path)], summary: "continue the run in a directory (default: the run directory) from its last checkpoint", handler: cmd_resume },
-    Command { name: "export", args: &[opt("format", ArgKind::Format), opt("file", ArgKind::Path)], summary: "the best θ: json (torchvision sub-policies), theta (logits) or csv (all pairs), to a file", handler: cmd_export },
-    Command { name: "reset", args: &[opt("dir", ArgKind::Path)], summary: "start over: a new session with the current configuration, in DIR (default: a free sibling of the run directory; the old run stays)", handler: cmd_reset },
-    Command { name: "quit", args: &[], summary: "leave (every step is already checkpointed)", handler: cmd_quit },
+    Command { name: "help", args: &[opt("command", ArgKind::Text)], summary: "list the commands, or explain one", example: "help compare", handler: cmd_help },
+    Command { name: "explain", args: &[opt("stage", ArgKind::Stage)], summary: "the formulas and settings of a stage of AWS", example: "explain update", handler: cmd_explain },
+    Command { name: "device", args: &[], summary: "torch build, CUDA devices, threads, the device in use", example: "device", handler: cmd_device },
+    Command { name: "data", args: &[arg("spec", ArgKind::Data)], summary: "choose the dataset (fashion-mnist, cifar10:DIR, synthetic:…); starts a new session", example: "data cifar10:data/cifar-10-batches-bin", handler: cmd_data },
+    Command { name: "model", args: &[arg("name", ArgKind::Model)], summary: "choose the network (resnet20, resnet56, wrn-D-K); starts a new session", example: "model wrn-16-2", handler: cmd_model },
+    Command { name: "config", args: &[many("key=value", ArgKind::KeyValue, true)], summary: "show the configuration, or set keys (a new session picks them up)", example: "config finetune_epochs=2 trajectories=8", handler: cmd_config },
+    Command { name: "pretrain", args: &[opt("epochs", ArgKind::Count(&limits::EPOCHS))], summary: "stage 1: shared-weight pretraining (default: the rest of the schedule)", example: "pretrain 3", handler: cmd_pretrain },
+    Command { name: "sample", args: &[opt("n", ArgKind::Count(&limits::SAMPLES))], summary: "draw n pairs from θ with their probabilities, preview them", example: "sample 8", handler: cmd_sample },
+    Command { name: "preview", args: &[arg("policy", ArgKind::Policy), opt("n", ArgKind::Count(&limits::SAMPLES))], summary: "any policy applied to n validation images (default 8): what it does to this data, as an image grid", example: "preview autoaugment:cifar10 12", handler: cmd_preview },
+    Command { name: "evaluate", args: &[opt("k", ArgKind::Count(&limits::TRAJECTORIES))], summary: "stage 2: k trajectories under θ, waiting for `update`", example: "evaluate 4", handler: cmd_evaluate },
+    Command { name: "update", args: &[], summary: "PPO update of θ from the waiting trajectories", example: "update", handler: cmd_update },
+    Command { name: "step", args: &[opt("n", ArgKind::Count(&limits::STEPS))], summary: "n × (evaluate, update)", example: "step 5", handler: cmd_step },
+    Command { name: "policy", args: &[opt("top", ArgKind::Count(&limits::TOP_PAIRS))], summary: "the best θ (what export writes): top pairs, entropy, op1/op2 marginals, the null's verdict", example: "policy 10", handler: cmd_policy },
+    Command { name: "probe", args: &[arg("policy", ArgKind::Policy), opt("k", ArgKind::Count(&limits::TRAJECTORIES))], summary: "proxy reward of any policy with its 95% interval over k trajectories (default 4), θ untouched", example: "probe autoaugment:cifar10 8", handler: cmd_probe },
+    Command { name: "compare", args: &[arg("a", ArgKind::Policy), arg("b", ArgKind::Policy), many("more… [k]", ArgKind::PolicyOrCount, true)], summary: "paired proxy comparison (common random numbers): difference, 95% CI, p-value, verdict", example: "compare none pair:Invert+Equalize 8", handler: cmd_compare },
+    Command { name: "null", args: &[opt("replicates", ArgKind::Count(&limits::NULL_REPLICATES))], summary: "did the search find anything? rewards vs the ops drawn against shuffled rewards (score test), and θ's movement against null searches", example: "null 100", handler: cmd_null },
+    Command { name: "fulltrain", args: &[arg("policy", ArgKind::Policy), opt("epochs", ArgKind::Count(&limits::EPOCHS))], summary: "train from scratch with a policy, report test accuracy", example: "fulltrain best 20", handler: cmd_fulltrain },
+    Command { name: "correlate", args: &[many("policies", ArgKind::Policy, false)], summary: "probe and full-train policies; Kendall τ and Spearman ρ", example: "correlate none aws randaugment trivialaugment pair:Invert+Invert", handler: cmd_correlate },
+    Command { name: "history", args: &[], summary: "every update so far: rewards, baseline, KL, entropy", example: "history", handler: cmd_history },
+    Command { name: "plot", args: &[arg("chart", ArgKind::Chart), opt("file", ArgKind::Path)], summary: "draw a chart (rewards, accuracy, theta, marginals, images, ops, probes, compare, correlate) to SVG + PNG", example: "plot rewards runs/fig/rewards.svg", handler: cmd_plot },
+    Command { name: "save", args: &[opt("dir", ArgKind::Path)], summary: "write the checkpoint (to another run directory)", example: "save runs/copy", handler: cmd_save },
+    Command { name: "resume", args: &[opt("dir", ArgKind::Path)], summary: "continue the run in a directory (default: the run directory) from its last checkpoint", example: "resume runs/demo", handler: cmd_resume },
+    Command { name: "export", args: &[opt("format", ArgKind::Format), opt("file", ArgKind::Path)], summary: "the best θ: json (torchvision sub-policies), theta (logits) or csv (all pairs), to a file", example: "export json best_policy.json", handler: cmd_export },
+    Command { name: "reset", args: &[opt("dir", ArgKind::Path)], summary: "start over: a new session with the current configuration, in DIR (default: a free sibling of the run directory; the old run stays)", example: "reset runs/fresh", handler: cmd_reset },
+    Command { name: "quit", args: &[], summary: "leave (every step is already checkpointed)", example: "quit", handler: cmd_quit },
 ];
 
 /// The command named `name`, or a did-you-mean error.
@@ -263,6 +266,8 @@ pub fn split(line: &str) -> Result<Vec<String>, String> {
 pub enum Arg {
     Count(usize),
     Policy(Policy),
+    /// `best`: the session's searched θ, resolved when the line runs.
+    Best,
     Stage(Stage),
     Path(PathBuf),
     Data(DataSpec),
@@ -333,6 +338,7 @@ impl ArgKind {
                 let n = word.parse::<u64>().map_err(|_| "expected a whole number".to_owned())?;
                 Arg::Count(limit.check(n)? as usize)
             }
+            ArgKind::Policy | ArgKind::PolicyOrCount if word == "best" => Arg::Best,
             ArgKind::Policy => Arg::Policy(Policy::from_str(word).map_err(|e| e.to_string())?),
             ArgKind::Stage => Arg::Stage(Stage::parse_named(word).map_err(named)?),
             ArgKind::Data => Arg::Data(DataSpec::from_str(word).map_err(|e| e.to_string())?),
@@ -599,6 +605,26 @@ impl Shell {
         Ok(c?)
     }
 
+    /// `best` in a policy's place: the session's best θ so far, once a search has updated it.
+    fn resolve_best(&mut self, mut args: Args) -> Result<Args, CommandError> {
+        if !args.0.iter().any(|a| matches!(a, Arg::Best)) {
+            return Ok(args);
+        }
+        let s = self.session()?;
+        if s.best.is_none() {
+            return Err(CommandError::Search(SearchError::Invalid(
+                "`best` is the search's best θ, and this session has no update yet: run `step` first, or `resume` a run that has".into(),
+            )));
+        }
+        let best = s.best_policy()?;
+        for a in &mut args.0 {
+            if matches!(a, Arg::Best) {
+                *a = Arg::Policy(best.clone());
+            }
+        }
+        Ok(args)
+    }
+
     /// Parse, check and run one line.
     pub fn run(&mut self, line: &str) -> Result<Output, CommandError> {
         let words = split(line).map_err(|m| {
@@ -615,7 +641,7 @@ impl Shell {
             return Ok(Output::text("", ""));
         };
         let cmd = lookup(name)?;
-        let args = parse(cmd, args)?;
+        let args = self.resolve_best(parse(cmd, args)?)?;
         let mut out = (cmd.handler)(self, &args)?;
         if let Some(note) = self.note.take() {
             out.text = format!("note: {note}\n{}", out.text);
@@ -625,9 +651,15 @@ impl Shell {
 }
 
 fn cmd_help(_: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    if let Some("policies") = args.text(0) {
+        return Ok(Output::text("help", crate::policy::spec::help_text()));
+    }
     if let Some(name) = args.text(0) {
         let c = lookup(name)?;
-        return Ok(Output::text("help", format!("{}\n  {}", c.usage(), c.summary)));
+        return Ok(Output::text(
+            "help",
+            format!("{}\n  {}\n  example: {}", c.usage(), c.summary, c.example),
+        ));
     }
     let width = COMMANDS.iter().map(|c| c.usage().len()).max().unwrap_or(0);
     let text = COMMANDS
@@ -635,10 +667,13 @@ fn cmd_help(_: &mut Shell, args: &Args) -> Result<Output, CommandError> {
         .map(|c| format!("{:<width$}  {}", c.usage(), c.summary))
         .collect::<Vec<_>>()
         .join("\n");
+    let text = format!(
+        "{text}\n\n`help COMMAND` shows one with an example; `help policies` the policy specs and the 36 operations"
+    );
     Ok(Output {
         data: json!(COMMANDS
             .iter()
-            .map(|c| json!({"name": c.name, "usage": c.usage(), "summary": c.summary}))
+            .map(|c| json!({"name": c.name, "usage": c.usage(), "summary": c.summary, "example": c.example}))
             .collect::<Vec<_>>()),
         ..Output::text("help", text)
     })
@@ -738,6 +773,22 @@ fn cmd_sample(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
     let out = Output::report("sample", &r);
     sh.last_sample = Some(r);
     Ok(out)
+}
+
+fn cmd_preview(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
+    let policy = args
+        .policy(0)
+        .cloned()
+        .ok_or_else(|| SearchError::Invalid("preview needs a policy".into()))?;
+    let report = sh.session()?.preview(&policy, args.count(1).unwrap_or(8))?;
+    let c = crate::present::chart::images(&report)?;
+    sh.last_sample = Some(report);
+    let text = format!("{policy} on {}\n(`plot images FILE` writes this grid)", c.text);
+    Ok(Output {
+        data: json!({"policy": policy.to_string(), "svg": c.svg, "width": c.width, "height": c.height}),
+        rich: Html::Ready(chart_html(&c) + &pre(&text)),
+        ..Output::text("preview", text)
+    })
 }
 
 fn cmd_evaluate(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
@@ -992,8 +1043,9 @@ pub fn completions(line: &str, pos: usize) -> Option<(usize, Vec<String>)> {
         .find(|c| Some(c.name) == before.split_whitespace().next())?;
     let spec = cmd.args.get(index - 1).or(cmd.args.last().filter(|a| a.repeated))?;
     match spec.kind {
-        ArgKind::Policy => {
+        ArgKind::Policy | ArgKind::PolicyOrCount => {
             let mut v: Vec<String> = [
+                "best",
                 "none",
                 "autoaugment:cifar10",
                 "autoaugment:svhn",
@@ -1028,15 +1080,28 @@ pub fn completions(line: &str, pos: usize) -> Option<(usize, Vec<String>)> {
         ArgKind::Format => pick(ExportFormat::names().iter().map(|s| s.to_string()).collect()),
         ArgKind::Model => pick(Arch::NAMES.iter().map(|s| s.to_string()).collect()),
         ArgKind::Data => pick(DataSpec::KINDS.iter().map(|s| s.to_string()).collect()),
-        ArgKind::Text if cmd.name == "help" => pick(COMMANDS.iter().map(|c| c.name.to_owned()).collect()),
+        ArgKind::Text if cmd.name == "help" => pick(
+            COMMANDS
+                .iter()
+                .map(|c| c.name.to_owned())
+                .chain(["policies".to_owned()])
+                .collect(),
+        ),
         ArgKind::KeyValue => {
-            let keys = serde_json::to_value(SearchConfig::default())
-                .ok()?
-                .as_object()?
-                .keys()
-                .map(|k| format!("{k}="))
-                .collect();
-            pick(keys)
+            // Nested settings by their dotted names (`slurm.partition=`), as `config` sets them.
+            fn keys(prefix: &str, v: &Value, out: &mut Vec<String>) {
+                let Some(map) = v.as_object() else { return };
+                for (k, child) in map {
+                    let name = format!("{prefix}{k}");
+                    match child {
+                        Value::Object(_) => keys(&format!("{name}."), child, out),
+                        _ => out.push(format!("{name}=")),
+                    }
+                }
+            }
+            let mut v = Vec::new();
+            keys("", &serde_json::to_value(SearchConfig::default()).ok()?, &mut v);
+            pick(v)
         }
         _ => None,
     }

@@ -5,7 +5,7 @@
 
 mod augment;
 mod export;
-mod spec;
+pub mod spec;
 mod tables;
 mod theta;
 

@@ -32,6 +32,57 @@ use crate::augment::space::{aws_index, aws_name, pair_ops, NUM_OPS};
 use crate::augment::OpKind;
 use crate::suggest;
 
+/// `help policies`: every spec form with an example, then the AWS space's 36 operations.
+pub fn help_text() -> String {
+    let forms = [
+        ("none", "only crop, flip and Cutout"),
+        (
+            "autoaugment[:cifar10|svhn|imagenet]",
+            "torchvision's AutoAugment tables (default cifar10)",
+        ),
+        ("randaugment[:n=2,m=9,bins=31]", "RandAugment, torchvision's defaults"),
+        ("trivialaugment[:bins=31]", "TrivialAugmentWide"),
+        (
+            "aws[:uniform]",
+            "the AWS space at θ = 0: all 1,296 pairs equally likely",
+        ),
+        (
+            "pair:OP1+OP2",
+            "one AWS pair, both ops always applied: pair:Rotate:20+Invert",
+        ),
+        (
+            "theta:PATH",
+            "a θ file: logits {\"a\":[36],\"b\":[[36]…]}, {\"probs\":[1296]}, or `export theta`",
+        ),
+        (
+            "subpolicies:(OP,P[,BIN])…[;…]",
+            "your sub-policies, BIN on the 10-level grid: subpolicies:(Rotate,0.7,2)(TranslateX,0.3,9);(Invert,0.1)",
+        ),
+        (
+            "best",
+            "in a session: the search's best θ so far (what `export` writes)",
+        ),
+    ];
+    let width = forms.iter().map(|f| f.0.chars().count()).max().unwrap_or(0);
+    let mut text =
+        String::from("policy specs (for probe, compare, preview, fulltrain, correlate, --policy, export):\n");
+    for (form, what) in forms {
+        text.push_str(&format!("  {form:<width$}  {what}\n"));
+    }
+    text.push_str("\nthe 36 AWS operations (OP in pair: and subpolicies:; a pair applies op1 then op2):\n");
+    let names: Vec<String> = (0..NUM_OPS).map(aws_name).collect();
+    for row in names.chunks(6) {
+        text.push_str(&format!(
+            "  {}\n",
+            row.iter().map(|n| format!("{n:<18}")).collect::<String>().trim_end()
+        ));
+    }
+    text.push_str(
+        "a spec with spaces or `;` needs quotes at the prompt: probe \"subpolicies:(Rotate,0.7,2);(Invert,0.1)\"",
+    );
+    text
+}
+
 /// The forms, for error messages and help.
 pub const GRAMMAR_SHORT: &str = "none, autoaugment[:cifar10|svhn|imagenet], randaugment[:n=N,m=M,bins=B], \
     trivialaugment[:bins=B], aws[:uniform], pair:OP1+OP2, theta:PATH, subpolicies:(OP,P[,BIN])…[;…]";

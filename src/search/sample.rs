@@ -6,6 +6,7 @@ use tch::{Device, Tensor};
 use super::{stream, OpGallery, SampleReport, SearchError, Session};
 use crate::augment::space::{aws_name, aws_ops, pair_name};
 use crate::augment::{apply_ops, AugmentError};
+use crate::policy::Policy;
 use crate::rng::Rng;
 
 /// A uint8 tensor's bytes on the host, in row-major order.
@@ -20,8 +21,27 @@ impl Session {
     pub fn sample(&mut self, n: usize) -> Result<SampleReport, SearchError> {
         let n = super::session::within(&crate::limits::SAMPLES, n)?;
         let policy = self.current_policy()?;
-        let sampler = policy.sampler()?;
         let dist = self.ppo.theta.distribution()?;
+        let (mut report, mut rng) = self.draw_preview(&policy, n)?;
+        // More draws than previews: list n pairs, drawing the rest without images.
+        let cdf = dist.cdf();
+        while report.pairs.len() < n {
+            let k = dist.sample_with(&cdf, rng.next_f64());
+            report.pairs.push((k, pair_name(k), dist.probs()[k]));
+        }
+        Ok(report)
+    }
+
+    /// Any policy applied to the first `n` validation images — what it does to this data,
+    /// before spending a trajectory on it (AWS policies also list the pairs they drew).
+    pub fn preview(&mut self, policy: &Policy, n: usize) -> Result<SampleReport, SearchError> {
+        let n = super::session::within(&crate::limits::SAMPLES, n)?;
+        Ok(self.draw_preview(policy, n)?.0)
+    }
+
+    /// `policy`'s draws for up to `n` validation images, applied; each call draws afresh.
+    fn draw_preview(&mut self, policy: &Policy, n: usize) -> Result<(SampleReport, Rng), SearchError> {
+        let sampler = policy.sampler()?;
         self.samples += 1;
         let mut rng = Rng::derive(
             self.config.seed,
@@ -43,32 +63,32 @@ impl Session {
         }
         let preview_ops = (0..take as usize)
             .map(|i| {
-                draw.stages
-                    .iter()
-                    .map(|s| s[i].to_string())
-                    .collect::<Vec<_>>()
-                    .join(" + ")
+                let ops: Vec<String> = draw.stages.iter().map(|s| s[i].to_string()).collect();
+                if ops.is_empty() {
+                    "(nothing)".to_owned()
+                } else {
+                    ops.join(" + ")
+                }
             })
             .collect();
-        let mut listed: Vec<(usize, String, f64)> = draw
+        let probs = policy.distribution().map(|d| d.probs().to_vec());
+        let pairs = draw
             .pairs
             .unwrap_or_default()
             .iter()
-            .map(|&k| (k as usize, pair_name(k as usize), dist.probs()[k as usize]))
+            .map(|&k| {
+                let p = probs.as_ref().map_or(f64::NAN, |p| p[k as usize]);
+                (k as usize, pair_name(k as usize), p)
+            })
             .collect();
-        // More draws than previews: list n pairs, drawing the rest without images.
-        let cdf = dist.cdf();
-        while listed.len() < n {
-            let k = dist.sample_with(&cdf, rng.next_f64());
-            listed.push((k, pair_name(k), dist.probs()[k]));
-        }
-        Ok(SampleReport {
-            pairs: listed,
+        let report = SampleReport {
+            pairs,
             preview_shape: originals.size(),
             preview_original: host_bytes(&originals)?,
             preview_augmented: host_bytes(&augmented)?,
             preview_ops,
-        })
+        };
+        Ok((report, rng))
     }
 
     /// Validation image `index` under each of the 36 operations (positive sign).
