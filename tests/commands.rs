@@ -43,7 +43,20 @@ fn every_command_in_help_runs_through_the_table() {
     expect(&mut sh, "explain update", "π_new(k) / π_old(k)");
     expect(&mut sh, "device", "torch");
     expect(&mut sh, "model resnet20", "model resnet20");
-    expect(&mut sh, "config trajectories=2", "\"trajectories\": 2");
+    let c = expect(&mut sh, "config trajectories=2", "trajectories = 2   (preset: ");
+    assert_eq!(c.data["trajectories"], 2, "the data is the whole configuration");
+    assert!(
+        c.text.lines().count() < 20,
+        "config lists what differs, not every field:\n{}",
+        c.text
+    );
+    expect(&mut sh, "config slurm", "slurm.partition = ");
+    expect(&mut sh, "config all", "\"trajectories\": 2");
+    assert!(sh
+        .run("config trajectorie")
+        .unwrap_err()
+        .to_string()
+        .contains("did you mean `trajectories`"));
     expect(
         &mut sh,
         "data synthetic:kind=polarity,classes=2,n=24,size=16",
@@ -201,8 +214,12 @@ fn arguments_are_checked_before_anything_runs() {
     assert!(e.contains("unknown model"), "{e}");
     let e = err(&mut sh, "plot reward");
     assert!(e.contains("did you mean `rewards`"), "{e}");
-    let e = err(&mut sh, "config trajectories");
-    assert!(e.contains("key=value"), "{e}");
+    // A key alone shows it; one that is no setting says so, with the nearest name.
+    let e = err(&mut sh, "config trajectorie");
+    assert!(
+        e.contains("no setting `trajectorie`") && e.contains("config KEY"),
+        "{e}"
+    );
     let e = err(&mut sh, "config trajectorys=3");
     assert!(e.contains("did you mean `trajectories`"), "{e}");
     let e = err(&mut sh, "export yaml");

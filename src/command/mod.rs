@@ -196,7 +196,7 @@ pub static COMMANDS: &[Command] = &[
     Command { name: "device", args: &[], summary: "torch build, CUDA devices, threads, the device in use", example: "device", handler: cmd_device },
     Command { name: "data", args: &[arg("spec", ArgKind::Data)], summary: "choose the dataset (fashion-mnist, cifar10:DIR, synthetic:…); starts a new session", example: "data cifar10:data/cifar-10-batches-bin", handler: cmd_data },
     Command { name: "model", args: &[arg("name", ArgKind::Model)], summary: "choose the network (resnet20, resnet56, wrn-D-K); starts a new session", example: "model wrn-16-2", handler: cmd_model },
-    Command { name: "config", args: &[many("key=value", ArgKind::KeyValue, true)], summary: "show the configuration, or set keys (a new session picks them up)", example: "config finetune_epochs=2 trajectories=8", handler: cmd_config },
+    Command { name: "config", args: &[many("key=value", ArgKind::KeyValue, true)], summary: "what differs from the preset (`config KEY`: one setting, `config all`: every one), or set keys (a new session picks them up)", example: "config finetune_epochs=2 trajectories=8", handler: cmd_config },
     Command { name: "pretrain", args: &[opt("epochs", ArgKind::Count(&limits::EPOCHS))], summary: "stage 1: shared-weight pretraining (default: the rest of the schedule)", example: "pretrain 3", handler: cmd_pretrain },
     Command { name: "sample", args: &[opt("n", ArgKind::Count(&limits::SAMPLES))], summary: "draw n pairs from θ with their probabilities, preview them", example: "sample 8", handler: cmd_sample },
     Command { name: "preview", args: &[arg("policy", ArgKind::Policy), opt("n", ArgKind::Count(&limits::SAMPLES))], summary: "any policy applied to n validation images (default 8): what it does to this data, as an image grid", example: "preview autoaugment:cifar10 12", handler: cmd_preview },
@@ -343,10 +343,11 @@ impl ArgKind {
             ArgKind::Stage => Arg::Stage(Stage::parse_named(word).map_err(named)?),
             ArgKind::Data => Arg::Data(DataSpec::from_str(word).map_err(|e| e.to_string())?),
             ArgKind::Model => Arg::Model(Arch::from_str(word).map_err(|e| e.to_string())?),
-            ArgKind::KeyValue => {
-                let (k, v) = word.split_once('=').ok_or_else(|| "expected key=value".to_owned())?;
-                Arg::KeyValue(k.to_owned(), v.to_owned())
-            }
+            // A key alone shows that setting (`config slurm`, `config all`).
+            ArgKind::KeyValue => match word.split_once('=') {
+                Some((k, v)) => Arg::KeyValue(k.to_owned(), v.to_owned()),
+                None => Arg::Text(word.to_owned()),
+            },
             ArgKind::Chart => Arg::Chart(ChartKind::parse_named(word).map_err(named)?),
             // `export best.json`: a first word that is no format but names a file is the file.
             ArgKind::Format => match ExportFormat::parse_named(word) {
@@ -728,9 +729,12 @@ fn cmd_model(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
 
 fn cmd_config(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
     let mut next = sh.config.clone();
+    let mut show = Vec::new();
     for a in &args.0 {
-        if let Arg::KeyValue(k, v) = a {
-            next.set(k, v)?;
+        match a {
+            Arg::KeyValue(k, v) => next.set(k, v)?,
+            Arg::Text(k) => show.push(k.clone()),
+            _ => {}
         }
     }
     let changed = next != sh.config;
@@ -755,13 +759,84 @@ fn cmd_config(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
         _ => "",
     };
     let data = serde_json::to_value(&sh.config).unwrap_or(Value::Null);
+    let text = config_text(&data, &show)?;
     Ok(Output {
-        data: data.clone(),
-        ..Output::text(
-            "config",
-            format!("{}{note}", serde_json::to_string_pretty(&data).unwrap_or_default()),
-        )
+        data,
+        ..Output::text("config", format!("{text}{note}"))
     })
+}
+
+/// `config` as a person reads it: what differs from the nearest preset (the whole
+/// configuration is the output's data, and `config all`'s text); `config KEY` one setting.
+fn config_text(config: &Value, show: &[String]) -> Result<String, CommandError> {
+    let mut flat = Vec::new();
+    flatten("", config, &mut flat);
+    if show.iter().any(|k| k == "all") {
+        return Ok(serde_json::to_string_pretty(config).unwrap_or_default());
+    }
+    if !show.is_empty() {
+        let mut lines = Vec::new();
+        for key in show {
+            let hits: Vec<&(String, Value)> = flat
+                .iter()
+                .filter(|(k, _)| k == key || k.starts_with(&format!("{key}.")))
+                .collect();
+            if hits.is_empty() {
+                let names: Vec<&str> = flat.iter().map(|(k, _)| k.as_str()).collect();
+                return Err(CommandError::Usage {
+                    command: "config".into(),
+                    message: format!("no setting `{key}`{}", crate::suggest::hint(key, names)),
+                    usage: "config [key=value…] | config KEY | config all".into(),
+                });
+            }
+            lines.extend(hits.iter().map(|(k, v)| format!("{k} = {v}")));
+        }
+        return Ok(lines.join("\n"));
+    }
+    let presets = ["cpu", "gpu", "paper"];
+    let diffs = presets.iter().filter_map(|name| {
+        let preset = serde_json::to_value(SearchConfig::preset(name).ok()?).ok()?;
+        let mut base = Vec::new();
+        flatten("", &preset, &mut base);
+        let differ: Vec<String> = flat
+            .iter()
+            .filter_map(|(k, v)| {
+                let was = base.iter().find(|(b, _)| b == k).map(|(_, b)| b);
+                (was != Some(v)).then(|| match was {
+                    Some(was) => format!("  {k} = {v}   (preset: {was})"),
+                    None => format!("  {k} = {v}"),
+                })
+            })
+            .collect();
+        Some((name, differ))
+    });
+    let Some((name, differ)) = diffs.min_by_key(|(_, d)| d.len()) else {
+        return Ok(serde_json::to_string_pretty(config).unwrap_or_default());
+    };
+    let head = if differ.is_empty() {
+        format!("the {name} preset, unchanged")
+    } else {
+        format!(
+            "the {name} preset, with {} setting(s) changed:\n{}",
+            differ.len(),
+            differ.join("\n")
+        )
+    };
+    Ok(format!(
+        "{head}\n(`config KEY` shows a setting, `config all` every one; `explain STAGE` what they mean)"
+    ))
+}
+
+/// Leaves of a JSON object by dotted name (`slurm.partition`), in order.
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+    match v.as_object() {
+        Some(map) => {
+            for (k, child) in map {
+                flatten(&format!("{prefix}{k}."), child, out);
+            }
+        }
+        None => out.push((prefix.trim_end_matches('.').to_owned(), v.clone())),
+    }
 }
 
 fn cmd_pretrain(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
