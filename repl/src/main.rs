@@ -43,8 +43,8 @@ struct Cli {
     /// resnet20, resnet56, wrn-28-10, wrn-40-2, wrn-16-2 (default: the preset's).
     #[arg(long, global = true)]
     model: Option<Arch>,
-    /// Configuration preset of that session: cpu, gpu, paper, or auto (gpu when CUDA is
-    /// available, else cpu).
+    /// Configuration preset: cpu, gpu, paper, notebook, or auto (gpu when CUDA is available,
+    /// else cpu).
     #[arg(long, global = true, default_value = "auto")]
     preset: String,
     /// Scripts and piped input: one JSON object per command result.

@@ -142,14 +142,17 @@ fn a_second_process_on_a_run_directory_is_refused_with_the_holder_named() {
     let dir: PathBuf = root.path().join("run");
     let o = script(&dir, &[CONFIG, "pretrain"], None);
     assert!(o.status.success(), "{}", text(&o));
-    // This test process holds the directory, as another augwise session would.
+    // This test process holds the directories, as another augwise session would: the run, and
+    // a new one that has not written its first checkpoint yet.
     let held = augwise::checkpoint::RunLock::acquire(&dir).unwrap();
-    for lines in [
-        vec![format!("resume {}", dir.display()), "step 1".into()],
-        vec![CONFIG.into(), "pretrain".into()],
+    let fresh = root.path().join("fresh");
+    let held_fresh = augwise::checkpoint::RunLock::acquire(&fresh).unwrap();
+    for (on, lines) in [
+        (&dir, vec![format!("resume {}", dir.display()), "step 1".into()]),
+        (&fresh, vec![CONFIG.into(), "pretrain".into()]),
     ] {
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let o = script(&dir, &lines, None);
+        let o = script(on, &lines, None);
         let t = text(&o);
         assert!(!o.status.success(), "{t}");
         assert!(
@@ -158,7 +161,8 @@ fn a_second_process_on_a_run_directory_is_refused_with_the_holder_named() {
         );
     }
     assert_eq!(progress(&dir), Some([1, 0, 0, 0]), "nothing was written");
-    drop(held);
+    assert!(!fresh.join("session.json").exists());
+    drop((held, held_fresh));
     let o = script(&dir, &[&format!("resume {}", dir.display()), "step 1"], None);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(progress(&dir), Some([1, 1, 0, 0]));

@@ -181,7 +181,7 @@ fn ctrl_c_cancels_a_running_step_and_ctrl_d_quits() {
     );
     t.expect("Ctrl-D leaves");
     t.send(TINY);
-    t.expect("\"trajectories\": 2");
+    t.expect("trajectories = 2");
     t.expect("[resnet20 · synthetic · not started]> ");
 
     // Ctrl-C at an empty prompt: a note, no exit.

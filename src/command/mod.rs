@@ -793,8 +793,7 @@ fn config_text(config: &Value, show: &[String]) -> Result<String, CommandError> 
         }
         return Ok(lines.join("\n"));
     }
-    let presets = ["cpu", "gpu", "paper"];
-    let diffs = presets.iter().filter_map(|name| {
+    let diffs = SearchConfig::PRESETS.iter().filter_map(|name| {
         let preset = serde_json::to_value(SearchConfig::preset(name).ok()?).ok()?;
         let mut base = Vec::new();
         flatten("", &preset, &mut base);

@@ -351,6 +351,20 @@ impl SearchConfig {
         }
     }
 
+    /// The notebooks' shared size: the `cpu` preset on 2,000 images (1,000 test), 4 pretrain
+    /// epochs and 3 trajectories per update — a notebook runs in a few minutes on 2 cores.
+    pub fn notebook() -> Self {
+        Self::cpu()
+            .with_split(
+                SplitConfig::default()
+                    .with_limit(Some(2000))
+                    .with_test_limit(Some(1000)),
+            )
+            .with_pretrain_epochs(4)
+            .with_finetune(2, Some(0.02))
+            .with_trajectories(3)
+    }
+
     /// docs/method.md's official settings (WRN-28-10 on CIFAR-10, 40k/10k split, 200 + 10 epochs,
     /// 8 trajectories, 350 updates, 300-epoch retrain) — for a GPU. `data` expects CIFAR-10's
     /// binary version in `data/cifar10` (`augwise download cifar10`).
@@ -405,14 +419,19 @@ impl SearchConfig {
     }
 
     /// A preset by name: `cpu`, `gpu` or `paper`.
+    /// The names `preset` takes.
+    pub const PRESETS: [&'static str; 4] = ["cpu", "gpu", "paper", "notebook"];
+
     pub fn preset(name: &str) -> Result<Self, SearchError> {
         match name {
             "cpu" | "demo" => Ok(Self::cpu()),
             "gpu" => Ok(Self::gpu()),
             "paper" => Ok(Self::paper()),
+            "notebook" => Ok(Self::notebook()),
             other => Err(SearchError::Invalid(format!(
-                "unknown preset `{other}`{}; expected cpu, gpu or paper",
-                crate::suggest::hint(other, ["cpu", "gpu", "paper"])
+                "unknown preset `{other}`{}; expected {}",
+                crate::suggest::hint(other, Self::PRESETS),
+                Self::PRESETS.join(", ")
             ))),
         }
     }

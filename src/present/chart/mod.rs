@@ -82,6 +82,37 @@ impl crate::suggest::Named for ChartKind {
 
 const FONT: &str = "sans-serif";
 
+/// Okabe & Ito's colour-blind-safe palette: series stay apart under every common colour-vision
+/// deficiency (and in greyscale, by lightness).
+const OI_BLUE: RGBColor = RGBColor(0, 114, 178);
+const OI_ORANGE: RGBColor = RGBColor(230, 159, 0);
+const OI_GREEN: RGBColor = RGBColor(0, 158, 115);
+const OI_VERMILION: RGBColor = RGBColor(213, 94, 0);
+
+/// How a legend entry draws its series.
+#[derive(Clone, Copy)]
+enum Key {
+    Dot(RGBColor),
+    Line(RGBColor),
+    Bar(RGBColor),
+}
+
+/// The legend beside the plot, never over the data: `area` is the strip right of the chart.
+fn side_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[(&str, Key)]) -> Result<(), ChartError> {
+    for (i, (label, key)) in entries.iter().enumerate() {
+        let y = 60 + 24 * i as i32;
+        match *key {
+            Key::Dot(c) => area.draw(&Circle::new((14, y), 4, c.filled())),
+            Key::Line(c) => area.draw(&PathElement::new(vec![(4, y), (24, y)], c.stroke_width(2))),
+            Key::Bar(c) => area.draw(&PathElement::new(vec![(14, y - 7), (14, y + 7)], c.stroke_width(2))),
+        }
+        .map_err(err)?;
+        area.draw(&Text::new(label.to_string(), (32, y - 7), (FONT, 13)))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
 fn fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -269,12 +300,13 @@ pub fn rewards(h: &History) -> Result<Chart, ChartError> {
     );
     render!(
         "rewards",
-        800,
+        960,
         480,
         text,
         |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
             root.fill(&WHITE).map_err(err)?;
-            let mut c = ChartBuilder::on(root)
+            let (plot, side) = root.split_horizontally(780);
+            let mut c = ChartBuilder::on(&plot)
                 .caption("Rewards per trajectory", (FONT, 22))
                 .margin(12)
                 .x_label_area_size(40)
@@ -289,32 +321,29 @@ pub fn rewards(h: &History) -> Result<Chart, ChartError> {
                 .label_style((FONT, 14))
                 .draw()
                 .map_err(err)?;
-            c.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 3, BLUE.mix(0.5).filled())))
-                .map_err(err)?
-                .label("trajectory reward")
-                .legend(|(x, y)| Circle::new((x, y), 3, BLUE.filled()));
+            c.draw_series(
+                pts.iter()
+                    .map(|&(x, y)| Circle::new((x, y), 3, OI_BLUE.mix(0.5).filled())),
+            )
+            .map_err(err)?;
             c.draw_series(bars.iter().map(|(x, e)| {
                 let (a, b) = e.ci95.unwrap_or((e.mean, e.mean));
                 ErrorBar::new_vertical(*x, a, e.mean, b, BLACK.stroke_width(2), 12)
             }))
-            .map_err(err)?
-            .label("mean ± 95% CI")
-            .legend(|(x, y)| PathElement::new(vec![(x, y - 6), (x, y + 6)], BLACK.stroke_width(2)));
-            c.draw_series(LineSeries::new(base.clone(), RED.stroke_width(2)))
-                .map_err(err)?
-                .label("baseline (EMA)")
-                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
-            c.draw_series(LineSeries::new(best.clone(), GREEN.stroke_width(2)))
-                .map_err(err)?
-                .label("best mean reward")
-                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], GREEN));
-            c.configure_series_labels()
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.8))
-                .label_font((FONT, 13))
-                .draw()
+            .map_err(err)?;
+            c.draw_series(LineSeries::new(base.clone(), OI_VERMILION.stroke_width(2)))
                 .map_err(err)?;
-            Ok(())
+            c.draw_series(LineSeries::new(best.clone(), OI_GREEN.stroke_width(2)))
+                .map_err(err)?;
+            side_legend(
+                &side,
+                &[
+                    ("trajectory reward", Key::Dot(OI_BLUE)),
+                    ("mean ± 95% CI", Key::Bar(BLACK)),
+                    ("baseline (EMA)", Key::Line(OI_VERMILION)),
+                    ("best mean reward", Key::Line(OI_GREEN)),
+                ],
+            )
         }
     )
 }
@@ -351,12 +380,13 @@ pub fn accuracy(h: &History) -> Result<Chart, ChartError> {
     );
     render!(
         "accuracy",
-        800,
+        980,
         480,
         text,
         |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
             root.fill(&WHITE).map_err(err)?;
-            let mut c = ChartBuilder::on(root)
+            let (plot, side) = root.split_horizontally(780);
+            let mut c = ChartBuilder::on(&plot)
                 .caption("Accuracy: stage 1, then each update's mean reward", (FONT, 20))
                 .margin(12)
                 .x_label_area_size(40)
@@ -371,26 +401,20 @@ pub fn accuracy(h: &History) -> Result<Chart, ChartError> {
                 .label_style((FONT, 14))
                 .draw()
                 .map_err(err)?;
-            c.draw_series(LineSeries::new(train.clone(), BLUE.stroke_width(2)))
-                .map_err(err)?
-                .label("stage 1 train (augmented)")
-                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], BLUE));
-            c.draw_series(LineSeries::new(val.clone(), RED.stroke_width(2)))
-                .map_err(err)?
-                .label("stage 1 validation")
-                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
-            c.draw_series(LineSeries::new(fine.clone(), GREEN.stroke_width(2)))
-                .map_err(err)?
-                .label("fine-tune mean reward")
-                .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], GREEN));
-            c.configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.8))
-                .label_font((FONT, 13))
-                .draw()
+            c.draw_series(LineSeries::new(train.clone(), OI_BLUE.stroke_width(2)))
                 .map_err(err)?;
-            Ok(())
+            c.draw_series(LineSeries::new(val.clone(), OI_VERMILION.stroke_width(2)))
+                .map_err(err)?;
+            c.draw_series(LineSeries::new(fine.clone(), OI_GREEN.stroke_width(2)))
+                .map_err(err)?;
+            side_legend(
+                &side,
+                &[
+                    ("stage 1 train (augmented)", Key::Line(OI_BLUE)),
+                    ("stage 1 validation", Key::Line(OI_VERMILION)),
+                    ("fine-tune mean reward", Key::Line(OI_GREEN)),
+                ],
+            )
         }
     )
 }
@@ -591,61 +615,71 @@ pub fn marginal_bars(m1: &[f64], m2: &[f64], null: Option<&NullReport>) -> Resul
     let rows = NUM_OPS as i32;
     render!(
         "marginals",
-        760,
         900,
+        860,
         text,
         |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
             root.fill(&WHITE).map_err(err)?;
-            // Two units per op, top to bottom: op1's bar, then op2's; the name labels the pair.
-            let mut c = ChartBuilder::on(root)
-                .caption(&caption, (FONT, 18))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(130)
-                .build_cartesian_2d(0.0..hi, 0i32..2 * rows)
+            let (title, body) = root.split_vertically(40);
+            title
+                .draw(&Text::new(caption.clone(), (12, 10), (FONT, 18)))
                 .map_err(err)?;
-            c.configure_mesh()
-                .disable_y_mesh()
-                .y_labels(2 * NUM_OPS)
-                .y_label_formatter(&|y| {
-                    if y % 2 == 1 {
-                        names.get((rows - 1 - y / 2) as usize).cloned().unwrap_or_default()
-                    } else {
-                        String::new()
-                    }
-                })
-                .x_label_formatter(&|x| format!("{:.1}%", 100.0 * x))
-                .x_desc("probability: op1 (blue), op2 (red); line: uniform 2.78%")
-                .label_style((FONT, 12))
-                .draw()
+            // Two panels on one op axis: op1 left (with the names), op2 right; each bar's
+            // distance from the uniform line is what θ learned.
+            let (left, right) = body.split_horizontally(500);
+            let panels = [
+                (&left, m1, 0, "op1 (first op of a pair)", OI_BLUE, 140),
+                (&right, m2, NUM_OPS, "op2 (second op)", OI_ORANGE, 10),
+            ];
+            for (area, m, offset, what, color, label_width) in panels {
+                let mut c = ChartBuilder::on(area)
+                    .margin(8)
+                    .x_label_area_size(44)
+                    .y_label_area_size(label_width)
+                    .build_cartesian_2d(0.0..hi, (0..rows).into_segmented())
+                    .map_err(err)?;
+                c.configure_mesh()
+                    .disable_y_mesh()
+                    .y_labels(NUM_OPS)
+                    .y_label_formatter(&|y| match y {
+                        SegmentValue::CenterOf(y) if offset == 0 => {
+                            names.get((rows - 1 - y) as usize).cloned().unwrap_or_default()
+                        }
+                        _ => String::new(),
+                    })
+                    .x_labels(5)
+                    .x_label_formatter(&|x| format!("{:.1}%", 100.0 * x))
+                    .x_desc(format!("{what}; red line: uniform 2.78%"))
+                    .label_style((FONT, 12))
+                    .draw()
+                    .map_err(err)?;
+                let y = |i: usize| rows - 1 - i as i32;
+                c.draw_series(m.iter().enumerate().map(|(i, v)| {
+                    let mut bar = Rectangle::new(
+                        [(0.0, SegmentValue::Exact(y(i))), (*v, SegmentValue::Exact(y(i) + 1))],
+                        color.filled(),
+                    );
+                    bar.set_margin(2, 2, 0, 0);
+                    bar.into_dyn()
+                }))
                 .map_err(err)?;
-            let y = |i: usize| 2 * (rows - 1 - i as i32);
-            c.draw_series(
-                m1.iter()
-                    .enumerate()
-                    .map(|(i, v)| Rectangle::new([(0.0, y(i) + 1), (*v, y(i) + 2)], BLUE.filled())),
-            )
-            .map_err(err)?;
-            c.draw_series(
-                m2.iter()
-                    .enumerate()
-                    .map(|(i, v)| Rectangle::new([(0.0, y(i)), (*v, y(i) + 1)], RED.filled())),
-            )
-            .map_err(err)?;
-            // Null bands: entries 0..36 are op1's, 36..72 op2's.
-            c.draw_series(band.iter().enumerate().map(|(j, b)| {
-                let (i, row) = (j % NUM_OPS, if j < NUM_OPS { 1 } else { 0 });
-                Rectangle::new(
-                    [(b.lo.max(0.0), y(i) + row), (b.hi, y(i) + row + 1)],
-                    BLACK.stroke_width(1),
-                )
-            }))
-            .map_err(err)?;
-            c.draw_series(LineSeries::new(
-                vec![(1.0 / 36.0, 0), (1.0 / 36.0, 2 * rows)],
-                BLACK.stroke_width(1),
-            ))
-            .map_err(err)?;
+                // Null bands: entries 0..36 are op1's, 36..72 op2's.
+                c.draw_series(band.iter().skip(offset).take(NUM_OPS).enumerate().map(|(i, b)| {
+                    Rectangle::new(
+                        [
+                            (b.lo.max(0.0), SegmentValue::Exact(y(i))),
+                            (b.hi, SegmentValue::Exact(y(i) + 1)),
+                        ],
+                        RGBColor(90, 90, 90).stroke_width(1),
+                    )
+                }))
+                .map_err(err)?;
+                c.draw_series(LineSeries::new(
+                    vec![(1.0 / 36.0, SegmentValue::Exact(0)), (1.0 / 36.0, SegmentValue::Last)],
+                    OI_VERMILION.stroke_width(2),
+                ))
+                .map_err(err)?;
+            }
             Ok(())
         }
     )
@@ -816,7 +850,7 @@ fn interval_bars(name: &str, caption: &str, rows: &[(String, Estimate)]) -> Resu
                 .map_err(err)?;
             c.draw_series(rows.iter().enumerate().map(|(i, (_, e))| {
                 let y = 3 * (n - 1 - i as i32);
-                Rectangle::new([(lo, y), (e.mean, y + 2)], BLUE.mix(0.5).filled())
+                Rectangle::new([(lo, y), (e.mean, y + 2)], OI_BLUE.mix(0.5).filled())
             }))
             .map_err(err)?;
             c.draw_series(rows.iter().enumerate().filter_map(|(i, (_, e))| {
@@ -887,12 +921,12 @@ pub fn correlate(r: &CorrelateReport) -> Result<Chart, ChartError> {
                 .map_err(err)?;
             c.draw_series(r.rows.iter().enumerate().map(|(i, (_, x, y))| {
                 let (a, b) = ci(r.proxy.get(i), *x);
-                ErrorBar::new_horizontal(*y, a, *x, b, BLUE.stroke_width(1), 8)
+                ErrorBar::new_horizontal(*y, a, *x, b, OI_BLUE.stroke_width(1), 8)
             }))
             .map_err(err)?;
             c.draw_series(r.rows.iter().map(|(name, x, y)| {
                 EmptyElement::at((*x, *y))
-                    + Circle::new((0, 0), 5, BLUE.filled())
+                    + Circle::new((0, 0), 5, OI_BLUE.filled())
                     + Text::new(name.clone(), (6, -14), (FONT, 12))
             }))
             .map_err(err)?;
