@@ -262,6 +262,20 @@ fn diverging_trajectories_are_discarded_not_learned_from() {
     assert_eq!(s.ppo.updates, 0);
 }
 
+/// A fine-tune rate far too high (1e4) leaves every trajectory at chance without a NaN: the
+/// rewards are kept (they are finite) but `evaluate` says they carry nothing about θ.
+#[test]
+fn trajectories_at_chance_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Session::new(polarity().with_finetune(1, Some(1e4)), dir.path()).unwrap();
+    s.pretrain(None).unwrap();
+    let e = s.evaluate(Some(2)).unwrap();
+    assert_eq!(e.trajectories.len(), 2, "{e}");
+    let w = e.warning.as_deref().unwrap_or_default();
+    assert!(w.contains("stayed at chance") && w.contains("finetune_lr"), "{e}");
+    assert!(e.to_string().contains(w), "{e}");
+}
+
 #[test]
 fn probe_fulltrain_and_correlate_report_on_the_right_splits() {
     let dir = tempfile::tempdir().unwrap();

@@ -91,6 +91,9 @@ impl Rich for EvaluateReport {
         if !self.trajectories.is_empty() {
             h.push_str(&para(&format!("mean reward {}", self.reward.percent())));
         }
+        if let Some(w) = &self.warning {
+            h.push_str(&para(w));
+        }
         h + &para(&format!("{} trajectories waiting for `update`", self.pending))
     }
 }

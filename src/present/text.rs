@@ -83,6 +83,9 @@ impl fmt::Display for EvaluateReport {
         if !self.trajectories.is_empty() {
             writeln!(f, "mean reward {}", self.reward.percent())?;
         }
+        if let Some(w) = &self.warning {
+            writeln!(f, "{w}")?;
+        }
         write!(f, "{} trajectories waiting for `update`", self.pending)
     }
 }

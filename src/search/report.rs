@@ -40,6 +40,9 @@ pub struct EvaluateReport {
     pub discarded: Vec<String>,
     /// Trajectories now waiting for `update`.
     pub pending: usize,
+    /// Every trajectory at chance accuracy (`train::chance_warning`).
+    #[serde(default)]
+    pub warning: Option<String>,
 }
 
 impl EvaluateReport {
@@ -50,6 +53,7 @@ impl EvaluateReport {
             trajectories,
             discarded,
             pending,
+            warning: None,
         }
     }
 }

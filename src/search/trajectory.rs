@@ -533,11 +533,13 @@ impl Session {
         self.pending.extend(ran.done.iter().cloned());
         self.commit(false, |s| s.pending.truncate(before))?;
         self.trajectory_scalars(before, &ran.done);
-        Ok(EvaluateReport::new(
-            ran.done.clone(),
-            ran.diverged_lines(),
-            self.pending.len(),
-        ))
+        let accuracies: Vec<&[f64]> = ran.done.iter().map(|t| t.accuracies.as_slice()).collect();
+        let classes = self.splits.train.info.classes.len();
+        let warning = crate::train::chance_warning(&accuracies, classes, self.config.finetune_rate());
+        Ok(EvaluateReport {
+            warning,
+            ..EvaluateReport::new(ran.done.clone(), ran.diverged_lines(), self.pending.len())
+        })
     }
 }
 

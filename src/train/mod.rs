@@ -265,11 +265,29 @@ pub fn divergence_warning(reports: &[EpochReport], classes: usize) -> Option<Str
     let k = classes.max(2) as f64;
     let start = k.ln();
     let chance = 1.0 / k;
-    (last.loss > 10.0 * start && last.train_acc < 1.5 * chance).then(|| {
+    // Worse than a fresh network (which scores about ln k) and no better than guessing: a
+    // rate too high for the network (pretrain_lr=10 lands here with a loss of 2-3× ln k).
+    let at_chance = last.train_acc < 1.5 * chance && last.val_acc.is_none_or(|v| v < 1.5 * chance);
+    (last.loss > 1.5 * start && at_chance).then(|| {
         format!(
-            "warning: training diverged without NaN — the loss is {:.3e}, far above where it starts (ln {k} = {start:.2}), and training accuracy {:.1}% is at chance ({:.1}%). Lower the learning rate, then start again from a checkpoint before this",
+            "warning: training diverged without NaN — the loss is {:.3e}, above where a fresh network starts (ln {k} = {start:.2}), and training accuracy {:.1}% is at chance ({:.1}%). Lower the learning rate, then start again from a checkpoint before this",
             last.loss,
             100.0 * last.train_acc,
+            100.0 * chance
+        )
+    })
+}
+
+/// Stage-2 trajectories that never rose above chance: every validation accuracy of every one
+/// within 10% of 1/classes. Their rewards carry no information about θ.
+pub fn chance_warning(accuracies: &[&[f64]], classes: usize, finetune_lr: f64) -> Option<String> {
+    let chance = 1.0 / classes.max(2) as f64;
+    let all = accuracies.iter().flat_map(|a| a.iter());
+    let at_chance =
+        !accuracies.is_empty() && accuracies.iter().all(|a| !a.is_empty()) && all.clone().all(|&a| a <= 1.1 * chance);
+    at_chance.then(|| {
+        format!(
+            "warning: every trajectory stayed at chance validation accuracy ({:.1}%), so these rewards say nothing about θ. The fine-tune rate ({finetune_lr}) is likely far too high for these weights, or stage 1 did not learn (see `pretrain`'s accuracies): lower it with `config finetune_lr=…` and `reset`",
             100.0 * chance
         )
     })
@@ -625,5 +643,27 @@ mod tests {
         assert!(divergence_warning(&[epoch(1e14, 0.6)], 10).is_none());
         assert!(divergence_warning(&[epoch(2.3, 0.1)], 10).is_none());
         assert!(divergence_warning(&[], 10).is_none());
+        // pretrain_lr=10 on 4 classes ends near 3× ln 4 at chance: named. A validation
+        // accuracy above chance means the network still learns something: not named.
+        assert!(divergence_warning(&[epoch(4.16, 0.25)], 4).is_some());
+        let learning = EpochReport {
+            val_acc: Some(0.6),
+            ..epoch(4.16, 0.25)
+        };
+        assert!(divergence_warning(&[learning], 4).is_none());
+    }
+
+    #[test]
+    fn trajectories_at_chance_are_named_and_any_learning_one_clears_the_warning() {
+        let chance: &[f64] = &[0.25, 0.25];
+        let learnt: &[f64] = &[0.25, 0.40];
+        let w = chance_warning(&[chance, chance], 4, 1e4).unwrap();
+        assert!(
+            w.contains("25.0%") && w.contains("(10000)") && w.contains("finetune_lr"),
+            "{w}"
+        );
+        assert!(chance_warning(&[chance, learnt], 4, 1e4).is_none());
+        assert!(chance_warning(&[], 4, 1e4).is_none());
+        assert!(chance_warning(&[&[]], 4, 1e4).is_none());
     }
 }
