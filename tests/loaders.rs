@@ -4,7 +4,9 @@
 
 mod common;
 
-use augwise::data::{load_cifar10, load_cifar100, load_idx_pair, load_image_folder, DataError, DataSpec};
+use augwise::data::{
+    load_cifar10, load_cifar100, load_idx_pair, load_image_folder, load_image_folder_resized, DataError, DataSpec,
+};
 use common::*;
 
 fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -201,7 +203,17 @@ fn image_folder_layouts_and_errors() {
 
     png(&d.path().join("dog").join("big.png"), 9, 6, true, 1);
     let e = load_image_folder(d.path(), true).unwrap_err().to_string();
-    assert!(e.contains("big.png") && e.contains("mixed image sizes"), "{e}");
+    assert!(
+        e.contains("big.png") && e.contains("mixed image sizes") && e.contains(",size=64"),
+        "{e}"
+    );
+    // Resized on load, as torchvision's Resize: mixed sizes become one, a flat colour stays.
+    let s = load_image_folder_resized(d.path(), true, Some((4, 3))).unwrap();
+    assert_eq!(s.train.images.size()[1..], [3, 3, 4]);
+    assert_eq!(s.train.len() + s.test.len(), 13);
+    let (img, _) = (s.train.images.get(0), ());
+    let (r, b) = (img.int64_value(&[0, 0, 0]), img.int64_value(&[2, 2, 3]));
+    assert_eq!(r + b, 255, "a flat image keeps its colour when resized");
 
     std::fs::write(d.path().join("dog").join("big.png"), b"not a png").unwrap();
     let e = load_image_folder(d.path(), true).unwrap_err().to_string();
@@ -250,6 +262,41 @@ fn image_folder_layouts_and_errors() {
     let s = load_image_folder(g.path(), false).unwrap();
     assert_eq!(s.train.images.size(), vec![2, 1, 4, 4]);
     assert!(!s.train.info.hflip);
+}
+
+/// Photos straight off a camera: a batch of them would need hundreds of gigabytes of
+/// activations, which on the CPU ends in the kernel's OOM killer, not an error. The session
+/// refuses them before training, naming the way out (`size=`), which then works.
+#[test]
+fn photos_too_large_to_train_on_are_refused_up_front_and_load_resized() {
+    use augwise::search::{SearchConfig, SearchError, Session};
+    let d = tempfile::tempdir().unwrap();
+    for (c, class) in ["cat", "dog"].iter().enumerate() {
+        let dir = d.path().join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..6 {
+            png(&dir.join(format!("{i}.png")), 4000, 4000, true, (c * 100 + i) as u8);
+        }
+    }
+    let spec = |s: &str| -> DataSpec { format!("folder:{}{s}", d.path().display()).parse().unwrap() };
+    // A batch of the 8 or so training images: over 200 GB, past any machine CI runs on.
+    let config = |s: &str| {
+        SearchConfig::cpu()
+            .with_data(spec(s))
+            .with_pretrain_epochs(1)
+            .with_batch_size(16)
+    };
+    let run = tempfile::tempdir().unwrap();
+    let e = Session::new(config(""), run.path().join("a")).err().unwrap();
+    assert!(matches!(e, SearchError::ActivationMemory { .. }), "{e}");
+    let e = e.to_string();
+    assert!(
+        e.contains("4000×4000") && e.contains("size=64") && e.contains("batch_size"),
+        "{e}"
+    );
+    let mut s = Session::new(config(",size=16"), run.path().join("b")).unwrap();
+    assert_eq!(s.splits.train.images.size()[1..], [3, 16, 16]);
+    s.pretrain(None).unwrap();
 }
 
 /// The real default data, as the README's set-up unpacks it.

@@ -1,6 +1,7 @@
 //! Users' own images: `root/<class>/*.png|jpg`, or `root/train/<class>/…` + `root/test/<class>/…`
 //! (torchvision's ImageFolder layout). Classes are the subdirectory names in sorted order. All
-//! images must share one size; they load as 1 channel if every image is grayscale, else RGB.
+//! images must share one size unless a size to resize to is given (`folder:DIR,size=64`, as
+//! torchvision's `Resize`); they load as 1 channel if every image is grayscale, else RGB.
 
 use std::path::{Path, PathBuf};
 
@@ -28,7 +29,13 @@ fn class_dirs(root: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(dirs)
 }
 
-fn load_split(root: &Path, classes: &[String], name: &str, hflip: bool) -> Result<Dataset, DataError> {
+fn load_split(
+    root: &Path,
+    classes: &[String],
+    name: &str,
+    hflip: bool,
+    resize: Option<(u32, u32)>,
+) -> Result<Dataset, DataError> {
     let mut files = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let dir = root.join(class);
@@ -42,13 +49,19 @@ fn load_split(root: &Path, classes: &[String], name: &str, hflip: bool) -> Resul
     if files.is_empty() {
         return Err(DataError::bad(root, "no .png/.jpg images in the class subdirectories"));
     }
-    let (w, h) = check_sizes(root, &files)?;
+    let (w, h) = check_sizes(root, &files, resize)?;
     let mut decoded = Vec::with_capacity(files.len());
     let mut all_gray = true;
     for (path, label) in &files {
         let img = reader(path)?
             .decode()
             .map_err(|e| DataError::bad(path, format!("cannot decode image: {e}")))?;
+        // Resized as soon as it is decoded: one full-size image in memory at a time.
+        let img = match resize {
+            Some(_) if (img.width(), img.height()) == (w, h) => img,
+            Some(_) => img.resize_exact(w, h, image::imageops::FilterType::Triangle),
+            None => img,
+        };
         if (img.width(), img.height()) != (w, h) {
             return Err(DataError::bad(
                 path,
@@ -97,27 +110,36 @@ fn reader(path: &Path) -> Result<image::ImageReader<std::io::BufReader<std::fs::
         .map_err(|e| DataError::io(path, e))
 }
 
-/// Read every image's header (no pixels) first: one size for all, and a decoded size this
-/// machine can hold — 4000×4000 photos fail here in a second with a message, not after
-/// decoding gigabytes. Returns that size.
-fn check_sizes(root: &Path, files: &[(PathBuf, i64)]) -> Result<(u32, u32), DataError> {
+/// Read every image's header (no pixels) first: one size for all (unless `resize` names the
+/// size), and a decoded size this machine can hold — 4000×4000 photos fail here in a second
+/// with a message, not after decoding gigabytes. Returns the size the images load at.
+fn check_sizes(root: &Path, files: &[(PathBuf, i64)], resize: Option<(u32, u32)>) -> Result<(u32, u32), DataError> {
     let mut first: Option<((u32, u32), &Path)> = None;
+    let mut largest = 0u64;
     for (path, _) in files {
         let dims = reader(path)?
             .into_dimensions()
             .map_err(|e| DataError::bad(path, format!("cannot read the image header: {e}")))?;
+        if dims.0 == 0 || dims.1 == 0 {
+            return Err(DataError::bad(
+                path,
+                format!("the image is {}×{}: nothing to train on", dims.0, dims.1),
+            ));
+        }
+        largest = largest.max(u64::from(dims.0) * u64::from(dims.1));
         match first {
             None => first = Some((dims, path)),
-            Some((f, first_path)) if f != dims => {
+            Some((f, first_path)) if f != dims && resize.is_none() => {
                 return Err(DataError::bad(
                     path,
                     format!(
-                        "mixed image sizes: {}×{} here but {}×{} in {}; resize them to one size",
+                        "mixed image sizes: {}×{} here but {}×{} in {}; resize them on load with `folder:{},size=64` (or `size=WxH`)",
                         dims.0,
                         dims.1,
                         f.0,
                         f.1,
-                        first_path.display()
+                        first_path.display(),
+                        root.display()
                     ),
                 ))
             }
@@ -125,25 +147,27 @@ fn check_sizes(root: &Path, files: &[(PathBuf, i64)]) -> Result<(u32, u32), Data
         }
     }
     let ((w, h), _) = first.ok_or_else(|| DataError::bad(root, "no images"))?;
-    if w == 0 || h == 0 {
-        return Err(DataError::bad(
-            root,
-            format!("the images are {w}×{h}: nothing to train on"),
-        ));
-    }
-    // Decoded RGB pixels, held twice while they are converted.
+    let (w, h) = resize.unwrap_or((w, h));
+    // Decoded RGB pixels, held twice while they are converted; with a resize, one full-size
+    // RGBA image besides.
     let bytes = (files.len() as u64)
         .saturating_mul(u64::from(w) * u64::from(h) * 3)
-        .saturating_mul(2);
+        .saturating_mul(2)
+        .saturating_add(if resize.is_some() {
+            largest.saturating_mul(4 * 2)
+        } else {
+            0
+        });
     let available = crate::limits::available_memory();
     if bytes > available / 10 * 8 {
         return Err(DataError::bad(
             root,
             format!(
-                "{} images of {w}×{h} need {} to load, more than this machine has available ({}); resize them (augwise trains on small images, 32×32 to 256×256), e.g. `mogrify -resize 64x64! */*.png`, or use fewer",
+                "{} images of {w}×{h} need {} to load, more than this machine has available ({}); resize them on load (augwise trains on small images, 32×32 to 256×256) with `folder:{},size=64`, or use fewer",
                 files.len(),
                 crate::limits::gb(bytes),
-                crate::limits::gb(available)
+                crate::limits::gb(available),
+                root.display()
             ),
         ));
     }
@@ -153,6 +177,12 @@ fn check_sizes(root: &Path, files: &[(PathBuf, i64)]) -> Result<(u32, u32), Data
 /// Load an image folder. Without `train/` + `test/` subdirectories a stratified sixth of the
 /// images (seeded, deterministic) becomes the test set.
 pub fn load_image_folder(root: &Path, hflip: bool) -> Result<Source, DataError> {
+    load_image_folder_resized(root, hflip, None)
+}
+
+/// [`load_image_folder`], every image resized on load to `size` = (width, height) when given
+/// (bilinear with antialiasing, as torchvision's `Resize`), so photos of any sizes mix.
+pub fn load_image_folder_resized(root: &Path, hflip: bool, size: Option<(u32, u32)>) -> Result<Source, DataError> {
     let name = root.file_name().and_then(|n| n.to_str()).unwrap_or("folder").to_owned();
     let one_class = |dir: &Path, classes: &[String]| -> Result<(), DataError> {
         if classes.len() < 2 {
@@ -171,13 +201,13 @@ pub fn load_image_folder(root: &Path, hflip: bool) -> Result<Source, DataError> 
         let classes = names(&class_dirs(&train_root)?);
         one_class(&train_root, &classes)?;
         return Ok(Source {
-            train: load_split(&train_root, &classes, &name, hflip)?,
-            test: load_split(&test_root, &classes, &name, hflip)?,
+            train: load_split(&train_root, &classes, &name, hflip, size)?,
+            test: load_split(&test_root, &classes, &name, hflip, size)?,
         });
     }
     let classes = names(&class_dirs(root)?);
     one_class(root, &classes)?;
-    let all = load_split(root, &classes, &name, hflip)?;
+    let all = load_split(root, &classes, &name, hflip, size)?;
     let labels = all.labels_vec()?;
     let (test_idx, train_idx) = stratified_indices(&labels, (labels.len() / 6).max(1) as i64, 0);
     Ok(Source {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 pub use cifar::{load_cifar10, load_cifar100};
-pub use folder::load_image_folder;
+pub use folder::{load_image_folder, load_image_folder_resized};
 pub use idx::{load_idx_pair, read_idx, IdxArray};
 pub use spec::{data_root, DataSpec, SplitConfig};
 pub use split::{stratified_indices, Splits};

@@ -4,7 +4,8 @@
 //! fashion-mnist[:DIR]          default; DIR defaults to <data root>/fashion-mnist
 //! mnist:DIR                    IDX files
 //! cifar10:DIR | cifar100:DIR   binary versions, as unpacked
-//! folder:DIR[,noflip]          DIR/<class>/*.png|jpg (or DIR/train + DIR/test)
+//! folder:DIR[,noflip][,size=S]  DIR/<class>/*.png|jpg (or DIR/train + DIR/test); size=S or
+//!                              WxH resizes every image on load (bilinear, antialiased)
 //! synthetic[:k=v,...]          kind=frequency|polarity|orientation, n=per class, classes,
 //!                              channels, size, noise, seed
 //! ```
@@ -33,7 +34,12 @@ pub enum DataSpec {
     Mnist(PathBuf),
     Cifar10(PathBuf),
     Cifar100(PathBuf),
-    Folder { dir: PathBuf, hflip: bool },
+    Folder {
+        dir: PathBuf,
+        hflip: bool,
+        /// Resize on load to (width, height), as torchvision's `Resize((h, w))`.
+        size: Option<(u32, u32)>,
+    },
     Synthetic(Synthetic),
 }
 
@@ -62,7 +68,7 @@ impl DataSpec {
             Self::Mnist(dir) => idx::load_mnist(dir),
             Self::Cifar10(dir) => cifar::load_cifar10(dir),
             Self::Cifar100(dir) => cifar::load_cifar100(dir),
-            Self::Folder { dir, hflip } => folder::load_image_folder(dir, *hflip),
+            Self::Folder { dir, hflip, size } => folder::load_image_folder_resized(dir, *hflip, *size),
             Self::Synthetic(s) => s.generate(),
         }
     }
@@ -93,15 +99,28 @@ impl FromStr for DataSpec {
             "cifar10" | "cifar-10" => Ok(Self::Cifar10(need_dir(arg)?)),
             "cifar100" | "cifar-100" => Ok(Self::Cifar100(need_dir(arg)?)),
             "folder" => {
-                let a = need_dir(arg)?;
-                let text = a.to_string_lossy().into_owned();
-                match text.strip_suffix(",noflip") {
-                    Some(dir) => Ok(Self::Folder {
-                        dir: dir.into(),
-                        hflip: false,
-                    }),
-                    None => Ok(Self::Folder { dir: a, hflip: true }),
+                // Options come last, so a directory may itself hold commas.
+                let mut text = need_dir(arg)?.to_string_lossy().into_owned();
+                let (mut hflip, mut size) = (true, None);
+                loop {
+                    if let Some(rest) = text.strip_suffix(",noflip") {
+                        hflip = false;
+                        text = rest.to_owned();
+                    } else if let Some((rest, s)) = text.rsplit_once(",size=") {
+                        size = Some(parse_size(s).map_err(err)?);
+                        text = rest.to_owned();
+                    } else {
+                        break;
+                    }
                 }
+                if text.is_empty() {
+                    return Err(err("`folder` needs a directory: `folder:DIR`".to_owned()));
+                }
+                Ok(Self::Folder {
+                    dir: text.into(),
+                    hflip,
+                    size,
+                })
             }
             "synthetic" => Synthetic::parse_options(arg.unwrap_or(""))
                 .map(Self::Synthetic)
@@ -114,6 +133,23 @@ impl FromStr for DataSpec {
     }
 }
 
+/// `S` or `WxH`, each side 4 to 1024 pixels: what `folder:…,size=` resizes to.
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let side = |t: &str| {
+        t.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (4..=1024).contains(n))
+            .ok_or_else(|| {
+                format!("`size={s}`: expected S or WxH, each side 4 to 1024 pixels, e.g. `size=64` or `size=96x64`")
+            })
+    };
+    match s.split_once(['x', 'X', '×']) {
+        Some((w, h)) => Ok((side(w)?, side(h)?)),
+        None => side(s).map(|n| (n, n)),
+    }
+}
+
 impl fmt::Display for DataSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -122,8 +158,13 @@ impl fmt::Display for DataSpec {
             Self::Mnist(d) => write!(f, "mnist:{}", d.display()),
             Self::Cifar10(d) => write!(f, "cifar10:{}", d.display()),
             Self::Cifar100(d) => write!(f, "cifar100:{}", d.display()),
-            Self::Folder { dir, hflip } => {
-                write!(f, "folder:{}{}", dir.display(), if *hflip { "" } else { ",noflip" })
+            Self::Folder { dir, hflip, size } => {
+                write!(f, "folder:{}{}", dir.display(), if *hflip { "" } else { ",noflip" })?;
+                match size {
+                    Some((w, h)) if w == h => write!(f, ",size={w}"),
+                    Some((w, h)) => write!(f, ",size={w}x{h}"),
+                    None => Ok(()),
+                }
             }
             Self::Synthetic(s) => write!(f, "synthetic:{}", s.options_string()),
         }
@@ -200,6 +241,8 @@ mod tests {
             "cifar100:/c",
             "folder:/f",
             "folder:/f,noflip",
+            "folder:/f,size=64",
+            "folder:/a,b/f,noflip,size=96x64",
         ] {
             let d: DataSpec = s.parse().unwrap();
             assert_eq!(d.to_string(), s);
@@ -208,6 +251,19 @@ mod tests {
         assert_eq!(syn.to_string().parse::<DataSpec>().unwrap(), syn);
         let e = "cifar10".parse::<DataSpec>().unwrap_err().to_string();
         assert!(e.contains("needs a directory"), "{e}");
+        let Ok(DataSpec::Folder { dir, hflip, size }) = "folder:/a,b/f,size=48,noflip".parse() else {
+            panic!("a folder spec with options")
+        };
+        assert_eq!((dir, hflip, size), (PathBuf::from("/a,b/f"), false, Some((48, 48))));
+        for bad in [
+            "folder:/f,size=0",
+            "folder:/f,size=5000",
+            "folder:/f,size=64x",
+            "folder:,size=64",
+        ] {
+            let e = bad.parse::<DataSpec>().unwrap_err().to_string();
+            assert!(e.contains("size=") || e.contains("needs a directory"), "{bad}: {e}");
+        }
         let e = "imagenet:/x".parse::<DataSpec>().unwrap_err().to_string();
         assert!(e.contains("unknown dataset kind") && e.contains("cifar10"), "{e}");
     }

@@ -107,6 +107,17 @@ pub enum SearchError {
     /// A new session (or `save`) on a directory that holds a run: refused, so no run is lost.
     #[error("{} already holds a run ({what}); nothing in it was changed. `resume {}` continues it; for a new run choose another directory (`--run-dir DIR`; `reset DIR` in the REPL)", dir.display(), dir.display())]
     RunExists { dir: PathBuf, what: String },
+    /// One training batch's activations would not fit in this machine's memory: refused
+    /// before training, where the kernel would kill the process instead of failing an op.
+    #[error("a training batch of {batch} images of {width}×{height} needs about {} for {model}'s activations, more than this machine has available ({}). Train on smaller images (resize an image folder on load: `folder:DIR,size=64`), lower `batch_size`, or choose a smaller model", crate::limits::gb(*needs), crate::limits::gb(*available))]
+    ActivationMemory {
+        batch: i64,
+        width: i64,
+        height: i64,
+        model: String,
+        needs: u64,
+        available: u64,
+    },
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]

@@ -92,6 +92,7 @@ impl Parts {
         if let Some(c) = config.cutout {
             pipeline = pipeline.with_cutout(c);
         }
+        check_activation_memory(config, &info, splits.train.len(), device.device)?;
         let model = shared_model(config, &info, device.device, config.seed)?;
         let trainer = Trainer::new(model, pipeline.normalize.clone(), config.stage1_train_config())?;
         Ok(Self {
@@ -132,6 +133,38 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.status())
     }
+}
+
+/// On the CPU an allocation past the machine's memory is not an error but the kernel's OOM
+/// killer: a batch whose activations cannot fit is refused before the first step instead (on
+/// CUDA, libtorch's out-of-memory error is caught where it happens).
+fn check_activation_memory(
+    config: &SearchConfig,
+    info: &crate::data::DatasetInfo,
+    train_images: i64,
+    device: tch::Device,
+) -> Result<(), SearchError> {
+    if device != tch::Device::Cpu {
+        return Ok(());
+    }
+    let batch = config.batch_size.clamp(1, train_images.max(1)) * config.trajectory_batch.max(1) as i64;
+    let needs = config
+        .model
+        .activation_count(info.channels, info.height, info.width)
+        .saturating_mul(4 * batch as u64);
+    let available = crate::limits::available_memory();
+    // The count is an upper bound (`Arch::activation_count`): refused only past all of it.
+    if needs > available {
+        return Err(SearchError::ActivationMemory {
+            batch,
+            width: info.width,
+            height: info.height,
+            model: config.model.to_string(),
+            needs,
+            available,
+        });
+    }
+    Ok(())
 }
 
 impl Session {
