@@ -110,7 +110,9 @@ impl Notebook {
     }
 
     pub fn evaluate(&mut self, k: impl Into<Option<usize>>) -> Result<EvaluateReport, CommandError> {
-        Ok(self.session()?.evaluate(k.into())?)
+        let r = self.session()?.evaluate(k.into())?;
+        self.shell.last_evaluate = Some(r.clone());
+        Ok(r)
     }
 
     pub fn update(&mut self) -> Result<UpdateRecord, CommandError> {
@@ -118,7 +120,9 @@ impl Notebook {
     }
 
     pub fn step(&mut self, n: usize) -> Result<StepReport, CommandError> {
-        Ok(self.session()?.step(n)?)
+        let r = self.session()?.step(n)?;
+        self.shell.last_evaluate = r.steps.last().map(|s| s.evaluate.clone());
+        Ok(r)
     }
 
     pub fn policy(&mut self, top: usize) -> Result<PolicyReport, CommandError> {

@@ -190,6 +190,48 @@ fn every_command_in_help_runs_through_the_table() {
     assert!(sh.run("quit").unwrap().quit);
 }
 
+/// `export POLICY` in the REPL is `augwise export POLICY`: any policy, no session needed, the
+/// same document. A file outside the run directory is never replaced; the run's own are.
+#[test]
+fn export_takes_any_policy_and_never_replaces_a_users_file() {
+    let home = tempfile::tempdir().unwrap();
+    let run = home.path().join("run");
+    let mut sh = shell(&run);
+    let mine = home.path().join("aa.json");
+    let spec = "pair:Rotate:20+Invert";
+    let out = sh.run(&format!("export json {spec} {}", mine.display())).unwrap();
+    assert!(out.text.contains(&format!("`{spec}` exported as json")), "{}", out.text);
+    let policy: augwise::policy::Policy = spec.parse().unwrap();
+    assert_eq!(out.data, augwise::policy::torchvision_export(&policy, 25));
+    assert!(
+        sh.status().contains("not started"),
+        "a policy of its own needs no session"
+    );
+    let before = std::fs::read(&mine).unwrap();
+    let e = sh
+        .run(&format!("export none {}", mine.display()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("exists") && e.contains("another file name"), "{e}");
+    assert_eq!(
+        std::fs::read(&mine).unwrap(),
+        before,
+        "a refused export changes nothing"
+    );
+    // Shown, not written: the same document.
+    assert_eq!(sh.run(&format!("export {spec}")).unwrap().data, out.data);
+    let e = sh.run("export theta none").unwrap_err().to_string();
+    assert!(e.contains("only the best θ has"), "{e}");
+    let e = sh.run("export csv autoaugment:cifar10").unwrap_err().to_string();
+    assert!(e.contains("no pair table"), "{e}");
+    // The run's own export is refreshed.
+    std::fs::create_dir_all(&run).unwrap();
+    let own = run.join("policy.json");
+    sh.run(&format!("export none {}", own.display())).unwrap();
+    sh.run(&format!("export {spec} {}", own.display())).unwrap();
+    assert!(std::fs::read_to_string(&own).unwrap().contains("Rotate"));
+}
+
 #[test]
 fn arguments_are_checked_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();

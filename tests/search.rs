@@ -250,7 +250,12 @@ fn diverging_trajectories_are_discarded_not_learned_from() {
     let e = s.evaluate(Some(2)).unwrap();
     assert_eq!(e.trajectories.len(), 0);
     assert_eq!(e.discarded.len(), 2, "{e}");
-    assert!(e.discarded[0].contains("loss"), "{}", e.discarded[0]);
+    // Counted within the trajectory's own fine-tune, not from stage 1's first epoch.
+    assert!(
+        e.discarded[0].contains("loss") && e.discarded[0].contains("fine-tune epoch 1,"),
+        "{}",
+        e.discarded[0]
+    );
     assert!(s.pending.is_empty());
     assert!(matches!(s.update(), Err(SearchError::NothingToUpdate)));
     // `step` says what happened, not "run `evaluate` first".

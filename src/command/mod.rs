@@ -210,10 +210,10 @@ pub static COMMANDS: &[Command] = &[
     Command { name: "fulltrain", args: &[arg("policy", ArgKind::Policy), opt("epochs", ArgKind::Count(&limits::EPOCHS))], summary: "train from scratch with a policy, report test accuracy", example: "fulltrain best 20", handler: cmd_fulltrain },
     Command { name: "correlate", args: &[many("policies", ArgKind::Policy, false)], summary: "probe and full-train policies; Kendall τ and Spearman ρ", example: "correlate none aws randaugment trivialaugment pair:Invert+Invert", handler: cmd_correlate },
     Command { name: "history", args: &[], summary: "every update so far: rewards, baseline, KL, entropy", example: "history", handler: cmd_history },
-    Command { name: "plot", args: &[arg("chart", ArgKind::Chart), opt("file", ArgKind::Path)], summary: "draw a chart (rewards, accuracy, theta, marginals, images, ops, probes, compare, correlate) to SVG + PNG", example: "plot rewards runs/fig/rewards.svg", handler: cmd_plot },
+    Command { name: "plot", args: &[arg("chart", ArgKind::Chart), opt("file", ArgKind::Path)], summary: "draw a chart (rewards, accuracy, trajectory, theta, marginals, images, ops, probes, compare, correlate) to SVG + PNG", example: "plot rewards runs/fig/rewards.svg", handler: cmd_plot },
     Command { name: "save", args: &[opt("dir", ArgKind::Path)], summary: "write the checkpoint (to another run directory)", example: "save runs/copy", handler: cmd_save },
     Command { name: "resume", args: &[opt("dir", ArgKind::Path)], summary: "continue the run in a directory (default: the run directory) from its last checkpoint", example: "resume runs/demo", handler: cmd_resume },
-    Command { name: "export", args: &[opt("format", ArgKind::Format), opt("file", ArgKind::Path)], summary: "the best θ: json (torchvision sub-policies), theta (logits) or csv (all pairs), to a file", example: "export json best_policy.json", handler: cmd_export },
+    Command { name: "export", args: &[opt("format", ArgKind::Format), opt("policy", ArgKind::Format), opt("file", ArgKind::Path)], summary: "a policy (default: the best θ) as json (torchvision sub-policies), theta (the search's logits) or csv (all pairs), shown or to a file; a file outside the run directory is never replaced", example: "export json autoaugment:cifar10 aa.json", handler: cmd_export },
     Command { name: "reset", args: &[opt("dir", ArgKind::Path)], summary: "start over: a new session with the current configuration, in DIR (default: a free sibling of the run directory; the old run stays)", example: "reset runs/fresh", handler: cmd_reset },
     Command { name: "quit", args: &[], summary: "leave (every step is already checkpointed)", example: "quit", handler: cmd_quit },
 ];
@@ -349,11 +349,16 @@ impl ArgKind {
                 None => Arg::Text(word.to_owned()),
             },
             ArgKind::Chart => Arg::Chart(ChartKind::parse_named(word).map_err(named)?),
-            // `export best.json`: a first word that is no format but names a file is the file.
+            // `export [format] [policy] [file]`, each optional: a word that is no format is the
+            // policy if it parses as one, else a file if it looks like one (`best.json`).
             ArgKind::Format => match ExportFormat::parse_named(word) {
                 Ok(f) => Arg::Format(f),
-                Err(_) if word.contains(['.', '/']) => Arg::Path(PathBuf::from(word)),
-                Err(e) => return Err(e),
+                Err(_) if word == "best" => Arg::Best,
+                Err(e) => match Policy::from_str(word) {
+                    Ok(p) => Arg::Policy(p),
+                    Err(_) if word.contains(['.', '/']) => Arg::Path(PathBuf::from(word)),
+                    Err(_) => return Err(format!("{e}, a policy (`help policies`) or a file name")),
+                },
             },
             ArgKind::PolicyOrCount => match word.parse::<u64>() {
                 Ok(k) if last => Arg::Count(crate::limits::TRAJECTORIES.check(k)? as usize),
@@ -420,6 +425,8 @@ pub struct Shell {
     /// The last `sample` and `correlate` results, for `plot images` and `plot correlate`.
     pub(crate) last_sample: Option<crate::search::SampleReport>,
     pub(crate) last_correlate: Option<crate::search::CorrelateReport>,
+    /// The last `evaluate`'s (or `step`'s) trajectories, for `plot trajectory`.
+    pub(crate) last_evaluate: Option<crate::search::EvaluateReport>,
     pub(crate) last_compare: Option<crate::search::CompareReport>,
 }
 
@@ -468,6 +475,7 @@ impl Shell {
             progress: None,
             last_sample: None,
             last_correlate: None,
+            last_evaluate: None,
             last_compare: None,
         }
     }
@@ -598,6 +606,14 @@ impl Shell {
                 Some(r) => chart::compare(r),
                 None => Err(chart::ChartError::Empty("run `compare <a> <b> [k]` first".into())),
             },
+            ChartKind::Trajectory => {
+                let s = self.session()?;
+                // Waiting trajectories are the newest; after `update`, the last evaluated.
+                let pending = (!s.pending.is_empty()).then(|| s.pending.clone());
+                let (top, pretrain) = (s.config.reward_top, s.history.pretrain.clone());
+                let ts = pending.or_else(|| self.last_evaluate.as_ref().map(|e| e.trajectories.clone()));
+                chart::trajectory(&pretrain, ts.as_deref().unwrap_or_default(), top)
+            }
             ChartKind::Correlate => match &self.last_correlate {
                 Some(r) => chart::correlate(r),
                 None => Err(chart::ChartError::Empty("run `correlate <policies…>` first".into())),
@@ -866,7 +882,10 @@ fn cmd_preview(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
 }
 
 fn cmd_evaluate(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
-    Ok(Output::report("evaluate", &sh.session()?.evaluate(args.count(0))?))
+    let r = sh.session()?.evaluate(args.count(0))?;
+    let out = Output::report("evaluate", &r);
+    sh.last_evaluate = Some(r);
+    Ok(out)
 }
 
 fn cmd_update(sh: &mut Shell, _: &Args) -> Result<Output, CommandError> {
@@ -874,7 +893,10 @@ fn cmd_update(sh: &mut Shell, _: &Args) -> Result<Output, CommandError> {
 }
 
 fn cmd_step(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
-    Ok(Output::report("step", &sh.session()?.step(args.count(0).unwrap_or(1))?))
+    let r = sh.session()?.step(args.count(0).unwrap_or(1))?;
+    let out = Output::report("step", &r);
+    sh.last_evaluate = r.steps.last().map(|s| s.evaluate.clone());
+    Ok(out)
 }
 
 fn cmd_policy(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
@@ -1025,19 +1047,50 @@ fn cmd_export(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
         Arg::Path(p) => Some(p.clone()),
         _ => None,
     });
-    let s = sh.session()?;
-    let theta = s.best_theta().clone();
-    let best = s.best_policy()?;
+    let policy = args.find(|a| match a {
+        Arg::Policy(p) => Some(p.clone()),
+        _ => None,
+    });
+    // A policy of its own needs no session (as `augwise export POLICY`); the default is the
+    // session's best θ.
+    let (best, theta) = match policy {
+        Some(p) => {
+            let theta = match (&sh.session, format) {
+                (Some(s), ExportFormat::Theta) if s.best_policy().is_ok_and(|b| b == p) => Some(s.best_theta().clone()),
+                _ => None,
+            };
+            (p, theta)
+        }
+        None => {
+            let s = sh.session()?;
+            (s.best_policy()?, Some(s.best_theta().clone()))
+        }
+    };
+    let what = if theta.is_some() {
+        "best θ".to_owned()
+    } else {
+        format!("`{best}`")
+    };
+    if let Some(file) = &file {
+        refuse_to_replace(file, &sh.run_dir)?;
+    }
     let (doc, text) = match format {
         ExportFormat::Theta => {
+            let theta = theta.ok_or_else(|| {
+                SearchError::Invalid(format!(
+                    "`theta` is the search's logits, which only the best θ has (`export theta` or `export theta best`); export `{best}` as json or csv"
+                ))
+            })?;
             let doc = serde_json::to_value(&theta).unwrap_or(Value::Null);
             let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
             (doc, text)
         }
         ExportFormat::Csv => {
-            let dist = best
-                .distribution()
-                .ok_or_else(|| SearchError::Invalid("the best θ has no pair distribution".into()))?;
+            let dist = best.distribution().ok_or_else(|| {
+                SearchError::Invalid(format!(
+                    "`{best}` draws no AWS pairs, so it has no pair table: export it as json"
+                ))
+            })?;
             let rows = dist.top(crate::augment::space::NUM_PAIRS);
             let mut text = String::from("rank,pair,op1,op2,probability\n");
             for (rank, (k, p)) in rows.iter().enumerate() {
@@ -1060,7 +1113,7 @@ fn cmd_export(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
                 data: doc,
                 ..Output::text(
                     "export",
-                    format!("best θ exported as {} to {}", format.name(), file.display()),
+                    format!("{what} exported as {} to {}", format.name(), file.display()),
                 )
             })
         }
@@ -1069,6 +1122,30 @@ fn cmd_export(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
             ..Output::text("export", text)
         }),
     }
+}
+
+/// A file outside the run directory is the user's: never replaced (as `save` never replaces a
+/// run). The run's own exports are its to refresh (`search --resume` writes them again).
+fn refuse_to_replace(file: &Path, run_dir: &Path) -> Result<(), CommandError> {
+    if !file.exists() {
+        return Ok(());
+    }
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let inside = match (
+        file.parent()
+            .and_then(|d| canonical(if d.as_os_str().is_empty() { Path::new(".") } else { d })),
+        canonical(run_dir),
+    ) {
+        (Some(d), Some(r)) => d.starts_with(r),
+        _ => false,
+    };
+    if inside {
+        return Ok(());
+    }
+    Err(CommandError::Search(SearchError::Invalid(format!(
+        "{} exists and is not this run's, so it was left as it is: choose another file name (or remove it first)",
+        file.display()
+    ))))
 }
 
 fn cmd_reset(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {

@@ -162,10 +162,11 @@ impl Runner {
             });
             match r {
                 Ok(_) => {}
-                Err(TrainError::NonFinite { epoch, batch, loss }) => {
+                // The trainer counts epochs from stage 1's start; a trajectory names its own.
+                Err(TrainError::NonFinite { batch, loss, .. }) => {
                     return Ok(Err(Diverged {
                         seed: seeds.policy,
-                        epoch,
+                        epoch: e + 1,
                         batch,
                         loss,
                     }))
@@ -223,10 +224,10 @@ impl Runner {
                 progress(self.progress(first, k, e, b))
             })?;
             for (j, r) in reports.into_iter().enumerate() {
-                if let (Err(TrainError::NonFinite { epoch, batch, loss }), None) = (r, &diverged[j]) {
+                if let (Err(TrainError::NonFinite { batch, loss, .. }), None) = (r, &diverged[j]) {
                     diverged[j] = Some(Diverged {
                         seed: seeds[j].policy,
-                        epoch,
+                        epoch: e + 1,
                         batch,
                         loss,
                     });

@@ -14,7 +14,10 @@ use serde::Serialize;
 use crate::augment::space::{aws_name, NUM_OPS};
 use crate::policy::Theta;
 use crate::search::stats::Estimate;
-use crate::search::{CompareReport, CorrelateReport, History, NullReport, OpGallery, ProbeReport, SampleReport};
+use crate::search::{
+    CompareReport, CorrelateReport, History, NullReport, OpGallery, ProbeReport, SampleReport, Trajectory,
+};
+use crate::train::EpochReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
@@ -49,6 +52,7 @@ pub enum ChartKind {
     Probes,
     Compare,
     Correlate,
+    Trajectory,
 }
 
 impl crate::suggest::Named for ChartKind {
@@ -62,6 +66,7 @@ impl crate::suggest::Named for ChartKind {
         ChartKind::Probes,
         ChartKind::Compare,
         ChartKind::Correlate,
+        ChartKind::Trajectory,
     ];
     const WHAT: &'static str = "chart";
 
@@ -76,6 +81,7 @@ impl crate::suggest::Named for ChartKind {
             ChartKind::Probes => "probes",
             ChartKind::Compare => "compare",
             ChartKind::Correlate => "correlate",
+            ChartKind::Trajectory => "trajectory",
         }
     }
 }
@@ -413,6 +419,120 @@ pub fn accuracy(h: &History) -> Result<Chart, ChartError> {
                     ("stage 1 train (augmented)", Key::Line(OI_BLUE)),
                     ("stage 1 validation", Key::Line(OI_VERMILION)),
                     ("fine-tune mean reward", Key::Line(OI_GREEN)),
+                ],
+            )
+        }
+    )
+}
+
+/// The method's two stages in one picture: stage 1's validation accuracy up to the snapshot,
+/// then every trajectory of the last `evaluate` fine-tuning from it, one of them drawn out
+/// with its best `top` epochs marked and its reward — their mean — as a level line.
+pub fn trajectory(pretrain: &[EpochReport], trajectories: &[Trajectory], top: usize) -> Result<Chart, ChartError> {
+    let e0 = pretrain.len();
+    let snapshot = pretrain.last().and_then(|e| e.val_acc);
+    let (Some(snapshot), Some(first)) = (snapshot, trajectories.first()) else {
+        return Err(ChartError::Empty(
+            "needs stage 1 with a validation split and one `evaluate` (or `step`) of this session".into(),
+        ));
+    };
+    let stage1: Vec<(f64, f64)> = pretrain
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.val_acc.map(|v| (i as f64 + 1.0, v)))
+        .collect();
+    let branch = |t: &Trajectory| -> Vec<(f64, f64)> {
+        std::iter::once((e0 as f64, snapshot))
+            .chain(t.accuracies.iter().enumerate().map(|(j, &a)| ((e0 + j + 1) as f64, a)))
+            .collect()
+    };
+    let mut order: Vec<usize> = (0..first.accuracies.len()).collect();
+    order.sort_by(|&a, &b| first.accuracies[b].total_cmp(&first.accuracies[a]));
+    let best: Vec<(f64, f64)> = order
+        .iter()
+        .take(top.max(1))
+        .map(|&j| ((e0 + j + 1) as f64, first.accuracies[j]))
+        .collect();
+    let fine = trajectories.iter().map(|t| t.accuracies.len()).max().unwrap_or(0);
+    let n = (e0 + fine) as f64;
+    let (lo, hi) = range(
+        stage1
+            .iter()
+            .map(|p| p.1)
+            .chain(trajectories.iter().flat_map(|t| t.accuracies.iter().copied())),
+    );
+    let text = format!(
+        "stage 1: {e0} epochs, val {:.2}% at the snapshot; trajectory seed {}: fine-tune val {} → reward {:.2}% (mean of its best {})",
+        100.0 * snapshot,
+        first.seed,
+        sparkline(&first.accuracies),
+        100.0 * first.reward,
+        top.max(1)
+    );
+    let best_label = format!("its best {} epochs", top.max(1));
+    let reward_label = format!("its reward {:.2}%: their mean", 100.0 * first.reward);
+    let others = format!("the update's other {} trajectories", trajectories.len() - 1);
+    render!(
+        "trajectory",
+        980,
+        480,
+        text,
+        |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+            root.fill(&WHITE).map_err(err)?;
+            let (plot, side) = root.split_horizontally(720);
+            let mut c = ChartBuilder::on(&plot)
+                .caption("Stage 1 to the snapshot, then one update's trajectories", (FONT, 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.5..n + 0.5, lo..hi)
+                .map_err(err)?;
+            c.configure_mesh()
+                .x_desc("epoch (stage 1, then fine-tune)")
+                .y_desc("validation accuracy")
+                .x_label_formatter(&whole)
+                .y_label_formatter(&|y| format!("{:.0}%", 100.0 * y))
+                .label_style((FONT, 14))
+                .draw()
+                .map_err(err)?;
+            let (grey, dark) = (RGBColor(170, 170, 170), RGBColor(60, 60, 60));
+            c.draw_series(DashedLineSeries::new(
+                vec![(e0 as f64, lo), (e0 as f64, hi)],
+                6,
+                4,
+                dark.stroke_width(2),
+            ))
+            .map_err(err)?;
+            c.draw_series(std::iter::once(Text::new(
+                "snapshot",
+                (e0 as f64 + 0.08, hi - (hi - lo) * 0.03),
+                (FONT, 13),
+            )))
+            .map_err(err)?;
+            for t in trajectories.iter().skip(1) {
+                c.draw_series(LineSeries::new(branch(t), grey.stroke_width(1)))
+                    .map_err(err)?;
+            }
+            c.draw_series(LineSeries::new(stage1.clone(), OI_BLUE.stroke_width(2)))
+                .map_err(err)?;
+            c.draw_series(LineSeries::new(branch(first), OI_ORANGE.stroke_width(2)))
+                .map_err(err)?;
+            c.draw_series(best.iter().map(|&p| Circle::new(p, 7, OI_VERMILION.stroke_width(2))))
+                .map_err(err)?;
+            c.draw_series(LineSeries::new(
+                vec![(e0 as f64 + 0.5, first.reward), (n + 0.3, first.reward)],
+                OI_GREEN.stroke_width(2),
+            ))
+            .map_err(err)?;
+            side_legend(
+                &side,
+                &[
+                    ("stage 1 (shared weights)", Key::Line(OI_BLUE)),
+                    ("snapshot: each fine-tune starts here", Key::Line(dark)),
+                    ("one trajectory (stage 2)", Key::Line(OI_ORANGE)),
+                    (best_label.as_str(), Key::Dot(OI_VERMILION)),
+                    (reward_label.as_str(), Key::Line(OI_GREEN)),
+                    (others.as_str(), Key::Line(grey)),
                 ],
             )
         }
