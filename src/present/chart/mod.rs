@@ -260,6 +260,38 @@ fn whole(x: &f64) -> String {
     }
 }
 
+/// The axes every line chart shares: a caption, whole-number epochs or updates along x, and
+/// percentages up y with `y_digits` decimals.
+#[allow(clippy::type_complexity)]
+fn percent_axes<'a, DB: DrawingBackend>(
+    plot: &'a DrawingArea<DB, Shift>,
+    caption: (&str, u32),
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    (x_desc, y_desc): (&str, &str),
+    y_digits: usize,
+) -> Result<
+    ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    ChartError,
+> {
+    let mut c = ChartBuilder::on(plot)
+        .caption(caption.0, (FONT, caption.1))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x, y)
+        .map_err(err)?;
+    c.configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&whole)
+        .y_label_formatter(&|y| format!("{:.*}%", y_digits, 100.0 * y))
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    Ok(c)
+}
+
 fn range(v: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
     if !lo.is_finite() {
@@ -312,21 +344,14 @@ pub fn rewards(h: &History) -> Result<Chart, ChartError> {
         |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
             root.fill(&WHITE).map_err(err)?;
             let (plot, side) = root.split_horizontally(780);
-            let mut c = ChartBuilder::on(&plot)
-                .caption("Rewards per trajectory", (FONT, 22))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(60)
-                .build_cartesian_2d(0.5..n + 0.5, lo..hi)
-                .map_err(err)?;
-            c.configure_mesh()
-                .x_desc("update")
-                .y_desc("reward (val accuracy)")
-                .x_label_formatter(&whole)
-                .y_label_formatter(&|y| format!("{:.1}%", 100.0 * y))
-                .label_style((FONT, 14))
-                .draw()
-                .map_err(err)?;
+            let mut c = percent_axes(
+                &plot,
+                ("Rewards per trajectory", 22),
+                0.5..n + 0.5,
+                lo..hi,
+                ("update", "reward (val accuracy)"),
+                1,
+            )?;
             c.draw_series(
                 pts.iter()
                     .map(|&(x, y)| Circle::new((x, y), 3, OI_BLUE.mix(0.5).filled())),
@@ -392,21 +417,14 @@ pub fn accuracy(h: &History) -> Result<Chart, ChartError> {
         |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
             root.fill(&WHITE).map_err(err)?;
             let (plot, side) = root.split_horizontally(780);
-            let mut c = ChartBuilder::on(&plot)
-                .caption("Accuracy: stage 1, then each update's mean reward", (FONT, 20))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(60)
-                .build_cartesian_2d(0.5..n + 0.5, 0.0..1.0)
-                .map_err(err)?;
-            c.configure_mesh()
-                .x_desc("pretrain epoch, then update")
-                .y_desc("accuracy")
-                .x_label_formatter(&whole)
-                .y_label_formatter(&|y| format!("{:.0}%", 100.0 * y))
-                .label_style((FONT, 14))
-                .draw()
-                .map_err(err)?;
+            let mut c = percent_axes(
+                &plot,
+                ("Accuracy: stage 1, then each update's mean reward", 20),
+                0.5..n + 0.5,
+                0.0..1.0,
+                ("pretrain epoch, then update", "accuracy"),
+                0,
+            )?;
             c.draw_series(LineSeries::new(train.clone(), OI_BLUE.stroke_width(2)))
                 .map_err(err)?;
             c.draw_series(LineSeries::new(val.clone(), OI_VERMILION.stroke_width(2)))
@@ -480,21 +498,14 @@ pub fn trajectory(pretrain: &[EpochReport], trajectories: &[Trajectory], top: us
         |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
             root.fill(&WHITE).map_err(err)?;
             let (plot, side) = root.split_horizontally(720);
-            let mut c = ChartBuilder::on(&plot)
-                .caption("Stage 1 to the snapshot, then one update's trajectories", (FONT, 20))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(60)
-                .build_cartesian_2d(0.5..n + 0.5, lo..hi)
-                .map_err(err)?;
-            c.configure_mesh()
-                .x_desc("epoch (stage 1, then fine-tune)")
-                .y_desc("validation accuracy")
-                .x_label_formatter(&whole)
-                .y_label_formatter(&|y| format!("{:.0}%", 100.0 * y))
-                .label_style((FONT, 14))
-                .draw()
-                .map_err(err)?;
+            let mut c = percent_axes(
+                &plot,
+                ("Stage 1 to the snapshot, then one update's trajectories", 20),
+                0.5..n + 0.5,
+                lo..hi,
+                ("epoch (stage 1, then fine-tune)", "validation accuracy"),
+                0,
+            )?;
             let (grey, dark) = (RGBColor(170, 170, 170), RGBColor(60, 60, 60));
             c.draw_series(DashedLineSeries::new(
                 vec![(e0 as f64, lo), (e0 as f64, hi)],
