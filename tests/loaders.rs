@@ -137,7 +137,7 @@ fn cifar10_and_cifar100_binary_layouts() {
     std::fs::remove_file(dir.join("test_batch.bin")).unwrap();
     for root in [&dir, &d.path().to_path_buf()] {
         let e = load_cifar10(root).unwrap_err().to_string();
-        assert!(e.contains("cifar-10-batches-bin/test_batch.bin: file not found"), "{e}");
+        assert!(e.contains("cifar-10-batches-bin/test_batch.bin: not found"), "{e}");
     }
 
     let c100 = d.path().join("cifar-100-binary");

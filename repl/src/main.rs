@@ -67,8 +67,9 @@ enum Command {
     Device,
     /// Train a model on a dataset and report accuracy per epoch and on the test set.
     Train {
-        #[arg(long, default_value_t = 3)]
-        epochs: usize,
+        /// Epochs from scratch (1 to 100,000), checked before anything loads.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=augwise::limits::EPOCHS.max))]
+        epochs: u64,
         /// Cap on search-train + validation images (stratified); 0 = all.
         #[arg(long, default_value_t = 12_000)]
         limit: i64,

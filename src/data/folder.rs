@@ -183,6 +183,12 @@ pub fn load_image_folder(root: &Path, hflip: bool) -> Result<Source, DataError> 
 /// [`load_image_folder`], every image resized on load to `size` = (width, height) when given
 /// (bilinear with antialiasing, as torchvision's `Resize`), so photos of any sizes mix.
 pub fn load_image_folder_resized(root: &Path, hflip: bool, size: Option<(u32, u32)>) -> Result<Source, DataError> {
+    if !root.exists() {
+        let e = std::io::Error::from(std::io::ErrorKind::NotFound);
+        return Err(DataError::io(root, e).with_hint(
+            "An image folder is a directory DIR/<class>/*.png|jpg (or DIR/train/<class>/… + DIR/test/<class>/…); check the path",
+        ));
+    }
     let name = root.file_name().and_then(|n| n.to_str()).unwrap_or("folder").to_owned();
     let one_class = |dir: &Path, classes: &[String]| -> Result<(), DataError> {
         if classes.len() < 2 {

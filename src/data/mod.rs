@@ -24,7 +24,7 @@ pub use synthetic::{Synthetic, SyntheticKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{path}: file not found. {hint}")]
+    #[error("{path}: not found{}{hint}", if hint.is_empty() { "" } else { ". " })]
     Missing { path: PathBuf, hint: String },
     #[error("{path}: {what}")]
     Bad { path: PathBuf, what: String },
