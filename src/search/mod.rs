@@ -12,6 +12,7 @@ mod report;
 mod sample;
 mod scalars;
 pub mod score;
+pub mod sequential;
 mod session;
 mod slurm;
 mod stage1;
