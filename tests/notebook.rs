@@ -1,7 +1,7 @@
 //! The notebook face: `run("…")` and the typed API give the same results, every result
 //! renders richly (HTML tables, inline SVG charts, PNG image grids, one block per cell), and
 //! a dropped notebook (what evcxr does on an interrupt or panic) comes back with
-//! `Notebook::resume` exactly as its last checkpoint.
+//! `Notebook::resume` exactly as its last checkpoint; the committed notebooks are clean nbformat 4.5.
 #![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 mod common;
@@ -147,4 +147,40 @@ fn a_dropped_notebook_resumes_from_its_last_checkpoint() {
     let mut again = again;
     assert!(again.policy(3).is_ok());
     assert_eq!(again.step(1).unwrap().steps[0].update.update, 3);
+}
+
+/// The notebooks as committed: nbformat 4.5 (every cell a unique id, which nbformat will soon
+/// require), and no stored outputs — what a reader sees comes from running them here.
+#[test]
+fn committed_notebooks_have_cell_ids_and_no_outputs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("ipynb") {
+            continue;
+        }
+        seen += 1;
+        let nb: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(
+            (nb["nbformat"].as_u64(), nb["nbformat_minor"].as_u64()),
+            (Some(4), Some(5)),
+            "{path:?}"
+        );
+        let mut ids = std::collections::HashSet::new();
+        for (i, cell) in nb["cells"].as_array().unwrap().iter().enumerate() {
+            let id = cell["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path:?}: cell {i} has no id"));
+            assert!(ids.insert(id.to_owned()), "{path:?}: cell {i} repeats id {id}");
+            if cell["cell_type"] == "code" {
+                assert_eq!(
+                    cell["outputs"],
+                    serde_json::json!([]),
+                    "{path:?}: cell {i} has stored outputs"
+                );
+            }
+        }
+    }
+    assert!(seen >= 3, "found {seen} notebooks in {dir:?}");
 }
