@@ -184,6 +184,10 @@ fn every_command_in_help_runs_through_the_table() {
     // `reset` starts beside the run it leaves, which stays as it was.
     expect(&mut sh, "reset", "copy-2");
     assert!(sh.status().contains("new · update 0"), "{}", sh.status());
+    // The old session's trajectories are not drawn over the new one's stage 1.
+    expect(&mut sh, "pretrain", "epochs done");
+    let e = sh.run("plot trajectory").unwrap_err().to_string();
+    assert!(e.contains("one `evaluate`"), "{e}");
     assert!(other.join("session.json").exists());
     expect(&mut sh, &format!("resume {}", other.display()), "update 2");
     assert!(sh.status().contains("update 2"));

@@ -536,6 +536,7 @@ impl Shell {
             let mut s = Session::new(self.config.clone(), &self.run_dir)?;
             self.attach(&mut s);
             self.session = Some(s);
+            self.last_evaluate = None; // its trajectories belong to the session replaced
         }
         // Just set above when it was missing.
         self.session
@@ -572,6 +573,7 @@ impl Shell {
             ));
         }
         self.session = Some(s);
+        self.last_evaluate = None; // its trajectories belong to the session replaced
         Ok(text)
     }
 
@@ -770,6 +772,7 @@ fn cmd_config(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
         (true, Some(false)) => {
             // Nothing has run: the session is rebuilt with this configuration when next used.
             sh.session = None;
+            sh.last_evaluate = None; // its trajectories belong to the session replaced
             "\n(the session had not run anything yet: it starts again with this configuration)"
         }
         _ => "",
@@ -1055,8 +1058,9 @@ fn cmd_export(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
     // session's best θ.
     let (best, theta) = match policy {
         Some(p) => {
-            let theta = match (&sh.session, format) {
-                (Some(s), ExportFormat::Theta) if s.best_policy().is_ok_and(|b| b == p) => Some(s.best_theta().clone()),
+            // `best` (resolved to the best θ's policy) keeps its logits and its name.
+            let theta = match &sh.session {
+                Some(s) if s.best_policy().is_ok_and(|b| b == p) => Some(s.best_theta().clone()),
                 _ => None,
             };
             (p, theta)
@@ -1152,6 +1156,7 @@ fn cmd_reset(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
     let note = match args.path(0) {
         Some(dir) => {
             sh.session = None;
+            sh.last_evaluate = None; // its trajectories belong to the session replaced
             sh.run_dir = dir.to_owned();
             ""
         }
