@@ -151,7 +151,7 @@ mod tests {
     /// Under the null, looked at after every one of 100 pairs, the test rejects at most 5% of
     /// the time (Ville's bound); measured over 4000 runs per shape of noise, with three
     /// binomial standard errors (1%) of allowance. Peeking at the fixed-k sign-flip test the
-    /// same way rejects far more often, which is why `compare` needs this.
+    /// same way rejects far more often, which is why a compare that stops early needs this.
     #[test]
     fn monitored_after_every_pair_the_error_rate_stays_within_alpha() {
         let normal = |r: &mut Rng| r.normal();
