@@ -609,12 +609,17 @@ impl Shell {
                 None => Err(chart::ChartError::Empty("run `compare <a> <b> [k]` first".into())),
             },
             ChartKind::Trajectory => {
-                let s = self.session()?;
+                self.session()?;
+                // Built just above; borrowed alongside the last evaluate, without copying either.
+                let (Some(s), last) = (&self.session, &self.last_evaluate) else {
+                    return Err(CommandError::Search(SearchError::Invalid("no session".into())));
+                };
                 // Waiting trajectories are the newest; after `update`, the last evaluated.
-                let pending = (!s.pending.is_empty()).then(|| s.pending.clone());
-                let (top, pretrain) = (s.config.reward_top, s.history.pretrain.clone());
-                let ts = pending.or_else(|| self.last_evaluate.as_ref().map(|e| e.trajectories.clone()));
-                chart::trajectory(&pretrain, ts.as_deref().unwrap_or_default(), top)
+                let ts = match (&s.pending[..], last) {
+                    ([], Some(e)) => &e.trajectories[..],
+                    (pending, _) => pending,
+                };
+                chart::trajectory(&s.history.pretrain, ts, s.config.reward_top)
             }
             ChartKind::Correlate => match &self.last_correlate {
                 Some(r) => chart::correlate(r),

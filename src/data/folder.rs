@@ -57,10 +57,10 @@ fn load_split(
             .decode()
             .map_err(|e| DataError::bad(path, format!("cannot decode image: {e}")))?;
         // Resized as soon as it is decoded: one full-size image in memory at a time.
-        let img = match resize {
-            Some(_) if (img.width(), img.height()) == (w, h) => img,
-            Some(_) => img.resize_exact(w, h, image::imageops::FilterType::Triangle),
-            None => img,
+        let img = if resize.is_some() && (img.width(), img.height()) != (w, h) {
+            img.resize_exact(w, h, image::imageops::FilterType::Triangle)
+        } else {
+            img
         };
         if (img.width(), img.height()) != (w, h) {
             return Err(DataError::bad(

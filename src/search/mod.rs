@@ -34,7 +34,7 @@ pub use progress::{Progress, Purpose};
 pub use report::*;
 pub use session::Session;
 pub use slurm::{reason_needs_a_change, run_worker, Executor, SlurmConfig};
-pub use trajectory::{Diverged, TrajectorySeeds};
+pub use trajectory::{best_epochs, Diverged, TrajectorySeeds};
 
 use crate::augment::AugmentError;
 use crate::checkpoint::CheckpointError;

@@ -258,12 +258,19 @@ impl Runner {
     }
 }
 
+/// The epochs (0-based) whose validation accuracies make the reward: the best `top`, best
+/// first (all of them when there are fewer). One definition for the reward and its chart.
+pub fn best_epochs(accuracies: &[f64], top: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..accuracies.len()).collect();
+    order.sort_by(|&a, &b| accuracies[b].total_cmp(&accuracies[a]));
+    order.truncate(top.max(1));
+    order
+}
+
 /// docs/method.md's reward: the mean of the best `top` validation accuracies.
 pub(super) fn reward(accuracies: &[f64], top: usize) -> f64 {
-    let mut best = accuracies.to_vec();
-    best.sort_by(|a, b| b.total_cmp(a));
-    let top = top.min(best.len()).max(1);
-    best[..top].iter().sum::<f64>() / top as f64
+    let best = best_epochs(accuracies, top);
+    best.iter().map(|&j| accuracies[j]).sum::<f64>() / best.len().max(1) as f64
 }
 
 /// A model replica on another device, for parallel trajectories.

@@ -464,12 +464,9 @@ pub fn trajectory(pretrain: &[EpochReport], trajectories: &[Trajectory], top: us
             .chain(t.accuracies.iter().enumerate().map(|(j, &a)| ((e0 + j + 1) as f64, a)))
             .collect()
     };
-    let mut order: Vec<usize> = (0..first.accuracies.len()).collect();
-    order.sort_by(|&a, &b| first.accuracies[b].total_cmp(&first.accuracies[a]));
-    let best: Vec<(f64, f64)> = order
-        .iter()
-        .take(top.max(1))
-        .map(|&j| ((e0 + j + 1) as f64, first.accuracies[j]))
+    let best: Vec<(f64, f64)> = crate::search::best_epochs(&first.accuracies, top)
+        .into_iter()
+        .map(|j| ((e0 + j + 1) as f64, first.accuracies[j]))
         .collect();
     let fine = trajectories.iter().map(|t| t.accuracies.len()).max().unwrap_or(0);
     let n = (e0 + fine) as f64;
@@ -485,11 +482,14 @@ pub fn trajectory(pretrain: &[EpochReport], trajectories: &[Trajectory], top: us
         first.seed,
         sparkline(&first.accuracies),
         100.0 * first.reward,
-        top.max(1)
+        best.len()
     );
-    let best_label = format!("its best {} epochs", top.max(1));
+    let best_label = format!("its best {} epochs", best.len());
     let reward_label = format!("its reward {:.2}%: their mean", 100.0 * first.reward);
-    let others = format!("the update's other {} trajectories", trajectories.len() - 1);
+    let others = format!(
+        "the update's other {} trajectories",
+        trajectories.len().saturating_sub(1)
+    );
     render!(
         "trajectory",
         980,
