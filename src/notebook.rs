@@ -135,17 +135,37 @@ impl Notebook {
         Ok(self.session()?.probe(&p, None)?)
     }
 
-    /// Paired proxy comparison of policy specs with `k` trajectories each (default: the probe
-    /// count), common random numbers: difference, 95% interval, p-value, verdict.
+    /// Paired proxy comparison of policy specs with `k` trajectories each, common random
+    /// numbers: difference, 95% interval, p-value, verdict. Without `k`, two specs are compared
+    /// pair by pair until the evidence suffices ([`Notebook::compare_early`]), more specs with
+    /// the probe count each.
     pub fn compare(
         &mut self,
         specs: &[&str],
         k: impl Into<Option<usize>>,
     ) -> Result<crate::search::CompareReport, CommandError> {
+        let k = k.into();
+        if let ([a, b], None) = (specs, k) {
+            return self.compare_early(a, b, None);
+        }
         let policies = specs.iter().map(|s| parse(s)).collect::<Result<Vec<_>, _>>()?;
         let r = self
             .session()?
-            .compare(&policies, k.into(), crate::search::Pairing::CommonRandomNumbers)?;
+            .compare(&policies, k, crate::search::Pairing::CommonRandomNumbers)?;
+        self.shell.last_compare = Some(r.clone());
+        Ok(r)
+    }
+
+    /// Two policy specs compared pair by pair until the evidence suffices (anytime-valid),
+    /// at most `max_k` pairs (default 20): `compare A B early [max_k]`.
+    pub fn compare_early(
+        &mut self,
+        a: &str,
+        b: &str,
+        max_k: impl Into<Option<usize>>,
+    ) -> Result<crate::search::CompareReport, CommandError> {
+        let (a, b) = (parse(a)?, parse(b)?);
+        let r = self.session()?.compare_early(&a, &b, max_k.into())?;
         self.shell.last_compare = Some(r.clone());
         Ok(r)
     }

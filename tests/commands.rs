@@ -102,6 +102,20 @@ fn every_command_in_help_runs_through_the_table() {
         (Some(0.0), Some(1.0))
     );
     assert!(c.data.get("ci95").is_some());
+    // Two policies without k stop early: here nothing differs, so it runs its 20 pairs and
+    // says so, with the anytime-valid test's evidence (E = 1: no bet ever won or lost).
+    let e = expect(
+        &mut sh,
+        "compare none pair:Invert+Solarize:0",
+        "ran all 20 pairs without the evidence crossing",
+    );
+    assert_eq!(e.data["early"]["pairs"], 20);
+    assert_eq!(e.data["early"]["e_value"].as_f64(), Some(1.0));
+    assert!(
+        e.text.contains("no difference detectable within 20 pairs"),
+        "{}",
+        e.text
+    );
     let c3 = expect(&mut sh, "compare none aws pair:Invert+Equalize 2", "Holm");
     assert_eq!(c3.data["comparisons"].as_array().unwrap().len(), 3);
     assert!(
@@ -260,6 +274,15 @@ fn arguments_are_checked_before_anything_runs() {
     assert!(e.contains("unknown model"), "{e}");
     let e = err(&mut sh, "plot reward");
     assert!(e.contains("did you mean `rewards`"), "{e}");
+    // Stopping early compares one pair of policies, with at most a count after `early`.
+    let e = err(&mut sh, "compare none aws autoaugment:cifar10 early");
+    assert!(e.contains("exactly two policies (got 3)"), "{e}");
+    let e = err(&mut sh, "compare none aws early early");
+    assert!(e.contains("only by the most pairs"), "{e}");
+    let e = err(&mut sh, "compare none early aws");
+    assert!(e.contains("unknown policy `early`"), "{e}");
+    let e = err(&mut sh, "compare none aws early 0");
+    assert!(e.contains("usage: compare"), "{e}");
     // A key alone shows it; one that is no setting says so, with the nearest name.
     let e = err(&mut sh, "config trajectorie");
     assert!(
@@ -339,6 +362,10 @@ fn completion_and_hints_come_from_the_table() {
         vec!["policy".to_string(), "policies".to_string()]
     );
     assert_eq!(completions("compare none be", 15).unwrap().1, vec!["best".to_string()]);
+    assert_eq!(
+        completions("compare none aws ea", 19).unwrap().1,
+        vec!["early".to_string()]
+    );
     let (_, c) = completions("config slurm.par", 16).unwrap();
     assert_eq!(c, vec!["slurm.partition=".to_string()]);
     let (start, c) = completions("probe pair:Rot", 14).unwrap();

@@ -377,6 +377,49 @@ fn compare_is_exact_under_common_random_numbers_and_sees_label_breaking() {
     assert_eq!(c.verdict, "none better");
     let (lo, hi) = c.ci95.unwrap();
     assert!(lo > 0.0 && lo <= c.difference && c.difference <= hi);
+    // Stopping early: pair by pair, the same trajectories (the fixed compare's first pairs,
+    // bit for bit), judged by the anytime-valid test, which stops once the evidence suffices
+    // — never before 7 pairs — and says so with its own p-value (1/E) and interval.
+    let early = s
+        .compare_early(
+            &"none".parse().unwrap(),
+            &"pair:Invert+Equalize".parse().unwrap(),
+            Some(12),
+        )
+        .unwrap();
+    let stop = early.early.clone().unwrap();
+    assert!(stop.stopped && (7..=12).contains(&stop.pairs), "{early}");
+    assert_eq!(early.k, stop.pairs, "no pair past the stop is reported");
+    for j in 0..2 {
+        assert_eq!(
+            early.rewards[j][..6],
+            harm.rewards[j][..],
+            "trajectory i is compare's trajectory i"
+        );
+    }
+    let c = &early.comparisons[0];
+    assert_eq!(c.verdict, "none better");
+    assert!(
+        c.p_value.unwrap() <= 0.05 && c.method.starts_with("anytime-valid"),
+        "{early}"
+    );
+    let (lo, hi) = c.ci95.unwrap();
+    assert!(lo > 0.0 && lo <= c.difference && c.difference <= hi, "{early}");
+    assert!(early.to_string().contains("stopped early after"), "{early}");
+    let none_found = s
+        .compare_early(
+            &"none".parse().unwrap(),
+            &"pair:Invert+Solarize:0".parse().unwrap(),
+            Some(3),
+        )
+        .unwrap();
+    let stop = none_found.early.clone().unwrap();
+    assert!(!stop.stopped && stop.pairs == 3 && stop.e_value == 1.0, "{none_found}");
+    assert_eq!(none_found.rewards, same.rewards);
+    assert_eq!(
+        none_found.comparisons[0].verdict,
+        "no difference detectable within 3 pairs"
+    );
     // Probes use the same random numbers: probing `none` again replays its compare rewards.
     let p = s.probe(&"none".parse().unwrap(), Some(3)).unwrap();
     assert_eq!(

@@ -104,9 +104,15 @@ enum Command {
         /// Two or more policy specs (`augwise help policies`… or `help policies` in the REPL).
         #[arg(num_args = 2.., required = true)]
         policies: Vec<Policy>,
-        /// Trajectories per policy (default: the preset's probe count).
+        /// Exactly this many trajectories per policy; with --early, the most pairs to run.
+        /// Without it, two policies stop early (at most 20 pairs), more take the preset's probe
+        /// count each.
         #[arg(long)]
         k: Option<usize>,
+        /// Two policies, pair by pair, stopping as soon as the evidence suffices (an
+        /// anytime-valid test: its error rate holds however early it stops).
+        #[arg(long)]
+        early: bool,
     },
     /// One policy's proxy reward with its 95% interval, on cached stage-1 weights (see compare).
     Probe {
@@ -299,10 +305,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(())
         }
         Command::Search { updates, resume } => search(&cli, *updates, *resume),
-        Command::Compare { policies, k } => {
+        Command::Compare { policies, k, early } => {
             let specs: Vec<String> = policies.iter().map(|p| format!("\"{p}\"")).collect();
             let k = k.map(|k| format!(" {k}")).unwrap_or_default();
-            on_stage1(&cli, &format!("compare {}{k}", specs.join(" ")))
+            let early = if *early { " early" } else { "" };
+            on_stage1(&cli, &format!("compare {}{early}{k}", specs.join(" ")))
         }
         Command::Probe { policy, k } => {
             let k = k.map(|k| format!(" {k}")).unwrap_or_default();

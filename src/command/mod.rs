@@ -205,7 +205,7 @@ pub static COMMANDS: &[Command] = &[
     Command { name: "step", args: &[opt("n", ArgKind::Count(&limits::STEPS))], summary: "n × (evaluate, update)", example: "step 5", handler: cmd_step },
     Command { name: "policy", args: &[opt("top", ArgKind::Count(&limits::TOP_PAIRS))], summary: "the best θ (what export writes): top pairs, entropy, op1/op2 marginals, the null's verdict", example: "policy 10", handler: cmd_policy },
     Command { name: "probe", args: &[arg("policy", ArgKind::Policy), opt("k", ArgKind::Count(&limits::TRAJECTORIES))], summary: "proxy reward of any policy with its 95% interval over k trajectories (default 4), θ untouched", example: "probe autoaugment:cifar10 8", handler: cmd_probe },
-    Command { name: "compare", args: &[arg("a", ArgKind::Policy), arg("b", ArgKind::Policy), many("more… [k]", ArgKind::PolicyOrCount, true)], summary: "paired proxy comparison (common random numbers): difference, 95% CI, p-value, verdict", example: "compare none pair:Invert+Equalize 8", handler: cmd_compare },
+    Command { name: "compare", args: &[arg("a", ArgKind::Policy), arg("b", ArgKind::Policy), many("more… [early] [k]", ArgKind::PolicyOrCount, true)], summary: "paired proxy comparison (common random numbers): difference, 95% CI, p-value, verdict. With k: exactly k trajectories each. Two policies without k (or with `early [max]`): pair by pair, stopping as soon as the evidence suffices, at most 20 pairs (an anytime-valid test)", example: "compare none pair:Invert+Equalize early 30", handler: cmd_compare },
     Command { name: "null", args: &[opt("replicates", ArgKind::Count(&limits::NULL_REPLICATES))], summary: "did the search find anything? rewards vs the ops drawn against shuffled rewards (score test), and θ's movement against null searches", example: "null 100", handler: cmd_null },
     Command { name: "fulltrain", args: &[arg("policy", ArgKind::Policy), opt("epochs", ArgKind::Count(&limits::EPOCHS))], summary: "train from scratch with a policy, report test accuracy", example: "fulltrain best 20", handler: cmd_fulltrain },
     Command { name: "correlate", args: &[many("policies", ArgKind::Policy, false)], summary: "probe and full-train policies; Kendall τ and Spearman ρ", example: "correlate none aws randaugment trivialaugment pair:Invert+Invert", handler: cmd_correlate },
@@ -360,6 +360,8 @@ impl ArgKind {
                     Err(_) => return Err(format!("{e}, a policy (`help policies`) or a file name")),
                 },
             },
+            // `compare A B early [max]`: stop as soon as the evidence suffices.
+            ArgKind::PolicyOrCount if word == EARLY => Arg::Text(EARLY.to_owned()),
             ArgKind::PolicyOrCount => match word.parse::<u64>() {
                 Ok(k) if last => Arg::Count(crate::limits::TRAJECTORIES.check(k)? as usize),
                 _ => Arg::Policy(Policy::from_str(word).map_err(|e| {
@@ -919,12 +921,40 @@ fn cmd_probe(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
     Ok(Output::report("probe", &sh.session()?.probe(&p, args.count(1))?))
 }
 
+/// The word that makes `compare` stop early.
+const EARLY: &str = "early";
+
 fn cmd_compare(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
-    let r = sh.session()?.compare(
-        &args.policies(),
-        args.trailing_count(),
-        crate::search::Pairing::CommonRandomNumbers,
-    )?;
+    let policies = args.policies();
+    let early = args.0.iter().position(|a| matches!(a, Arg::Text(t) if t == EARLY));
+    // Two policies and no k: the size of the effect is unknown, which is when stopping early pays.
+    let early = early.or((policies.len() == 2 && args.trailing_count().is_none()).then_some(args.0.len()));
+    let r = match early {
+        None => sh.session()?.compare(
+            &policies,
+            args.trailing_count(),
+            crate::search::Pairing::CommonRandomNumbers,
+        )?,
+        Some(at) => {
+            let usage = |message: String| CommandError::Usage {
+                command: "compare".into(),
+                message,
+                usage: "compare A B early [max pairs]".into(),
+            };
+            let [a, b] = policies.as_slice() else {
+                return Err(usage(format!(
+                    "`early` compares exactly two policies (got {}): its test is one paired difference",
+                    policies.len()
+                )));
+            };
+            if args.0.len().saturating_sub(at) > 2
+                || (args.0.len().saturating_sub(at) == 2 && args.trailing_count().is_none())
+            {
+                return Err(usage("`early` may be followed only by the most pairs to run".into()));
+            }
+            sh.session()?.compare_early(a, b, args.trailing_count())?
+        }
+    };
     let out = Output::report("compare", &r);
     sh.last_compare = Some(r);
     Ok(out)
@@ -1220,6 +1250,9 @@ pub fn completions(line: &str, pos: usize) -> Option<(usize, Vec<String>)> {
             .iter()
             .map(|s| s.to_string())
             .collect();
+            if spec.kind == ArgKind::PolicyOrCount {
+                v.push(EARLY.to_owned());
+            }
             if let Some(rest) = word.strip_prefix("pair:") {
                 let names = crate::augment::space::aws_names();
                 let (head, tail) = rest

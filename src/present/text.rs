@@ -237,11 +237,23 @@ impl fmt::Display for CompareReport {
         } else {
             String::new()
         };
-        writeln!(
-            f,
-            "compare ({how}, {} trajectories per policy, {:.0}s{holm})",
-            self.k, self.seconds
-        )?;
+        match &self.early {
+            Some(e) if e.stopped => writeln!(
+                f,
+                "compare ({how}; stopped early after {} of at most {} pairs: the evidence E = {:.1} crossed 1/α = 20, anytime-valid however early; {:.0}s)",
+                e.pairs, e.max_k, e.e_value, self.seconds
+            )?,
+            Some(e) => writeln!(
+                f,
+                "compare ({how}; ran all {} pairs without the evidence crossing 1/α = 20 (E = {:.2}); {:.0}s)",
+                e.max_k, e.e_value, self.seconds
+            )?,
+            None => writeln!(
+                f,
+                "compare ({how}, {} trajectories per policy, {:.0}s{holm})",
+                self.k, self.seconds
+            )?,
+        }
         for (p, e) in self.policies.iter().zip(&self.estimates) {
             writeln!(f, "  {p:<40} {}", e.percent())?;
         }
@@ -407,7 +419,13 @@ fn comparison_line(c: &Comparison) -> String {
         (Some(p), _) => format!("p = {p:.4}"),
         _ => "p undefined".into(),
     };
+    let anytime = c.method.starts_with("anytime-valid");
     let mut need = match c.trajectories_needed {
+        // An early compare's advice is about the fixed test it did not run.
+        Some(n) if anytime && n <= crate::search::stats::NEEDED_MAX && !c.verdict.ends_with("better") => {
+            format!("; a fixed `compare … {n}` would find a true difference this size with 80% power (simulated)")
+        }
+        _ if anytime => String::new(),
         Some(n) if n > crate::search::stats::NEEDED_MAX && !c.verdict.ends_with("better") => format!(
             "; more than {} trajectories each would be needed to find a difference this size",
             crate::search::stats::NEEDED_MAX

@@ -31,6 +31,7 @@ pub use null::NullReport;
 pub use ppo::{PpoConfig, PpoOutcome, PpoState, Trajectory};
 pub use progress::{Progress, Purpose};
 
+pub use probe::EARLY_MAX_DEFAULT;
 pub use report::*;
 pub use session::Session;
 pub use slurm::{reason_needs_a_change, run_worker, Executor, SlurmConfig};

@@ -8,13 +8,19 @@ use super::progress::{BatchAt, Progress, Purpose};
 use super::session::{trajectory_count, within};
 use super::stage1::shared_model;
 use super::{
-    stream, CompareReport, CorrelateReport, FulltrainReport, Pairing, ProbeReport, SearchError, Session, Trajectory,
-    TrajectorySeeds,
+    stream, CompareReport, CorrelateReport, EarlyStop, FulltrainReport, Pairing, ProbeReport, SearchError, Session,
+    Trajectory, TrajectorySeeds,
 };
 use crate::policy::Policy;
 use crate::policy::PolicyAugment;
 use crate::rng::mix;
 use crate::train::{TrainConfig, Trainer};
+
+/// Pairs an early-stopping `compare` runs at most unless told: an effect of one pair-to-pair
+/// sd stops within them with 81% power after 13 pairs on average, one of 2 sd after 8
+/// (`examples/sequential_power.rs`); a null comparison costs all 20 (9 min of the `cpu` preset on
+/// 2 cores; docs/signal-study.md §7).
+pub const EARLY_MAX_DEFAULT: usize = 20;
 
 impl Session {
     /// The proxy reward of any fixed policy, without touching θ.
@@ -70,6 +76,32 @@ impl Session {
         )?;
         let t = t?;
         Ok((t, trainer))
+    }
+
+    /// Probe trajectory `index` of `policy` (the same trajectory as `probe`'s `index`-th, on
+    /// the session's shared model), handing the fine-tuned model to `on_epoch` after each
+    /// epoch: per-image outcomes, other rewards, anything a study measures beside the reward.
+    pub fn probe_observed(
+        &mut self,
+        policy: &Policy,
+        index: usize,
+        on_epoch: &mut dyn FnMut(usize, &Trainer) -> Result<(), SearchError>,
+    ) -> Result<Trajectory, SearchError> {
+        let runner = self.runner(policy, Purpose::Probe, 1, 0)?;
+        self.cancel.reset();
+        let seeds = self.probe_seeds(index);
+        let (progress, trainer, splits) = (&mut self.progress, &mut self.stage1.trainer, &self.splits);
+        let outcome = runner.run_observed(
+            trainer,
+            &splits.train,
+            &splits.val,
+            seeds,
+            index,
+            &mut |p| progress.emit(p),
+            on_epoch,
+        );
+        self.stage1.back_to_snapshot(&self.config)?;
+        Ok(outcome??)
     }
 
     /// Paired proxy comparison of two or more policies: `k` trajectories each (default: the
@@ -132,6 +164,74 @@ impl Session {
             discarded,
             start.elapsed().as_secs_f64(),
         ))
+    }
+
+    /// A paired comparison of two policies that stops as soon as the evidence suffices: pairs
+    /// of trajectories (common random numbers, as `compare`) one at a time — a grouped batch
+    /// at a time where trajectories train together — up to `max_k` pairs (default
+    /// [`EARLY_MAX_DEFAULT`]), judged after every pair by the anytime-valid sign-flip
+    /// e-process (`sequential`), whose error rate stays at most α however early it stops. The
+    /// report's p-value (1/E) and interval (a confidence sequence) are the anytime-valid ones;
+    /// trajectory i is `compare`'s trajectory i, so the rewards equal a fixed `compare`'s
+    /// first pairs.
+    pub fn compare_early(
+        &mut self,
+        a: &Policy,
+        b: &Policy,
+        max_k: Option<usize>,
+    ) -> Result<CompareReport, SearchError> {
+        use super::sequential::{ConfidenceSequence, SignFlipEProcess};
+        use super::stats::ALPHA;
+        let max_k = trajectory_count(max_k, EARLY_MAX_DEFAULT, "compare early")?;
+        let start = Instant::now();
+        let policies = [a.clone(), b.clone()];
+        let chunk = self.trajectory_batch().max(1);
+        let (mut e, mut cs) = (SignFlipEProcess::default(), ConfidenceSequence::new(ALPHA));
+        let mut rewards: Vec<Vec<Option<f64>>> = vec![Vec::new(), Vec::new()];
+        let mut discarded = Vec::new();
+        let mut next = 0;
+        'pairs: while next < max_k {
+            let seeds: Vec<TrajectorySeeds> = (next..(next + chunk).min(max_k)).map(|i| self.probe_seeds(i)).collect();
+            let mut chunk_rewards = Vec::with_capacity(2);
+            for (j, p) in policies.iter().enumerate() {
+                let ran = self.trajectories(p, &seeds, Purpose::Compare { policy: j + 1, of: 2 }, 0)?;
+                discarded.extend(ran.diverged.iter().map(|d| format!("{p}: {d}")));
+                let by_seed: Vec<Option<f64>> = seeds
+                    .iter()
+                    .map(|s| ran.done.iter().find(|t| t.seed == s.policy).map(|t| t.reward))
+                    .collect();
+                chunk_rewards.push(by_seed);
+            }
+            for (ra, rb) in chunk_rewards[0].iter().zip(&chunk_rewards[1]) {
+                rewards[0].push(*ra);
+                rewards[1].push(*rb);
+                next += 1;
+                if let (Some(x), Some(y)) = (ra, rb) {
+                    e.push(x - y);
+                    cs.push(x - y);
+                    if e.rejects(ALPHA) {
+                        break 'pairs;
+                    }
+                }
+            }
+        }
+        let names: Vec<String> = policies.iter().map(ToString::to_string).collect();
+        let mut report = CompareReport::new(
+            names,
+            rewards,
+            Pairing::CommonRandomNumbers,
+            discarded,
+            start.elapsed().as_secs_f64(),
+        );
+        report.stopped_early(EarlyStop {
+            max_k,
+            pairs: e.n,
+            stopped: e.rejects(ALPHA),
+            e_value: e.wealth,
+            direction: e.direction(),
+            interval: cs.interval(),
+        });
+        Ok(report)
     }
 
     /// Train from scratch on search-train + validation with `policy`, and report test accuracy

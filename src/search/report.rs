@@ -327,9 +327,50 @@ pub struct CompareReport {
     pub p_value: Option<f64>,
     pub discarded: Vec<String>,
     pub seconds: f64,
+    /// How an early-stopping compare (`compare A B early`) ended; `None` for a fixed k.
+    #[serde(default)]
+    pub early: Option<EarlyStop>,
+}
+
+/// How a compare that may stop early ended (`Session::compare_early`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStop {
+    /// The most pairs it would have run.
+    pub max_k: usize,
+    /// Pairs both of whose trajectories finished, up to the stop.
+    pub pairs: usize,
+    /// Whether the evidence crossed 1/α (else it ran all `max_k`).
+    pub stopped: bool,
+    /// The e-process's wealth at the end: the evidence against "no difference".
+    pub e_value: f64,
+    /// +1 when the evidence favours A, −1 for B.
+    pub direction: f64,
+    /// The anytime-valid 95% confidence sequence for A − B at the end.
+    pub interval: Option<(f64, f64)>,
 }
 
 impl CompareReport {
+    /// Replace the fixed-k test of a two-policy report with the anytime-valid one it stopped
+    /// by: its p-value (1/E), its interval and its verdict (the fixed test's would be
+    /// optimistic after a data-dependent stop).
+    pub fn stopped_early(&mut self, early: EarlyStop) {
+        if let Some(c) = self.comparisons.first_mut() {
+            let p = (1.0 / early.e_value).min(1.0);
+            c.p_value = Some(p);
+            c.p_adjusted = Some(p);
+            c.ci95 = early.interval;
+            c.method = format!("anytime-valid sign-flip e-process, E = {:.1}", early.e_value);
+            c.verdict = match (early.stopped, early.direction > 0.0) {
+                (true, true) => format!("{} better", c.a),
+                (true, false) => format!("{} better", c.b),
+                (false, _) => format!("no difference detectable within {} pairs", early.max_k),
+            };
+            self.p_value = c.p_value;
+            self.ci95 = c.ci95;
+        }
+        self.early = Some(early);
+    }
+
     pub fn new(
         policies: Vec<String>,
         rewards: Vec<Vec<Option<f64>>>,
@@ -390,6 +431,7 @@ impl CompareReport {
             comparisons,
             discarded,
             seconds,
+            early: None,
         }
     }
 }

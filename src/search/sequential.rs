@@ -7,40 +7,49 @@
 //! any odd function of the next difference has mean 0, so betting on it,
 //!
 //! ```text
-//! E_t = Π_{i ≤ t} (1 + λ_i · f_i),   f_i = clamp(d_i / s_i, −1, 1),
+//! E_t = ½ Π_{i ≤ t} (1 + λ⁺_i · f_i) + ½ Π_{i ≤ t} (1 − λ⁻_i · f_i),   f_i = clamp(d_i / s_i, −1, 1),
 //! ```
 //!
-//! with a scale s_i and a stake λ_i ∈ [−c, c] fixed from d_1..d_{i−1} alone, is a nonnegative
-//! martingale with E_0 = 1. Ville's inequality bounds the chance it *ever* reaches 1/α by α,
-//! however often it is looked at: stop the first time E_t ≥ 1/α and the error rate is at most α
-//! (`tests` below measure it). Betting in both directions makes the test two-sided; the stake
-//! follows the past bets' mean over their second moment (the "aGRAPA" plug-in of Waudby-Smith
-//! and Ramdas, 2023), clipped to ±c so one adverse pair cannot wipe the wealth out.
+//! with a scale s_i and stakes λ± ∈ [0, c] fixed from d_1..d_{i−1} alone, is a nonnegative
+//! martingale with E_0 = 1 (the mean of two). Ville's inequality bounds the chance it *ever*
+//! reaches 1/α by α, however often it is looked at: stop the first time E_t ≥ 1/α and the error
+//! rate is at most α (`tests` below measure it). One half bets that A is better, the other that
+//! B is: the test is two-sided, and each half may bet from the first pair on (f_1 = sign d_1).
+//! Each stake follows its direction's past bets, mean over second moment (the "aGRAPA"
+//! plug-in of Waudby-Smith and Ramdas, 2023), with one prior pseudo-bet at `PRIOR_STAKE`,
+//! clipped to c so one adverse pair cannot wipe a half out.
 //!
-//! Honest cost: anytime validity is paid in power. The wealth grows at most 1.75× a pair, so no
-//! comparison stops before 7 pairs, where the fixed test can decide at 6; and at a fixed budget
-//! the fixed test is more powerful (`examples/sequential_power.rs`: at an effect of 1 sd, 0.66
-//! power at k = 8 for the fixed test vs 0.05 here, and at up to 30 pairs 0.96 power here using
-//! 14.8 pairs on average). What it buys is not having to choose k for an effect of unknown size:
-//! large effects stop near 8 pairs, small ones go on towards the maximum.
+//! Inverting the test gives an anytime-valid confidence sequence for the mean difference: the
+//! centres m for which the e-process of d − m has never crossed 1/α (`ConfidenceSequence`).
+//!
+//! Honest cost: anytime validity is paid in power. Each half grows at most 1.9× a pair and
+//! holds half the wealth, so no comparison stops before 7 pairs (the fixed test can decide at
+//! 6); at a fixed budget the fixed test is more powerful (`examples/sequential_power.rs`).
+//! What it buys is not having to choose k for an effect of unknown size: large effects stop
+//! near 7 pairs, small ones go on towards the maximum.
 
 use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
 
-/// The largest stake: a pair against the bet keeps at least 1 − c of the wealth.
-const MAX_STAKE: f64 = 0.75;
+/// The largest stake: a pair against a half's bet keeps at least 1 − c of that half.
+const MAX_STAKE: f64 = 0.9;
+/// The stake each half would take with no evidence yet (one pseudo-observation's worth).
+const PRIOR_STAKE: f64 = 0.6;
 
 /// The e-process over paired differences, fed one difference at a time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignFlipEProcess {
     /// E_t: the evidence against "no difference" (reject at 1/α).
     pub wealth: f64,
+    /// The half betting on positive differences (A better), and the one betting on negative.
+    up: f64,
+    down: f64,
     /// Pairs seen.
     pub n: usize,
     /// Σ |d| of the pairs seen: their mean is the next difference's scale.
     sum_abs: f64,
-    /// Σ f and Σ f² of the bets so far, for the next stake.
+    /// Σ f and Σ f² of the bets so far, for the next stakes.
     sum_f: f64,
     sum_f2: f64,
 }
@@ -49,6 +58,8 @@ impl Default for SignFlipEProcess {
     fn default() -> Self {
         Self {
             wealth: 1.0,
+            up: 1.0,
+            down: 1.0,
             n: 0,
             sum_abs: 0.0,
             sum_f: 0.0,
@@ -59,7 +70,7 @@ impl Default for SignFlipEProcess {
 
 impl SignFlipEProcess {
     /// The next difference's scale: the mean |d| so far (a past-only choice, as validity needs;
-    /// the mean rather than the max, so a typical difference bets near ±1).
+    /// the mean rather than the max, so a typical difference bets near ±1); 0 before any.
     fn scale(&self) -> f64 {
         if self.n == 0 {
             0.0
@@ -68,16 +79,12 @@ impl SignFlipEProcess {
         }
     }
 
-    /// The stake on the next pair, from the pairs before it only.
-    fn stake(&self) -> f64 {
-        if self.n == 0 || self.scale() == 0.0 {
-            return 0.0; // the first pair sets the scale; nothing to bet with yet
-        }
+    /// The stakes of the two halves on the next pair, from the pairs before it only.
+    fn stakes(&self) -> (f64, f64) {
         let n = self.n as f64;
-        let (mean, second) = (self.sum_f / n, self.sum_f2 / n);
-        // Shrunk toward 0 by one pseudo-observation at f = 0, so one lucky pair is no certainty.
-        let shrunk = mean * n / (n + 1.0);
-        (shrunk / second.max(1e-12)).clamp(-MAX_STAKE, MAX_STAKE)
+        let second = (self.sum_f2 + 1.0) / (n + 1.0);
+        let stake = |sum: f64| ((sum + PRIOR_STAKE) / (n + 1.0) / second.max(1e-12)).clamp(0.0, MAX_STAKE);
+        (stake(self.sum_f), stake(-self.sum_f))
     }
 
     /// Take the next paired difference; returns the wealth after it. A non-finite difference
@@ -86,13 +93,20 @@ impl SignFlipEProcess {
         if !d.is_finite() {
             return self.wealth;
         }
-        let (lambda, scale) = (self.stake(), self.scale());
-        let f = if scale > 0.0 { (d / scale).clamp(-1.0, 1.0) } else { 0.0 };
-        self.wealth *= 1.0 + lambda * f;
-        if scale > 0.0 {
-            self.sum_f += f;
-            self.sum_f2 += f * f;
-        }
+        let ((up, down), scale) = (self.stakes(), self.scale());
+        // Before a scale exists (or while every difference was 0) the bet is on the sign alone.
+        let f = if scale > 0.0 {
+            (d / scale).clamp(-1.0, 1.0)
+        } else if d == 0.0 {
+            0.0
+        } else {
+            d.signum()
+        };
+        self.up *= 1.0 + up * f;
+        self.down *= 1.0 - down * f;
+        self.wealth = 0.5 * (self.up + self.down);
+        self.sum_f += f;
+        self.sum_f2 += f * f;
         self.sum_abs += d.abs();
         self.n += 1;
         self.wealth
@@ -107,6 +121,75 @@ impl SignFlipEProcess {
     /// the running sup by stopping at the first crossing).
     pub fn p(&self) -> f64 {
         (1.0 / self.wealth).min(1.0)
+    }
+
+    /// Which way the evidence points: +1 when the half betting on A is ahead, −1 for B.
+    pub fn direction(&self) -> f64 {
+        if self.up >= self.down {
+            1.0
+        } else {
+            -1.0
+        }
+    }
+}
+
+/// An anytime-valid 95% (1 − α) confidence sequence for the centre of the paired differences:
+/// the centres m whose e-process on d − m has not crossed 1/α at any pair so far, on a grid
+/// over the data's range. It covers the true centre at every t at once with probability at
+/// least 1 − α (under symmetric differences), so it stays honest after an early stop, where
+/// the fixed-k interval would not.
+#[derive(Debug, Clone)]
+pub struct ConfidenceSequence {
+    alpha: f64,
+    diffs: Vec<f64>,
+}
+
+/// Grid points across the differences' range the sequence is computed on.
+const GRID: usize = 400;
+
+impl ConfidenceSequence {
+    pub fn new(alpha: f64) -> Self {
+        Self {
+            alpha,
+            diffs: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, d: f64) {
+        if d.is_finite() {
+            self.diffs.push(d);
+        }
+    }
+
+    /// The interval after the pairs so far (the hull of the surviving grid points, widened by
+    /// one grid step each way); `None` while it is unbounded — before 7 pairs no centre can be
+    /// rejected, so every centre is plausible.
+    pub fn interval(&self) -> Option<(f64, f64)> {
+        if self.diffs.len() < 2 {
+            return None;
+        }
+        let lo = self.diffs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = self.diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        // The grid reaches one data range beyond the data each way: a centre out there is
+        // rejected like the data's edge or sooner, so a surviving grid end means "unbounded".
+        let span = (hi - lo).max(1e-9);
+        let (from, step) = (lo - span, 3.0 * span / GRID as f64);
+        let survives = |m: f64| {
+            let mut e = SignFlipEProcess::default();
+            self.diffs.iter().all(|&d| {
+                e.push(d - m);
+                !e.rejects(self.alpha)
+            })
+        };
+        let kept: Vec<usize> = (0..=GRID).filter(|&i| survives(from + step * i as f64)).collect();
+        match (kept.first(), kept.last()) {
+            (Some(&a), Some(&b)) if a > 0 && b < GRID => {
+                Some((from + step * (a - 1) as f64, from + step * (b + 1) as f64))
+            }
+            (Some(_), Some(_)) => None,
+            // Nothing survives on the grid: the survivors lie between two grid points.
+            _ => Some((lo, hi)),
+        }
     }
 }
 
@@ -178,6 +261,57 @@ mod tests {
             naive as f64 / 500.0 > 0.08,
             "peeking at the fixed test should inflate its error rate"
         );
+    }
+
+    /// The confidence sequence covers the true centre at every pair at once: over 1000 runs of
+    /// 30 pairs, monitored after each, the centre is ever excluded in at most α of them (with
+    /// three binomial standard errors of allowance), for normal and heavy-tailed noise; and it
+    /// narrows as pairs accrue.
+    #[test]
+    fn the_confidence_sequence_covers_the_centre_at_every_pair() {
+        for (name, centre, draw) in [
+            (
+                "normal",
+                1.5,
+                Box::new(|r: &mut Rng| 1.5 + r.normal()) as Box<dyn Fn(&mut Rng) -> f64>,
+            ),
+            (
+                "heavy-tailed",
+                -0.4,
+                Box::new(|r: &mut Rng| -0.4 + 2.0 * r.normal() * r.normal()),
+            ),
+        ] {
+            let mut rng = Rng::new(11);
+            let mut missed = 0;
+            let runs = 1000;
+            for _ in 0..runs {
+                let mut cs = ConfidenceSequence::new(0.05);
+                let mut ever_out = false;
+                for _ in 0..30 {
+                    cs.push(draw(&mut rng));
+                    if let Some((lo, hi)) = cs.interval() {
+                        ever_out |= !(lo..=hi).contains(&centre);
+                    }
+                }
+                missed += usize::from(ever_out);
+            }
+            assert!(
+                missed as f64 / runs as f64 <= 0.05 + 3.0 * (0.05f64 * 0.95 / runs as f64).sqrt(),
+                "{name}: centre excluded in {missed} of {runs} runs"
+            );
+        }
+        let mut rng = Rng::new(12);
+        let mut cs = ConfidenceSequence::new(0.05);
+        let mut widths = Vec::new();
+        for i in 0..60 {
+            cs.push(2.0 + rng.normal());
+            if i == 9 || i == 59 {
+                let (lo, hi) = cs.interval().unwrap();
+                assert!(lo < 2.0 && 2.0 < hi, "pair {i}: {lo}..{hi}");
+                widths.push(hi - lo);
+            }
+        }
+        assert!(widths[1] < widths[0], "narrows: {widths:?}");
     }
 
     /// A large effect stops early, a small one goes on: the point of a sequential compare.

@@ -150,6 +150,22 @@ impl Runner {
         index: usize,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Outcome, SearchError> {
+        self.run_observed(trainer, train, val, seeds, index, progress, &mut |_, _| Ok(()))
+    }
+
+    /// [`Runner::run`], handing the fine-tuned model to `on_epoch` after each epoch (0-based)
+    /// and its validation accuracy: what a study measures beside the reward.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_observed(
+        &self,
+        trainer: &mut Trainer,
+        train: &Dataset,
+        val: &Dataset,
+        seeds: TrajectorySeeds,
+        index: usize,
+        progress: &mut dyn FnMut(Progress),
+        on_epoch: &mut dyn FnMut(usize, &Trainer) -> Result<(), SearchError>,
+    ) -> Result<Outcome, SearchError> {
         trainer.restore(&self.snapshot)?;
         trainer.config = self.train_config(seeds);
         let mut aug = self.augment(seeds)?;
@@ -174,6 +190,7 @@ impl Runner {
                 Err(e) => return Err(e.into()),
             }
             accuracies.push(trainer.evaluate(val)?);
+            on_epoch(e, trainer)?;
         }
         Ok(Ok(Trajectory {
             seed: seeds.policy,
@@ -401,7 +418,7 @@ impl Session {
 
     /// How many trajectories train together as one grouped model (the config's
     /// `trajectory_batch`; 0 = 8 on CUDA, 1 on the CPU).
-    fn trajectory_batch(&self) -> usize {
+    pub(super) fn trajectory_batch(&self) -> usize {
         match self.config.trajectory_batch {
             0 if self.device.device.is_cuda() => 8,
             0 => 1,

@@ -312,6 +312,14 @@ pub enum FitEvent<'a> {
     Epoch(&'a EpochReport),
 }
 
+/// Per-image results of one evaluation ([`Trainer::evaluate_each`]), in the dataset's order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageOutcomes {
+    pub correct: Vec<bool>,
+    /// Cross-entropy of each image's logits, without label smoothing.
+    pub loss: Vec<f64>,
+}
+
 /// What one epoch did. Timing fields aside, identical for identical seeds on CPU.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
@@ -549,11 +557,54 @@ impl Trainer {
 
     /// Top-1 accuracy on `data` (no augmentation, BN in eval mode, one host sync).
     pub fn evaluate(&self, data: &Dataset) -> Result<f64, TrainError> {
+        let mut correct = Tensor::f_zeros([], (Kind::Int64, self.model.device()))?;
+        self.eval_batches(data, |logits, y| {
+            let _ = correct.f_add_(&logits.f_argmax(1, false)?.f_eq_tensor(y)?.f_sum(Kind::Int64)?)?;
+            Ok(())
+        })?;
+        Ok(crate::device::host_read(&correct)?[0] / data.len() as f64)
+    }
+
+    /// Each image's outcome on `data`: whether the prediction was right, and its cross-entropy
+    /// (no label smoothing). What a reward is a mean of, kept per image so a study can ask how
+    /// much of a reward's noise is the validation sample's (`benches/resolution.rs`).
+    pub fn evaluate_each(&self, data: &Dataset) -> Result<ImageOutcomes, TrainError> {
+        let (mut correct, mut loss) = (Vec::new(), Vec::new());
+        self.eval_batches(data, |logits, y| {
+            let right = logits.f_argmax(1, false)?.f_eq_tensor(y)?;
+            let ce =
+                logits
+                    .f_to_kind(Kind::Float)?
+                    .f_cross_entropy_loss::<Tensor>(y, None, Reduction::None, -100, 0.0)?;
+            correct.push(right);
+            loss.push(ce);
+            Ok(())
+        })?;
+        let host = |parts: Vec<Tensor>| -> Result<Vec<f64>, TrainError> {
+            if parts.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(crate::device::host_read(
+                &Tensor::f_cat(&parts, 0)?.f_to_kind(Kind::Double)?,
+            )?)
+        };
+        Ok(ImageOutcomes {
+            correct: host(correct)?.into_iter().map(|c| c > 0.5).collect(),
+            loss: host(loss)?,
+        })
+    }
+
+    /// `data` in evaluation batches through the model (BN in eval mode, no grad), each batch's
+    /// logits and labels handed to `each`.
+    fn eval_batches(
+        &self,
+        data: &Dataset,
+        mut each: impl FnMut(&Tensor, &Tensor) -> Result<(), TchError>,
+    ) -> Result<(), TrainError> {
         self.check(data)?;
         let n = data.len();
         let bs = self.config.eval_batch_size.max(1);
         tch::no_grad(|| -> Result<_, TrainError> {
-            let mut correct = Tensor::f_zeros([], (Kind::Int64, self.model.device()))?;
             let mut start = 0;
             while start < n {
                 let len = bs.min(n - start);
@@ -562,11 +613,10 @@ impl Trainer {
                 let logits = crate::amp::forward(self.config.precision, self.model.device(), || {
                     self.model.forward_t(&x, false)
                 })?;
-                let pred = logits.f_argmax(1, false)?;
-                let _ = correct.f_add_(&pred.f_eq_tensor(&y)?.f_sum(Kind::Int64)?)?;
+                each(&logits, &y)?;
                 start += len;
             }
-            Ok(crate::device::host_read(&correct)?[0] / n as f64)
+            Ok(())
         })
     }
 
