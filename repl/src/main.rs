@@ -43,7 +43,7 @@ struct Cli {
     /// resnet20, resnet56, wrn-28-10, wrn-40-2, wrn-16-2 (default: the preset's).
     #[arg(long, global = true)]
     model: Option<Arch>,
-    /// Configuration preset: cpu, gpu, paper, notebook, or auto (gpu when CUDA is available,
+    /// Configuration preset: cpu, gpu, paper, notebook, cpu-search, or auto (gpu when CUDA is available,
     /// else cpu).
     #[arg(long, global = true, default_value = "auto")]
     preset: String,

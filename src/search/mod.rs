@@ -431,16 +431,30 @@ impl SearchConfig {
         }
     }
 
-    /// A preset by name: `cpu`, `gpu` or `paper`.
-    /// The names `preset` takes.
-    pub const PRESETS: [&'static str; 4] = ["cpu", "gpu", "paper", "notebook"];
+    /// A search on 2 CPU cores whose verdict can find something: the `cpu` preset with the
+    /// `pairs_per_trajectory` variant (16 pairs drawn per trajectory) and as many updates of 8
+    /// trajectories as the calibrated simulation needs to find the label-breaking family in
+    /// most seeds (docs/signal-study.md §8; `examples/cpu_search.rs` runs it).
+    pub fn cpu_search() -> Self {
+        Self {
+            trajectories: 8,
+            updates: CPU_SEARCH_UPDATES,
+            pairs_per_trajectory: 16,
+            ..Self::cpu()
+        }
+    }
 
+    /// The names `preset` takes.
+    pub const PRESETS: [&'static str; 5] = ["cpu", "gpu", "paper", "notebook", "cpu-search"];
+
+    /// A preset by name: `cpu`, `gpu`, `paper`, `notebook` or `cpu-search`.
     pub fn preset(name: &str) -> Result<Self, SearchError> {
         match name {
             "cpu" | "demo" => Ok(Self::cpu()),
             "gpu" => Ok(Self::gpu()),
             "paper" => Ok(Self::paper()),
             "notebook" => Ok(Self::notebook()),
+            "cpu-search" => Ok(Self::cpu_search()),
             other => Err(SearchError::Invalid(format!(
                 "unknown preset `{other}`{}; expected {}",
                 crate::suggest::hint(other, Self::PRESETS),
@@ -731,6 +745,9 @@ mod stream {
     /// A trajectory's own data order (`DataOrder::PerTrajectory`).
     pub const ORDER: u64 = 18;
 }
+
+/// Updates of the `cpu-search` preset (docs/signal-study.md §8).
+const CPU_SEARCH_UPDATES: usize = 20;
 
 /// Where runs go unless told otherwise.
 pub fn default_run_dir() -> PathBuf {

@@ -147,14 +147,7 @@ impl Session {
                 policy: j + 1,
                 of: policies.len(),
             };
-            let ran = self.trajectories(p, &seeds, purpose, 0)?;
-            discarded.extend(ran.diverged.iter().map(|d| format!("{p}: {d}")));
-            // Keep trajectory i's place so pairs stay aligned when one diverged.
-            let by_seed: Vec<Option<f64>> = seeds
-                .iter()
-                .map(|s| ran.done.iter().find(|t| t.seed == s.policy).map(|t| t.reward))
-                .collect();
-            rewards.push(by_seed);
+            rewards.push(self.rewards_by_seed(p, &seeds, purpose, &mut discarded)?);
         }
         let names: Vec<String> = policies.iter().map(ToString::to_string).collect();
         Ok(CompareReport::new(
@@ -194,13 +187,8 @@ impl Session {
             let seeds: Vec<TrajectorySeeds> = (next..(next + chunk).min(max_k)).map(|i| self.probe_seeds(i)).collect();
             let mut chunk_rewards = Vec::with_capacity(2);
             for (j, p) in policies.iter().enumerate() {
-                let ran = self.trajectories(p, &seeds, Purpose::Compare { policy: j + 1, of: 2 }, 0)?;
-                discarded.extend(ran.diverged.iter().map(|d| format!("{p}: {d}")));
-                let by_seed: Vec<Option<f64>> = seeds
-                    .iter()
-                    .map(|s| ran.done.iter().find(|t| t.seed == s.policy).map(|t| t.reward))
-                    .collect();
-                chunk_rewards.push(by_seed);
+                let purpose = Purpose::Compare { policy: j + 1, of: 2 };
+                chunk_rewards.push(self.rewards_by_seed(p, &seeds, purpose, &mut discarded)?);
             }
             for (ra, rb) in chunk_rewards[0].iter().zip(&chunk_rewards[1]) {
                 rewards[0].push(*ra);
@@ -232,6 +220,23 @@ impl Session {
             interval: cs.interval(),
         });
         Ok(report)
+    }
+
+    /// The rewards of `policy`'s trajectories, one per seed in the seeds' order (`None` where
+    /// one diverged, so pairs stay aligned); the diverged ones are added to `discarded`.
+    fn rewards_by_seed(
+        &mut self,
+        policy: &Policy,
+        seeds: &[TrajectorySeeds],
+        purpose: Purpose,
+        discarded: &mut Vec<String>,
+    ) -> Result<Vec<Option<f64>>, SearchError> {
+        let ran = self.trajectories(policy, seeds, purpose, 0)?;
+        discarded.extend(ran.diverged.iter().map(|d| format!("{policy}: {d}")));
+        Ok(seeds
+            .iter()
+            .map(|s| ran.done.iter().find(|t| t.seed == s.policy).map(|t| t.reward))
+            .collect())
     }
 
     /// Train from scratch on search-train + validation with `policy`, and report test accuracy
