@@ -434,7 +434,7 @@ impl SearchConfig {
     /// A search on 2 CPU cores whose verdict can find something: the `cpu` preset with the
     /// `pairs_per_trajectory` variant (16 pairs drawn per trajectory) and as many updates of 8
     /// trajectories as the calibrated simulation needs to find the label-breaking family in
-    /// most seeds (docs/signal-study.md §8; `examples/cpu_search.rs` runs it).
+    /// most seeds (80: ≈ 2 h; docs/signal-study.md §8; `examples/cpu_search.rs` runs it).
     pub fn cpu_search() -> Self {
         Self {
             trajectories: 8,
@@ -746,8 +746,10 @@ mod stream {
     pub const ORDER: u64 = 18;
 }
 
-/// Updates of the `cpu-search` preset (docs/signal-study.md §8).
-const CPU_SEARCH_UPDATES: usize = 20;
+/// Updates of the `cpu-search` preset: the fewest whose verdict finds the label-breaking family
+/// in most seeds of the simulation calibrated on measured noise (11 of 16 at 80 × 8, 7 of 16 at
+/// 40 × 8; docs/signal-study.md §8) — about 2 hours on 2 cores.
+const CPU_SEARCH_UPDATES: usize = 80;
 
 /// Where runs go unless told otherwise.
 pub fn default_run_dir() -> PathBuf {
@@ -777,6 +779,22 @@ mod tests {
         assert_eq!(c.trajectories, 6, "a refused set changes nothing");
         assert_eq!(SearchConfig::paper().model, Arch::WRN_28_10);
         assert!(SearchConfig::preset("papr").unwrap_err().to_string().contains("paper"));
+        for name in SearchConfig::PRESETS {
+            SearchConfig::preset(name).unwrap().validate().unwrap();
+        }
+        let search = SearchConfig::preset("cpu-search").unwrap();
+        assert_eq!(
+            (search.pairs_per_trajectory, search.trajectories, search.updates),
+            (16, 8, 80)
+        );
+        let cpu = SearchConfig::cpu();
+        let rest = SearchConfig {
+            pairs_per_trajectory: cpu.pairs_per_trajectory,
+            trajectories: cpu.trajectories,
+            updates: cpu.updates,
+            ..search
+        };
+        assert_eq!(rest, cpu, "otherwise the cpu preset");
     }
 
     #[test]
