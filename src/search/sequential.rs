@@ -144,8 +144,10 @@ pub struct ConfidenceSequence {
     diffs: Vec<f64>,
 }
 
-/// Grid points across the differences' range the sequence is computed on.
+/// Grid points across the differences' range (and one range beyond) the sequence is computed on.
 const GRID: usize = 400;
+/// Geometric grid points beyond that on each side.
+const TAIL: i32 = 13;
 
 impl ConfidenceSequence {
     pub fn new(alpha: f64) -> Self {
@@ -161,31 +163,34 @@ impl ConfidenceSequence {
         }
     }
 
-    /// The interval after the pairs so far (the hull of the surviving grid points, widened by
-    /// one grid step each way); `None` while it is unbounded — before 7 pairs no centre can be
-    /// rejected, so every centre is plausible.
+    /// The interval after the pairs so far: the hull of the surviving centres on a grid, out to
+    /// the nearest rejected grid points on either side; `None` while it is unbounded (before 7
+    /// pairs no centre can be rejected, so every centre is plausible).
     pub fn interval(&self) -> Option<(f64, f64)> {
         if self.diffs.len() < 2 {
             return None;
         }
         let lo = self.diffs.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = self.diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        // The grid reaches one data range beyond the data each way: a centre out there is
-        // rejected like the data's edge or sooner, so a surviving grid end means "unbounded".
         let span = (hi - lo).max(1e-9);
-        let (from, step) = (lo - span, 3.0 * span / GRID as f64);
-        let survives = |m: f64| {
+        // A fine grid over the data's range and one span beyond, and geometric tails out to
+        // ~500 spans: a centre just outside the data may survive where a far one does not (its
+        // bets are all near ±1), so the tails decide whether the set is bounded at all.
+        let step = 3.0 * span / GRID as f64;
+        let tail = |j: i32| span * (1.0 + 2f64.powi(j) / 8.0);
+        let mut m: Vec<f64> = (0..TAIL).rev().map(|j| lo - tail(j)).collect();
+        m.extend((0..=GRID).map(|i| lo - span + step * i as f64));
+        m.extend((0..TAIL).map(|j| hi + tail(j)));
+        let survives = |c: f64| {
             let mut e = SignFlipEProcess::default();
             self.diffs.iter().all(|&d| {
-                e.push(d - m);
+                e.push(d - c);
                 !e.rejects(self.alpha)
             })
         };
-        let kept: Vec<usize> = (0..=GRID).filter(|&i| survives(from + step * i as f64)).collect();
+        let kept: Vec<usize> = (0..m.len()).filter(|&i| survives(m[i])).collect();
         match (kept.first(), kept.last()) {
-            (Some(&a), Some(&b)) if a > 0 && b < GRID => {
-                Some((from + step * (a - 1) as f64, from + step * (b + 1) as f64))
-            }
+            (Some(&a), Some(&b)) if a > 0 && b + 1 < m.len() => Some((m[a - 1], m[b + 1])),
             (Some(_), Some(_)) => None,
             // Nothing survives on the grid: the survivors lie between two grid points.
             _ => Some((lo, hi)),
@@ -300,6 +305,22 @@ mod tests {
                 "{name}: centre excluded in {missed} of {runs} runs"
             );
         }
+        // Seven large, consistent differences (a label-breaking policy's, as notebook 01 sees
+        // them): the test stops and the interval is bounded, excluding 0 — a centre just past
+        // the data survives where a far one does not, so the set is found out to its far ends.
+        let d = [0.33, 0.35, 0.31, 0.36, 0.34, 0.38, 0.32];
+        let (mut e, mut cs) = (SignFlipEProcess::default(), ConfidenceSequence::new(0.05));
+        d.iter().for_each(|&x| {
+            e.push(x);
+            cs.push(x);
+        });
+        let (lo, hi) = cs.interval().expect("bounded after a rejection");
+        assert!(
+            e.rejects(0.05) && 0.0 < lo && lo < 0.31 && 0.38 < hi,
+            "E {} {lo}..{hi}",
+            e.wealth
+        );
+
         let mut rng = Rng::new(12);
         let mut cs = ConfidenceSequence::new(0.05);
         let mut widths = Vec::new();
