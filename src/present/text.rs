@@ -410,16 +410,22 @@ impl fmt::Display for Diagnostics {
 
 /// One comparison: the difference with its interval, the p-value and the verdict.
 fn comparison_line(c: &Comparison) -> String {
+    // An early compare's interval is a confidence sequence: valid at whichever pair it stopped.
+    let what = if c.method.starts_with("anytime-valid") {
+        "95% confidence sequence"
+    } else {
+        "95% CI"
+    };
     let ci = c
         .ci95
-        .map(|(lo, hi)| format!("95% CI {} to {}", signed_points(lo), signed_points(hi)))
+        .map(|(lo, hi)| format!("{what} {} to {}", signed_points(lo), signed_points(hi)))
         .unwrap_or_else(|| "no 95% interval".into());
     let p = match (c.p_value, c.p_adjusted) {
         (Some(p), Some(a)) if (p - a).abs() > 1e-12 => format!("p = {p:.4}, Holm-adjusted {a:.4}"),
         (Some(p), _) => format!("p = {p:.4}"),
         _ => "p undefined".into(),
     };
-    let anytime = c.method.starts_with("anytime-valid");
+    let anytime = what != "95% CI";
     let mut need = match c.trajectories_needed {
         // An early compare's advice is about the fixed test it did not run.
         Some(n) if anytime && n <= crate::search::stats::NEEDED_MAX && !c.verdict.ends_with("better") => {
