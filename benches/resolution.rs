@@ -106,6 +106,9 @@ fn measure(k: usize) -> Result<Measurement> {
         s.splits.train.len(),
         s.splits.val.len()
     );
+    // Its own handle on the validation images: the per-epoch hook reads them while the session
+    // trains (one copy for the whole run).
+    let val = s.splits.val.to_device(s.device.device)?;
     let mut eval_s = Vec::new();
     let mut orders = Vec::new();
     for order in [DataOrder::PerTrajectory, DataOrder::Shared] {
@@ -116,7 +119,6 @@ fn measure(k: usize) -> Result<Measurement> {
             let mut records = Vec::new();
             for i in 0..k {
                 let (mut correct, mut loss, mut hook_s) = (Vec::new(), Vec::new(), 0.0);
-                let val = s.splits.val.to_device(s.device.device)?;
                 let t = s.probe_observed(&policy, i, &mut |epoch, trainer| {
                     let t0 = Instant::now();
                     let o = trainer.evaluate_each(&val)?;

@@ -43,28 +43,18 @@ fn main() -> anyhow::Result<()> {
     let null = s.null(None)?;
     println!("\n{null}");
     let invert = aws_index("Invert")?;
-    let family_mass = |p: &[f64]| {
-        (0..NUM_PAIRS)
-            .filter(|&k| {
-                let (a, b) = pair_ops(k);
-                a == invert || b == invert
-            })
-            .map(|k| p[k])
-            .sum::<f64>()
-    };
+    let family: Vec<usize> = (0..NUM_PAIRS)
+        .filter(|&k| {
+            let (a, b) = pair_ops(k);
+            a == invert || b == invert
+        })
+        .collect();
     let theta = s.best_policy()?;
     if let Some(d) = theta.distribution() {
         println!(
             "Invert-family mass of the best θ: {:.2}% (uniform {:.2}%)",
-            100.0 * family_mass(d.probs()),
-            100.0
-                * family_mass(
-                    Policy::AwsUniform
-                        .distribution()
-                        .map(|u| u.probs().to_vec())
-                        .unwrap_or_default()
-                        .as_slice()
-                )
+            100.0 * family.iter().map(|&k| d.probs()[k]).sum::<f64>(),
+            100.0 * family.len() as f64 / NUM_PAIRS as f64
         );
     }
     println!("search and null: {:.0}s", start.elapsed().as_secs_f64());

@@ -926,34 +926,33 @@ const EARLY: &str = "early";
 
 fn cmd_compare(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
     let policies = args.policies();
-    let early = args.0.iter().position(|a| matches!(a, Arg::Text(t) if t == EARLY));
+    let explicit = args.0.iter().position(|a| matches!(a, Arg::Text(t) if t == EARLY));
     // Two policies and no k: the size of the effect is unknown, which is when stopping early pays.
-    let early = early.or((policies.len() == 2 && args.trailing_count().is_none()).then_some(args.0.len()));
-    let r = match early {
-        None => sh.session()?.compare(
+    let early = explicit.is_some() || (policies.len() == 2 && args.trailing_count().is_none());
+    let r = if !early {
+        sh.session()?.compare(
             &policies,
             args.trailing_count(),
             crate::search::Pairing::CommonRandomNumbers,
-        )?,
-        Some(at) => {
-            let usage = |message: String| CommandError::Usage {
-                command: "compare".into(),
-                message,
-                usage: "compare A B early [max pairs]".into(),
-            };
-            let [a, b] = policies.as_slice() else {
-                return Err(usage(format!(
-                    "`early` compares exactly two policies (got {}): its test is one paired difference",
-                    policies.len()
-                )));
-            };
-            if args.0.len().saturating_sub(at) > 2
-                || (args.0.len().saturating_sub(at) == 2 && args.trailing_count().is_none())
-            {
-                return Err(usage("`early` may be followed only by the most pairs to run".into()));
-            }
-            sh.session()?.compare_early(a, b, args.trailing_count())?
+        )?
+    } else {
+        let usage = |message: String| CommandError::Usage {
+            command: "compare".into(),
+            message,
+            usage: "compare A B early [max pairs]".into(),
+        };
+        let [a, b] = policies.as_slice() else {
+            return Err(usage(format!(
+                "`early` compares exactly two policies (got {}): its test is one paired difference",
+                policies.len()
+            )));
+        };
+        // After `early` only the most pairs to run may follow: `early` is last, or `early N`.
+        let after = explicit.map_or(0, |at| args.0.len() - at - 1);
+        if after > 1 || (after == 1 && args.trailing_count().is_none()) {
+            return Err(usage("`early` may be followed only by the most pairs to run".into()));
         }
+        sh.session()?.compare_early(a, b, args.trailing_count())?
     };
     let out = Output::report("compare", &r);
     sh.last_compare = Some(r);

@@ -411,11 +411,8 @@ impl fmt::Display for Diagnostics {
 /// One comparison: the difference with its interval, the p-value and the verdict.
 fn comparison_line(c: &Comparison) -> String {
     // An early compare's interval is a confidence sequence: valid at whichever pair it stopped.
-    let what = if c.method.starts_with("anytime-valid") {
-        "95% confidence sequence"
-    } else {
-        "95% CI"
-    };
+    let anytime = c.method.starts_with("anytime-valid");
+    let what = if anytime { "95% confidence sequence" } else { "95% CI" };
     let ci = c
         .ci95
         .map(|(lo, hi)| format!("{what} {} to {}", signed_points(lo), signed_points(hi)))
@@ -425,7 +422,6 @@ fn comparison_line(c: &Comparison) -> String {
         (Some(p), _) => format!("p = {p:.4}"),
         _ => "p undefined".into(),
     };
-    let anytime = what != "95% CI";
     let mut need = match c.trajectories_needed {
         // An early compare's advice is about the fixed test it did not run.
         Some(n) if anytime && n <= crate::search::stats::NEEDED_MAX && !c.verdict.ends_with("better") => {

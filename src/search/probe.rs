@@ -173,13 +173,13 @@ impl Session {
         b: &Policy,
         max_k: Option<usize>,
     ) -> Result<CompareReport, SearchError> {
-        use super::sequential::{ConfidenceSequence, SignFlipEProcess};
+        use super::sequential::{confidence_sequence, SignFlipEProcess};
         use super::stats::ALPHA;
         let max_k = trajectory_count(max_k, EARLY_MAX_DEFAULT, "compare early")?;
         let start = Instant::now();
         let policies = [a.clone(), b.clone()];
         let chunk = self.trajectory_batch().max(1);
-        let (mut e, mut cs) = (SignFlipEProcess::default(), ConfidenceSequence::new(ALPHA));
+        let (mut e, mut diffs) = (SignFlipEProcess::default(), Vec::new());
         let mut rewards: Vec<Vec<Option<f64>>> = vec![Vec::new(), Vec::new()];
         let mut discarded = Vec::new();
         let mut next = 0;
@@ -196,7 +196,7 @@ impl Session {
                 next += 1;
                 if let (Some(x), Some(y)) = (ra, rb) {
                     e.push(x - y);
-                    cs.push(x - y);
+                    diffs.push(x - y);
                     if e.rejects(ALPHA) {
                         break 'pairs;
                     }
@@ -217,7 +217,7 @@ impl Session {
             stopped: e.rejects(ALPHA),
             e_value: e.wealth,
             direction: e.direction(),
-            interval: cs.interval(),
+            interval: confidence_sequence(&diffs, ALPHA),
         });
         Ok(report)
     }

@@ -355,7 +355,7 @@ impl CompareReport {
     /// optimistic after a data-dependent stop).
     pub fn stopped_early(&mut self, early: EarlyStop) {
         if let Some(c) = self.comparisons.first_mut() {
-            let p = (1.0 / early.e_value).min(1.0);
+            let p = super::sequential::anytime_p(early.e_value);
             c.p_value = Some(p);
             c.p_adjusted = Some(p);
             c.ci95 = early.interval;

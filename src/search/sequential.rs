@@ -20,7 +20,7 @@
 //! clipped to c so one adverse pair cannot wipe a half out.
 //!
 //! Inverting the test gives an anytime-valid confidence sequence for the mean difference: the
-//! centres m for which the e-process of d − m has never crossed 1/α (`ConfidenceSequence`).
+//! centres m for which the e-process of d − m has never crossed 1/α (`confidence_sequence`).
 //!
 //! Honest cost: anytime validity is paid in power. Each half grows at most 1.9× a pair and
 //! holds half the wealth, so no comparison stops before 7 pairs (the fixed test can decide at
@@ -120,7 +120,7 @@ impl SignFlipEProcess {
     /// The anytime-valid p-value: min(1, 1 / sup E), here of the current wealth (callers keep
     /// the running sup by stopping at the first crossing).
     pub fn p(&self) -> f64 {
-        (1.0 / self.wealth).min(1.0)
+        anytime_p(self.wealth)
     }
 
     /// Which way the evidence points: +1 when the half betting on A is ahead, −1 for B.
@@ -133,15 +133,40 @@ impl SignFlipEProcess {
     }
 }
 
-/// An anytime-valid 95% (1 − α) confidence sequence for the centre of the paired differences:
-/// the centres m whose e-process on d − m has not crossed 1/α at any pair so far, on a grid
-/// over the data's range. It covers the true centre at every t at once with probability at
-/// least 1 − α (under symmetric differences), so it stays honest after an early stop, where
-/// the fixed-k interval would not.
-#[derive(Debug, Clone)]
-pub struct ConfidenceSequence {
-    alpha: f64,
-    diffs: Vec<f64>,
+/// An anytime-valid 1 − α confidence sequence for the centre of the paired differences `diffs`:
+/// the centres m whose e-process on d − m has not crossed 1/α at any pair so far. It covers the
+/// true centre at every t at once with probability at least 1 − α (under symmetric
+/// differences), so it stays honest after an early stop, where the fixed-k interval would not.
+/// Computed on a grid: the hull of the surviving centres, out to the nearest rejected grid
+/// points on either side; `None` while it is unbounded (before 7 pairs no centre can be
+/// rejected, so every centre is plausible). Non-finite differences are skipped, as `push` does.
+pub fn confidence_sequence(diffs: &[f64], alpha: f64) -> Option<(f64, f64)> {
+    let diffs: Vec<f64> = diffs.iter().copied().filter(|d| d.is_finite()).collect();
+    if diffs.len() < 2 {
+        return None;
+    }
+    let lo = diffs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let span = (hi - lo).max(1e-9);
+    // A fine grid over the data's range and one span beyond, and geometric tails out to ~500
+    // spans: a centre just outside the data may survive where a far one does not (its bets are
+    // all near ±1), so the tails decide whether the set is bounded at all.
+    let step = 3.0 * span / GRID as f64;
+    let tail = |j: i32| span * (1.0 + 2f64.powi(j) / 8.0);
+    let mut m: Vec<f64> = (0..TAIL).rev().map(|j| lo - tail(j)).collect();
+    m.extend((0..=GRID).map(|i| lo - span + step * i as f64));
+    m.extend((0..TAIL).map(|j| hi + tail(j)));
+    let survives = |c: f64| {
+        let shifted: Vec<f64> = diffs.iter().map(|d| d - c).collect();
+        !first_crossing(&shifted, alpha).1
+    };
+    let kept: Vec<usize> = (0..m.len()).filter(|&i| survives(m[i])).collect();
+    match (kept.first(), kept.last()) {
+        (Some(&a), Some(&b)) if a > 0 && b + 1 < m.len() => Some((m[a - 1], m[b + 1])),
+        (Some(_), Some(_)) => None,
+        // Nothing survives on the grid: the survivors lie between two grid points.
+        _ => Some((lo, hi)),
+    }
 }
 
 /// Grid points across the differences' range (and one range beyond) the sequence is computed on.
@@ -149,53 +174,9 @@ const GRID: usize = 400;
 /// Geometric grid points beyond that on each side.
 const TAIL: i32 = 13;
 
-impl ConfidenceSequence {
-    pub fn new(alpha: f64) -> Self {
-        Self {
-            alpha,
-            diffs: Vec::new(),
-        }
-    }
-
-    pub fn push(&mut self, d: f64) {
-        if d.is_finite() {
-            self.diffs.push(d);
-        }
-    }
-
-    /// The interval after the pairs so far: the hull of the surviving centres on a grid, out to
-    /// the nearest rejected grid points on either side; `None` while it is unbounded (before 7
-    /// pairs no centre can be rejected, so every centre is plausible).
-    pub fn interval(&self) -> Option<(f64, f64)> {
-        if self.diffs.len() < 2 {
-            return None;
-        }
-        let lo = self.diffs.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = self.diffs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let span = (hi - lo).max(1e-9);
-        // A fine grid over the data's range and one span beyond, and geometric tails out to
-        // ~500 spans: a centre just outside the data may survive where a far one does not (its
-        // bets are all near ±1), so the tails decide whether the set is bounded at all.
-        let step = 3.0 * span / GRID as f64;
-        let tail = |j: i32| span * (1.0 + 2f64.powi(j) / 8.0);
-        let mut m: Vec<f64> = (0..TAIL).rev().map(|j| lo - tail(j)).collect();
-        m.extend((0..=GRID).map(|i| lo - span + step * i as f64));
-        m.extend((0..TAIL).map(|j| hi + tail(j)));
-        let survives = |c: f64| {
-            let mut e = SignFlipEProcess::default();
-            self.diffs.iter().all(|&d| {
-                e.push(d - c);
-                !e.rejects(self.alpha)
-            })
-        };
-        let kept: Vec<usize> = (0..m.len()).filter(|&i| survives(m[i])).collect();
-        match (kept.first(), kept.last()) {
-            (Some(&a), Some(&b)) if a > 0 && b + 1 < m.len() => Some((m[a - 1], m[b + 1])),
-            (Some(_), Some(_)) => None,
-            // Nothing survives on the grid: the survivors lie between two grid points.
-            _ => Some((lo, hi)),
-        }
-    }
+/// The anytime-valid p-value of evidence `wealth`: min(1, 1/E).
+pub fn anytime_p(wealth: f64) -> f64 {
+    (1.0 / wealth).min(1.0)
 }
 
 /// Monitor `diffs` one at a time from the start, stopping at the first crossing of 1/α:
@@ -290,14 +271,9 @@ mod tests {
             let mut missed = 0;
             let runs = 1000;
             for _ in 0..runs {
-                let mut cs = ConfidenceSequence::new(0.05);
-                let mut ever_out = false;
-                for _ in 0..30 {
-                    cs.push(draw(&mut rng));
-                    if let Some((lo, hi)) = cs.interval() {
-                        ever_out |= !(lo..=hi).contains(&centre);
-                    }
-                }
+                let d: Vec<f64> = (0..30).map(|_| draw(&mut rng)).collect();
+                let ever_out = (2..=d.len())
+                    .any(|t| confidence_sequence(&d[..t], 0.05).is_some_and(|(lo, hi)| !(lo..=hi).contains(&centre)));
                 missed += usize::from(ever_out);
             }
             assert!(
@@ -309,12 +285,11 @@ mod tests {
         // them): the test stops and the interval is bounded, excluding 0 — a centre just past
         // the data survives where a far one does not, so the set is found out to its far ends.
         let d = [0.33, 0.35, 0.31, 0.36, 0.34, 0.38, 0.32];
-        let (mut e, mut cs) = (SignFlipEProcess::default(), ConfidenceSequence::new(0.05));
+        let mut e = SignFlipEProcess::default();
         d.iter().for_each(|&x| {
             e.push(x);
-            cs.push(x);
         });
-        let (lo, hi) = cs.interval().expect("bounded after a rejection");
+        let (lo, hi) = confidence_sequence(&d, 0.05).expect("bounded after a rejection");
         assert!(
             e.rejects(0.05) && 0.0 < lo && lo < 0.31 && 0.38 < hi,
             "E {} {lo}..{hi}",
@@ -322,15 +297,12 @@ mod tests {
         );
 
         let mut rng = Rng::new(12);
-        let mut cs = ConfidenceSequence::new(0.05);
+        let d: Vec<f64> = (0..60).map(|_| 2.0 + rng.normal()).collect();
         let mut widths = Vec::new();
-        for i in 0..60 {
-            cs.push(2.0 + rng.normal());
-            if i == 9 || i == 59 {
-                let (lo, hi) = cs.interval().unwrap();
-                assert!(lo < 2.0 && 2.0 < hi, "pair {i}: {lo}..{hi}");
-                widths.push(hi - lo);
-            }
+        for t in [10, 60] {
+            let (lo, hi) = confidence_sequence(&d[..t], 0.05).unwrap();
+            assert!(lo < 2.0 && 2.0 < hi, "pair {t}: {lo}..{hi}");
+            widths.push(hi - lo);
         }
         assert!(widths[1] < widths[0], "narrows: {widths:?}");
     }
