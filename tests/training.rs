@@ -47,6 +47,11 @@ fn key(r: &EpochReport) -> (usize, u64, u64, u64, u64) {
     )
 }
 
+/// Epochs for the learning tests: at 6 the last epoch's validation accuracy ranged 55–100%
+/// over 16 seeds × 2 thread settings (seed 1 at 55% with one thread failed CI); at 10 it was
+/// 85–100% on validation and test, so the 60% bar has margin on any CPU's floats.
+const LEARN_EPOCHS: usize = 10;
+
 fn fit(t: &mut Trainer, splits: &Splits, p: &mut Pipeline, epochs: usize) -> Vec<EpochReport> {
     t.fit(
         &splits.train,
@@ -63,11 +68,11 @@ fn fit(t: &mut Trainer, splits: &Splits, p: &mut Pipeline, epochs: usize) -> Vec
 fn learns_synthetic_frequencies_well_above_chance() {
     for device in common::devices() {
         let (splits, mut p) = data(device);
-        let mut t = trainer(device, 1, 6.0);
-        let reports = fit(&mut t, &splits, &mut p, 6);
+        let mut t = trainer(device, 1, LEARN_EPOCHS as f64);
+        let reports = fit(&mut t, &splits, &mut p, LEARN_EPOCHS);
         let val = reports.last().unwrap().val_acc.unwrap();
         assert!(val > 0.6, "{device:?}: val accuracy {val} (chance 0.25); {reports:?}");
-        assert!(reports[5].loss < reports[0].loss);
+        assert!(reports[LEARN_EPOCHS - 1].loss < reports[0].loss);
         let test = t.evaluate(&splits.test).unwrap();
         assert!(test > 0.6, "{device:?}: test accuracy {test}");
     }
@@ -80,7 +85,7 @@ fn bf16_and_channels_last_learn_on_cuda_and_change_nothing_on_cpu() {
     use augwise::amp::{is_channels_last, Precision};
     for device in common::devices() {
         let (splits, mut p) = data(device);
-        let plain = trainer(device, 1, 6.0);
+        let plain = trainer(device, 1, LEARN_EPOCHS as f64);
         let mut fast = Trainer::new(
             Model::new(Arch::RESNET20, 1, 4, device, 1).unwrap(),
             p.normalize.clone(),
@@ -122,7 +127,7 @@ fn bf16_and_channels_last_learn_on_cuda_and_change_nothing_on_cpu() {
                 .with_channels_last(true),
         )
         .unwrap();
-        let reports = fit(&mut fast, &splits, &mut p, 6);
+        let reports = fit(&mut fast, &splits, &mut p, LEARN_EPOCHS);
         let val = reports.last().unwrap().val_acc.unwrap();
         assert!(
             val > 0.6,
@@ -143,8 +148,8 @@ fn bf16_and_channels_last_learn_on_cuda_and_change_nothing_on_cpu() {
         );
         if device == Device::Cpu {
             let (splits, mut p) = data(device);
-            let mut plain = trainer(device, 1, 6.0);
-            let base = fit(&mut plain, &splits, &mut p, 6);
+            let mut plain = trainer(device, 1, LEARN_EPOCHS as f64);
+            let base = fit(&mut plain, &splits, &mut p, LEARN_EPOCHS);
             assert_eq!(
                 base.iter().map(key).collect::<Vec<_>>(),
                 reports.iter().map(key).collect::<Vec<_>>()
