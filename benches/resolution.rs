@@ -40,8 +40,11 @@ use anyhow::{Context, Result};
 use augwise::data::SplitConfig;
 use augwise::policy::Policy;
 use augwise::rng::Rng;
-use augwise::search::stats::{paired_power, trajectories_needed, Estimate, ALPHA};
+mod common;
+
+use augwise::search::stats::{trajectories_needed, Estimate, ALPHA};
 use augwise::search::{sequential, DataOrder, SearchConfig, Session, EARLY_MAX_DEFAULT};
+use common::{machine, mdd_sd};
 use serde::{Deserialize, Serialize};
 
 const POLICIES: [&str; 3] = ["none", "aws:uniform", "autoaugment:cifar10"];
@@ -70,21 +73,6 @@ struct Measurement {
     stage1_s: f64,
     /// [order][policy][trajectory].
     orders: Vec<(String, Vec<Vec<Record>>)>,
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!(
-        "{cpu}, {} threads",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    )
 }
 
 fn measure(k: usize) -> Result<Measurement> {
@@ -119,7 +107,7 @@ fn measure(k: usize) -> Result<Measurement> {
             let mut records = Vec::new();
             for i in 0..k {
                 let (mut correct, mut loss, mut hook_s) = (Vec::new(), Vec::new(), 0.0);
-                let t = s.probe_observed(&policy, i, &mut |epoch, trainer| {
+                let t = s.probe_observed(&policy, s.probe_seeds(i), i, &mut |epoch, trainer| {
                     let t0 = Instant::now();
                     let o = trainer.evaluate_each(&val)?;
                     if i == 0 && epoch == 0 {
@@ -206,23 +194,6 @@ fn scores(r: &Record, s: Setting, idx: &[usize]) -> Vec<f64> {
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
-/// The smallest effect (in sd of a difference) the exact/t test finds with 80% power in k pairs.
-fn mdd_sd(k: usize) -> f64 {
-    if k < 6 {
-        return f64::INFINITY;
-    }
-    let (mut lo, mut hi) = (0.0, 6.0);
-    for _ in 0..30 {
-        let mid = 0.5 * (lo + hi);
-        if paired_power(k, mid, ALPHA, 2000, 0x5EED) >= 0.8 {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    hi
 }
 
 fn analyse(m: &Measurement) {

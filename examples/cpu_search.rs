@@ -11,8 +11,10 @@
 //! 2 h). Expected, from the calibrated simulation: the verdict finds the label-breaking family
 //! (Invert-containing pairs) in 11 of 16 seeds if that family costs 16 points per unit share,
 //! in 1 of 16 at the slope measured under K = 16 (−4.7 ± 8.2): a run may well end with
-//! "nothing beyond noise", and says so. Not yet recorded (docs/signal-study.md §8). The run directory
-//! (default runs/cpu-search) keeps the whole search: `augwise` → `resume runs/cpu-search`.
+//! "nothing beyond noise", and says so. Not recorded yet (docs/signal-study.md §8). The run directory
+//! (default runs/cpu-search) keeps the whole search: run the example again on it and it resumes
+//! where the last run stopped (stage 1's epochs and the updates already done are not redone);
+//! `augwise` → `resume runs/cpu-search` inspects it.
 #![allow(clippy::disallowed_methods)] // tests, benches and examples may panic
 
 use std::time::Instant;
@@ -26,10 +28,18 @@ fn main() -> anyhow::Result<()> {
     let config = SearchConfig::preset("cpu-search")?;
     let updates = config.updates;
     let start = Instant::now();
-    let mut s = Session::new(config, &dir)?;
-    s.pretrain(None)?;
-    println!("stage 1: {:.0}s", start.elapsed().as_secs_f64());
-    for u in 0..updates {
+    let mut s = if std::path::Path::new(&dir).join("session.json").exists() {
+        let s = Session::resume(&dir)?;
+        println!("resumed {dir}: {} of {updates} updates done", s.ppo.updates);
+        s
+    } else {
+        Session::new(config, &dir)?
+    };
+    if s.pretrain_epochs_done() < s.config.pretrain_epochs {
+        s.pretrain(None)?;
+        println!("stage 1: {:.0}s", start.elapsed().as_secs_f64());
+    }
+    for u in s.ppo.updates..updates {
         let r = s.step(1)?;
         if let Some(step) = r.steps.first() {
             println!(

@@ -82,6 +82,11 @@ impl Rng {
         self.0.gen()
     }
 
+    /// 64 random bits (host side): a key for a counter-based draw.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0.gen()
+    }
+
     /// A standard normal draw (host side).
     pub fn normal(&mut self) -> f64 {
         rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut self.0)

@@ -406,6 +406,13 @@ fn compare_is_exact_under_common_random_numbers_and_sees_label_breaking() {
     let (lo, hi) = c.ci95.unwrap();
     assert!(lo > 0.0 && lo <= c.difference && c.difference <= hi, "{early}");
     assert!(early.to_string().contains("stopped early after"), "{early}");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let sink = seen.clone();
+    s.set_progress(move |p| {
+        if let augwise::search::Progress::Trajectories { first, total, .. } = p {
+            sink.lock().unwrap().insert((*first, *total));
+        }
+    });
     let none_found = s
         .compare_early(
             &"none".parse().unwrap(),
@@ -413,6 +420,11 @@ fn compare_is_exact_under_common_random_numbers_and_sees_label_breaking() {
             Some(3),
         )
         .unwrap();
+    // Progress counts pairs of the early compare's maximum, not each one-pair request.
+    assert_eq!(
+        seen.lock().unwrap().iter().copied().collect::<Vec<_>>(),
+        vec![(0, 3), (1, 3), (2, 3)]
+    );
     let stop = none_found.early.clone().unwrap();
     assert!(!stop.stopped && stop.pairs == 3 && stop.e_value == 1.0, "{none_found}");
     assert_eq!(none_found.rewards, same.rewards);

@@ -71,3 +71,36 @@ pub fn run_peer(script: &str, args: &[String], env: &[(&str, &str)]) -> Result<s
         .context("the peer printed no JSON line")?;
     Ok(serde_json::from_str(last)?)
 }
+
+/// The CPU's model name and thread count, for a measurement's record.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!(
+        "{cpu}, {} threads",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    )
+}
+
+/// The smallest effect (in sd of a difference) the exact/t test finds with 80% power in k pairs.
+pub fn mdd_sd(k: usize) -> f64 {
+    if k < 6 {
+        return f64::INFINITY;
+    }
+    let (mut lo, mut hi) = (0.0, 6.0);
+    for _ in 0..30 {
+        let mid = 0.5 * (lo + hi);
+        if augwise::search::stats::paired_power(k, mid, augwise::search::stats::ALPHA, 2000, 0x5EED) >= 0.8 {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}

@@ -69,16 +69,20 @@ pub enum Policy {
     },
 }
 
-/// A policy ready to sample quickly: its distribution's CDF precomputed once.
+/// A policy ready to sample quickly: its pair distribution computed once.
 #[derive(Debug, Clone)]
 pub struct Sampler {
     policy: Policy,
-    dist: Option<(PairDistribution, Vec<f64>)>,
+    dist: Option<PairDistribution>,
 }
 
+/// torchvision's `if signed and torch.rand(()) <= 0.5: magnitude *= -1`, except that the
+/// uniform is drawn for every op, signed or not: each image then takes the same count of
+/// numbers from the stream whatever it drew, so two policies given one stream stay in step
+/// image by image (coupled draws, `compare`).
 fn signed(op: Op, rng: &mut Rng) -> Op {
-    // torchvision: `if signed and torch.rand(()) <= 0.5: magnitude *= -1`.
-    if op.kind.signed() && rng.next_f64() <= 0.5 {
+    let u = rng.next_f64();
+    if op.kind.signed() && u <= 0.5 {
         op.negated()
     } else {
         op
@@ -142,13 +146,9 @@ impl Policy {
 
     pub fn sampler(&self) -> Result<Sampler, PolicyError> {
         self.validate()?;
-        let dist = self.distribution().map(|d| {
-            let cdf = d.cdf();
-            (d, cdf)
-        });
         Ok(Sampler {
             policy: self.clone(),
-            dist,
+            dist: self.distribution(),
         })
     }
 }
@@ -200,7 +200,7 @@ impl Sampler {
                 }
             }
             Policy::AwsUniform | Policy::AwsPair { .. } | Policy::AwsTheta { .. } => {
-                let Some((dist, cdf)) = &self.dist else {
+                let Some(dist) = &self.dist else {
                     return Draw {
                         stages: vec![],
                         pairs: None,
@@ -210,7 +210,8 @@ impl Sampler {
                 let (mut first, mut second, mut pairs) =
                     (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
                 for _ in 0..n {
-                    let k = dist.sample_with(cdf, rng.next_f64());
+                    // One key per image (the coupled race) and one uniform per op's sign.
+                    let k = dist.sample_coupled(rng.next_u64());
                     let (a, b) = pair_ops(k);
                     first.push(signed(ops[a], rng));
                     second.push(signed(ops[b], rng));
@@ -230,12 +231,15 @@ impl Sampler {
         for _ in 0..n {
             let sub = &subs[(rng.next_f64() * subs.len() as f64) as usize % subs.len()];
             for (j, stage) in stages.iter_mut().enumerate() {
-                let op = match sub.get(j) {
-                    Some(s) if rng.next_f64() <= s.prob => {
-                        signed(bin_op(Grid::Standard, s.op, s.bin.unwrap_or(0), 10, h, w), rng)
-                    }
-                    _ => Op::IDENTITY,
-                };
+                // Both uniforms drawn whatever the sub-policy's length (see `signed`).
+                let apply = rng.next_f64();
+                let op = signed(
+                    match sub.get(j) {
+                        Some(s) if apply <= s.prob => bin_op(Grid::Standard, s.op, s.bin.unwrap_or(0), 10, h, w),
+                        _ => Op::IDENTITY,
+                    },
+                    rng,
+                );
                 stage.push(op);
             }
         }

@@ -78,18 +78,19 @@ impl Session {
         Ok((t, trainer))
     }
 
-    /// Probe trajectory `index` of `policy` (the same trajectory as `probe`'s `index`-th, on
-    /// the session's shared model), handing the fine-tuned model to `on_epoch` after each
-    /// epoch: per-image outcomes, other rewards, anything a study measures beside the reward.
+    /// One probe trajectory of `policy` with `seeds` (`probe_seeds(i)` is `probe`'s i-th; a
+    /// study may vary one stream, e.g. the policy's own draws), on the session's shared model,
+    /// handing the fine-tuned model to `on_epoch` after each epoch: per-image outcomes, other
+    /// rewards, anything a study measures beside the reward. `index` only labels progress.
     pub fn probe_observed(
         &mut self,
         policy: &Policy,
+        seeds: TrajectorySeeds,
         index: usize,
         on_epoch: &mut dyn FnMut(usize, &Trainer) -> Result<(), SearchError>,
     ) -> Result<Trajectory, SearchError> {
         let runner = self.runner(policy, Purpose::Probe, 1, 0)?;
         self.cancel.reset();
-        let seeds = self.probe_seeds(index);
         let (progress, trainer, splits) = (&mut self.progress, &mut self.stage1.trainer, &self.splits);
         let outcome = runner.run_observed(
             trainer,
@@ -147,7 +148,7 @@ impl Session {
                 policy: j + 1,
                 of: policies.len(),
             };
-            rewards.push(self.rewards_by_seed(p, &seeds, purpose, &mut discarded)?);
+            rewards.push(self.rewards_by_seed(p, &seeds, purpose, (0, seeds.len()), &mut discarded)?);
         }
         let names: Vec<String> = policies.iter().map(ToString::to_string).collect();
         Ok(CompareReport::new(
@@ -188,7 +189,8 @@ impl Session {
             let mut chunk_rewards = Vec::with_capacity(2);
             for (j, p) in policies.iter().enumerate() {
                 let purpose = Purpose::Compare { policy: j + 1, of: 2 };
-                chunk_rewards.push(self.rewards_by_seed(p, &seeds, purpose, &mut discarded)?);
+                let frame = (next, max_k);
+                chunk_rewards.push(self.rewards_by_seed(p, &seeds, purpose, frame, &mut discarded)?);
             }
             for (ra, rb) in chunk_rewards[0].iter().zip(&chunk_rewards[1]) {
                 rewards[0].push(*ra);
@@ -224,14 +226,16 @@ impl Session {
 
     /// The rewards of `policy`'s trajectories, one per seed in the seeds' order (`None` where
     /// one diverged, so pairs stay aligned); the diverged ones are added to `discarded`.
+    /// `frame`: these seeds' first index and the count they are part of, for progress.
     fn rewards_by_seed(
         &mut self,
         policy: &Policy,
         seeds: &[TrajectorySeeds],
         purpose: Purpose,
+        frame: (usize, usize),
         discarded: &mut Vec<String>,
     ) -> Result<Vec<Option<f64>>, SearchError> {
-        let ran = self.trajectories(policy, seeds, purpose, 0)?;
+        let ran = self.trajectories_of(policy, seeds, purpose, 0, frame)?;
         discarded.extend(ran.diverged.iter().map(|d| format!("{policy}: {d}")));
         Ok(seeds
             .iter()

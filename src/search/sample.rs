@@ -24,9 +24,8 @@ impl Session {
         let dist = self.ppo.theta.distribution()?;
         let (mut report, mut rng) = self.draw_preview(&policy, n)?;
         // More draws than previews: list n pairs, drawing the rest without images.
-        let cdf = dist.cdf();
         while report.pairs.len() < n {
-            let k = dist.sample_with(&cdf, rng.next_f64());
+            let k = dist.sample_coupled(rng.next_u64());
             report.pairs.push((k, pair_name(k), dist.probs()[k]));
         }
         Ok(report)

@@ -390,6 +390,7 @@ fn run_task(dir: &Path, inputs: &Inputs, index: usize) -> Result<Result<Trajecto
         cancel: CancelFlag::new(),
         purpose: inputs.purpose,
         total: inputs.seeds.len(),
+        first: 0,
         pairs: inputs.pairs,
     };
     let (train, val) = (&parts.splits.train, &parts.splits.val);

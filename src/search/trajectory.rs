@@ -91,6 +91,9 @@ pub(super) struct Runner {
     pub cancel: CancelFlag,
     pub purpose: Purpose,
     pub total: usize,
+    /// The caller's index of these seeds' first trajectory, for progress labels (an early
+    /// `compare` runs pair i of at most `total` as a request of its own).
+    pub first: usize,
     /// `SearchConfig::pairs_per_trajectory` for the search's trajectories, else 0.
     pub pairs: usize,
 }
@@ -105,6 +108,7 @@ impl Runner {
             cancel: self.cancel.clone(),
             purpose: self.purpose,
             total: self.total,
+            first: self.first,
             pairs: self.pairs,
         })
     }
@@ -126,7 +130,7 @@ impl Runner {
     fn progress(&self, first: usize, together: usize, epoch: usize, b: &BatchProgress) -> Progress {
         Progress::Trajectories {
             purpose: self.purpose,
-            first,
+            first: self.first + first,
             together,
             total: self.total,
             at: BatchAt {
@@ -412,6 +416,7 @@ impl Session {
             cancel: self.cancel.clone(),
             purpose,
             total,
+            first: 0,
             pairs,
         })
     }
@@ -436,10 +441,26 @@ impl Session {
         purpose: Purpose,
         pairs: usize,
     ) -> Result<Ran, SearchError> {
+        self.trajectories_of(policy, seeds, purpose, pairs, (0, seeds.len()))
+    }
+
+    /// [`Session::trajectories`] for seeds that are trajectories `first..` of `total` the caller
+    /// runs in pieces (progress says "trajectory first + i of total").
+    pub(super) fn trajectories_of(
+        &mut self,
+        policy: &Policy,
+        seeds: &[TrajectorySeeds],
+        purpose: Purpose,
+        pairs: usize,
+        (first, total): (usize, usize),
+    ) -> Result<Ran, SearchError> {
         if self.config.executor == super::Executor::Slurm {
             return self.slurm_trajectories(policy, seeds, purpose, pairs);
         }
-        let runner = self.runner(policy, purpose, seeds.len(), pairs)?;
+        let runner = Runner {
+            first,
+            ..self.runner(policy, purpose, total.max(seeds.len()), pairs)?
+        };
         self.cancel.reset();
         self.ensure_replicas()?;
         let batch = self.trajectory_batch();
