@@ -45,7 +45,9 @@ fn timeless(v: &mut Value) {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let out = args.first().context("usage: golden_session OUT.json [--check BEFORE.json]")?;
+    let out = args
+        .first()
+        .context("usage: golden_session OUT.json [--check BEFORE.json]")?;
     let config = SearchConfig::cpu()
         .with_data("synthetic:kind=frequency,classes=3,n=24,size=16".parse()?)
         .with_split(SplitConfig::default().with_val_fraction(0.25))
