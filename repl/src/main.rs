@@ -269,7 +269,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Worker { dir, index } = command {
         // Exit status 1 when the trajectory could not run, so Slurm records the task as FAILED;
         // the reason is in the result file and the task's log.
-        return Ok(match augwise::search::run_worker(dir, *index)? {
+        // The task's log: a line per epoch (the last batch of each).
+        let mut log = |p: &augwise::search::Progress| {
+            if let augwise::search::Progress::Trajectories { at, .. } = p {
+                if at.batch == at.batches {
+                    eprintln!("worker: {p}");
+                }
+            }
+        };
+        return Ok(match augwise::search::run_worker(dir, *index, &mut log)? {
             Ok(()) => {
                 if cli.json {
                     println!("{}", serde_json::json!({"ok": true, "command": "worker"}));

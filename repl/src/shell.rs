@@ -38,6 +38,15 @@ impl TerminalBar {
 impl ProgressRenderer for TerminalBar {
     fn render(&mut self, p: &Progress) {
         let Ok(mut guard) = self.bar.lock() else { return };
+        if let Progress::Notice { .. } = p {
+            // Above the bar, which keeps its place; plain stderr when no bar is up.
+            let text = augwise::present::progress::line(p);
+            match guard.as_ref() {
+                Some(b) => b.println(text),
+                None => eprintln!("{text}"),
+            }
+            return;
+        }
         let b = guard.get_or_insert_with(|| {
             let b = ProgressBar::new(1000);
             if let Ok(style) = ProgressStyle::with_template("{prefix:>9} [{bar:30}] {percent:>3}% eta {eta:>4}  {msg}")

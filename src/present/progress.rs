@@ -26,7 +26,11 @@ impl<F: FnMut(&Progress) + Send> ProgressRenderer for F {
 
 /// `[stage  12.3%] message` — the line every text renderer prints.
 pub fn line(p: &Progress) -> String {
-    format!("[{} {:5.1}%] {p}", p.stage(), 100.0 * p.fraction())
+    match p {
+        // A notice is not a step of anything: no fraction.
+        Progress::Notice { .. } => format!("[{}] {p}", p.stage()),
+        _ => format!("[{} {:5.1}%] {p}", p.stage(), 100.0 * p.fraction()),
+    }
 }
 
 /// Tells when a new primitive starts: another stage, or the fraction going back.
@@ -81,6 +85,10 @@ impl NotebookLines {
 
     /// The line for `p`, if it is due.
     pub fn due(&mut self, p: &Progress) -> Option<String> {
+        if let Progress::Notice { .. } = p {
+            // Always shown, and the run it interrupts goes on.
+            return Some(line(p));
+        }
         if self.run.advance(p) {
             self.last = Some(Instant::now());
             return Some(line(p));
@@ -220,6 +228,13 @@ mod tests {
         };
         assert!(r.due(&null).is_some(), "another stage starts");
         assert!(r.due(&probe(0, 1)).is_some(), "and back");
+        // A notice is always shown, and does not count as a new primitive.
+        let notice = Progress::Notice {
+            stage: "slurm",
+            message: "refusing a result".into(),
+        };
+        assert_eq!(r.due(&notice).as_deref(), Some("  [slurm] note: refusing a result"));
+        assert!(r.due(&probe(0, 2)).is_none(), "the probe's run goes on");
     }
 
     #[test]

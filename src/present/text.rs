@@ -508,6 +508,7 @@ impl std::fmt::Display for Progress {
                 batch(f, at)
             }
             Progress::Null { done, replicates } => write!(f, "null search {done}/{replicates}"),
+            Progress::Notice { message, .. } => write!(f, "note: {message}"),
             Progress::Queued {
                 done,
                 running,

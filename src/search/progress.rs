@@ -82,6 +82,10 @@ pub enum Progress {
     Fulltrain { at: BatchAt },
     /// `done` of `replicates` null searches.
     Null { done: usize, replicates: usize },
+    /// Something the user should know that stops nothing (a file refused and recomputed, a
+    /// queue that did not answer, scalars turned off): printed as a line of its own, never a
+    /// step of a bar. `stage` says where it comes from.
+    Notice { stage: &'static str, message: String },
 }
 
 impl Progress {
@@ -92,6 +96,7 @@ impl Progress {
             Progress::Trajectories { purpose, .. } | Progress::Queued { purpose, .. } => purpose.name(),
             Progress::Fulltrain { .. } => "fulltrain",
             Progress::Null { .. } => "null",
+            Progress::Notice { stage, .. } => stage,
         }
     }
 
@@ -108,6 +113,7 @@ impl Progress {
             } => (*first as f64 + at.fraction() * *together as f64) / (*total).max(1) as f64,
             Progress::Null { done, replicates } => *done as f64 / (*replicates).max(1) as f64,
             Progress::Queued { done, total, .. } => *done as f64 / (*total).max(1) as f64,
+            Progress::Notice { .. } => 0.0,
         };
         f.clamp(0.0, 1.0)
     }

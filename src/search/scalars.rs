@@ -26,9 +26,12 @@ impl Session {
             self.scalars = match EventWriter::create(&dir) {
                 Ok(w) => Scalars::Open(w),
                 Err(e) => {
-                    eprintln!(
-                        "tensorboard: could not create an event file in {}: {e}; scalars are off for this session",
-                        dir.display()
+                    self.progress.notice(
+                        "tensorboard",
+                        format!(
+                            "could not create an event file in {}: {e}; scalars are off for this session",
+                            dir.display()
+                        ),
                     );
                     Scalars::Off
                 }
@@ -36,11 +39,12 @@ impl Session {
         }
         let Scalars::Open(w) = &mut self.scalars else { return };
         if let Err(e) = write(w).and_then(|()| w.flush()) {
-            eprintln!(
-                "tensorboard: could not write {}: {e}; scalars are off for this session",
+            let message = format!(
+                "could not write {}: {e}; scalars are off for this session",
                 w.path().display()
             );
             self.scalars = Scalars::Off;
+            self.progress.notice("tensorboard", message);
         }
     }
 

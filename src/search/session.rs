@@ -44,10 +44,19 @@ type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
 pub(super) struct ProgressSink(Option<ProgressFn>);
 
 impl ProgressSink {
+    /// To the front-end's renderer; a notice with no renderer attached (a program using the
+    /// library directly) still reaches stderr, as the only place left to say it.
     pub fn emit(&mut self, p: Progress) {
-        if let Some(f) = self.0.as_mut() {
-            f(&p);
+        match (self.0.as_mut(), &p) {
+            (Some(f), _) => f(&p),
+            (None, Progress::Notice { stage, message }) => eprintln!("{stage}: {message}"),
+            (None, _) => {}
         }
+    }
+
+    /// A [`Progress::Notice`] from `stage`.
+    pub fn notice(&mut self, stage: &'static str, message: String) {
+        self.emit(Progress::Notice { stage, message });
     }
 }
 

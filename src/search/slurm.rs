@@ -227,7 +227,7 @@ struct Jobs {
 
 /// The submissions recorded in `dir` (none when there is no file yet). A damaged file is
 /// reported and read as none: the tasks it named are then submitted again.
-fn read_jobs(dir: &Path) -> Vec<Submitted> {
+fn read_jobs(dir: &Path, notes: &mut Vec<String>) -> Vec<Submitted> {
     let path = dir.join(JOBS_FILE);
     if !path.exists() {
         return Vec::new();
@@ -235,7 +235,7 @@ fn read_jobs(dir: &Path) -> Vec<Submitted> {
     match checkpoint::read_json::<Jobs>(&path, JOBS_FORMAT) {
         Ok(j) => j.jobs,
         Err(e) => {
-            eprintln!("slurm: ignoring {}: {e}", path.display());
+            notes.push(format!("ignoring {}: {e}", path.display()));
             Vec::new()
         }
     }
@@ -256,23 +256,23 @@ fn result_path(dir: &Path, index: usize) -> PathBuf {
 
 /// The result of task `index`, if one with this request's key is there. A result of another
 /// request (a different key) is refused: reported once and ignored, so it is recomputed.
-fn read_result(dir: &Path, key: &str, index: usize) -> Option<TaskResult> {
+fn read_result(dir: &Path, key: &str, index: usize, notes: &mut Vec<String>) -> Option<TaskResult> {
     let path = result_path(dir, index);
     let bytes = std::fs::read(&path).ok()?;
     match serde_json::from_slice::<TaskResult>(&bytes) {
         Ok(r) if r.key == key && r.index == index && r.format == RESULT_FORMAT => Some(r),
         Ok(r) => {
-            eprintln!(
-                "slurm: refusing {}: it is the result of another request (key {}…, index {}), not this one; it will be recomputed",
+            notes.push(format!(
+                "refusing {}: it is the result of another request (key {}…, index {}), not this one; it will be recomputed",
                 path.display(),
                 r.key.get(..12).unwrap_or(&r.key),
                 r.index
-            );
+            ));
             let _ = std::fs::remove_file(&path);
             None
         }
         Err(e) => {
-            eprintln!("slurm: refusing {}: {e}; it will be recomputed", path.display());
+            notes.push(format!("refusing {}: {e}; it will be recomputed", path.display()));
             let _ = std::fs::remove_file(&path);
             None
         }
@@ -285,8 +285,13 @@ fn read_result(dir: &Path, key: &str, index: usize) -> Option<TaskResult> {
 /// task's `SLURM_ARRAY_TASK_ID`) and write its result. `Ok(Err(why))` when the trajectory could
 /// not run: that is written as a `failed` result too, so the coordinator can say why (a
 /// diverged trajectory finished: it has no reward by the method's rule). A request that cannot
-/// be read, or an index it does not have, is an error and writes nothing.
-pub fn run_worker(dir: &Path, index: Option<usize>) -> Result<Result<(), String>, SearchError> {
+/// be read, or an index it does not have, is an error and writes nothing. `progress` gets the
+/// trajectory's events (the `augwise worker` command prints a line per epoch to the task's log).
+pub fn run_worker(
+    dir: &Path,
+    index: Option<usize>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Result<(), String>, SearchError> {
     let index = match index {
         Some(i) => i,
         None => std::env::var("SLURM_ARRAY_TASK_ID")
@@ -325,7 +330,7 @@ pub fn run_worker(dir: &Path, index: Option<usize>) -> Result<Result<(), String>
         )));
     }
     let start = Instant::now();
-    let outcome = match run_task(dir, &inputs, index) {
+    let outcome = match run_task(dir, &inputs, index, progress) {
         Ok(Ok(trajectory)) => TaskOutcome::Done { trajectory },
         Ok(Err(diverged)) => TaskOutcome::Diverged { diverged },
         Err(e) => TaskOutcome::Failed { error: e.to_string() },
@@ -364,7 +369,12 @@ fn task_cpus() -> Option<i32> {
 
 /// The trajectory itself: the session's data, pipeline and model rebuilt from the config, the
 /// snapshot read and verified, then exactly a local trajectory's code.
-fn run_task(dir: &Path, inputs: &Inputs, index: usize) -> Result<Result<Trajectory, Diverged>, SearchError> {
+fn run_task(
+    dir: &Path,
+    inputs: &Inputs,
+    index: usize,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Result<Trajectory, Diverged>, SearchError> {
     let seeds = *inputs.seeds.get(index).ok_or_else(|| {
         SearchError::Slurm(format!(
             "worker: index {index} is past this request's {} trajectories",
@@ -394,16 +404,7 @@ fn run_task(dir: &Path, inputs: &Inputs, index: usize) -> Result<Result<Trajecto
         pairs: inputs.pairs,
     };
     let (train, val) = (&parts.splits.train, &parts.splits.val);
-    runner.run(&mut trainer, train, val, seeds, index, &mut |p| {
-        if let Progress::Trajectories { at, .. } = &p {
-            if at.batch == at.batches {
-                eprintln!(
-                    "worker: trajectory {index}: epoch {}/{} loss {:.4}",
-                    at.epoch, at.epochs, at.loss
-                );
-            }
-        }
-    })
+    runner.run(&mut trainer, train, val, seeds, index, &mut |p| progress(&p))
 }
 
 // ---- the coordinator ----------------------------------------------------------------------
@@ -536,9 +537,19 @@ struct Request<'a> {
     name: String,
     tasks: Vec<Task>,
     jobs: Vec<Submitted>,
+    /// What the coordinator should tell the user (files refused, a queue that did not answer),
+    /// handed to the session's progress as notices.
+    notes: Vec<String>,
 }
 
 impl Request<'_> {
+    /// Hand what the coordinator noted to the session's progress, as notices.
+    fn tell(&mut self, progress: &mut super::session::ProgressSink) {
+        for note in self.notes.drain(..) {
+            progress.notice("slurm", note);
+        }
+    }
+
     fn log(&self, job: &str, index: usize) -> PathBuf {
         self.dir.join("logs").join(format!("{job}_{index}.log"))
     }
@@ -643,7 +654,7 @@ impl Request<'_> {
     fn collect(&mut self) -> bool {
         for (i, t) in self.tasks.iter_mut().enumerate() {
             if t.done.is_none() {
-                t.done = read_result(&self.dir, &self.inputs.key, i);
+                t.done = read_result(&self.dir, &self.inputs.key, i, &mut self.notes);
             }
         }
         self.tasks.iter().all(|t| {
@@ -726,7 +737,8 @@ impl Session {
         if existing.as_ref().is_none_or(|e| e.key != inputs.key) {
             write_json(&dir.join(INPUTS_FILE), &inputs)?;
         }
-        let jobs = read_jobs(&dir);
+        let mut notes = Vec::new();
+        let jobs = read_jobs(&dir, &mut notes);
         let mut req = Request {
             tasks: (0..seeds.len()).map(|_| Task::default()).collect(),
             dir,
@@ -734,6 +746,7 @@ impl Session {
             cfg: &self.config.slurm,
             name: format!("augwise-{}", &name),
             jobs,
+            notes,
         };
         self.cancel.reset();
         let result = drive(&mut req, &self.cancel, &mut self.progress);
@@ -788,6 +801,7 @@ fn drive(
     // squeue failing now and then (a busy controller) is waited out; for a minute, an error.
     let mut squeue_failures = 0;
     loop {
+        req.tell(progress);
         req.retire_failed();
         if cancel.is_cancelled() {
             return Err(SearchError::Cancelled);
@@ -815,6 +829,7 @@ fn drive(
         }
         std::thread::sleep(poll);
         if req.collect() {
+            req.tell(progress);
             break;
         }
         let states = match req.states() {
@@ -825,7 +840,7 @@ fn drive(
             Err(e) if squeue_failures * poll < Duration::from_secs(60) => {
                 squeue_failures += 1;
                 if squeue_failures == 1 {
-                    eprintln!("{e} (retrying)");
+                    req.notes.push(format!("{e} (retrying)"));
                 }
                 continue;
             }
@@ -851,7 +866,7 @@ fn drive(
                     t.live = None;
                     // The result may have landed since the last look; a `failed` one is
                     // retired (with its reason) at the top of the loop.
-                    t.done = read_result(&req.dir, &req.inputs.key, i);
+                    t.done = read_result(&req.dir, &req.inputs.key, i, &mut req.notes);
                     if t.done.is_none() {
                         t.why = format!("Slurm state {state}, no result written");
                     }
@@ -937,7 +952,7 @@ mod tests {
         };
         inputs.key = inputs.digest().unwrap();
         write_json(&dir.path().join(INPUTS_FILE), &inputs).unwrap();
-        let e = run_worker(dir.path(), Some(2)).unwrap_err().to_string();
+        let e = run_worker(dir.path(), Some(2), &mut |_| {}).unwrap_err().to_string();
         assert!(
             e.contains("trajectories 0..2 and no index 2") && e.contains("nothing was run"),
             "{e}"
@@ -952,7 +967,7 @@ mod tests {
             "{\"format\": \"augwise-slurm-inputs/1\", trunc",
         )
         .unwrap();
-        let e = run_worker(dir.path(), Some(0)).unwrap_err().to_string();
+        let e = run_worker(dir.path(), Some(0), &mut |_| {}).unwrap_err().to_string();
         assert!(
             e.contains("cannot read the request") && !e.contains("restore a backup") && !e.contains("point `resume`"),
             "{e}"
