@@ -24,9 +24,10 @@ mod common;
 use std::time::Instant;
 
 use anyhow::Result;
-use augwise::augment::space::{aws_index, pair_ops, NUM_PAIRS};
+use augwise::augment::space::{aws_index, pair_contains, NUM_PAIRS};
 use augwise::policy::{PairDistribution, Policy};
 use augwise::rng::mix;
+use augwise::search::stats::{sample_sd, Estimate};
 use augwise::search::{SearchConfig, Session};
 use common::{machine, mdd_sd};
 
@@ -35,24 +36,10 @@ const BUDGET_S: f64 = 300.0;
 fn half_invert() -> Result<PairDistribution> {
     let invert = aws_index("Invert")?;
     let w: Vec<f64> = (0..NUM_PAIRS)
-        .map(|k| {
-            let (a, b) = pair_ops(k);
-            if a == invert || b == invert {
-                0.5
-            } else {
-                1.0
-            }
-        })
+        .map(|k| if pair_contains(k, invert) { 0.5 } else { 1.0 })
         .collect();
     let sum: f64 = w.iter().sum();
     Ok(PairDistribution::new(w.iter().map(|v| v / sum).collect())?)
-}
-
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0).max(1.0);
-    (m, var.sqrt())
 }
 
 fn main() -> Result<()> {
@@ -123,21 +110,23 @@ fn main() -> Result<()> {
         "\nmachine: {}; a pair {pair_s:.1}s (median trajectory × 2), {k5} pairs in 5 min\n",
         machine()
     );
-    println!("| draws | Δ θ − uniform (points) | sd of a difference | MDD in 5 min (80% power) |");
+    println!("| draws | Δ θ − uniform (points), 95% CI | sd of a difference | MDD in 5 min (80% power) |");
     println!("|---|---|---|---|");
     for (label, d) in [("coupled (default)", &coupled), ("independent", &independent)] {
-        let (m, sd) = mean_sd(d);
+        let e = Estimate::of(d);
+        let ci = e
+            .ci95
+            .map_or("no interval".into(), |(lo, hi)| format!("{lo:+.2} to {hi:+.2}"));
         println!(
-            "| {label} | {m:+.2} ± {:.2} | {sd:.2} | {:.2} |",
-            sd / (d.len() as f64).sqrt(),
-            mdd_sd(k5) * sd
+            "| {label} | {:+.2} ({ci}) | {:.2} | {:.2} |",
+            e.mean,
+            e.sd,
+            mdd_sd(k5) * e.sd
         );
     }
-    let (_, sc) = mean_sd(&coupled);
-    let (_, si) = mean_sd(&independent);
     println!(
         "\nsd ratio coupled / independent: {:.2} (an F test of the two variances on {k} pairs each: variances within a factor of {:.1} are indistinguishable at 95%)",
-        sc / si,
+        sample_sd(&coupled) / sample_sd(&independent),
         f_crit(k)
     );
     Ok(())
@@ -150,9 +139,7 @@ fn f_crit(k: usize) -> f64 {
         .map(|_| {
             let a: Vec<f64> = (0..k).map(|_| rng.normal()).collect();
             let b: Vec<f64> = (0..k).map(|_| rng.normal()).collect();
-            let (_, sa) = mean_sd(&a);
-            let (_, sb) = mean_sd(&b);
-            (sa * sa) / (sb * sb)
+            (sample_sd(&a) / sample_sd(&b)).powi(2)
         })
         .collect();
     ratios.sort_by(f64::total_cmp);

@@ -19,7 +19,7 @@
 
 use std::time::Instant;
 
-use augwise::augment::space::{aws_index, pair_ops, NUM_PAIRS};
+use augwise::augment::space::{aws_index, pair_contains, NUM_PAIRS};
 use augwise::policy::Policy;
 use augwise::search::{SearchConfig, Session};
 
@@ -53,12 +53,7 @@ fn main() -> anyhow::Result<()> {
     let null = s.null(None)?;
     println!("\n{null}");
     let invert = aws_index("Invert")?;
-    let family: Vec<usize> = (0..NUM_PAIRS)
-        .filter(|&k| {
-            let (a, b) = pair_ops(k);
-            a == invert || b == invert
-        })
-        .collect();
+    let family: Vec<usize> = (0..NUM_PAIRS).filter(|&k| pair_contains(k, invert)).collect();
     let theta = s.best_policy()?;
     if let Some(d) = theta.distribution() {
         println!(

@@ -17,7 +17,7 @@
 
 use std::time::Instant;
 
-use augwise::augment::space::{aws_index, pair_ops, NUM_PAIRS};
+use augwise::augment::space::{aws_index, pair_contains, NUM_PAIRS};
 use augwise::search::stats::Estimate;
 use augwise::search::{SearchConfig, Session};
 
@@ -35,10 +35,7 @@ fn main() -> anyhow::Result<()> {
     let e = s.evaluate(Some(n))?;
     let per = t1.elapsed().as_secs_f64() / n as f64;
     let invert = aws_index("Invert")?;
-    let family = |p: usize| {
-        let (a, b) = pair_ops(p);
-        a == invert || b == invert
-    };
+    let family = |p: usize| pair_contains(p, invert);
     let uniform_share = (0..NUM_PAIRS).filter(|&p| family(p)).count() as f64 / NUM_PAIRS as f64;
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for t in &e.trajectories {

@@ -99,6 +99,13 @@ pub fn pair_ops(pair: usize) -> (usize, usize) {
     (pair / NUM_OPS, pair % NUM_OPS)
 }
 
+/// Whether `op` is one of `pair`'s two ops (a family of pairs, e.g. the 71 label-breaking
+/// Invert-containing ones).
+pub fn pair_contains(pair: usize, op: usize) -> bool {
+    let (a, b) = pair_ops(pair);
+    a == op || b == op
+}
+
 /// `Rotate:20+Invert`.
 pub fn pair_name(pair: usize) -> String {
     let (a, b) = pair_ops(pair);
@@ -109,6 +116,15 @@ pub fn pair_name(pair: usize) -> String {
 #[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_family_is_the_pairs_containing_its_op() {
+        let invert = aws_index("Invert").unwrap();
+        let family: Vec<usize> = (0..NUM_PAIRS).filter(|&k| pair_contains(k, invert)).collect();
+        assert_eq!(family.len(), 2 * NUM_OPS - 1);
+        assert!(family.contains(&pair_index(invert, invert)) && family.contains(&pair_index(0, invert)));
+        assert!(!pair_contains(pair_index(0, 1), invert));
+    }
 
     #[test]
     fn thirty_six_ops_as_method_lists_them() {

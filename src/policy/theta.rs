@@ -245,8 +245,7 @@ mod tests {
         let invert = aws_index("Invert").unwrap();
         let mut probs = vec![1.0; NUM_PAIRS];
         for (k, p) in probs.iter_mut().enumerate() {
-            let (a, b) = pair_ops(k);
-            if a == invert || b == invert {
+            if crate::augment::space::pair_contains(k, invert) {
                 *p = 0.5;
             }
         }
