@@ -14,17 +14,47 @@ use anyhow::{bail, Context, Result};
 use augwise_kernel::{
     cargo_install_dir, find_program, inspect, user_data_dir, Layout, DISPLAY_NAME, EVCXR_VERSION, KERNEL_NAME,
 };
+use clap::{Parser, Subcommand};
 
-const USAGE: &str = "\
-augwise-kernel — the augwise Jupyter kernel (evcxr)
+/// augwise-kernel — the augwise Jupyter kernel (evcxr). Without a command: `doctor`.
+#[derive(Parser, Debug)]
+#[command(name = "augwise-kernel", disable_version_flag = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// Print the version (and the evcxr_jupyter it installs).
+    #[arg(short = 'V', long)]
+    version: bool,
+}
 
-usage:
-  augwise-kernel install [--prefix DIR]   install evcxr_jupyter (if missing) and the kernelspec
-  augwise-kernel uninstall [--purge]      remove the kernelspec (--purge: also its build cache)
-  augwise-kernel doctor                   check each piece and say how to fix what is missing
-  augwise-kernel execute [--timeout S] [--out DIR] NOTEBOOK...
-                                          execute notebooks headless; fail on an error or no chart
-";
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Install evcxr_jupyter (if missing) and the kernelspec.
+    Install {
+        /// Install the kernelspec under this prefix instead of the user's data directory.
+        #[arg(long, value_name = "DIR")]
+        prefix: Option<PathBuf>,
+    },
+    /// Remove the kernelspec.
+    Uninstall {
+        /// Also remove its build cache.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Check each piece and say how to fix what is missing.
+    Doctor,
+    /// Execute notebooks headless; fail on an error cell or a notebook without a chart.
+    Execute {
+        /// Seconds a cell may run.
+        #[arg(long, default_value_t = 1800, value_name = "S")]
+        timeout: u64,
+        /// Where the executed copies go (default target/notebooks).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// The notebooks (.ipynb).
+        notebooks: Vec<PathBuf>,
+    },
+}
 
 fn repo() -> Result<PathBuf> {
     let dir = std::env::var_os("AUGWISE_ROOT")
@@ -280,24 +310,16 @@ fn doctor() -> Vec<Check> {
     v
 }
 
-fn execute(args: &[String]) -> Result<()> {
-    let (mut timeout, mut out, mut notebooks) = (1800u64, repo()?.join("target").join("notebooks"), Vec::new());
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--timeout" => {
-                timeout = it
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .context("--timeout needs seconds")?
-            }
-            "--out" => out = it.next().map(PathBuf::from).context("--out needs a directory")?,
-            nb if nb.ends_with(".ipynb") => notebooks.push(PathBuf::from(nb)),
-            other => bail!("`{other}` is not a notebook (.ipynb) or an option\n{USAGE}"),
-        }
-    }
+fn execute(timeout: u64, out: Option<PathBuf>, notebooks: &[PathBuf]) -> Result<()> {
+    let out = match out {
+        Some(o) => o,
+        None => repo()?.join("target").join("notebooks"),
+    };
     if notebooks.is_empty() {
-        bail!("no notebooks given\n{USAGE}");
+        bail!("no notebooks given: `augwise-kernel execute notebooks/*.ipynb`");
+    }
+    if let Some(other) = notebooks.iter().find(|n| n.extension().is_none_or(|e| e != "ipynb")) {
+        bail!("`{}` is not a notebook (.ipynb)", other.display());
     }
     let jupyter = jupyter().context("jupyter is not installed: run scripts/setup.sh (nbclient in .venv)")?;
     if !kernel_dir(None)?.join("kernel.json").exists() {
@@ -316,7 +338,7 @@ fn execute(args: &[String]) -> Result<()> {
         println!("the previous execution's runs are in {}", previous.display());
     }
     let mut failed = Vec::new();
-    for nb in &notebooks {
+    for nb in notebooks {
         let name = nb.file_name().context("a notebook path names a file")?;
         let target = out.join(name);
         std::fs::copy(nb, &target).with_context(|| format!("copying {}", nb.display()))?;
@@ -362,18 +384,18 @@ fn execute(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn run(args: &[String]) -> Result<ExitCode> {
-    let flag = |name: &str| args.iter().any(|a| a == name);
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(PathBuf::from)
-    };
-    match args.first().map(String::as_str).unwrap_or("doctor") {
-        "install" => install(value("--prefix").as_deref())?,
-        "uninstall" => uninstall(flag("--purge"))?,
-        "doctor" => {
+fn run(cli: Cli) -> Result<ExitCode> {
+    if cli.version {
+        println!(
+            "augwise-kernel {} (evcxr_jupyter {EVCXR_VERSION})",
+            env!("CARGO_PKG_VERSION")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    match cli.command.unwrap_or(Cmd::Doctor) {
+        Cmd::Install { prefix } => install(prefix.as_deref())?,
+        Cmd::Uninstall { purge } => uninstall(purge)?,
+        Cmd::Doctor => {
             let mut all_ok = true;
             for c in doctor() {
                 all_ok &= c.ok;
@@ -389,24 +411,18 @@ fn run(args: &[String]) -> Result<ExitCode> {
             }
             return Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
-        "execute" => execute(&args[1..])?,
-        "--help" | "-h" | "help" => print!("{USAGE}"),
-        "--version" | "-V" => println!(
-            "augwise-kernel {} (evcxr_jupyter {EVCXR_VERSION})",
-            env!("CARGO_PKG_VERSION")
-        ),
-        other => {
-            let hint = augwise::suggest::hint(other, ["install", "uninstall", "doctor", "execute", "help"]);
-            eprintln!("error: unknown command `{other}`{hint}\n{USAGE}");
-            return Ok(ExitCode::from(2));
-        }
+        Cmd::Execute {
+            timeout,
+            out,
+            notebooks,
+        } => execute(timeout, out, &notebooks)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    // A wrong command or option: clap's message (with its did-you-mean) and exit code 2.
+    match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -96,7 +96,11 @@ fn install_writes_a_kernelspec_that_finds_libtorch_and_preloads_augwise() {
 fn mistakes_get_a_clear_error_and_an_exit_code() {
     let o = kernel(&["instal"], &[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("did you mean `install`"), "{}", text(&o));
+    assert!(
+        text(&o).contains("'install'"),
+        "clap's did-you-mean names `install`: {}",
+        text(&o)
+    );
     let o = kernel(&["execute"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("no notebooks given"));
