@@ -38,10 +38,12 @@ float-settings: setup
 	  env $$s $(CARGO) test --release -p augwise $(FLOAT_TESTS) || exit 1; \
 	done
 
-# rustfmt's layout (rustfmt.toml) and clippy's warnings, as errors (part of `make test`).
+# rustfmt's layout (rustfmt.toml) and clippy's warnings, as errors (part of `make test`); and
+# clippy.toml as scripts/clippy-toml.py makes it from the tch that Cargo.lock pins.
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	python3 scripts/clippy-toml.py --check
 
 # The Jupyter kernel "Rust (augwise)" (installs evcxr_jupyter the first time, ~7 min).
 kernel: setup
