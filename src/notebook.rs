@@ -50,11 +50,7 @@ impl Notebook {
         match shell.session() {
             Ok(_) => Ok(Self { shell }),
             Err(CommandError::Search(SearchError::RunExists { dir, what })) => {
-                Err(CommandError::Search(SearchError::Invalid(format!(
-                    "{} already holds a run ({what}); nothing in it was changed. `let mut s = Notebook::resume({:?})?;` continues it; for a new run give Notebook::new another directory (or delete that one)",
-                    dir.display(),
-                    dir.display().to_string()
-                ))))
+                Err(CommandError::NotebookRunExists { dir, what })
             }
             Err(e) => Err(e),
         }
@@ -104,15 +100,11 @@ impl Notebook {
     }
 
     pub fn sample(&mut self, n: usize) -> Result<SampleReport, CommandError> {
-        let r = self.session()?.sample(n)?;
-        self.shell.last_sample = Some(r.clone());
-        Ok(r)
+        self.shell.sample(n)
     }
 
     pub fn evaluate(&mut self, k: impl Into<Option<usize>>) -> Result<EvaluateReport, CommandError> {
-        let r = self.session()?.evaluate(k.into())?;
-        self.shell.last_evaluate = Some(r.clone());
-        Ok(r)
+        self.shell.evaluate(k.into())
     }
 
     pub fn update(&mut self) -> Result<UpdateRecord, CommandError> {
@@ -120,9 +112,7 @@ impl Notebook {
     }
 
     pub fn step(&mut self, n: usize) -> Result<StepReport, CommandError> {
-        let r = self.session()?.step(n)?;
-        self.shell.last_evaluate = r.steps.last().map(|s| s.evaluate.clone());
-        Ok(r)
+        self.shell.step(n)
     }
 
     pub fn policy(&mut self, top: usize) -> Result<PolicyReport, CommandError> {
@@ -149,11 +139,7 @@ impl Notebook {
             return self.compare_early(a, b, None);
         }
         let policies = specs.iter().map(|s| parse(s)).collect::<Result<Vec<_>, _>>()?;
-        let r = self
-            .session()?
-            .compare(&policies, k, crate::search::Pairing::CommonRandomNumbers)?;
-        self.shell.last_compare = Some(r.clone());
-        Ok(r)
+        self.shell.compare(&policies, k)
     }
 
     /// Two policy specs compared pair by pair until the evidence suffices (anytime-valid),
@@ -165,9 +151,7 @@ impl Notebook {
         max_k: impl Into<Option<usize>>,
     ) -> Result<crate::search::CompareReport, CommandError> {
         let (a, b) = (parse(a)?, parse(b)?);
-        let r = self.session()?.compare_early(&a, &b, max_k.into())?;
-        self.shell.last_compare = Some(r.clone());
-        Ok(r)
+        self.shell.compare_early(&a, &b, max_k.into())
     }
 
     /// The search against its noise-only null (`replicates` null searches, default 100).
@@ -182,9 +166,7 @@ impl Notebook {
 
     pub fn correlate(&mut self, specs: &[&str]) -> Result<CorrelateReport, CommandError> {
         let policies = specs.iter().map(|s| parse(s)).collect::<Result<Vec<_>, _>>()?;
-        let r = self.session()?.correlate(&policies, None)?;
-        self.shell.last_correlate = Some(r.clone());
-        Ok(r)
+        self.shell.correlate(&policies)
     }
 
     /// What each of the 36 operations does to validation image `index`.

@@ -3,7 +3,7 @@
 //! results; none builds a model or a schedule itself. With no subcommand it is the REPL on a terminal, and runs the commands
 //! piped to it otherwise.
 
-mod shell;
+mod terminal;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -233,30 +233,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let Some(command) = cli.command.as_ref() else {
         let mut sh = shell(&cli)?;
         if std::io::stdin().is_terminal() {
-            shell::interactive(&mut sh)?;
+            terminal::interactive(&mut sh)?;
             return Ok(ExitCode::SUCCESS);
         }
-        let lines = shell::utf8_lines(std::io::stdin().lock());
-        return Ok(status(shell::run_lines(&mut sh, lines, cli.json, cli.keep_going)));
+        let lines = terminal::utf8_lines(std::io::stdin().lock());
+        return Ok(status(terminal::run_lines(&mut sh, lines, cli.json, cli.keep_going)));
     };
     if let Command::Repl = command {
-        shell::interactive(&mut shell(&cli)?)?;
+        terminal::interactive(&mut shell(&cli)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::Run { script } = command {
         let mut sh = shell(&cli)?;
         let code = if script.as_os_str() == "-" {
-            shell::run_lines(
+            terminal::run_lines(
                 &mut sh,
-                shell::utf8_lines(std::io::stdin().lock()),
+                terminal::utf8_lines(std::io::stdin().lock()),
                 cli.json,
                 cli.keep_going,
             )
         } else {
             let file = std::fs::File::open(script).with_context(|| format!("reading script {}", script.display()))?;
-            shell::run_lines(
+            terminal::run_lines(
                 &mut sh,
-                shell::utf8_lines(std::io::BufReader::new(file)),
+                terminal::utf8_lines(std::io::BufReader::new(file)),
                 cli.json,
                 cli.keep_going,
             )
@@ -376,11 +376,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// Run `lines` through the command table, printing each result as the REPL would; the first
 /// error ends it.
 fn table(sh: &mut Shell, lines: &[&str], json: bool) -> Result<()> {
-    let bar = shell::attach_progress(sh, json);
+    let bar = terminal::attach_progress(sh, json);
     for line in lines {
         let result = sh.run(line);
         bar.clear();
-        shell::show(line, result, json).map_err(|()| Shown)?;
+        terminal::show(line, result, json).map_err(|()| Shown)?;
     }
     Ok(())
 }

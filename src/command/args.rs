@@ -8,7 +8,7 @@ use crate::data::DataSpec;
 use crate::model::Arch;
 use crate::policy::Policy;
 use crate::present::chart::ChartKind;
-use crate::search::Stage;
+use crate::search::Topic;
 use crate::suggest::Named;
 
 use super::handlers::EARLY;
@@ -53,7 +53,7 @@ pub enum Arg {
     Policy(Policy),
     /// `best`: the session's searched θ, resolved when the line runs.
     Best,
-    Stage(Stage),
+    Topic(Topic),
     Path(PathBuf),
     Data(DataSpec),
     Model(Arch),
@@ -125,7 +125,7 @@ impl ArgKind {
             }
             ArgKind::Policy | ArgKind::PolicyOrCount if word == "best" => Arg::Best,
             ArgKind::Policy => Arg::Policy(Policy::from_str(word).map_err(|e| e.to_string())?),
-            ArgKind::Stage => Arg::Stage(Stage::parse_named(word).map_err(named)?),
+            ArgKind::Topic => Arg::Topic(Topic::parse_named(word).map_err(named)?),
             ArgKind::Data => Arg::Data(DataSpec::from_str(word).map_err(|e| e.to_string())?),
             ArgKind::Model => Arg::Model(Arch::from_str(word).map_err(|e| e.to_string())?),
             // A key alone shows that setting (`config slurm`, `config all`).

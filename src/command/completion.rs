@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::data::DataSpec;
 use crate::model::Arch;
 use crate::present::chart::ChartKind;
-use crate::search::{SearchConfig, Stage};
+use crate::search::{SearchConfig, Topic};
 use crate::suggest::Named;
 
 use super::handlers::EARLY;
@@ -68,7 +68,7 @@ pub fn completions(line: &str, pos: usize) -> Option<(usize, Vec<String>)> {
             }
             pick(v)
         }
-        ArgKind::Stage => pick(Stage::names().iter().map(|s| s.to_string()).collect()),
+        ArgKind::Topic => pick(Topic::names().iter().map(|s| s.to_string()).collect()),
         ArgKind::Chart => pick(ChartKind::names().iter().map(|s| s.to_string()).collect()),
         ArgKind::Format => pick(ExportFormat::names().iter().map(|s| s.to_string()).collect()),
         ArgKind::Model => pick(Arch::NAMES.iter().map(|s| s.to_string()).collect()),

@@ -76,20 +76,16 @@ pub(super) fn cmd_export(sh: &mut Shell, args: &Args) -> Result<Output, CommandE
     }
     let (doc, text) = match format {
         ExportFormat::Theta => {
-            let theta = theta.ok_or_else(|| {
-                SearchError::Invalid(format!(
-                    "`theta` is the search's logits, which only the best θ has (`export theta` or `export theta best`); export `{best}` as json or csv"
-                ))
+            let theta = theta.ok_or_else(|| CommandError::NoLogits {
+                policy: best.to_string(),
             })?;
             let doc = serde_json::to_value(&theta).unwrap_or(Value::Null);
             let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
             (doc, text)
         }
         ExportFormat::Csv => {
-            let dist = best.distribution().ok_or_else(|| {
-                SearchError::Invalid(format!(
-                    "`{best}` draws no AWS pairs, so it has no pair table: export it as json"
-                ))
+            let dist = best.distribution().ok_or_else(|| CommandError::NoPairTable {
+                policy: best.to_string(),
             })?;
             let rows = dist.top(crate::augment::space::NUM_PAIRS);
             let mut text = String::from("rank,pair,op1,op2,probability\n");
@@ -142,8 +138,5 @@ fn refuse_to_replace(file: &Path, run_dir: &Path) -> Result<(), CommandError> {
     if inside {
         return Ok(());
     }
-    Err(CommandError::Search(SearchError::Invalid(format!(
-        "{} exists and is not this run's, so it was left as it is: choose another file name (or remove it first)",
-        file.display()
-    ))))
+    Err(CommandError::FileExists { path: file.to_owned() })
 }

@@ -42,11 +42,11 @@ pub(super) fn cmd_help(_: &mut Shell, args: &Args) -> Result<Output, CommandErro
 }
 
 pub(super) fn cmd_explain(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
-    let stage = args.find(|a| match a {
-        Arg::Stage(s) => Some(*s),
+    let topic = args.find(|a| match a {
+        Arg::Topic(s) => Some(*s),
         _ => None,
     });
-    Ok(Output::text("explain", explain(stage.unwrap_or_default(), &sh.config)))
+    Ok(Output::text("explain", explain(topic.unwrap_or_default(), &sh.config)))
 }
 
 pub(super) fn cmd_device(_: &mut Shell, _: &Args) -> Result<Output, CommandError> {
@@ -114,8 +114,7 @@ pub(super) fn cmd_config(sh: &mut Shell, args: &Args) -> Result<Output, CommandE
         (true, Some(true)) => "\n(the running session keeps its configuration; `reset` starts one with this)",
         (true, Some(false)) => {
             // Nothing has run: the session is rebuilt with this configuration when next used.
-            sh.session = None;
-            sh.last_evaluate = None; // its trajectories belong to the session replaced
+            sh.drop_session();
             "\n(the session had not run anything yet: it starts again with this configuration)"
         }
         _ => "",
@@ -184,7 +183,7 @@ fn config_text(config: &Value, show: &[String]) -> Result<String, CommandError> 
         )
     };
     Ok(format!(
-        "{head}\n(`config KEY` shows a setting, `config all` every one; `explain STAGE` what they mean)"
+        "{head}\n(`config KEY` shows a setting, `config all` every one; `explain TOPIC` what they mean)"
     ))
 }
 
@@ -205,20 +204,16 @@ pub(super) fn cmd_pretrain(sh: &mut Shell, args: &Args) -> Result<Output, Comman
 }
 
 pub(super) fn cmd_sample(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
-    let r = sh.session()?.sample(args.count(0).unwrap_or(8))?;
-    let out = Output::report("sample", &r);
-    sh.last_sample = Some(r);
-    Ok(out)
+    Ok(Output::report("sample", &sh.sample(args.count(0).unwrap_or(8))?))
 }
 
 pub(super) fn cmd_preview(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
-    let policy = args
-        .policy(0)
-        .cloned()
-        .ok_or_else(|| SearchError::Invalid("preview needs a policy".into()))?;
-    let report = sh.session()?.preview(&policy, args.count(1).unwrap_or(8))?;
+    let policy = args.policy(0).cloned().ok_or(CommandError::Missing {
+        command: "preview",
+        what: "a policy",
+    })?;
+    let report = sh.preview(&policy, args.count(1).unwrap_or(8))?;
     let c = crate::present::chart::images(&report)?;
-    sh.last_sample = Some(report);
     let text = format!("{policy} on {}\n(`plot images FILE` writes this grid)", c.text);
     Ok(Output {
         data: json!({"policy": policy.to_string(), "svg": c.svg, "width": c.width, "height": c.height}),
@@ -228,10 +223,7 @@ pub(super) fn cmd_preview(sh: &mut Shell, args: &Args) -> Result<Output, Command
 }
 
 pub(super) fn cmd_evaluate(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
-    let r = sh.session()?.evaluate(args.count(0))?;
-    let out = Output::report("evaluate", &r);
-    sh.last_evaluate = Some(r);
-    Ok(out)
+    Ok(Output::report("evaluate", &sh.evaluate(args.count(0))?))
 }
 
 pub(super) fn cmd_update(sh: &mut Shell, _: &Args) -> Result<Output, CommandError> {
@@ -239,10 +231,7 @@ pub(super) fn cmd_update(sh: &mut Shell, _: &Args) -> Result<Output, CommandErro
 }
 
 pub(super) fn cmd_step(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
-    let r = sh.session()?.step(args.count(0).unwrap_or(1))?;
-    let out = Output::report("step", &r);
-    sh.last_evaluate = r.steps.last().map(|s| s.evaluate.clone());
-    Ok(out)
+    Ok(Output::report("step", &sh.step(args.count(0).unwrap_or(1))?))
 }
 
 pub(super) fn cmd_policy(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
@@ -266,11 +255,7 @@ pub(super) fn cmd_compare(sh: &mut Shell, args: &Args) -> Result<Output, Command
     // Two policies and no k: the size of the effect is unknown, which is when stopping early pays.
     let early = explicit.is_some() || (policies.len() == 2 && args.trailing_count().is_none());
     let r = if !early {
-        sh.session()?.compare(
-            &policies,
-            args.trailing_count(),
-            crate::search::Pairing::CommonRandomNumbers,
-        )?
+        sh.compare(&policies, args.trailing_count())?
     } else {
         let usage = |message: String| CommandError::Usage {
             command: "compare".into(),
@@ -288,11 +273,9 @@ pub(super) fn cmd_compare(sh: &mut Shell, args: &Args) -> Result<Output, Command
         if after > 1 || (after == 1 && args.trailing_count().is_none()) {
             return Err(usage("`early` may be followed only by the most pairs to run".into()));
         }
-        sh.session()?.compare_early(a, b, args.trailing_count())?
+        sh.compare_early(a, b, args.trailing_count())?
     };
-    let out = Output::report("compare", &r);
-    sh.last_compare = Some(r);
-    Ok(out)
+    Ok(Output::report("compare", &r))
 }
 
 pub(super) fn cmd_null(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
@@ -308,15 +291,15 @@ pub(super) fn cmd_fulltrain(sh: &mut Shell, args: &Args) -> Result<Output, Comma
 }
 
 pub(super) fn cmd_correlate(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
-    let r = sh.session()?.correlate(&args.policies(), None)?;
-    let out = Output::report("correlate", &r);
-    sh.last_correlate = Some(r);
-    Ok(out)
+    Ok(Output::report("correlate", &sh.correlate(&args.policies())?))
 }
 
 pub(super) fn cmd_plot(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
     let Some(Arg::Chart(kind)) = args.0.first() else {
-        return Err(CommandError::Search(SearchError::Invalid("plot needs a chart".into())));
+        return Err(CommandError::Missing {
+            command: "plot",
+            what: "a chart",
+        });
     };
     let (kind, name) = (*kind, kind.name());
     let c = sh.chart(kind)?;
@@ -388,8 +371,7 @@ pub(super) fn cmd_resume(sh: &mut Shell, args: &Args) -> Result<Output, CommandE
 pub(super) fn cmd_reset(sh: &mut Shell, args: &Args) -> Result<Output, CommandError> {
     let note = match args.path(0) {
         Some(dir) => {
-            sh.session = None;
-            sh.last_evaluate = None; // its trajectories belong to the session replaced
+            sh.drop_session();
             sh.run_dir = dir.to_owned();
             ""
         }

@@ -4,8 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::policy::Policy;
 use crate::present::chart::ChartKind;
-use crate::search::{Progress, SearchConfig, SearchError, Session};
+use crate::search::{
+    CompareReport, CorrelateReport, EvaluateReport, Pairing, Progress, SampleReport, SearchConfig, SearchError,
+    Session, StepReport,
+};
 use crate::train::CancelFlag;
 
 use super::args::parse;
@@ -23,16 +27,16 @@ pub struct Shell {
     /// directory).
     pub(super) note: Option<String>,
     pub(super) cancel: CancelFlag,
-    pub(super) progress: Option<ProgressSink>,
+    pub(super) progress: Option<SharedProgress>,
     /// The last `sample` and `correlate` results, for `plot images` and `plot correlate`.
-    pub(crate) last_sample: Option<crate::search::SampleReport>,
-    pub(crate) last_correlate: Option<crate::search::CorrelateReport>,
+    last_sample: Option<crate::search::SampleReport>,
+    last_correlate: Option<crate::search::CorrelateReport>,
     /// The last `evaluate`'s (or `step`'s) trajectories, for `plot trajectory`.
-    pub(crate) last_evaluate: Option<crate::search::EvaluateReport>,
-    pub(crate) last_compare: Option<crate::search::CompareReport>,
+    last_evaluate: Option<crate::search::EvaluateReport>,
+    last_compare: Option<crate::search::CompareReport>,
 }
 
-type ProgressSink = Arc<Mutex<dyn FnMut(&Progress) + Send>>;
+type SharedProgress = Arc<Mutex<dyn FnMut(&Progress) + Send>>;
 
 /// What a new session does when its run directory already holds a run. Neither choice touches
 /// that run: a directory the user named is refused (the error says how to resume it), a
@@ -89,7 +93,7 @@ impl Shell {
 
     /// Where every session's progress events go.
     pub fn set_progress(&mut self, f: impl FnMut(&Progress) + Send + 'static) {
-        let sink: ProgressSink = Arc::new(Mutex::new(f));
+        let sink: SharedProgress = Arc::new(Mutex::new(f));
         self.progress = Some(sink);
         if let Some(mut s) = self.session.take() {
             self.attach(&mut s);
@@ -131,19 +135,19 @@ impl Shell {
 
     /// The session, built now if this is the first command that needs one.
     pub fn session(&mut self) -> Result<&mut Session, CommandError> {
-        if self.session.is_none() {
-            if self.on_existing == OnExistingRun::NextFree {
-                self.give_way();
+        let s = match self.session.take() {
+            Some(s) => s,
+            None => {
+                if self.on_existing == OnExistingRun::NextFree {
+                    self.give_way();
+                }
+                let mut s = Session::new(self.config.clone(), &self.run_dir)?;
+                self.attach(&mut s);
+                self.last_evaluate = None; // its trajectories belong to the session replaced
+                s
             }
-            let mut s = Session::new(self.config.clone(), &self.run_dir)?;
-            self.attach(&mut s);
-            self.session = Some(s);
-            self.last_evaluate = None; // its trajectories belong to the session replaced
-        }
-        // Just set above when it was missing.
-        self.session
-            .as_mut()
-            .ok_or_else(|| CommandError::Search(SearchError::Invalid("no session".into())))
+        };
+        Ok(self.session.insert(s))
     }
 
     /// The session if one exists (no building).
@@ -211,17 +215,18 @@ impl Shell {
                 None => Err(chart::ChartError::Empty("run `compare <a> <b> [k]` first".into())),
             },
             ChartKind::Trajectory => {
-                self.session()?;
-                // Built just above; borrowed alongside the last evaluate, without copying either.
-                let (Some(s), last) = (&self.session, &self.last_evaluate) else {
-                    return Err(CommandError::Search(SearchError::Invalid("no session".into())));
-                };
+                // The last evaluate, moved out while the session is borrowed (a session built
+                // now has none: its trajectories belonged to the one replaced).
+                let last = self.last_evaluate.take().filter(|_| self.session.is_some());
+                let s = self.session()?;
                 // Waiting trajectories are the newest; after `update`, the last evaluated.
-                let ts = match (&s.pending[..], last) {
+                let ts = match (&s.pending[..], &last) {
                     ([], Some(e)) => &e.trajectories[..],
                     (pending, _) => pending,
                 };
-                chart::trajectory(&s.history.pretrain, ts, s.config.reward_top)
+                let c = chart::trajectory(&s.history.pretrain, ts, s.config.reward_top);
+                self.last_evaluate = last;
+                c
             }
             ChartKind::Correlate => match &self.last_correlate {
                 Some(r) => chart::correlate(r),
@@ -238,9 +243,7 @@ impl Shell {
         }
         let s = self.session()?;
         if s.best.is_none() {
-            return Err(CommandError::Search(SearchError::Invalid(
-                "`best` is the search's best θ, and this session has no update yet: run `step` first, or `resume` a run that has".into(),
-            )));
+            return Err(CommandError::NoBestYet);
         }
         let best = s.best_policy()?;
         for a in &mut args.0 {
@@ -273,5 +276,67 @@ impl Shell {
             out.text = format!("note: {note}\n{}", out.text);
         }
         Ok(out)
+    }
+}
+
+impl Shell {
+    /// No session until the next command needs one (built then from `config`), and none of
+    /// the old one's reports.
+    pub(super) fn drop_session(&mut self) {
+        self.session = None;
+        self.last_evaluate = None;
+    }
+}
+
+/// The primitives whose reports later commands read (`plot`, the charts): each keeps its
+/// report. The command handlers and `Notebook` both call these, so that bookkeeping is done in
+/// one place.
+impl Shell {
+    pub fn sample(&mut self, n: usize) -> Result<SampleReport, CommandError> {
+        let r = self.session()?.sample(n)?;
+        self.last_sample = Some(r.clone());
+        Ok(r)
+    }
+
+    pub fn preview(&mut self, policy: &Policy, n: usize) -> Result<SampleReport, CommandError> {
+        let r = self.session()?.preview(policy, n)?;
+        self.last_sample = Some(r.clone());
+        Ok(r)
+    }
+
+    pub fn evaluate(&mut self, k: Option<usize>) -> Result<EvaluateReport, CommandError> {
+        let r = self.session()?.evaluate(k)?;
+        self.last_evaluate = Some(r.clone());
+        Ok(r)
+    }
+
+    pub fn step(&mut self, n: usize) -> Result<StepReport, CommandError> {
+        let r = self.session()?.step(n)?;
+        self.last_evaluate = r.steps.last().map(|s| s.evaluate.clone());
+        Ok(r)
+    }
+
+    /// A fixed-size paired comparison (common random numbers).
+    pub fn compare(&mut self, policies: &[Policy], k: Option<usize>) -> Result<CompareReport, CommandError> {
+        let r = self.session()?.compare(policies, k, Pairing::CommonRandomNumbers)?;
+        self.last_compare = Some(r.clone());
+        Ok(r)
+    }
+
+    pub fn compare_early(
+        &mut self,
+        a: &Policy,
+        b: &Policy,
+        max_k: Option<usize>,
+    ) -> Result<CompareReport, CommandError> {
+        let r = self.session()?.compare_early(a, b, max_k)?;
+        self.last_compare = Some(r.clone());
+        Ok(r)
+    }
+
+    pub fn correlate(&mut self, policies: &[Policy]) -> Result<CorrelateReport, CommandError> {
+        let r = self.session()?.correlate(policies, None)?;
+        self.last_correlate = Some(r.clone());
+        Ok(r)
     }
 }

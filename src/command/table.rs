@@ -12,7 +12,7 @@ pub enum ArgKind {
     /// A whole number up to its limit (checked before the handler sees it).
     Count(&'static crate::limits::Limit),
     Policy,
-    Stage,
+    Topic,
     Path,
     Data,
     Model,
@@ -88,7 +88,7 @@ impl Command {
 /// The table. Order is the order of `help`.
 pub static COMMANDS: &[Command] = &[
     Command { name: "help", args: &[opt("command", ArgKind::Text)], summary: "list the commands, or explain one", example: "help compare", handler: cmd_help },
-    Command { name: "explain", args: &[opt("stage", ArgKind::Stage)], summary: "the formulas and settings of a stage of AWS", example: "explain update", handler: cmd_explain },
+    Command { name: "explain", args: &[opt("topic", ArgKind::Topic)], summary: "the formulas and settings of a stage of AWS, its search space or its noise", example: "explain update", handler: cmd_explain },
     Command { name: "device", args: &[], summary: "torch build, CUDA devices, threads, the device in use", example: "device", handler: cmd_device },
     Command { name: "data", args: &[arg("spec", ArgKind::Data)], summary: "choose the dataset (fashion-mnist, cifar10:DIR, synthetic:…); starts a new session", example: "data cifar10:data/cifar-10-batches-bin", handler: cmd_data },
     Command { name: "model", args: &[arg("name", ArgKind::Model)], summary: "choose the network (resnet20, resnet56, wrn-D-K); starts a new session", example: "model wrn-16-2", handler: cmd_model },

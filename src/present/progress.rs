@@ -1,5 +1,5 @@
 //! Renderers of [`Progress`] events, one per place a search runs (burn's `renderer` idea): a
-//! bar on a terminal (the REPL's, `repl/src/shell.rs`), spaced lines in logs and notebooks,
+//! bar on a terminal (the REPL's, `repl/src/terminal.rs`), spaced lines in logs and notebooks,
 //! JSON lines for programs. The events are data; each renderer decides what to show when.
 //!
 //! Notebooks: evcxr 0.22 forwards a cell's stdout to Jupyter line by line (its child

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{null, Executor, PpoConfig, SearchError, SlurmConfig};
+use super::{null, PpoConfig, SearchError};
 use crate::data::{DataSpec, SplitConfig};
 use crate::device::DeviceSpec;
 use crate::model::Arch;
@@ -298,11 +298,10 @@ impl SearchConfig {
             "paper" => Ok(Self::paper()),
             "notebook" => Ok(Self::notebook()),
             "cpu-search" => Ok(Self::cpu_search()),
-            other => Err(SearchError::Invalid(format!(
-                "unknown preset `{other}`{}; expected {}",
-                crate::suggest::hint(other, Self::PRESETS),
-                Self::PRESETS.join(", ")
-            ))),
+            other => Err(SearchError::UnknownPreset {
+                name: other.to_owned(),
+                known: &Self::PRESETS,
+            }),
         }
     }
 
@@ -423,29 +422,32 @@ impl SearchConfig {
     /// Set one field from `key=value` (the `config` command); values parse as JSON, or as a
     /// plain string for string fields.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), SearchError> {
-        let mut doc = serde_json::to_value(&*self).map_err(|e| SearchError::Invalid(e.to_string()))?;
+        let mut doc = serde_json::to_value(&*self).map_err(|e| SearchError::Serialise {
+            what: "the configuration",
+            why: e.to_string(),
+        })?;
         let keys: Vec<String> = doc.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
         let path: Vec<&str> = key.split('.').collect();
         let mut slot = &mut doc;
         for p in &path {
-            slot = slot.get_mut(*p).ok_or_else(|| {
-                SearchError::Invalid(format!(
-                    "unknown config key `{key}`{}; keys: {}",
-                    crate::suggest::hint(key, keys.iter().map(String::as_str)),
-                    keys.join(", ")
-                ))
+            slot = slot.get_mut(*p).ok_or_else(|| SearchError::UnknownConfigKey {
+                key: key.to_owned(),
+                keys: keys.clone(),
             })?;
         }
         *slot = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
-        let updated: SearchConfig =
-            serde_json::from_value(doc).map_err(|e| SearchError::Invalid(format!("`{key}={value}`: {e}")))?;
+        let updated: SearchConfig = serde_json::from_value(doc).map_err(|e| SearchError::ConfigValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            why: e.to_string(),
+        })?;
         updated.validate()?;
         *self = updated;
         Ok(())
     }
 
     pub fn validate(&self) -> Result<(), SearchError> {
-        let bad = |m: &str| Err(SearchError::Invalid(m.to_owned()));
+        let bad = |m: &str| Err(SearchError::Config(m.to_owned()));
         if self.pretrain_epochs == 0 {
             return bad("pretrain_epochs must be at least 1");
         }
@@ -481,12 +483,12 @@ impl SearchConfig {
         ];
         for (key, n, limit) in bounded {
             if let Err(e) = limit.check_usize(n) {
-                return Err(SearchError::Invalid(format!("{key}: {e}")));
+                return Err(SearchError::Config(format!("{key}: {e}")));
             }
         }
-        self.recipe.validate().map_err(SearchError::Invalid)?;
-        self.ppo.validate().map_err(SearchError::Invalid)?;
-        self.slurm.validate().map_err(SearchError::Invalid)?;
+        self.recipe.validate().map_err(SearchError::Config)?;
+        self.ppo.validate().map_err(SearchError::Config)?;
+        self.slurm.validate().map_err(SearchError::Config)?;
         if self.cutout.is_some_and(|c| !(0..=4096).contains(&c)) {
             return bad("cutout must be between 0 and 4096 pixels");
         }
@@ -560,6 +562,130 @@ impl Default for FulltrainSchedule {
 /// in most seeds of the simulation calibrated on measured noise (11 of 16 at 80 × 8, 7 of 16 at
 /// 40 × 8; docs/signal-study.md §8) — about 2 hours on 2 cores.
 const CPU_SEARCH_UPDATES: usize = 80;
+
+/// Where a request's trajectories run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Executor {
+    /// Threads on this machine's devices (grouped models on one GPU).
+    #[default]
+    Local,
+    /// One Slurm job array per request (`SearchConfig::slurm` says how).
+    Slurm,
+}
+
+/// How the slurm executor submits: what a user of `sbatch` would pass. Empty strings leave the
+/// cluster's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SlurmConfig {
+    /// `--partition`.
+    pub partition: String,
+    /// `--time` of one trajectory task, in Slurm's format (`30:00`, `1-00:00:00`).
+    pub time: String,
+    /// `--gres` (`gpu:1` for one GPU per trajectory).
+    pub gres: String,
+    /// `--cpus-per-task`; 0 = Slurm's default.
+    pub cpus_per_task: usize,
+    /// `--mem` (`16G`).
+    pub mem: String,
+    /// Further sbatch options, one word each (`--account=ml`, `--qos=long`); in `config`
+    /// also as one string, split at spaces (`slurm.extra="--account=ml --qos=long"`).
+    #[serde(deserialize_with = "words")]
+    pub extra: Vec<String>,
+    /// The shell command a task runs before `worker DIR` (`srun /opt/augwise/bin/augwise`, or a
+    /// module load first); empty = the `AUGWISE_WORKER` variable, else this augwise binary.
+    pub worker: String,
+    /// Attempts per trajectory before the request fails (1 = never resubmit).
+    pub tries: usize,
+    /// How often the coordinator reads `squeue` and the result files, in milliseconds.
+    pub poll_ms: u64,
+}
+
+/// A list of words, or one string of them separated by spaces.
+fn words<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Words {
+        List(Vec<String>),
+        Line(String),
+    }
+    Ok(match Words::deserialize(d)? {
+        Words::List(l) => l,
+        Words::Line(s) => s.split_whitespace().map(str::to_owned).collect(),
+    })
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        Self {
+            partition: String::new(),
+            time: String::new(),
+            gres: String::new(),
+            cpus_per_task: 0,
+            mem: String::new(),
+            extra: Vec::new(),
+            worker: String::new(),
+            tries: 3,
+            poll_ms: 500,
+        }
+    }
+}
+
+impl SlurmConfig {
+    pub fn with_partition(mut self, p: impl Into<String>) -> Self {
+        self.partition = p.into();
+        self
+    }
+    pub fn with_gres(mut self, g: impl Into<String>) -> Self {
+        self.gres = g.into();
+        self
+    }
+    pub fn with_time(mut self, t: impl Into<String>) -> Self {
+        self.time = t.into();
+        self
+    }
+    pub fn with_mem(mut self, m: impl Into<String>) -> Self {
+        self.mem = m.into();
+        self
+    }
+    /// Further sbatch options, one word each.
+    pub fn with_extra<S: Into<String>>(mut self, options: impl IntoIterator<Item = S>) -> Self {
+        self.extra = options.into_iter().map(Into::into).collect();
+        self
+    }
+    pub fn with_worker(mut self, w: impl Into<String>) -> Self {
+        self.worker = w.into();
+        self
+    }
+    pub fn with_cpus_per_task(mut self, n: usize) -> Self {
+        self.cpus_per_task = n;
+        self
+    }
+    pub fn with_tries(mut self, n: usize) -> Self {
+        self.tries = n;
+        self
+    }
+    pub fn with_poll_ms(mut self, ms: u64) -> Self {
+        self.poll_ms = ms;
+        self
+    }
+
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if !(1..=100).contains(&self.tries) {
+            return Err("slurm.tries must be between 1 and 100".into());
+        }
+        if !(10..=600_000).contains(&self.poll_ms) {
+            return Err("slurm.poll_ms must be between 10 and 600000".into());
+        }
+        if let Some(bad) = self.extra.iter().find(|e| !e.starts_with('-')) {
+            return Err(format!(
+                "slurm.extra: `{bad}` is not an sbatch option; give each as one word, like \"--qos=long\""
+            ));
+        }
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // a test may panic

@@ -27,10 +27,33 @@ pub enum SearchError {
     },
     #[error("no trajectories waiting: run `evaluate` before `update`")]
     NothingToUpdate,
-    /// Free-form validation (a configuration that contradicts itself, a record from an
-    /// older version).
+    #[error("unknown preset `{name}`{}; expected {}", crate::suggest::hint(name, known.iter().copied()), known.join(", "))]
+    UnknownPreset {
+        name: String,
+        known: &'static [&'static str],
+    },
+    #[error("unknown config key `{key}`{}; keys: {}", crate::suggest::hint(key, keys.iter().map(String::as_str)), keys.join(", "))]
+    UnknownConfigKey { key: String, keys: Vec<String> },
+    /// `config key=value` whose value does not fit the setting.
+    #[error("`{key}={value}`: {why}")]
+    ConfigValue { key: String, value: String, why: String },
+    /// A configuration that contradicts itself or leaves a setting's range (the message names
+    /// the setting and its range).
     #[error("{0}")]
-    Invalid(String),
+    Config(String),
+    /// Data that serde could not write (a bug: every record is plain data).
+    #[error("could not serialise {what}: {why}")]
+    Serialise { what: &'static str, why: String },
+    /// An update recorded by an older augwise, without what the null replays.
+    #[error("update {update} was recorded before augwise kept pair-application totals; a null needs a search run with this version")]
+    RecordTooOld { update: usize },
+    #[error("the validation split is empty")]
+    NoValidationImages,
+    #[error("image {index} is past the validation split's {images} images (0 to {})", images - 1)]
+    NoSuchImage { index: usize, images: i64 },
+    /// Every probe trajectory diverged: the probe has no reward.
+    #[error("every probe trajectory of {policy} diverged: {}", reasons.join("; "))]
+    ProbeDiverged { policy: String, reasons: Vec<String> },
     /// A count outside its range.
     #[error(transparent)]
     OutOfRange(#[from] crate::limits::OutOfRange),
@@ -58,9 +81,9 @@ pub enum SearchError {
     /// A trajectory's worker thread died without a result (a bug; nothing was kept).
     #[error("trajectory {trajectory} was lost: its worker thread panicked; nothing of this step was kept")]
     WorkerLost { trajectory: usize },
-    /// The slurm executor could not submit or follow its jobs.
+    /// The slurm executor could not submit or follow its jobs, or a worker could not run.
     #[error("slurm: {0}")]
-    Slurm(String),
+    Slurm(#[from] SlurmError),
     /// A trajectory's array task failed on every try: the request's jobs were cancelled and
     /// nothing of it was kept.
     #[error("trajectory {index} failed on Slurm {tries} time(s) (last: {why}); its log: {}. The other tasks were cancelled and the session is as it was before this step: fix the cause the log names and run it again (or `config slurm.tries=…`, or `config executor=local`)", log.display())]
@@ -112,4 +135,47 @@ impl From<TrainError> for SearchError {
             other => SearchError::Train(other),
         }
     }
+}
+
+/// What the slurm executor and its workers fail with, besides a task's own failure.
+#[derive(Debug, thiserror::Error)]
+pub enum SlurmError {
+    #[error("could not {action} {}: {why}", path.display())]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        why: String,
+    },
+    #[error("worker: no trajectory index: pass one, or run as a Slurm array task")]
+    NoIndex,
+    #[error("worker: cannot read the request {} ({why}); nothing was run or written. The session that submitted the job writes its requests: if it is still running it retries this trajectory, and its next step writes a new request", path.display())]
+    UnreadableRequest { path: PathBuf, why: String },
+    #[error("worker: {}: its key does not match its contents (edited or damaged); nothing was run. The submitting session writes it anew on its next step", path.display())]
+    AlteredRequest { path: PathBuf },
+    #[error(
+        "worker: this request has trajectories 0..{trajectories} and no index {index}; nothing was run or written"
+    )]
+    NoSuchTrajectory { index: usize, trajectories: usize },
+    #[error("{} is not inside a run directory", dir.display())]
+    OutsideRun { dir: PathBuf },
+    #[error("stage-1 snapshot {file}: {why}")]
+    Snapshot { file: String, why: String },
+    #[error("`{cmd}` not found: the slurm executor needs Slurm's client commands on PATH (a login node, or SLURM_CONF set); `config executor=local` runs trajectories here")]
+    ClientMissing { cmd: String },
+    #[error("could not run `timeout {cmd}`: {why}")]
+    ClientSpawn { cmd: String, why: String },
+    #[error("`{cmd}` did not answer in {seconds} s: is slurmctld up and reachable (`scontrol ping`)?")]
+    ClientTimeout { cmd: String, seconds: u32 },
+    #[error("`{command}` failed ({status}): {stderr} — the slurm executor runs Slurm's clients here: on a login node, or with SLURM_CONF naming the cluster's slurm.conf")]
+    ClientFailed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("the slurm executor needs the augwise binary the tasks run: `config slurm.worker=/path/to/augwise` (or set AUGWISE_WORKER)")]
+    NoWorkerBinary,
+    #[error("no working directory: {0}")]
+    NoWorkingDirectory(String),
+    #[error("sbatch answered `{0}`, not a job id")]
+    NotAJobId(String),
 }

@@ -1,4 +1,4 @@
-//! `explain [stage]`: the formulas and settings of each stage, with this session's values,
+//! `explain [topic]`: the formulas and settings of each stage of the method, with this session's values,
 //! for teaching. The text follows docs/method.md.
 
 use super::SearchConfig;
@@ -7,7 +7,7 @@ use crate::suggest::Named;
 
 /// What `explain` explains: the method's stages, the search space and its noise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Stage {
+pub enum Topic {
     #[default]
     Overview,
     Space,
@@ -19,35 +19,35 @@ pub enum Stage {
     Noise,
 }
 
-impl Named for Stage {
+impl Named for Topic {
     const ALL: &'static [Self] = &[
-        Stage::Overview,
-        Stage::Space,
-        Stage::Pretrain,
-        Stage::Sample,
-        Stage::Evaluate,
-        Stage::Update,
-        Stage::Fulltrain,
-        Stage::Noise,
+        Topic::Overview,
+        Topic::Space,
+        Topic::Pretrain,
+        Topic::Sample,
+        Topic::Evaluate,
+        Topic::Update,
+        Topic::Fulltrain,
+        Topic::Noise,
     ];
-    const WHAT: &'static str = "stage";
+    const WHAT: &'static str = "topic";
 
     fn name(self) -> &'static str {
         match self {
-            Stage::Overview => "overview",
-            Stage::Space => "space",
-            Stage::Pretrain => "pretrain",
-            Stage::Sample => "sample",
-            Stage::Evaluate => "evaluate",
-            Stage::Update => "update",
-            Stage::Fulltrain => "fulltrain",
-            Stage::Noise => "noise",
+            Topic::Overview => "overview",
+            Topic::Space => "space",
+            Topic::Pretrain => "pretrain",
+            Topic::Sample => "sample",
+            Topic::Evaluate => "evaluate",
+            Topic::Update => "update",
+            Topic::Fulltrain => "fulltrain",
+            Topic::Noise => "noise",
         }
     }
 }
 
-/// The explanation of `stage`, with `cfg`'s settings filled in.
-pub fn explain(stage: Stage, cfg: &SearchConfig) -> String {
+/// The explanation of `topic`, with `cfg`'s settings filled in.
+pub fn explain(topic: Topic, cfg: &SearchConfig) -> String {
     let r = &cfg.recipe;
     let lr1 = cfg.finetune_lr.map(|l| format!("{l}")).unwrap_or_else(|| {
         format!(
@@ -59,8 +59,8 @@ pub fn explain(stage: Stage, cfg: &SearchConfig) -> String {
         || "no gradient clipping".to_owned(),
         |c| format!("gradient-norm clip {c}"),
     );
-    match stage {
-        Stage::Overview => format!(
+    match topic {
+        Topic::Overview => format!(
             "AWS — Augmentation-Wise Weight Sharing (Tian et al., NeurIPS 2020)\n\
              Goal: θ* = argmax_θ ACC(ω*_θ; D_val), ω*_θ = argmin_ω L_train(ω; θ).\n\
              Observation: augmentation matters mostly late in training, so the early part is\n\
@@ -68,23 +68,23 @@ pub fn explain(stage: Stage, cfg: &SearchConfig) -> String {
              scored by fine-tuning only the late part from those weights.\n\
              Steps: pretrain → (evaluate → update) × {} → best θ → fulltrain.\n\
              This session: {} on {}, {} pretrain epochs, {} fine-tune epochs per trajectory,\n\
-             {} trajectories per update. `explain <stage>` for: {}.",
+             {} trajectories per update. `explain <topic>` for: {}.",
             cfg.updates,
             cfg.model,
             cfg.data,
             cfg.pretrain_epochs,
             cfg.finetune_epochs,
             cfg.trajectories,
-            Stage::names().join(", ")
+            Topic::names().join(", ")
         ),
-        Stage::Space => "Search space: 14 ops; 11 with a magnitude kept at levels 3, 6, 9 of AutoAugment's\n\
+        Topic::Space => "Search space: 14 ops; 11 with a magnitude kept at levels 3, 6, 9 of AutoAugment's\n\
              10-level grid, 3 without — 36 operations. An augmentation is an ordered pair (op1,\n\
              op2) of them: 1,296 candidates, both always applied, signed ops with a random sign.\n\
              θ = (a ∈ R³⁶, B ∈ R³⁶ˣ³⁶): p(op1, op2) = softmax(a)[op1] · softmax(B[op1])[op2];\n\
              θ = 0 is uniform. Every image of every batch draws its own pair.\n\
              Pipeline: crop (pad size/8) → flip (if allowed) → pair → Cutout (size/2) → normalise."
             .to_owned(),
-        Stage::Pretrain => format!(
+        Topic::Pretrain => format!(
             "Stage 1 — shared-weight pretraining: train on search-train with pairs drawn uniformly\n\
              per image. SGD{} (momentum {}, weight decay {}, none on BN and biases),\n\
              batch {}, warm-up {} epoch(s) {} → {}, cosine to {} over {} epochs, label smoothing\n\
@@ -103,11 +103,11 @@ pub fn explain(stage: Stage, cfg: &SearchConfig) -> String {
             cfg.pretrain_epochs,
             r.label_smoothing,
         ),
-        Stage::Sample => "Sampling: op1 ~ softmax(a), op2 ~ softmax(B[op1]), independently per image; each\n\
+        Topic::Sample => "Sampling: op1 ~ softmax(a), op2 ~ softmax(B[op1]), independently per image; each\n\
              signed op flips its sign with probability 1/2. `sample n` shows n draws with their\n\
              probabilities and previews them on validation images."
             .to_owned(),
-        Stage::Evaluate => format!(
+        Topic::Evaluate => format!(
             "Stage 2 — one trajectory: reset weights and momentum to the stage-1 snapshot;\n\
              fine-tune {} epochs at a constant rate of {}, pairs drawn per image from θ;\n\
              after each epoch measure top-1 accuracy on the validation split (never test).\n\
@@ -115,7 +115,7 @@ pub fn explain(stage: Stage, cfg: &SearchConfig) -> String {
              are kept for the update. Official: 10 epochs (5% of stage 1), 8 trajectories.",
             cfg.finetune_epochs, lr1, cfg.reward_top
         ),
-        Stage::Update => format!(
+        Topic::Update => format!(
             "Policy update (PPO) from the waiting trajectories, all sampled under θ_old:\n\
              b ← {m}·b + (1 − {m})·mean(R)   (b starts at the first mean reward)\n\
              A_t = (R_t − b) × {u} × {s}   (rewards in percent, the official units)\n\
@@ -137,7 +137,7 @@ pub fn explain(stage: Stage, cfg: &SearchConfig) -> String {
             b = cfg.ppo.lr,
             w = cfg.ppo.warmup_updates
         ),
-        Stage::Fulltrain => format!(
+        Topic::Fulltrain => format!(
             "After the search: retrain from scratch on search-train + validation with pairs drawn\n\
              per image from the best θ ({} epochs here, official 300; rate {} → {} over {} epochs, cosine\n\
              to {}) and report the final-epoch test error. `correlate` does this for several policies and\n\
@@ -149,7 +149,7 @@ pub fn explain(stage: Stage, cfg: &SearchConfig) -> String {
             cfg.fulltrain_schedule.warmup_epochs,
             cfg.fulltrain_schedule.floor
         ),
-        Stage::Noise => format!(
+        Topic::Noise => format!(
             "Noise, and what a result needs to be trusted. Two trajectories of one θ differ: the\n\
              reward moves with the data order, crops, flips, Cutout holes and θ's own draws. So every\n\
              reward is shown with a 95% interval across trajectories (mean ± t·sd/√k); `sd` is one\n\
@@ -194,25 +194,25 @@ mod tests {
     #[test]
     fn every_stage_explains_with_the_session_settings() {
         let cfg = SearchConfig::cpu().with_trajectories(5);
-        for &stage in Stage::ALL {
-            let text = explain(stage, &cfg);
-            assert!(text.len() > 200, "{stage:?}: {text}");
+        for &topic in Topic::ALL {
+            let text = explain(topic, &cfg);
+            assert!(text.len() > 200, "{topic:?}: {text}");
         }
-        assert!(explain(Stage::Overview, &cfg).contains("5 trajectories per update"));
-        assert!(explain(Stage::Update, &cfg).contains("π_new(k) / π_old(k)"));
+        assert!(explain(Topic::Overview, &cfg).contains("5 trajectories per update"));
+        assert!(explain(Topic::Update, &cfg).contains("π_new(k) / π_old(k)"));
         // The numbers are the session's, not prose.
         let mut changed = cfg.clone();
         changed.set("recipe.weight_decay", "0.0005").unwrap();
         changed.set("recipe.grad_clip", "null").unwrap();
         changed.set("finetune_lr", "null").unwrap();
-        let text = explain(Stage::Pretrain, &changed);
+        let text = explain(Topic::Pretrain, &changed);
         assert!(
             text.contains("weight decay 0.0005") && text.contains("no gradient clipping"),
             "{text}"
         );
-        let text = explain(Stage::Evaluate, &changed);
+        let text = explain(Topic::Evaluate, &changed);
         assert!(text.contains("rate of 0.001 (stage 1's final rate)"), "{text}");
-        let e = Stage::parse_named("pretrian").unwrap_err();
+        let e = Topic::parse_named("pretrian").unwrap_err();
         assert!(e.contains("did you mean `pretrain`"), "{e}");
     }
 }

@@ -7,6 +7,7 @@ mod error;
 mod explain;
 mod history;
 pub mod null;
+mod parts;
 pub mod ppo;
 mod probe;
 pub mod progress;
@@ -22,42 +23,25 @@ pub mod stats;
 mod store;
 mod trajectory;
 mod update;
+mod wire;
+mod worker;
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
-pub use config::{DataOrder, FulltrainSchedule, Recipe, SearchConfig};
-pub use error::SearchError;
-pub use explain::{explain, Stage};
+pub use config::{DataOrder, Executor, FulltrainSchedule, Recipe, SearchConfig, SlurmConfig};
+pub use error::{SearchError, SlurmError};
+pub use explain::{explain, Topic};
 pub use history::History;
 pub use null::NullReport;
-pub use ppo::{PpoConfig, PpoOutcome, PpoState, Trajectory};
+pub use ppo::{Diverged, PpoConfig, PpoOutcome, PpoState, Trajectory};
 pub use progress::{Progress, Purpose};
 
 pub use probe::EARLY_MAX_DEFAULT;
 pub use report::*;
 pub use session::Session;
-pub use slurm::{reason_needs_a_change, run_worker, Executor, SlurmConfig};
-pub use trajectory::{best_epochs, Diverged, TrajectorySeeds};
-
-/// The θ with the best mean reward so far (what a search returns, not the last θ): the θ
-/// update `update`'s trajectories ran under, i.e. θ after `update − 1` updates. `export`,
-/// `policy`, `null` and the θ charts all mean this one (`Session::best_theta`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BestTheta {
-    pub update: usize,
-    pub mean_reward: f64,
-    pub theta: crate::policy::Theta,
-    /// Its update's mean reward with the 95% interval over that update's trajectories.
-    #[serde(default)]
-    pub reward: stats::Estimate,
-    /// How far the highest of the updates' noisy means lies above its θ's true reward on
-    /// average when no θ is better than another (`stats::selection_bias`): the best is
-    /// chosen *because* its noise was high.
-    #[serde(default)]
-    pub selection_bias: f64,
-}
+pub use slurm::reason_needs_a_change;
+pub use trajectory::{best_epochs, TrajectorySeeds};
+pub use worker::run_worker;
 
 /// Stream ids for [`crate::rng::Rng::derive`] and [`crate::rng::mix`]: one per source of
 /// randomness, so adding a draw to one never shifts another's numbers.

@@ -22,39 +22,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ppo::{self, PpoConfig, PpoState, Trajectory};
+use super::error::SearchError;
+use super::ppo::{self, PpoConfig, PpoOutcome, PpoState, Trajectory};
+use super::progress::{Progress, ProgressSink};
+pub use super::score::NullInput;
 use super::score::ScoreReport;
 use super::stats::{empirical_p, quantile_sorted, ALPHA};
 use crate::augment::space::{aws_name, pair_name, NUM_OPS, NUM_PAIRS};
 use crate::policy::{PairDistribution, PolicyError, Theta};
 use crate::rng::Rng;
-
-/// What one update of a search gives its null: the rewards (permuted there) and how many pair
-/// applications each trajectory drew.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NullInput {
-    pub rewards: Vec<f64>,
-    pub applications: Vec<u64>,
-    /// Per trajectory, op1 then op2 counts (`score::op_counts`); empty for updates recorded
-    /// before augwise kept them (the score test then skips the update).
-    #[serde(default)]
-    pub op_counts: Vec<Vec<u32>>,
-    /// The search's `pairs_per_trajectory` (0: per image).
-    #[serde(default)]
-    pub pairs_per_trajectory: usize,
-}
-
-impl NullInput {
-    /// What the null needs from one PPO update.
-    pub fn of(outcome: &super::ppo::PpoOutcome) -> Self {
-        Self {
-            rewards: outcome.rewards.clone(),
-            applications: outcome.applications.clone(),
-            op_counts: outcome.op_counts.clone(),
-            pairs_per_trajectory: outcome.pairs_per_trajectory,
-        }
-    }
-}
+use crate::train::CancelFlag;
 
 /// Within-update permutations the score test runs: its p-value's resolution is 1/1,000, and
 /// 1,000 shuffles of the paper's 2,800 trajectories take well under a second.
@@ -380,59 +357,47 @@ impl NullReport {
     }
 }
 
-impl super::Session {
-    /// Run the search's noise-only null (`replicates` searches, default the config's) over
-    /// the updates so far and judge θ against it; kept in the history.
-    pub fn null(&mut self, replicates: Option<usize>) -> Result<NullReport, super::SearchError> {
-        self.writable()?;
-        use super::{progress::Progress, SearchError};
-        let replicates = super::session::within(
-            &crate::limits::NULL_REPLICATES,
-            replicates.unwrap_or(self.config.null_replicates),
-        )?;
-        if self.history.updates.is_empty() {
-            return Err(SearchError::NoUpdates);
-        }
-        let mut inputs = Vec::with_capacity(self.history.updates.len());
-        for u in &self.history.updates {
-            if u.ppo.applications.len() != u.ppo.rewards.len() {
-                return Err(SearchError::Invalid(format!(
-                    "update {} was recorded before augwise kept pair-application totals; a null needs a search run with this version",
-                    u.update
-                )));
+/// The null's inputs from a search's updates (number, PPO outcome); refused for updates
+/// recorded before augwise kept pair-application totals.
+pub(super) fn inputs_of<'a>(
+    updates: impl Iterator<Item = (usize, &'a PpoOutcome)>,
+) -> Result<Vec<NullInput>, SearchError> {
+    updates
+        .map(|(update, outcome)| {
+            if outcome.applications.len() != outcome.rewards.len() {
+                return Err(SearchError::RecordTooOld { update });
             }
-            inputs.push(NullInput::of(&u.ppo));
-        }
-        // The θ judged is the searched one, the best; its null searches stop where it stood.
-        let after = self
-            .best
-            .as_ref()
-            .map_or(self.ppo.updates, |b| b.update.saturating_sub(1));
-        let (theta, after) = (self.best_theta().clone(), after.min(inputs.len()));
-        self.cancel.reset();
-        let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
-        let seed = crate::rng::mix(self.config.seed, super::stream::NULL);
-        let sims = simulate(&inputs[..after], &self.config.ppo, replicates, seed, &mut |done| {
-            progress.emit(Progress::Null { done, replicates });
-            !cancel.is_cancelled()
-        });
-        let sims = match sims {
-            Ok(s) => s,
-            Err(_) if self.cancel.is_cancelled() => return Err(SearchError::Cancelled),
-            Err(e) => return Err(e.into()),
-        };
-        let score = score(&inputs, crate::rng::mix(seed, 1));
-        let mut report = judge(&theta, self.ppo.updates, &sims, score)?;
-        report.theta_after = Some(after);
-        let before = self.history.null.replace(report.clone());
-        self.commit(false, move |s| s.history.null = before)?;
-        Ok(report)
-    }
+            Ok(NullInput::of(outcome))
+        })
+        .collect()
+}
 
-    /// The null of the current θ, if one was run since the last update.
-    pub fn current_null(&self) -> Option<&NullReport> {
-        self.history.null.as_ref().filter(|n| n.updates == self.ppo.updates)
-    }
+/// The searched θ (`theta`, found after `after` of the `inputs`' updates) judged against
+/// `replicates` null searches that stop where it stood, drawn from `seed`; the score test
+/// reads every update. Cancelled through `cancel` between replicates.
+pub(super) fn searched(
+    theta: &Theta,
+    inputs: &[NullInput],
+    after: usize,
+    ppo: &PpoConfig,
+    (replicates, seed): (usize, u64),
+    cancel: &CancelFlag,
+    progress: &mut ProgressSink,
+) -> Result<NullReport, SearchError> {
+    let after = after.min(inputs.len());
+    let sims = simulate(&inputs[..after], ppo, replicates, seed, &mut |done| {
+        progress.emit(Progress::Null { done, replicates });
+        !cancel.is_cancelled()
+    });
+    let sims = match sims {
+        Ok(s) => s,
+        Err(_) if cancel.is_cancelled() => return Err(SearchError::Cancelled),
+        Err(e) => return Err(e.into()),
+    };
+    let score = score(inputs, crate::rng::mix(seed, 1));
+    let mut report = judge(theta, inputs.len(), &sims, score)?;
+    report.theta_after = Some(after);
+    Ok(report)
 }
 
 #[cfg(test)]

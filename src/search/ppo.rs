@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, TchError, Tensor};
 
-use crate::augment::space::{NUM_OPS, NUM_PAIRS};
+use crate::augment::space::{pair_ops, NUM_OPS, NUM_PAIRS};
 use crate::policy::{PairDistribution, PolicyError, Theta};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -417,10 +417,7 @@ pub fn update(state: &mut PpoState, trajectories: &[Trajectory], cfg: &PpoConfig
         baseline,
         advantages,
         applications,
-        op_counts: trajectories
-            .iter()
-            .map(|t| super::score::op_counts(&t.counts))
-            .collect(),
+        op_counts: trajectories.iter().map(|t| op_counts(&t.counts)).collect(),
         pairs_per_trajectory: trajectories.iter().map(|t| t.pairs_drawn).max().unwrap_or(0),
         lr,
         inner_steps,
@@ -436,10 +433,53 @@ pub fn distribution(theta: &Theta) -> Result<PairDistribution, PolicyError> {
     theta.distribution()
 }
 
+/// Per-trajectory op applications: op1 counts (36) then op2 counts (36) — what the score
+/// test needs from an update, 72 numbers instead of 1,296.
+pub fn op_counts(pair_counts: &[u32]) -> Vec<u32> {
+    let mut out = vec![0u32; 2 * NUM_OPS];
+    for (k, &c) in pair_counts.iter().enumerate().take(NUM_PAIRS) {
+        let (a, b) = pair_ops(k);
+        out[a] += c;
+        out[NUM_OPS + b] += c;
+    }
+    out
+}
+
+/// A trajectory whose loss went NaN/Inf: discarded, not an error of the primitive (docs/method.md:
+/// such trajectories carry no reward).
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub struct Diverged {
+    /// The trajectory's policy seed (its name in reports).
+    pub seed: u64,
+    pub epoch: usize,
+    pub batch: usize,
+    pub loss: f64,
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "trajectory seed {}: loss {} at fine-tune epoch {}, batch {}",
+            self.seed, self.loss, self.epoch, self.batch
+        )
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
     use super::*;
+
+    #[test]
+    fn op_counts_split_pairs_into_op1_and_op2() {
+        let mut pairs = vec![0u32; NUM_PAIRS];
+        pairs[3 * NUM_OPS + 5] = 7;
+        pairs[5 * NUM_OPS + 3] = 2;
+        let c = op_counts(&pairs);
+        assert_eq!((c[3], c[5], c[NUM_OPS + 5], c[NUM_OPS + 3]), (7, 2, 7, 2));
+        assert_eq!(c.iter().sum::<u32>(), 18);
+    }
 
     fn traj(reward: f64, pairs: &[(usize, u32)]) -> Trajectory {
         let mut counts = vec![0; NUM_PAIRS];

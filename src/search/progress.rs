@@ -119,6 +119,35 @@ impl Progress {
     }
 }
 
+/// A front-end's handler of progress events.
+type ProgressFn = Box<dyn FnMut(&Progress) + Send>;
+
+/// Where a session's progress events go (none until a front-end asks).
+#[derive(Default)]
+pub(super) struct ProgressSink(Option<ProgressFn>);
+
+impl ProgressSink {
+    /// Events to `f`.
+    pub fn to(f: impl FnMut(&Progress) + Send + 'static) -> Self {
+        Self(Some(Box::new(f)))
+    }
+
+    /// To the front-end's renderer; a notice with no renderer attached (a program using the
+    /// library directly) still reaches stderr, as the only place left to say it.
+    pub fn emit(&mut self, p: Progress) {
+        match (self.0.as_mut(), &p) {
+            (Some(f), _) => f(&p),
+            (None, Progress::Notice { stage, message }) => eprintln!("{stage}: {message}"),
+            (None, _) => {}
+        }
+    }
+
+    /// A [`Progress::Notice`] from `stage`.
+    pub fn notice(&mut self, stage: &'static str, message: String) {
+        self.emit(Progress::Notice { stage, message });
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {

@@ -448,3 +448,21 @@ pub struct Step {
 pub struct StepReport {
     pub steps: Vec<Step>,
 }
+
+/// The θ with the best mean reward so far (what a search returns, not the last θ): the θ
+/// update `update`'s trajectories ran under, i.e. θ after `update − 1` updates. `export`,
+/// `policy`, `null` and the θ charts all mean this one (`Session::best_theta`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestTheta {
+    pub update: usize,
+    pub mean_reward: f64,
+    pub theta: crate::policy::Theta,
+    /// Its update's mean reward with the 95% interval over that update's trajectories.
+    #[serde(default)]
+    pub reward: Estimate,
+    /// How far the highest of the updates' noisy means lies above its θ's true reward on
+    /// average when no θ is better than another (`stats::selection_bias`): the best is
+    /// chosen *because* its noise was high.
+    #[serde(default)]
+    pub selection_bias: f64,
+}

@@ -5,7 +5,12 @@
 //! and the update (1-based) for the search. Scalars are a window on the run, not its record:
 //! a failure to write them is reported once and turns them off, never fails a step.
 
-use super::{stats, FulltrainReport, Session, Trajectory, UpdateRecord};
+use std::path::Path;
+
+use super::ppo::Trajectory;
+use super::progress::ProgressSink;
+use super::report::{FulltrainReport, UpdateRecord};
+use super::stats;
 use crate::tensorboard::EventWriter;
 use crate::train::EpochReport;
 
@@ -18,12 +23,19 @@ pub(super) enum Scalars {
     Off,
 }
 
-impl Session {
+/// The event file of the run in `run_dir`, with where a failure is reported.
+pub(super) struct ScalarWriter<'a> {
+    pub scalars: &'a mut Scalars,
+    pub run_dir: &'a Path,
+    pub progress: &'a mut ProgressSink,
+}
+
+impl ScalarWriter<'_> {
     /// Run `write` on the session's event file and flush it.
     fn scalars(&mut self, write: impl FnOnce(&mut EventWriter) -> std::io::Result<()>) {
         if let Scalars::Closed = self.scalars {
             let dir = self.run_dir.join("tensorboard");
-            self.scalars = match EventWriter::create(&dir) {
+            *self.scalars = match EventWriter::create(&dir) {
                 Ok(w) => Scalars::Open(w),
                 Err(e) => {
                     self.progress.notice(
@@ -37,19 +49,19 @@ impl Session {
                 }
             };
         }
-        let Scalars::Open(w) = &mut self.scalars else { return };
+        let Scalars::Open(w) = &mut *self.scalars else { return };
         if let Err(e) = write(w).and_then(|()| w.flush()) {
             let message = format!(
                 "could not write {}: {e}; scalars are off for this session",
                 w.path().display()
             );
-            self.scalars = Scalars::Off;
+            *self.scalars = Scalars::Off;
             self.progress.notice("tensorboard", message);
         }
     }
 
     /// Stage-1 epochs (and `fulltrain`'s under `prefix` = "fulltrain").
-    pub(super) fn epoch_scalars(&mut self, prefix: &str, epochs: &[EpochReport], test: &[f64]) {
+    pub fn epochs(&mut self, prefix: &str, epochs: &[EpochReport], test: &[f64]) {
         self.scalars(|w| {
             for (i, e) in epochs.iter().enumerate() {
                 let step = e.epoch as i64;
@@ -68,9 +80,10 @@ impl Session {
         });
     }
 
-    /// Trajectories `first..` of the update to come: each one's reward and accuracies.
-    pub(super) fn trajectory_scalars(&mut self, first: usize, done: &[Trajectory]) {
-        let step = self.ppo.updates as i64 + 1;
+    /// Trajectories `first..` of update `update` (1-based, the one to come): each one's
+    /// reward and accuracies.
+    pub fn trajectories(&mut self, update: usize, first: usize, done: &[Trajectory]) {
+        let step = update as i64;
         self.scalars(|w| {
             for (i, t) in done.iter().enumerate() {
                 let tag = format!("trajectory/{}", first + i);
@@ -86,8 +99,7 @@ impl Session {
 
     /// One PPO update: the reward with its interval, baseline, entropy, KL, inner steps and
     /// the rates.
-    pub(super) fn update_scalars(&mut self, r: &UpdateRecord) {
-        let finetune_lr = self.config.finetune_rate();
+    pub fn update(&mut self, r: &UpdateRecord, finetune_lr: f64) {
         self.scalars(|w| {
             let step = r.update as i64;
             let stats::Estimate { mean, sd, n, ci95 } = r.reward;
@@ -109,8 +121,8 @@ impl Session {
         });
     }
 
-    pub(super) fn fulltrain_scalars(&mut self, r: &FulltrainReport) {
+    pub fn fulltrain(&mut self, r: &FulltrainReport) {
         let prefix = format!("fulltrain/{}", r.policy);
-        self.epoch_scalars(&prefix, &r.epochs, &r.test_accuracy);
+        self.epochs(&prefix, &r.epochs, &r.test_accuracy);
     }
 }

@@ -26,21 +26,36 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::null::NullInput;
+use super::ppo::PpoOutcome;
 use super::stats::{empirical_p, ALPHA};
-use crate::augment::space::{aws_name, pair_ops, NUM_OPS, NUM_PAIRS};
+use crate::augment::space::{aws_name, NUM_OPS};
 use crate::rng::Rng;
 
-/// Per-trajectory op applications: op1 counts (36) then op2 counts (36) — what the score
-/// test needs from an update, 72 numbers instead of 1,296.
-pub fn op_counts(pair_counts: &[u32]) -> Vec<u32> {
-    let mut out = vec![0u32; 2 * NUM_OPS];
-    for (k, &c) in pair_counts.iter().enumerate().take(NUM_PAIRS) {
-        let (a, b) = pair_ops(k);
-        out[a] += c;
-        out[NUM_OPS + b] += c;
+/// What one update of a search gives its null: the rewards (permuted there) and how many pair
+/// applications each trajectory drew.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NullInput {
+    pub rewards: Vec<f64>,
+    pub applications: Vec<u64>,
+    /// Per trajectory, op1 then op2 counts (`ppo::op_counts`); empty for updates recorded
+    /// before augwise kept them (the score test then skips the update).
+    #[serde(default)]
+    pub op_counts: Vec<Vec<u32>>,
+    /// The search's `pairs_per_trajectory` (0: per image).
+    #[serde(default)]
+    pub pairs_per_trajectory: usize,
+}
+
+impl NullInput {
+    /// What the null needs from one PPO update.
+    pub fn of(outcome: &PpoOutcome) -> Self {
+        Self {
+            rewards: outcome.rewards.clone(),
+            applications: outcome.applications.clone(),
+            op_counts: outcome.op_counts.clone(),
+            pairs_per_trajectory: outcome.pairs_per_trajectory,
+        }
     }
-    out
 }
 
 /// One op's association with the rewards.
@@ -256,7 +271,9 @@ pub fn test(evidence: &[NullInput], permutations: usize, seed: u64) -> Option<Sc
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // a test may panic
 mod tests {
+    use super::super::ppo::op_counts;
     use super::*;
+    use crate::augment::space::NUM_PAIRS;
 
     /// What the test reads of an update: rewards and op counts.
     fn evidence(rewards: Vec<f64>, op_counts: Vec<Vec<u32>>) -> NullInput {
@@ -273,16 +290,6 @@ mod tests {
         let mut pairs = rng.multinomial(2000, &[1.0 / NUM_PAIRS as f64; NUM_PAIRS]);
         pairs[op * NUM_OPS + op] += extra;
         op_counts(&pairs)
-    }
-
-    #[test]
-    fn op_counts_split_pairs_into_op1_and_op2() {
-        let mut pairs = vec![0u32; NUM_PAIRS];
-        pairs[3 * NUM_OPS + 5] = 7;
-        pairs[5 * NUM_OPS + 3] = 2;
-        let c = op_counts(&pairs);
-        assert_eq!((c[3], c[5], c[NUM_OPS + 5], c[NUM_OPS + 3]), (7, 2, 7, 2));
-        assert_eq!(c.iter().sum::<u32>(), 18);
     }
 
     #[test]

@@ -1,413 +1,29 @@
 //! The slurm executor: the trajectories of one request (an update's, a probe's) as one Slurm
 //! job array, one task per trajectory, on the real scheduler. The run directory is the only
-//! channel (docs/scale-out.md has its contract): the coordinator writes the request's inputs
-//! once, atomically, under `RUN/slurm/<name>/`; each task (`augwise worker DIR`) runs the same
-//! [`Runner::run`] as a local trajectory and writes `results/<index>.json` atomically; the
+//! channel (its files are `wire.rs`'s): the coordinator writes the request's inputs once,
+//! atomically, under `RUN/slurm/<name>/`; each task (`augwise worker DIR`, `worker.rs`) runs
+//! the same `Runner::run` as a local trajectory and writes `results/<index>.json`; the
 //! coordinator polls `squeue` and those files, resubmits by array index what failed, and
 //! cancels its jobs when the step is cancelled. Result files are the truth: without
 //! accounting, Slurm forgets a job `MinJobAge` seconds after it ends.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use super::progress::{Progress, Purpose};
+use super::config::{SearchConfig, SlurmConfig};
+use super::error::{SearchError, SlurmError};
+use super::progress::{Progress, ProgressSink, Purpose};
 use super::stage1::Stage1;
-use super::trajectory::{Diverged, Ran, Runner, TrajectorySeeds};
-use super::{SearchConfig, SearchError, Session, Trajectory};
-use crate::checkpoint::{self, CheckpointError, SnapshotRef};
+use super::trajectory::{Bench, Execute, Ran, TrajectorySeeds};
+use super::wire::{
+    io_error, read_jobs, read_result, result_path, write_json, Inputs, Jobs, Submitted, TaskOutcome, TaskResult,
+    INPUTS_FILE, INPUTS_FORMAT, JOBS_FILE, JOBS_FORMAT,
+};
+use crate::checkpoint::{self, SnapshotRef};
 use crate::policy::Policy;
 use crate::train::CancelFlag;
-
-/// Where a request's trajectories run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Executor {
-    /// Threads on this machine's devices (grouped models on one GPU).
-    #[default]
-    Local,
-    /// One Slurm job array per request (`SearchConfig::slurm` says how).
-    Slurm,
-}
-
-/// How the slurm executor submits: what a user of `sbatch` would pass. Empty strings leave the
-/// cluster's defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SlurmConfig {
-    /// `--partition`.
-    pub partition: String,
-    /// `--time` of one trajectory task, in Slurm's format (`30:00`, `1-00:00:00`).
-    pub time: String,
-    /// `--gres` (`gpu:1` for one GPU per trajectory).
-    pub gres: String,
-    /// `--cpus-per-task`; 0 = Slurm's default.
-    pub cpus_per_task: usize,
-    /// `--mem` (`16G`).
-    pub mem: String,
-    /// Further sbatch options, one word each (`--account=ml`, `--qos=long`); in `config`
-    /// also as one string, split at spaces (`slurm.extra="--account=ml --qos=long"`).
-    #[serde(deserialize_with = "words")]
-    pub extra: Vec<String>,
-    /// The shell command a task runs before `worker DIR` (`srun /opt/augwise/bin/augwise`, or a
-    /// module load first); empty = the `AUGWISE_WORKER` variable, else this augwise binary.
-    pub worker: String,
-    /// Attempts per trajectory before the request fails (1 = never resubmit).
-    pub tries: usize,
-    /// How often the coordinator reads `squeue` and the result files, in milliseconds.
-    pub poll_ms: u64,
-}
-
-/// A list of words, or one string of them separated by spaces.
-fn words<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Words {
-        List(Vec<String>),
-        Line(String),
-    }
-    Ok(match Words::deserialize(d)? {
-        Words::List(l) => l,
-        Words::Line(s) => s.split_whitespace().map(str::to_owned).collect(),
-    })
-}
-
-impl Default for SlurmConfig {
-    fn default() -> Self {
-        Self {
-            partition: String::new(),
-            time: String::new(),
-            gres: String::new(),
-            cpus_per_task: 0,
-            mem: String::new(),
-            extra: Vec::new(),
-            worker: String::new(),
-            tries: 3,
-            poll_ms: 500,
-        }
-    }
-}
-
-impl SlurmConfig {
-    pub fn with_partition(mut self, p: impl Into<String>) -> Self {
-        self.partition = p.into();
-        self
-    }
-    pub fn with_gres(mut self, g: impl Into<String>) -> Self {
-        self.gres = g.into();
-        self
-    }
-    pub fn with_time(mut self, t: impl Into<String>) -> Self {
-        self.time = t.into();
-        self
-    }
-    pub fn with_mem(mut self, m: impl Into<String>) -> Self {
-        self.mem = m.into();
-        self
-    }
-    /// Further sbatch options, one word each.
-    pub fn with_extra<S: Into<String>>(mut self, options: impl IntoIterator<Item = S>) -> Self {
-        self.extra = options.into_iter().map(Into::into).collect();
-        self
-    }
-    pub fn with_worker(mut self, w: impl Into<String>) -> Self {
-        self.worker = w.into();
-        self
-    }
-    pub fn with_cpus_per_task(mut self, n: usize) -> Self {
-        self.cpus_per_task = n;
-        self
-    }
-    pub fn with_tries(mut self, n: usize) -> Self {
-        self.tries = n;
-        self
-    }
-    pub fn with_poll_ms(mut self, ms: u64) -> Self {
-        self.poll_ms = ms;
-        self
-    }
-
-    pub(super) fn validate(&self) -> Result<(), String> {
-        if !(1..=100).contains(&self.tries) {
-            return Err("slurm.tries must be between 1 and 100".into());
-        }
-        if !(10..=600_000).contains(&self.poll_ms) {
-            return Err("slurm.poll_ms must be between 10 and 600000".into());
-        }
-        if let Some(bad) = self.extra.iter().find(|e| !e.starts_with('-')) {
-            return Err(format!(
-                "slurm.extra: `{bad}` is not an sbatch option; give each as one word, like \"--qos=long\""
-            ));
-        }
-        Ok(())
-    }
-}
-
-const INPUTS_FORMAT: &str = "augwise-slurm-inputs/1";
-const RESULT_FORMAT: &str = "augwise-slurm-result/1";
-const INPUTS_FILE: &str = "inputs.json";
-const JOBS_FILE: &str = "jobs.json";
-const JOBS_FORMAT: &str = "augwise-slurm-jobs/1";
-
-/// Everything a task needs, written once per request. `key` is the SHA-256 of the rest (with
-/// the executor's own settings left out, so switching executor keeps results): a result
-/// carries it, and one with another key is refused.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Inputs {
-    format: String,
-    key: String,
-    /// PPO updates done when the request was made.
-    update: usize,
-    purpose: Purpose,
-    config: SearchConfig,
-    policy: Policy,
-    pairs: usize,
-    seeds: Vec<TrajectorySeeds>,
-    /// The stage-1 snapshot: its directory relative to the run directory, and its checksum.
-    snapshot_dir: String,
-    snapshot: SnapshotRef,
-    epochs_done: usize,
-}
-
-impl Inputs {
-    fn digest(&self) -> Result<String, SearchError> {
-        let mut bare = self.clone();
-        bare.key.clear();
-        bare.config.executor = Executor::Local;
-        bare.config.slurm = SlurmConfig::default();
-        let bytes = serde_json::to_vec(&bare).map_err(|e| SearchError::Invalid(e.to_string()))?;
-        Ok(checkpoint::sha256_hex(&bytes))
-    }
-}
-
-/// What a task came to.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub(super) enum TaskOutcome {
-    Done {
-        trajectory: Trajectory,
-    },
-    Diverged {
-        diverged: Diverged,
-    },
-    /// The worker could not run the trajectory (data missing on the node, out of memory…).
-    Failed {
-        error: String,
-    },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct TaskResult {
-    format: String,
-    key: String,
-    index: usize,
-    #[serde(flatten)]
-    outcome: TaskOutcome,
-    host: String,
-    slurm_job: String,
-    seconds: f64,
-}
-
-/// One submission of some array indices.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Submitted {
-    job: String,
-    indices: Vec<usize>,
-}
-
-/// `jobs.json`: a request's submissions, for a coordinator that resumes it.
-#[derive(Debug, Serialize, Deserialize)]
-struct Jobs {
-    format: String,
-    jobs: Vec<Submitted>,
-}
-
-/// The submissions recorded in `dir` (none when there is no file yet). A damaged file is
-/// reported and read as none: the tasks it named are then submitted again.
-fn read_jobs(dir: &Path, notes: &mut Vec<String>) -> Vec<Submitted> {
-    let path = dir.join(JOBS_FILE);
-    if !path.exists() {
-        return Vec::new();
-    }
-    match checkpoint::read_json::<Jobs>(&path, JOBS_FORMAT) {
-        Ok(j) => j.jobs,
-        Err(e) => {
-            notes.push(format!("ignoring {}: {e}", path.display()));
-            Vec::new()
-        }
-    }
-}
-
-fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> SearchError {
-    SearchError::Slurm(format!("could not {what} {}: {e}", path.display()))
-}
-
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), SearchError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| SearchError::Invalid(e.to_string()))?;
-    Ok(checkpoint::write_atomic(path, &bytes)?)
-}
-
-fn result_path(dir: &Path, index: usize) -> PathBuf {
-    dir.join("results").join(format!("{index}.json"))
-}
-
-/// The result of task `index`, if one with this request's key is there. A result of another
-/// request (a different key) is refused: reported once and ignored, so it is recomputed.
-fn read_result(dir: &Path, key: &str, index: usize, notes: &mut Vec<String>) -> Option<TaskResult> {
-    let path = result_path(dir, index);
-    let bytes = std::fs::read(&path).ok()?;
-    match serde_json::from_slice::<TaskResult>(&bytes) {
-        Ok(r) if r.key == key && r.index == index && r.format == RESULT_FORMAT => Some(r),
-        Ok(r) => {
-            notes.push(format!(
-                "refusing {}: it is the result of another request (key {}…, index {}), not this one; it will be recomputed",
-                path.display(),
-                r.key.get(..12).unwrap_or(&r.key),
-                r.index
-            ));
-            let _ = std::fs::remove_file(&path);
-            None
-        }
-        Err(e) => {
-            notes.push(format!("refusing {}: {e}; it will be recomputed", path.display()));
-            let _ = std::fs::remove_file(&path);
-            None
-        }
-    }
-}
-
-// ---- the worker ---------------------------------------------------------------------------
-
-/// `augwise worker DIR [INDEX]`: run trajectory `index` of the request in `dir` (default: the
-/// task's `SLURM_ARRAY_TASK_ID`) and write its result. `Ok(Err(why))` when the trajectory could
-/// not run: that is written as a `failed` result too, so the coordinator can say why (a
-/// diverged trajectory finished: it has no reward by the method's rule). A request that cannot
-/// be read, or an index it does not have, is an error and writes nothing. `progress` gets the
-/// trajectory's events (the `augwise worker` command prints a line per epoch to the task's log).
-pub fn run_worker(
-    dir: &Path,
-    index: Option<usize>,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<Result<(), String>, SearchError> {
-    let index = match index {
-        Some(i) => i,
-        None => std::env::var("SLURM_ARRAY_TASK_ID")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| {
-                SearchError::Slurm("worker: no trajectory index: pass one, or run as a Slurm array task".into())
-            })?,
-    };
-    // libtorch's intra-op threads: the CPUs Slurm gave the task, not the whole node (two
-    // tasks of 2 threads each on 2 cores ran 4× slower than one after the other).
-    if let Some(n) = task_cpus() {
-        tch::set_num_threads(n);
-    }
-    let path = dir.join(INPUTS_FILE);
-    let inputs: Inputs = checkpoint::read_json(&path, INPUTS_FORMAT).map_err(|e| {
-        let why = match e {
-            CheckpointError::Foreign { why, .. } | CheckpointError::Corrupt { why, .. } | CheckpointError::Io { why, .. } => why,
-            other => other.to_string(),
-        };
-        SearchError::Slurm(format!(
-            "worker: cannot read the request {} ({why}); nothing was run or written. The session that submitted the job writes its requests: if it is still running it retries this trajectory, and its next step writes a new request",
-            path.display()
-        ))
-    })?;
-    if inputs.format != INPUTS_FORMAT || inputs.digest()? != inputs.key {
-        return Err(SearchError::Slurm(format!(
-            "worker: {}: its key does not match its contents (edited or damaged); nothing was run. The submitting session writes it anew on its next step",
-            path.display()
-        )));
-    }
-    if index >= inputs.seeds.len() {
-        return Err(SearchError::Slurm(format!(
-            "worker: this request has trajectories 0..{} and no index {index}; nothing was run or written",
-            inputs.seeds.len()
-        )));
-    }
-    let start = Instant::now();
-    let outcome = match run_task(dir, &inputs, index, progress) {
-        Ok(Ok(trajectory)) => TaskOutcome::Done { trajectory },
-        Ok(Err(diverged)) => TaskOutcome::Diverged { diverged },
-        Err(e) => TaskOutcome::Failed { error: e.to_string() },
-    };
-    let failure = match &outcome {
-        TaskOutcome::Failed { error } => Err(format!("worker: trajectory {index} failed: {error}")),
-        _ => Ok(()),
-    };
-    let result = TaskResult {
-        format: RESULT_FORMAT.into(),
-        key: inputs.key.clone(),
-        index,
-        outcome,
-        host: checkpoint::hostname(),
-        slurm_job: std::env::var("SLURM_JOB_ID").unwrap_or_default(),
-        seconds: start.elapsed().as_secs_f64(),
-    };
-    write_json(&result_path(dir, index), &result)?;
-    Ok(failure)
-}
-
-/// CPUs Slurm allotted this task: `--cpus-per-task`, else the job's CPUs on this node
-/// (`SLURM_JOB_CPUS_PER_NODE` reads like `2` or `2(x3)`).
-fn task_cpus() -> Option<i32> {
-    let var = |k: &str| std::env::var(k).ok();
-    var("SLURM_CPUS_PER_TASK")
-        .and_then(|v| v.parse().ok())
-        .or_else(|| {
-            var("SLURM_JOB_CPUS_PER_NODE").and_then(|v| {
-                let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
-                digits.parse().ok()
-            })
-        })
-        .filter(|&n: &i32| n > 0)
-}
-
-/// The trajectory itself: the session's data, pipeline and model rebuilt from the config, the
-/// snapshot read and verified, then exactly a local trajectory's code.
-fn run_task(
-    dir: &Path,
-    inputs: &Inputs,
-    index: usize,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<Result<Trajectory, Diverged>, SearchError> {
-    let seeds = *inputs.seeds.get(index).ok_or_else(|| {
-        SearchError::Slurm(format!(
-            "worker: index {index} is past this request's {} trajectories",
-            inputs.seeds.len()
-        ))
-    })?;
-    let run_dir = dir
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| SearchError::Slurm(format!("{} is not inside a run directory", dir.display())))?;
-    let parts = super::session::Parts::for_worker(&inputs.config)?;
-    let stage1 = Stage1::new(parts.trainer);
-    let tensors = checkpoint::read_snapshot(&run_dir.join(&inputs.snapshot_dir), &inputs.snapshot)?;
-    let snapshot = stage1
-        .snapshot_from_tensors(tensors, inputs.epochs_done, &inputs.config, parts.device.device)
-        .map_err(|why| SearchError::Slurm(format!("stage-1 snapshot {}: {why}", inputs.snapshot.file)))?;
-    let mut trainer = stage1.trainer;
-    let runner = Runner {
-        config: inputs.config.clone(),
-        pipeline: parts.pipeline,
-        snapshot,
-        policy: inputs.policy.clone(),
-        cancel: CancelFlag::new(),
-        purpose: inputs.purpose,
-        total: inputs.seeds.len(),
-        first: 0,
-        pairs: inputs.pairs,
-    };
-    let (train, val) = (&parts.splits.train, &parts.splits.val);
-    runner.run(&mut trainer, train, val, seeds, index, &mut |p| progress(&p))
-}
-
-// ---- the coordinator ----------------------------------------------------------------------
 
 /// A task's state as the coordinator sees it.
 #[derive(Debug, Default)]
@@ -472,31 +88,34 @@ fn active(state: &str) -> bool {
 const CLIENT_SECONDS: u32 = 60;
 
 fn run_slurm(cmd: &str, args: &[String]) -> Result<String, SearchError> {
-    let not_found = || {
-        SearchError::Slurm(format!("`{cmd}` not found: the slurm executor needs Slurm's client commands on PATH (a login node, or SLURM_CONF set); `config executor=local` runs trajectories here"))
-    };
+    let not_found = || SlurmError::ClientMissing { cmd: cmd.to_owned() };
     // coreutils' `timeout`: TERM at the limit, KILL 5 s later; 124/137 = timed out, 127 = no such command.
     let out = Command::new("timeout")
         .args(["--kill-after=5", &CLIENT_SECONDS.to_string(), cmd])
         .args(args)
         .output()
-        .map_err(|e| SearchError::Slurm(format!("could not run `timeout {cmd}`: {e}")))?;
+        .map_err(|e| SlurmError::ClientSpawn {
+            cmd: cmd.to_owned(),
+            why: e.to_string(),
+        })?;
     match out.status.code() {
-        Some(127) => return Err(not_found()),
+        Some(127) => return Err(not_found().into()),
         Some(124 | 137) => {
-            return Err(SearchError::Slurm(format!(
-                "`{cmd}` did not answer in {CLIENT_SECONDS} s: is slurmctld up and reachable (`scontrol ping`)?"
-            )))
+            return Err(SlurmError::ClientTimeout {
+                cmd: cmd.to_owned(),
+                seconds: CLIENT_SECONDS,
+            }
+            .into())
         }
         _ => {}
     }
     if !out.status.success() {
-        return Err(SearchError::Slurm(format!(
-            "`{cmd} {}` failed ({}): {} — the slurm executor runs Slurm's clients here: on a login node, or with SLURM_CONF naming the cluster's slurm.conf",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(SlurmError::ClientFailed {
+            command: format!("{cmd} {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }
+        .into());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -518,9 +137,7 @@ fn worker_command(cfg: &SlurmConfig) -> Result<String, SearchError> {
     }
     match std::env::current_exe() {
         Ok(p) if p.file_stem().is_some_and(|s| s == "augwise") => Ok(shell_quote(&p.to_string_lossy())),
-        _ => Err(SearchError::Slurm(
-            "the slurm executor needs the augwise binary the tasks run: `config slurm.worker=/path/to/augwise` (or set AUGWISE_WORKER)".into(),
-        )),
+        _ => Err(SlurmError::NoWorkerBinary.into()),
     }
 }
 
@@ -544,7 +161,7 @@ struct Request<'a> {
 
 impl Request<'_> {
     /// Hand what the coordinator noted to the session's progress, as notices.
-    fn tell(&mut self, progress: &mut super::session::ProgressSink) {
+    fn tell(&mut self, progress: &mut ProgressSink) {
         for note in self.notes.drain(..) {
             progress.notice("slurm", note);
         }
@@ -555,7 +172,7 @@ impl Request<'_> {
     }
 
     fn submit(&mut self, indices: &[usize]) -> Result<(), SearchError> {
-        let cwd = std::env::current_dir().map_err(|e| SearchError::Slurm(format!("no working directory: {e}")))?;
+        let cwd = std::env::current_dir().map_err(|e| SlurmError::NoWorkingDirectory(e.to_string()))?;
         let c = self.cfg;
         let mut args = vec![
             "--parsable".to_owned(),
@@ -583,10 +200,7 @@ impl Request<'_> {
         let out = run_slurm("sbatch", &args)?;
         let job = out.trim().split(';').next().unwrap_or_default().to_owned();
         if job.is_empty() || !job.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(SearchError::Slurm(format!(
-                "sbatch answered `{}`, not a job id",
-                out.trim()
-            )));
+            return Err(SlurmError::NotAJobId(out.trim().to_owned()).into());
         }
         let now = Instant::now();
         for &i in indices {
@@ -705,24 +319,44 @@ impl Request<'_> {
     }
 }
 
-impl Session {
+/// The Slurm executor: a session's requests as job arrays under `run_dir/slurm/`.
+pub(super) struct SlurmRequests<'a> {
+    pub bench: Bench<'a>,
+    pub run_dir: PathBuf,
+    /// The snapshot file the run directory's `session.json` names (tasks read it).
+    pub snapshot_ref: Option<SnapshotRef>,
+    /// The session's updates so far (names the request's directory).
+    pub update: usize,
+}
+
+impl Execute for SlurmRequests<'_> {
+    fn config(&self) -> &SearchConfig {
+        self.bench.config
+    }
+
+    fn trajectory_batch(&self) -> usize {
+        self.bench.trajectory_batch()
+    }
+
     /// The trajectories of `seeds` as a Slurm job array (see the module's doc); all or
-    /// nothing, like the local executor.
-    pub(super) fn slurm_trajectories(
+    /// nothing, like the local executor. Progress counts tasks, so `frame` is not needed.
+    fn trajectories(
         &mut self,
         policy: &Policy,
         seeds: &[TrajectorySeeds],
         purpose: Purpose,
         pairs: usize,
+        _frame: (usize, usize),
     ) -> Result<Ran, SearchError> {
-        let epochs_done = self.stage1.complete(&self.config)?.epochs_done;
+        let config = self.bench.config;
+        let epochs_done = self.bench.stage1.complete(config)?.epochs_done;
         let (snapshot_dir, snapshot) = self.snapshot_for_tasks()?;
         let mut inputs = Inputs {
             format: INPUTS_FORMAT.into(),
             key: String::new(),
-            update: self.ppo.updates,
+            update: self.update,
             purpose,
-            config: self.config.clone(),
+            config: config.clone(),
             policy: policy.clone(),
             pairs,
             seeds: seeds.to_vec(),
@@ -743,13 +377,13 @@ impl Session {
             tasks: (0..seeds.len()).map(|_| Task::default()).collect(),
             dir,
             inputs,
-            cfg: &self.config.slurm,
+            cfg: &config.slurm,
             name: format!("augwise-{}", &name),
             jobs,
             notes,
         };
-        self.cancel.reset();
-        let result = drive(&mut req, &self.cancel, &mut self.progress);
+        self.bench.cancel.reset();
+        let result = drive(&mut req, self.bench.cancel, self.bench.progress);
         if result.is_err() {
             // Nothing of this request runs on: running it again starts afresh (its tries
             // too). Only a coordinator that died leaves jobs.json for `resume` to follow.
@@ -758,14 +392,16 @@ impl Session {
         }
         result
     }
+}
 
+impl SlurmRequests<'_> {
     /// The stage-1 snapshot as a file the tasks read: the run directory's committed one, or
     /// (a run from before content-addressed snapshots) one written under `slurm/`.
     fn snapshot_for_tasks(&self) -> Result<(String, SnapshotRef), SearchError> {
         if let Some(r) = &self.snapshot_ref {
             return Ok((String::new(), r.clone()));
         }
-        let snapshot = self.stage1.complete(&self.config)?;
+        let snapshot = self.bench.stage1.complete(self.bench.config)?;
         let tensors = Stage1::to_tensors(snapshot).map_err(crate::train::TrainError::from)?;
         let r = checkpoint::write_snapshot(&self.run_dir.join("slurm"), &tensors)?;
         Ok(("slurm".into(), r))
@@ -774,11 +410,7 @@ impl Session {
 
 /// Submit what has no result and no live job, poll until every task has a result, resubmit
 /// failed tasks by index until their tries are spent.
-fn drive(
-    req: &mut Request<'_>,
-    cancel: &CancelFlag,
-    progress: &mut super::session::ProgressSink,
-) -> Result<Ran, SearchError> {
+fn drive(req: &mut Request<'_>, cancel: &CancelFlag, progress: &mut ProgressSink) -> Result<Ran, SearchError> {
     // A coordinator that died left its jobs and results: count its submissions as tries and
     // follow the jobs Slurm still runs.
     req.collect();
@@ -921,57 +553,5 @@ mod tests {
             assert!(!reason_needs_a_change(r), "{r}");
         }
         assert!(reason_needs_a_change("PartitionDown, something else"));
-    }
-
-    /// A damaged request or an index it does not have: an error for the worker's user, and no
-    /// result file the coordinator would read (issue 24).
-    #[test]
-    fn a_worker_refuses_a_damaged_request_or_a_missing_index_and_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let seed = TrajectorySeeds {
-            order: 1,
-            augment: 2,
-            policy: 3,
-        };
-        let mut inputs = Inputs {
-            format: INPUTS_FORMAT.into(),
-            key: String::new(),
-            update: 0,
-            purpose: Purpose::Evaluate,
-            config: SearchConfig::cpu(),
-            policy: Policy::None,
-            pairs: 0,
-            seeds: vec![seed, seed],
-            snapshot_dir: ".".into(),
-            snapshot: SnapshotRef {
-                file: "weights-0.safetensors".into(),
-                sha256: String::new(),
-                bytes: 0,
-            },
-            epochs_done: 1,
-        };
-        inputs.key = inputs.digest().unwrap();
-        write_json(&dir.path().join(INPUTS_FILE), &inputs).unwrap();
-        let e = run_worker(dir.path(), Some(2), &mut |_| {}).unwrap_err().to_string();
-        assert!(
-            e.contains("trajectories 0..2 and no index 2") && e.contains("nothing was run"),
-            "{e}"
-        );
-        assert!(
-            !dir.path().join("results").exists(),
-            "a result was written for a missing index"
-        );
-
-        std::fs::write(
-            dir.path().join(INPUTS_FILE),
-            "{\"format\": \"augwise-slurm-inputs/1\", trunc",
-        )
-        .unwrap();
-        let e = run_worker(dir.path(), Some(0), &mut |_| {}).unwrap_err().to_string();
-        assert!(
-            e.contains("cannot read the request") && !e.contains("restore a backup") && !e.contains("point `resume`"),
-            "{e}"
-        );
-        assert!(!dir.path().join("results").exists());
     }
 }

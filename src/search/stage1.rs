@@ -3,12 +3,15 @@
 
 use tch::{Device, Tensor};
 
-use super::progress::{BatchAt, Progress};
-use super::{PretrainReport, SearchConfig, SearchError, Session};
+use super::config::SearchConfig;
+use super::error::SearchError;
+use super::progress::{BatchAt, Progress, ProgressSink};
+use crate::augment::Pipeline;
+use crate::data::Splits;
 use crate::model::{Model, Weights};
 use crate::policy::Policy;
 use crate::policy::PolicyAugment;
-use crate::train::{FitEvent, SgdState, Trainer, TrainerState};
+use crate::train::{CancelFlag, EpochReport, FitEvent, SgdState, Trainer, TrainerState};
 
 /// The shared model and the stage-1 snapshot (absent before the first `pretrain`).
 pub(super) struct Stage1 {
@@ -140,38 +143,31 @@ pub(super) fn shared_model(
     )?)
 }
 
-impl Session {
-    /// Stage 1: `epochs` more epochs (default: the rest of the schedule) with pairs drawn
-    /// uniformly per image; then snapshot weights and momentum and checkpoint.
-    pub fn pretrain(&mut self, epochs: Option<usize>) -> Result<PretrainReport, SearchError> {
-        self.writable()?;
-        if self.ppo.updates > 0 || !self.pending.is_empty() {
-            return Err(SearchError::SearchStarted);
-        }
-        let done = self.pretrain_epochs_done();
-        let n = match epochs {
-            Some(n) => super::session::within(&crate::limits::EPOCHS, n)?,
-            None => self.config.pretrain_epochs.saturating_sub(done),
-        };
-        if n == 0 {
-            return Err(SearchError::Stage1Complete {
-                done,
-                total: self.config.pretrain_epochs,
-            });
-        }
-        self.cancel.reset();
-        let stage1 = &mut self.stage1;
-        let before = stage1.trainer.snapshot()?;
-        stage1.trainer.config = self.config.stage1_train_config();
-        let mut aug = PolicyAugment::new(self.pipeline.clone(), Policy::AwsUniform.sampler()?);
-        let (cancel, progress) = (self.cancel.clone(), &mut self.progress);
-        let result = stage1.trainer.fit(
-            &self.splits.train,
-            Some(&self.splits.val),
-            n,
-            &mut aug,
-            &cancel,
-            &mut |event| {
+/// What puts stage 1 back as it was before [`Stage1::train`] (its checkpoint failed).
+pub(super) struct Stage1Undo {
+    before: TrainerState,
+    snapshot: Option<TrainerState>,
+}
+
+impl Stage1 {
+    /// `n` more epochs with pairs drawn uniformly per image, then the snapshot of weights and
+    /// momentum; a failed or cancelled epoch leaves the model as it was before.
+    pub fn train(
+        &mut self,
+        config: &SearchConfig,
+        splits: &Splits,
+        pipeline: &Pipeline,
+        n: usize,
+        cancel: &CancelFlag,
+        progress: &mut ProgressSink,
+    ) -> Result<(Vec<EpochReport>, Stage1Undo), SearchError> {
+        let done = self.epochs_done();
+        let before = self.trainer.snapshot()?;
+        self.trainer.config = config.stage1_train_config();
+        let mut aug = PolicyAugment::new(pipeline.clone(), Policy::AwsUniform.sampler()?);
+        let result = self
+            .trainer
+            .fit(&splits.train, Some(&splits.val), n, &mut aug, cancel, &mut |event| {
                 let FitEvent::Batch(b) = event else { return };
                 progress.emit(Progress::Pretrain {
                     at: BatchAt {
@@ -184,31 +180,22 @@ impl Session {
                     schedule_epoch: b.epoch,
                     images_per_sec: b.images_per_sec,
                 });
-            },
-        );
+            });
         let epochs = match result {
             Ok(r) => r,
             Err(e) => {
-                stage1.trainer.restore(&before)?;
+                self.trainer.restore(&before)?;
                 return Err(e.into());
             }
         };
-        let after = stage1.trainer.snapshot()?;
-        let old_snapshot = stage1.snapshot.replace(after);
-        let old_epochs = self.history.pretrain.len();
-        self.history.pretrain.extend(epochs.iter().cloned());
-        self.commit(true, move |s| {
-            let _ = s.stage1.trainer.restore(&before);
-            s.stage1.snapshot = old_snapshot;
-            s.history.pretrain.truncate(old_epochs);
-        })?;
-        self.epoch_scalars("pretrain", &epochs, &[]);
-        let warning = crate::train::divergence_warning(&epochs, self.splits.train.info.classes.len());
-        Ok(PretrainReport {
-            epochs,
-            epochs_done: self.stage1.epochs_done(),
-            schedule_epochs: self.config.pretrain_epochs,
-            warning,
-        })
+        let snapshot = self.snapshot.replace(self.trainer.snapshot()?);
+        Ok((epochs, Stage1Undo { before, snapshot }))
+    }
+
+    /// Back to before `train` (best effort: the weights were copied, restoring cannot fail
+    /// for want of memory the copy did not need).
+    pub fn undo(&mut self, undo: Stage1Undo) {
+        let _ = self.trainer.restore(&undo.before);
+        self.snapshot = undo.snapshot;
     }
 }

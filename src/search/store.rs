@@ -7,11 +7,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
+use super::config::SearchConfig;
+use super::error::SearchError;
+use super::history::History;
 use super::ppo::{PpoState, Trajectory};
+use super::report::BestTheta;
 use super::stage1::Stage1;
-use super::{BestTheta, History, SearchConfig, SearchError, Session};
 use crate::augment::space::NUM_PAIRS;
 use crate::checkpoint::{self, CheckpointError, RunLock, SnapshotRef};
+use crate::train::TrainerState;
 
 const FORMAT: &str = "augwise-session/1";
 pub(super) const STATE_FILE: &str = "session.json";
@@ -35,6 +39,28 @@ pub(super) struct SessionState {
 }
 
 impl SessionState {
+    /// The state of a session with these parts (`snapshot`: the file its run directory names).
+    pub fn new(
+        config: SearchConfig,
+        pretrain_epochs_done: usize,
+        ppo: PpoState,
+        pending: Vec<Trajectory>,
+        best: Option<BestTheta>,
+        history: History,
+        snapshot: Option<SnapshotRef>,
+    ) -> Self {
+        Self {
+            format: FORMAT.into(),
+            config,
+            pretrain_epochs_done,
+            ppo,
+            pending,
+            best,
+            history,
+            snapshot,
+        }
+    }
+
     /// What resume requires of a `session.json` before it trusts it (the snapshot aside):
     /// PPO's state sound, as many updates as the history records, pending trajectories whole.
     fn validate(&self) -> Result<(), String> {
@@ -158,109 +184,55 @@ pub(super) fn corrupt(path: &Path, why: String) -> SearchError {
     })
 }
 
-impl Session {
-    /// Write the checkpoint to `dir`: the snapshot first when `weights` (stage 1 changed
-    /// them, or `dir` is new), then `session.json` naming it — the one rename that commits.
-    /// Returns the snapshot `session.json` now names. A state that would not read back (a
-    /// non-finite number serde would write as `null`) is refused before `session.json` is
-    /// written, and a snapshot written for it removed.
-    /// `lock` is `dir`'s: this session's own, or the one `save` just took.
-    fn write_checkpoint(
-        &self,
-        dir: &Path,
-        lock: &RunLock,
-        weights: bool,
-    ) -> Result<Option<SnapshotRef>, CheckpointError> {
-        lock.check_current()?;
-        let state_file = dir.join(STATE_FILE);
-        let mut state = SessionState {
-            format: FORMAT.into(),
-            config: self.config.clone(),
-            pretrain_epochs_done: self.pretrain_epochs_done(),
-            ppo: self.ppo.clone(),
-            pending: self.pending.clone(),
-            best: self.best.clone(),
-            history: self.history.clone(),
-            snapshot: self.snapshot_ref.clone(),
-        };
-        let refuse = |why: String| CheckpointError::Io {
-            action: "write",
-            path: state_file.clone(),
-            why: format!("augwise will not write a checkpoint it could not read back: {why}"),
-        };
-        let check = |state: &SessionState| -> Result<Vec<u8>, CheckpointError> {
-            let json = serde_json::to_vec_pretty(state).map_err(|e| refuse(e.to_string()))?;
-            let back: SessionState = serde_json::from_slice(&json).map_err(|e| refuse(e.to_string()))?;
-            back.validate().map_err(refuse)?;
-            Ok(json)
-        };
-        let mut written = None;
-        if let (true, Some(s)) = (weights, &self.stage1.snapshot) {
-            let tensors = Stage1::to_tensors(s).map_err(|e| CheckpointError::Io {
-                action: "serialise the snapshot for",
-                path: dir.to_owned(),
-                why: e.to_string(),
-            })?;
-            let r = checkpoint::write_snapshot(dir, &tensors)?;
-            written = Some(r.clone());
-            state.snapshot = Some(r);
-        }
-        let committed = check(&state).and_then(|json| checkpoint::write_atomic(&state_file, &json));
-        if let Err(e) = committed {
-            // The new snapshot is unreferenced: remove it unless the old checkpoint names it.
-            if let Some(r) = written.filter(|r| Some(r) != self.snapshot_ref.as_ref() || dir != self.run_dir) {
-                let _ = std::fs::remove_file(dir.join(&r.file));
-            }
-            return Err(e);
-        }
-        checkpoint::remove_other_snapshots(dir, state.snapshot.as_ref());
-        if state.snapshot.is_some() {
-            // A run from before content addressing: its old file is unreferenced now.
-            let _ = std::fs::remove_file(dir.join(LEGACY_WEIGHTS_FILE));
-        }
-        Ok(state.snapshot)
+/// Write the checkpoint `state` to `dir`: `snapshot` first when given (stage 1 changed it,
+/// or `dir` is new), then `session.json` naming it — the one rename that commits. Returns the
+/// snapshot `session.json` now names. A state that would not read back (a non-finite number
+/// serde would write as `null`) is refused before `session.json` is written, and a snapshot
+/// written for it removed unless `keep` (the one the directory's last checkpoint names) is it.
+/// `lock` is `dir`'s: the session's own, or the one `save` just took.
+pub(super) fn write_checkpoint(
+    dir: &Path,
+    lock: &RunLock,
+    mut state: SessionState,
+    snapshot: Option<&TrainerState>,
+    keep: Option<&SnapshotRef>,
+) -> Result<Option<SnapshotRef>, CheckpointError> {
+    lock.check_current()?;
+    let state_file = dir.join(STATE_FILE);
+    let refuse = |why: String| CheckpointError::Io {
+        action: "write",
+        path: state_file.clone(),
+        why: format!("augwise will not write a checkpoint it could not read back: {why}"),
+    };
+    let check = |state: &SessionState| -> Result<Vec<u8>, CheckpointError> {
+        let json = serde_json::to_vec_pretty(state).map_err(|e| refuse(e.to_string()))?;
+        let back: SessionState = serde_json::from_slice(&json).map_err(|e| refuse(e.to_string()))?;
+        back.validate().map_err(refuse)?;
+        Ok(json)
+    };
+    let mut written = None;
+    if let Some(s) = snapshot {
+        let tensors = Stage1::to_tensors(s).map_err(|e| CheckpointError::Io {
+            action: "serialise the snapshot for",
+            path: dir.to_owned(),
+            why: e.to_string(),
+        })?;
+        let r = checkpoint::write_snapshot(dir, &tensors)?;
+        written = Some(r.clone());
+        state.snapshot = Some(r);
     }
-
-    /// Checkpoint after a primitive changed the session; if that fails, `undo` puts the
-    /// in-memory session back as it was, so memory never runs ahead of disk.
-    pub(super) fn commit(&mut self, weights: bool, undo: impl FnOnce(&mut Self)) -> Result<(), SearchError> {
-        let dir = self.run_dir.clone();
-        match self.write_checkpoint(&dir, &self.lock, weights) {
-            Ok(r) => {
-                self.snapshot_ref = r;
-                Ok(())
-            }
-            Err(e) => {
-                undo(self);
-                Err(match e {
-                    e @ CheckpointError::Io { .. } => SearchError::Unsaved(Box::new(e)),
-                    other => SearchError::Checkpoint(other),
-                })
-            }
+    let committed = check(&state).and_then(|json| checkpoint::write_atomic(&state_file, &json));
+    if let Err(e) = committed {
+        // The new snapshot is unreferenced: remove it unless the old checkpoint names it.
+        if let Some(r) = written.filter(|r| Some(r) != keep) {
+            let _ = std::fs::remove_file(dir.join(&r.file));
         }
+        return Err(e);
     }
-
-    /// Write the whole checkpoint now; `save DIR` writes it to another directory (taking its
-    /// lock; one that holds another run is refused) and goes on there.
-    pub fn save(&mut self, dir: Option<&Path>) -> Result<PathBuf, SearchError> {
-        let target = dir.map(Path::to_owned).unwrap_or_else(|| self.run_dir.clone());
-        let moving = target != self.run_dir;
-        let lock = if moving {
-            refuse_existing(&target)?;
-            let lock = RunLock::acquire(&target)?;
-            refuse_existing(&target)?;
-            Some(lock)
-        } else {
-            None
-        };
-        let r = self.write_checkpoint(&target, lock.as_ref().unwrap_or(&self.lock), true)?;
-        self.snapshot_ref = r;
-        if let Some(l) = lock {
-            self.lock = l;
-            self.run_dir = target;
-            // Later scalars go to the new directory's tensorboard/.
-            self.scalars = Default::default();
-        }
-        Ok(self.run_dir.clone())
+    checkpoint::remove_other_snapshots(dir, state.snapshot.as_ref());
+    if state.snapshot.is_some() {
+        // A run from before content addressing: its old file is unreferenced now.
+        let _ = std::fs::remove_file(dir.join(LEGACY_WEIGHTS_FILE));
     }
+    Ok(state.snapshot)
 }

@@ -1,19 +1,21 @@
 //! Stage 2 (docs/method.md): a trajectory fine-tunes the stage-1 snapshot under a policy for
 //! `finetune_epochs` at a constant rate and is scored by its reward — the mean of its best
 //! `reward_top` validation accuracies. [`Runner`] runs one trajectory or a grouped batch of
-//! them; [`Workers`] spreads an update's trajectories over devices; `evaluate` is the
-//! primitive that queues the search's own for `update`.
+//! them; [`Workers`] keeps the models besides the shared one; [`Bench`] is what they run on
+//! and the local [`Execute`]or, which spreads a request's trajectories over devices.
 
 use std::time::Instant;
 
 use tch::Device;
 
-use super::progress::{BatchAt, Progress, Purpose};
-use super::session::trajectory_count;
-use super::stage1::shared_model;
-use super::{stream, EvaluateReport, SearchConfig, SearchError, Session, Trajectory};
+use super::config::{DataOrder, SearchConfig};
+use super::error::SearchError;
+use super::ppo::{Diverged, Trajectory};
+use super::progress::{BatchAt, Progress, ProgressSink, Purpose};
+use super::stage1::{shared_model, Stage1};
+use super::stream;
 use crate::augment::Pipeline;
-use crate::data::Dataset;
+use crate::data::{Dataset, Splits};
 use crate::device;
 use crate::model::Model;
 use crate::policy::Policy;
@@ -34,27 +36,6 @@ pub struct TrajectorySeeds {
     pub augment: u64,
     /// Which ops, signs and magnitudes the policy draws per image.
     pub policy: u64,
-}
-
-/// A trajectory whose loss went NaN/Inf: discarded, not an error of the primitive (docs/method.md:
-/// such trajectories carry no reward).
-#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
-pub struct Diverged {
-    /// The trajectory's policy seed (its name in reports).
-    pub seed: u64,
-    pub epoch: usize,
-    pub batch: usize,
-    pub loss: f64,
-}
-
-impl std::fmt::Display for Diverged {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "trajectory seed {}: loss {} at fine-tune epoch {}, batch {}",
-            self.seed, self.loss, self.epoch, self.batch
-        )
-    }
 }
 
 /// What a trajectory came to.
@@ -311,45 +292,91 @@ pub(super) struct Workers {
     batched: Option<BatchedTrainer>,
 }
 
-impl Session {
-    /// Seeds of trajectory `index` of the current update. With `common_random_numbers` the
-    /// update's trajectories share crops, flips, Cutout and (per `data_order`) the data order,
-    /// so only θ's draws differ between them; without, each has its own.
-    fn trajectory_seeds(&self, index: usize) -> TrajectorySeeds {
-        let update = mix(mix(self.config.seed, stream::TRAJECTORY), self.ppo.updates as u64);
-        let own = mix(update, index as u64);
-        let (augment, order) = if self.config.common_random_numbers {
-            (mix(update, u64::MAX), mix(update, stream::ORDER))
-        } else {
-            (own, mix(own, stream::ORDER))
-        };
-        TrajectorySeeds {
-            order: self.data_order(order),
-            augment,
-            policy: own,
-        }
-    }
+/// What trajectories run on, borrowed from the session for one primitive: its configuration,
+/// data, pipeline, the shared model with its snapshot, the replicas and grouped model, and
+/// where cancellation and progress go. Running on it is the local executor.
+pub(super) struct Bench<'a> {
+    pub config: &'a SearchConfig,
+    pub device: Device,
+    pub splits: &'a Splits,
+    pub pipeline: &'a Pipeline,
+    pub stage1: &'a mut Stage1,
+    pub workers: &'a mut Workers,
+    pub cancel: &'a CancelFlag,
+    pub progress: &'a mut ProgressSink,
+}
 
-    /// Seeds of probe trajectory `index`: the same for every policy, so probes and `compare`
-    /// pair trajectories with common random numbers.
-    pub fn probe_seeds(&self, index: usize) -> TrajectorySeeds {
-        let s = mix(mix(self.config.seed, stream::PROBE), index as u64);
-        TrajectorySeeds {
-            order: self.data_order(mix(s, stream::ORDER)),
-            augment: s,
-            policy: s,
-        }
-    }
+/// Where a request's trajectories run: this machine ([`Bench`]) or a Slurm job array
+/// (`slurm::SlurmRequests`). Both return every trajectory or an error: all or nothing.
+pub(super) trait Execute {
+    fn config(&self) -> &SearchConfig;
 
-    /// A trajectory's data-order seed: its `own` under `DataOrder::PerTrajectory`, stage 1's
-    /// under `Shared`.
-    fn data_order(&self, own: u64) -> u64 {
-        match self.config.data_order {
-            super::DataOrder::PerTrajectory => own,
-            super::DataOrder::Shared => self.config.seed,
-        }
-    }
+    /// How many trajectories train together as one grouped model (an early `compare` takes
+    /// that many pairs at a time).
+    fn trajectory_batch(&self) -> usize;
 
+    /// Trajectories of `policy`, one per seed; `frame` = (the first's index, the count the
+    /// caller runs in pieces) labels progress "trajectory first + i of total". `pairs`: the
+    /// `pairs_per_trajectory` variant (0: per image), for the search's own trajectories only
+    /// — probes and comparisons sample a policy as it will be used.
+    fn trajectories(
+        &mut self,
+        policy: &Policy,
+        seeds: &[TrajectorySeeds],
+        purpose: Purpose,
+        pairs: usize,
+        frame: (usize, usize),
+    ) -> Result<Ran, SearchError>;
+}
+
+/// Seeds of trajectory `index` of update `update` (0-based). With `common_random_numbers`
+/// the update's trajectories share crops, flips, Cutout and (per `data_order`) the data
+/// order, so only θ's draws differ between them; without, each has its own.
+pub(super) fn search_seeds(config: &SearchConfig, update: usize, index: usize) -> TrajectorySeeds {
+    let update = mix(mix(config.seed, stream::TRAJECTORY), update as u64);
+    let own = mix(update, index as u64);
+    let (augment, order) = if config.common_random_numbers {
+        (mix(update, u64::MAX), mix(update, stream::ORDER))
+    } else {
+        (own, mix(own, stream::ORDER))
+    };
+    TrajectorySeeds {
+        order: data_order(config, order),
+        augment,
+        policy: own,
+    }
+}
+
+/// Seeds of probe trajectory `index`: the same for every policy, so probes and `compare`
+/// pair trajectories with common random numbers.
+pub(super) fn probe_seeds(config: &SearchConfig, index: usize) -> TrajectorySeeds {
+    let s = mix(mix(config.seed, stream::PROBE), index as u64);
+    TrajectorySeeds {
+        order: data_order(config, mix(s, stream::ORDER)),
+        augment: s,
+        policy: s,
+    }
+}
+
+/// A trajectory's data-order seed: its `own` under `DataOrder::PerTrajectory`, stage 1's
+/// under `Shared`.
+fn data_order(config: &SearchConfig, own: u64) -> u64 {
+    match config.data_order {
+        DataOrder::PerTrajectory => own,
+        DataOrder::Shared => config.seed,
+    }
+}
+
+/// The config's `trajectory_batch` on `device` (0 = 8 on CUDA, 1 on the CPU).
+pub(super) fn trajectory_batch(config: &SearchConfig, device: Device) -> usize {
+    match config.trajectory_batch {
+        0 if device.is_cuda() => 8,
+        0 => 1,
+        n => n,
+    }
+}
+
+impl Bench<'_> {
     /// The devices trajectories run on: the config's list, else every CUDA device when the
     /// session is on CUDA and there are several, else just the session's device.
     fn trajectory_devices(&self) -> Result<Vec<Device>, SearchError> {
@@ -362,7 +389,7 @@ impl Session {
                 .collect();
         }
         let n = device::cuda_device_count();
-        Ok(match self.device.device {
+        Ok(match self.device {
             Device::Cuda(_) if n > 1 => (0..n).map(Device::Cuda).collect(),
             d => vec![d],
         })
@@ -382,7 +409,7 @@ impl Session {
                 Ok(Replica {
                     device: d,
                     trainer: Trainer::new(
-                        shared_model(&self.config, info, d, self.config.seed)?,
+                        shared_model(self.config, info, d, self.config.seed)?,
                         self.pipeline.normalize.clone(),
                         self.config.stage1_train_config(),
                     )?,
@@ -394,22 +421,14 @@ impl Session {
         Ok(())
     }
 
-    /// What `total` trajectories of `policy` need, once stage 1 is complete. `pairs`: the
-    /// `pairs_per_trajectory` variant (0: per image), for the search's own trajectories only
-    /// — probes and comparisons sample a policy as it will be used.
-    pub(super) fn runner(
-        &self,
-        policy: &Policy,
-        purpose: Purpose,
-        total: usize,
-        pairs: usize,
-    ) -> Result<Runner, SearchError> {
+    /// What `total` trajectories of `policy` need, once stage 1 is complete.
+    pub fn runner(&self, policy: &Policy, purpose: Purpose, total: usize, pairs: usize) -> Result<Runner, SearchError> {
         Ok(Runner {
             config: self.config.clone(),
             pipeline: self.pipeline.clone(),
             snapshot: self
                 .stage1
-                .complete(&self.config)?
+                .complete(self.config)?
                 .copy()
                 .map_err(crate::train::TrainError::from)?,
             policy: policy.clone(),
@@ -421,64 +440,12 @@ impl Session {
         })
     }
 
-    /// How many trajectories train together as one grouped model (the config's
-    /// `trajectory_batch`; 0 = 8 on CUDA, 1 on the CPU).
-    pub(super) fn trajectory_batch(&self) -> usize {
-        match self.config.trajectory_batch {
-            0 if self.device.device.is_cuda() => 8,
-            0 => 1,
-            n => n,
-        }
-    }
-
-    /// Trajectories of `policy`, one per seed: as grouped models on one device, or spread
-    /// over the trajectory devices in parallel threads; all or nothing. The shared model is
-    /// back at the snapshot afterwards.
-    pub(super) fn trajectories(
-        &mut self,
-        policy: &Policy,
-        seeds: &[TrajectorySeeds],
-        purpose: Purpose,
-        pairs: usize,
-    ) -> Result<Ran, SearchError> {
-        self.trajectories_of(policy, seeds, purpose, pairs, (0, seeds.len()))
-    }
-
-    /// [`Session::trajectories`] for seeds that are trajectories `first..` of `total` the caller
-    /// runs in pieces (progress says "trajectory first + i of total").
-    pub(super) fn trajectories_of(
-        &mut self,
-        policy: &Policy,
-        seeds: &[TrajectorySeeds],
-        purpose: Purpose,
-        pairs: usize,
-        (first, total): (usize, usize),
-    ) -> Result<Ran, SearchError> {
-        if self.config.executor == super::Executor::Slurm {
-            return self.slurm_trajectories(policy, seeds, purpose, pairs);
-        }
-        let runner = Runner {
-            first,
-            ..self.runner(policy, purpose, total.max(seeds.len()), pairs)?
-        };
-        self.cancel.reset();
-        self.ensure_replicas()?;
-        let batch = self.trajectory_batch();
-        let ran = if self.workers.replicas.is_empty() && batch > 1 && seeds.len() > 1 {
-            self.batched_trajectories(&runner, seeds, batch)
-        } else {
-            self.parallel_trajectories(&runner, seeds)
-        };
-        self.stage1.back_to_snapshot(&self.config)?;
-        ran
-    }
-
     /// Trajectory i on worker i mod w; the calling thread works too, on the session's own
     /// device, and reports progress.
     fn parallel_trajectories(&mut self, runner: &Runner, seeds: &[TrajectorySeeds]) -> Result<Ran, SearchError> {
         let workers = self.workers.replicas.len() + 1;
         let mut results: Vec<Option<Result<Outcome, SearchError>>> = (0..seeds.len()).map(|_| None).collect();
-        let (progress, trainer, splits) = (&mut self.progress, &mut self.stage1.trainer, &self.splits);
+        let (progress, trainer, splits) = (&mut *self.progress, &mut self.stage1.trainer, self.splits);
         let copies = (1..workers).map(|_| runner.copy()).collect::<Result<Vec<_>, _>>()?;
         std::thread::scope(|scope| {
             let mut handles = Vec::new();
@@ -546,14 +513,14 @@ impl Session {
                     info.channels,
                     info.num_classes(),
                     chunk.len() as i64,
-                    self.device.device,
+                    self.device,
                 )?;
                 self.workers.batched = Some(BatchedTrainer::new(model, self.pipeline.normalize.clone(), configs)?);
             }
             let Some(trainer) = self.workers.batched.as_mut() else {
                 continue;
             };
-            let progress = &mut self.progress;
+            let progress = &mut *self.progress;
             let outcomes = runner.run_batched(
                 trainer,
                 &self.splits.train,
@@ -566,26 +533,41 @@ impl Session {
         }
         Ok(ran)
     }
+}
 
-    /// Stage 2: `k` trajectories (default: the config's) under the current θ; they wait for
-    /// `update`. NaN/Inf trajectories are discarded and reported.
-    pub fn evaluate(&mut self, k: Option<usize>) -> Result<EvaluateReport, SearchError> {
-        self.writable()?;
-        let k = trajectory_count(k, self.config.trajectories, "evaluate")?;
-        let policy = self.current_policy()?;
-        let seeds: Vec<TrajectorySeeds> = (0..k).map(|i| self.trajectory_seeds(self.pending.len() + i)).collect();
-        let ran = self.trajectories(&policy, &seeds, Purpose::Evaluate, self.config.pairs_per_trajectory)?;
-        let before = self.pending.len();
-        self.pending.extend(ran.done.iter().cloned());
-        self.commit(false, |s| s.pending.truncate(before))?;
-        self.trajectory_scalars(before, &ran.done);
-        let accuracies: Vec<&[f64]> = ran.done.iter().map(|t| t.accuracies.as_slice()).collect();
-        let classes = self.splits.train.info.classes.len();
-        let warning = crate::train::chance_warning(&accuracies, classes, self.config.finetune_rate());
-        Ok(EvaluateReport {
-            warning,
-            ..EvaluateReport::new(ran.done.clone(), ran.diverged_lines(), self.pending.len())
-        })
+/// The local executor: grouped models on one device, or the trajectory devices in parallel
+/// threads. The shared model is back at the snapshot afterwards.
+impl Execute for Bench<'_> {
+    fn config(&self) -> &SearchConfig {
+        self.config
+    }
+
+    fn trajectory_batch(&self) -> usize {
+        trajectory_batch(self.config, self.device)
+    }
+
+    fn trajectories(
+        &mut self,
+        policy: &Policy,
+        seeds: &[TrajectorySeeds],
+        purpose: Purpose,
+        pairs: usize,
+        (first, total): (usize, usize),
+    ) -> Result<Ran, SearchError> {
+        let runner = Runner {
+            first,
+            ..self.runner(policy, purpose, total.max(seeds.len()), pairs)?
+        };
+        self.cancel.reset();
+        self.ensure_replicas()?;
+        let batch = Execute::trajectory_batch(self);
+        let ran = if self.workers.replicas.is_empty() && batch > 1 && seeds.len() > 1 {
+            self.batched_trajectories(&runner, seeds, batch)
+        } else {
+            self.parallel_trajectories(&runner, seeds)
+        };
+        self.stage1.back_to_snapshot(self.config)?;
+        ran
     }
 }
 
