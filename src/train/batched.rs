@@ -8,13 +8,10 @@
 //! augmentation draws (the same three random streams per epoch, consumed in the same order).
 //! Its gradient is its own: the loss is the sum of the members' mean losses. A member whose
 //! loss turns NaN/Inf is dropped from the sum (and reported) while the others go on.
-
-use std::time::Instant;
-
 use tch::{Kind, Reduction, Tensor};
 
 use super::{
-    batch_count, check_data, epoch_streams, layout, Augmenter, BatchProgress, CancelFlag, EpochReport, Sgd,
+    check_data, epoch_streams, layout, Augmenter, BatchProgress, CancelFlag, EpochReport, EpochWalk, Sgd, Stepped,
     TrainConfig, TrainError, TrainerState,
 };
 use crate::augment::{AugmentPlan, Normalize};
@@ -130,14 +127,10 @@ impl BatchedTrainer {
         let mut streams: Vec<_> = self.configs.iter().map(|c| epoch_streams(c, epoch)).collect();
         let n = data.len();
         let bs = cfg.batch_size.max(2);
-        let batches = batch_count(n, bs);
         let perms = streams
             .iter_mut()
             .map(|(order, _, _)| order.permutation(n, dev))
             .collect::<Result<Vec<_>, _>>()?;
-        let start = Instant::now();
-        let lr_start = cfg.schedule.at(epoch as f64);
-        let (mut lr, mut seen) = (lr_start, 0i64);
         let mut loss_sums = vec![0.0; k];
         let mut correct = Tensor::f_zeros([k as i64], (Kind::Int64, dev))?;
         // Which members' losses count; uploaded again only when a member drops.
@@ -146,27 +139,20 @@ impl BatchedTrainer {
             crate::device::upload(Tensor::f_from_slice(&alive)?, dev)
         };
         let mut mask = alive_mask(&self.dropped)?;
-        let ahead = super::augment_ahead(&cfg, bs * k as i64 * super::image_bytes(data));
-        // Augmented batches not yet trained on, each the k members' images in member order.
-        let mut ready: std::collections::VecDeque<Vec<Tensor>> = Default::default();
-        for b in 0..batches {
-            if cancel.is_cancelled() {
-                return Err(TrainError::Cancelled {
-                    epoch: epoch + 1,
-                    batch: b,
-                });
-            }
-            let len = bs.min(n - b as i64 * bs);
-            lr = cfg.schedule.at(epoch as f64 + b as f64 / batches as f64);
-            let values = (|| -> Result<_, TrainError> {
-                if ready.is_empty() {
-                    let count = ahead.min(batches - b);
-                    ready.extend(augment_members(data, &perms, b, count, bs, augs, &mut streams)?);
-                }
-                let xs = ready.pop_front().ok_or(TrainError::MissingBatch {
-                    epoch: epoch + 1,
-                    batch: b,
-                })?;
+        let walk = EpochWalk {
+            schedule: &cfg.schedule,
+            epoch,
+            n,
+            batch_size: bs,
+            ahead: super::augment_ahead(&cfg, bs * k as i64 * super::image_bytes(data)),
+            images_per_item: k as i64,
+        };
+        // Each prepared batch: the k members' augmented images in member order.
+        let walked = walk.run(
+            cancel,
+            on_batch,
+            |first, count| augment_members(data, &perms, first, count, bs, augs, &mut streams),
+            |b, len, lr, xs: Vec<Tensor>| {
                 let mut ys = Vec::with_capacity(k);
                 for perm in &perms {
                     ys.push(data.labels.f_index_select(0, &perm.f_narrow(0, b as i64 * bs, len)?)?);
@@ -185,6 +171,9 @@ impl BatchedTrainer {
                     Ok::<_, tch::TchError>((logits, per))
                 })?;
                 let values = crate::device::host_read(&per_member)?;
+                for (sum, v) in loss_sums.iter_mut().zip(&values) {
+                    *sum += v * len as f64;
+                }
                 let mut newly_dropped = false;
                 for (d, v) in self.dropped.iter_mut().zip(&values) {
                     if d.is_none() && !v.is_finite() {
@@ -192,8 +181,14 @@ impl BatchedTrainer {
                         newly_dropped = true;
                     }
                 }
-                if self.dropped.iter().all(Option::is_some) {
-                    return Ok(values);
+                let live: Vec<f64> = values
+                    .iter()
+                    .zip(&self.dropped)
+                    .filter(|(_, d)| d.is_none())
+                    .map(|(v, _)| *v)
+                    .collect();
+                if live.is_empty() {
+                    return Ok(Stepped::Stop);
                 }
                 if newly_dropped {
                     mask = alive_mask(&self.dropped)?;
@@ -213,33 +208,11 @@ impl BatchedTrainer {
                     .f_view([k as i64, len])?
                     .f_sum_dim_intlist(1, false, Kind::Int64)?;
                 let _ = correct.f_add_(&hits)?;
-                Ok(values)
-            })()?;
-            for (sum, v) in loss_sums.iter_mut().zip(&values) {
-                *sum += v * len as f64;
-            }
-            seen += len;
-            let live: Vec<f64> = values
-                .iter()
-                .zip(&self.dropped)
-                .filter(|(_, d)| d.is_none())
-                .map(|(v, _)| *v)
-                .collect();
-            if live.is_empty() {
-                break;
-            }
-            let secs = start.elapsed().as_secs_f64().max(1e-9);
-            on_batch(&BatchProgress {
-                epoch: epoch + 1,
-                batch: b + 1,
-                batches,
-                loss: live.iter().sum::<f64>() / live.len() as f64,
-                lr,
-                images_per_sec: (seen * k as i64) as f64 / secs,
-            });
-        }
+                Ok(Stepped::Loss(live.iter().sum::<f64>() / live.len() as f64))
+            },
+        )?;
         self.epochs_done += 1;
-        let seconds = start.elapsed().as_secs_f64();
+        let (seen, seconds, lr_start, lr) = (walked.seen, walked.seconds, walked.lr_start, walked.lr_end);
         let hits = crate::device::host_read(&correct)?;
         Ok((0..k)
             .map(|j| match self.dropped[j] {

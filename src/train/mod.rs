@@ -386,6 +386,94 @@ fn batch_count(n: i64, bs: i64) -> usize {
     ((n / bs) + i64::from(n % bs >= 2)).max(1) as usize
 }
 
+/// What one batch's step did, for [`EpochWalk`]: the loss to show, or that nothing is left
+/// to train (every member of a batched trainer dropped).
+enum Stepped {
+    Loss(f64),
+    Stop,
+}
+
+/// How an epoch went, as [`EpochWalk::run`] saw it.
+struct Walked {
+    lr_start: f64,
+    /// The rate of the last batch trained.
+    lr_end: f64,
+    /// Images per member trained on.
+    seen: i64,
+    seconds: f64,
+}
+
+/// The walk through one epoch that the trainer and the batched trainer share: batches in
+/// order, a cancel check before each, the learning rate at the batch's point in the epoch,
+/// augmented batches prepared `ahead` at a time (the augmentation of a window runs as one
+/// batched pass), progress after each batch. What a batch does is the caller's `step`.
+struct EpochWalk<'a> {
+    schedule: &'a LrSchedule,
+    /// 0-based.
+    epoch: usize,
+    n: i64,
+    batch_size: i64,
+    ahead: usize,
+    /// Images one item of a batch stands for (a batched trainer's k members).
+    images_per_item: i64,
+}
+
+impl EpochWalk<'_> {
+    /// `prepare(first, count)`: the augmented inputs of batches first..first + count;
+    /// `step(batch, len, lr, input)`: train on one.
+    fn run<T>(
+        &self,
+        cancel: &CancelFlag,
+        on_batch: &mut dyn FnMut(&BatchProgress),
+        mut prepare: impl FnMut(usize, usize) -> Result<Vec<T>, TrainError>,
+        mut step: impl FnMut(usize, i64, f64, T) -> Result<Stepped, TrainError>,
+    ) -> Result<Walked, TrainError> {
+        let (epoch, n, bs) = (self.epoch, self.n, self.batch_size);
+        let batches = batch_count(n, bs);
+        let start = Instant::now();
+        let lr_start = self.schedule.at(epoch as f64);
+        let (mut lr, mut seen) = (lr_start, 0i64);
+        let mut ready: std::collections::VecDeque<T> = Default::default();
+        for b in 0..batches {
+            if cancel.is_cancelled() {
+                return Err(TrainError::Cancelled {
+                    epoch: epoch + 1,
+                    batch: b,
+                });
+            }
+            let len = bs.min(n - b as i64 * bs);
+            lr = self.schedule.at(epoch as f64 + b as f64 / batches as f64);
+            if ready.is_empty() {
+                ready.extend(prepare(b, self.ahead.min(batches - b))?);
+            }
+            let input = ready.pop_front().ok_or(TrainError::MissingBatch {
+                epoch: epoch + 1,
+                batch: b,
+            })?;
+            let stepped = step(b, len, lr, input)?;
+            seen += len;
+            let Stepped::Loss(loss) = stepped else {
+                break;
+            };
+            let secs = start.elapsed().as_secs_f64().max(1e-9);
+            on_batch(&BatchProgress {
+                epoch: epoch + 1,
+                batch: b + 1,
+                batches,
+                loss,
+                lr,
+                images_per_sec: (seen * self.images_per_item) as f64 / secs,
+            });
+        }
+        Ok(Walked {
+            lr_start,
+            lr_end: lr,
+            seen,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+}
+
 /// The model's input in the configured layout (channels-last on CUDA when asked).
 fn layout(config: &TrainConfig, model: &Model, x: Tensor) -> Result<Tensor, TchError> {
     if config.channels_last && model.device().is_cuda() {
@@ -462,41 +550,24 @@ impl Trainer {
         let dev = self.model.device();
         let n = data.len();
         let bs = self.config.batch_size.max(2);
-        let batches = batch_count(n, bs);
         let perm = order_rng.permutation(n, dev)?;
-        let start = Instant::now();
-        let lr_start = self.config.schedule.at(epoch as f64);
-        let (mut loss_sum, mut seen, mut lr) = (0.0, 0i64, lr_start);
+        let mut loss_sum = 0.0;
         let mut correct = Tensor::f_zeros([], (Kind::Int64, dev))?;
         let ahead = augment_ahead(&self.config, bs * image_bytes(data));
-        let mut ready: std::collections::VecDeque<Tensor> = Default::default();
-        for b in 0..batches {
-            if cancel.is_cancelled() {
-                return Err(TrainError::Cancelled {
-                    epoch: epoch + 1,
-                    batch: b,
-                });
-            }
-            let len = bs.min(n - b as i64 * bs);
-            lr = self.config.schedule.at(epoch as f64 + b as f64 / batches as f64);
-            let loss = (|| -> Result<_, TrainError> {
-                if ready.is_empty() {
-                    let count = ahead.min(batches - b);
-                    ready.extend(augment_window(
-                        data,
-                        &perm,
-                        b,
-                        count,
-                        bs,
-                        aug,
-                        &mut rng,
-                        &mut policy_rng,
-                    )?);
-                }
-                let x = ready.pop_front().ok_or(TrainError::MissingBatch {
-                    epoch: epoch + 1,
-                    batch: b,
-                })?;
+        let schedule = self.config.schedule.clone();
+        let walk = EpochWalk {
+            schedule: &schedule,
+            epoch,
+            n,
+            batch_size: bs,
+            ahead,
+            images_per_item: 1,
+        };
+        let walked = walk.run(
+            cancel,
+            on_batch,
+            |first, count| augment_window(data, &perm, first, count, bs, aug, &mut rng, &mut policy_rng),
+            |b, len, lr, x| {
                 let x = self.layout(x)?;
                 let idx = perm.f_narrow(0, b as i64 * bs, len)?;
                 let y = data.labels.f_index_select(0, &idx)?;
@@ -526,26 +597,16 @@ impl Trainer {
                 }
                 self.opt.step(lr)?;
                 let _ = correct.f_add_(&logits.f_argmax(1, false)?.f_eq_tensor(&y)?.f_sum(Kind::Int64)?)?;
-                Ok(value)
-            })()?;
-            loss_sum += loss * len as f64;
-            seen += len;
-            let secs = start.elapsed().as_secs_f64().max(1e-9);
-            on_batch(&BatchProgress {
-                epoch: epoch + 1,
-                batch: b + 1,
-                batches,
-                loss,
-                lr,
-                images_per_sec: seen as f64 / secs,
-            });
-        }
+                loss_sum += value * len as f64;
+                Ok(Stepped::Loss(value))
+            },
+        )?;
         self.epochs_done += 1;
-        let seconds = start.elapsed().as_secs_f64();
+        let (seen, seconds) = (walked.seen, walked.seconds);
         Ok(EpochReport {
             epoch: self.epochs_done,
-            lr_start,
-            lr_end: lr,
+            lr_start: walked.lr_start,
+            lr_end: walked.lr_end,
             loss: loss_sum / seen as f64,
             train_acc: crate::device::host_read(&correct)?[0] / seen as f64,
             val_acc: None,

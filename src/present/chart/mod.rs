@@ -260,36 +260,95 @@ fn whole(x: &f64) -> String {
     }
 }
 
-/// The axes every line chart shares: a caption, whole-number epochs or updates along x, and
-/// percentages up y with `y_digits` decimals.
-#[allow(clippy::type_complexity)]
-fn percent_axes<'a, DB: DrawingBackend>(
-    plot: &'a DrawingArea<DB, Shift>,
-    caption: (&str, u32),
+/// What a line chart draws on its axes, in order: plain data, so each chart is a description
+/// and one function ([`line_chart`]) holds plotters' set-up.
+enum Mark {
+    Dots {
+        pts: Vec<(f64, f64)>,
+        radius: u32,
+        style: ShapeStyle,
+    },
+    Line {
+        pts: Vec<(f64, f64)>,
+        style: ShapeStyle,
+    },
+    Dashed {
+        pts: Vec<(f64, f64)>,
+        style: ShapeStyle,
+    },
+    /// Vertical 95% bars: (x, low, mean, high).
+    Bars {
+        bars: Vec<(f64, f64, f64, f64)>,
+        style: ShapeStyle,
+    },
+    Label {
+        text: &'static str,
+        at: (f64, f64),
+    },
+}
+
+/// A chart of percentages over epochs or updates, its legend beside it: rewards, accuracy and
+/// trajectory.
+struct LineChart {
+    name: &'static str,
+    size: (u32, u32),
+    /// Width of the plot; the legend takes the rest.
+    plot_width: u32,
+    caption: (&'static str, u32),
     x: std::ops::Range<f64>,
     y: std::ops::Range<f64>,
-    (x_desc, y_desc): (&str, &str),
+    /// Axis descriptions, x then y.
+    desc: (&'static str, &'static str),
+    /// Decimals of the y axis' percentages.
     y_digits: usize,
-) -> Result<
-    ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
-    ChartError,
-> {
-    let mut c = ChartBuilder::on(plot)
-        .caption(caption.0, (FONT, caption.1))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x, y)
-        .map_err(err)?;
-    c.configure_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
-        .x_label_formatter(&whole)
-        .y_label_formatter(&|y| format!("{:.*}%", y_digits, 100.0 * y))
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(err)?;
-    Ok(c)
+    marks: Vec<Mark>,
+    legend: Vec<(String, Key)>,
+    text: String,
+}
+
+fn line_chart(spec: LineChart) -> Result<Chart, ChartError> {
+    let legend: Vec<(&str, Key)> = spec.legend.iter().map(|(l, k)| (l.as_str(), *k)).collect();
+    render!(
+        spec.name,
+        spec.size.0,
+        spec.size.1,
+        spec.text.clone(),
+        |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
+            root.fill(&WHITE).map_err(err)?;
+            let (plot, side) = root.split_horizontally(spec.plot_width);
+            let mut c = ChartBuilder::on(&plot)
+                .caption(spec.caption.0, (FONT, spec.caption.1))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(spec.x.clone(), spec.y.clone())
+                .map_err(err)?;
+            c.configure_mesh()
+                .x_desc(spec.desc.0)
+                .y_desc(spec.desc.1)
+                .x_label_formatter(&whole)
+                .y_label_formatter(&|y| format!("{:.*}%", spec.y_digits, 100.0 * y))
+                .label_style((FONT, 14))
+                .draw()
+                .map_err(err)?;
+            for mark in &spec.marks {
+                match mark {
+                    Mark::Dots { pts, radius, style } => {
+                        c.draw_series(pts.iter().map(|&p| Circle::new(p, *radius, *style)))
+                    }
+                    Mark::Line { pts, style } => c.draw_series(LineSeries::new(pts.clone(), *style)),
+                    Mark::Dashed { pts, style } => c.draw_series(DashedLineSeries::new(pts.clone(), 6, 4, *style)),
+                    Mark::Bars { bars, style } => c.draw_series(
+                        bars.iter()
+                            .map(|&(x, a, m, b)| ErrorBar::new_vertical(x, a, m, b, *style, 12)),
+                    ),
+                    Mark::Label { text, at } => c.draw_series(std::iter::once(Text::new(*text, *at, (FONT, 13)))),
+                }
+                .map_err(err)?;
+            }
+            side_legend(&side, &legend)
+        }
+    )
 }
 
 fn range(v: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -336,47 +395,49 @@ pub fn rewards(h: &History) -> Result<Chart, ChartError> {
         100.0 * means[0],
         last.percent_short()
     );
-    render!(
-        "rewards",
-        960,
-        480,
+    let bars = bars
+        .iter()
+        .map(|(x, e)| {
+            let (a, b) = e.ci95.unwrap_or((e.mean, e.mean));
+            (*x, a, e.mean, b)
+        })
+        .collect();
+    line_chart(LineChart {
+        name: "rewards",
+        size: (960, 480),
+        plot_width: 780,
+        caption: ("Rewards per trajectory", 22),
+        x: 0.5..n + 0.5,
+        y: lo..hi,
+        desc: ("update", "reward (val accuracy)"),
+        y_digits: 1,
+        marks: vec![
+            Mark::Dots {
+                pts,
+                radius: 3,
+                style: OI_BLUE.mix(0.5).filled(),
+            },
+            Mark::Bars {
+                bars,
+                style: BLACK.stroke_width(2),
+            },
+            Mark::Line {
+                pts: base,
+                style: OI_VERMILION.stroke_width(2),
+            },
+            Mark::Line {
+                pts: best,
+                style: OI_GREEN.stroke_width(2),
+            },
+        ],
+        legend: vec![
+            ("trajectory reward".into(), Key::Dot(OI_BLUE)),
+            ("mean ± 95% CI".into(), Key::Bar(BLACK)),
+            ("baseline (EMA)".into(), Key::Line(OI_VERMILION)),
+            ("best mean reward".into(), Key::Line(OI_GREEN)),
+        ],
         text,
-        |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
-            root.fill(&WHITE).map_err(err)?;
-            let (plot, side) = root.split_horizontally(780);
-            let mut c = percent_axes(
-                &plot,
-                ("Rewards per trajectory", 22),
-                0.5..n + 0.5,
-                lo..hi,
-                ("update", "reward (val accuracy)"),
-                1,
-            )?;
-            c.draw_series(
-                pts.iter()
-                    .map(|&(x, y)| Circle::new((x, y), 3, OI_BLUE.mix(0.5).filled())),
-            )
-            .map_err(err)?;
-            c.draw_series(bars.iter().map(|(x, e)| {
-                let (a, b) = e.ci95.unwrap_or((e.mean, e.mean));
-                ErrorBar::new_vertical(*x, a, e.mean, b, BLACK.stroke_width(2), 12)
-            }))
-            .map_err(err)?;
-            c.draw_series(LineSeries::new(base.clone(), OI_VERMILION.stroke_width(2)))
-                .map_err(err)?;
-            c.draw_series(LineSeries::new(best.clone(), OI_GREEN.stroke_width(2)))
-                .map_err(err)?;
-            side_legend(
-                &side,
-                &[
-                    ("trajectory reward", Key::Dot(OI_BLUE)),
-                    ("mean ± 95% CI", Key::Bar(BLACK)),
-                    ("baseline (EMA)", Key::Line(OI_VERMILION)),
-                    ("best mean reward", Key::Line(OI_GREEN)),
-                ],
-            )
-        }
-    )
+    })
 }
 
 /// Stage-1 train/validation accuracy per epoch, and each update's mean reward.
@@ -409,38 +470,27 @@ pub fn accuracy(h: &History) -> Result<Chart, ChartError> {
         sparkline(&vals),
         100.0 * vals.last().copied().unwrap_or(0.0)
     );
-    render!(
-        "accuracy",
-        980,
-        480,
+    let line = |pts, color: RGBColor| Mark::Line {
+        pts,
+        style: color.stroke_width(2),
+    };
+    line_chart(LineChart {
+        name: "accuracy",
+        size: (980, 480),
+        plot_width: 780,
+        caption: ("Accuracy: stage 1, then each update's mean reward", 20),
+        x: 0.5..n + 0.5,
+        y: 0.0..1.0,
+        desc: ("pretrain epoch, then update", "accuracy"),
+        y_digits: 0,
+        marks: vec![line(train, OI_BLUE), line(val, OI_VERMILION), line(fine, OI_GREEN)],
+        legend: vec![
+            ("stage 1 train (augmented)".into(), Key::Line(OI_BLUE)),
+            ("stage 1 validation".into(), Key::Line(OI_VERMILION)),
+            ("fine-tune mean reward".into(), Key::Line(OI_GREEN)),
+        ],
         text,
-        |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
-            root.fill(&WHITE).map_err(err)?;
-            let (plot, side) = root.split_horizontally(780);
-            let mut c = percent_axes(
-                &plot,
-                ("Accuracy: stage 1, then each update's mean reward", 20),
-                0.5..n + 0.5,
-                0.0..1.0,
-                ("pretrain epoch, then update", "accuracy"),
-                0,
-            )?;
-            c.draw_series(LineSeries::new(train.clone(), OI_BLUE.stroke_width(2)))
-                .map_err(err)?;
-            c.draw_series(LineSeries::new(val.clone(), OI_VERMILION.stroke_width(2)))
-                .map_err(err)?;
-            c.draw_series(LineSeries::new(fine.clone(), OI_GREEN.stroke_width(2)))
-                .map_err(err)?;
-            side_legend(
-                &side,
-                &[
-                    ("stage 1 train (augmented)", Key::Line(OI_BLUE)),
-                    ("stage 1 validation", Key::Line(OI_VERMILION)),
-                    ("fine-tune mean reward", Key::Line(OI_GREEN)),
-                ],
-            )
-        }
-    )
+    })
 }
 
 /// The method's two stages in one picture: stage 1's validation accuracy up to the snapshot,
@@ -484,70 +534,70 @@ pub fn trajectory(pretrain: &[EpochReport], trajectories: &[Trajectory], top: us
         100.0 * first.reward,
         best.len()
     );
-    let best_label = format!("its best {} epochs", best.len());
-    let reward_label = format!("its reward {:.2}%: their mean", 100.0 * first.reward);
-    let others = format!(
-        "the update's other {} trajectories",
-        trajectories.len().saturating_sub(1)
-    );
-    render!(
-        "trajectory",
-        980,
-        480,
+    let (grey, dark) = (RGBColor(170, 170, 170), RGBColor(60, 60, 60));
+    let (x0, n_best) = (e0 as f64, best.len());
+    let mut marks = vec![
+        Mark::Dashed {
+            pts: vec![(x0, lo), (x0, hi)],
+            style: dark.stroke_width(2),
+        },
+        Mark::Label {
+            text: "snapshot",
+            at: (x0 + 0.08, hi - (hi - lo) * 0.03),
+        },
+    ];
+    marks.extend(trajectories.iter().skip(1).map(|t| Mark::Line {
+        pts: branch(t),
+        style: grey.stroke_width(1),
+    }));
+    marks.extend([
+        Mark::Line {
+            pts: stage1,
+            style: OI_BLUE.stroke_width(2),
+        },
+        Mark::Line {
+            pts: branch(first),
+            style: OI_ORANGE.stroke_width(2),
+        },
+        Mark::Dots {
+            pts: best,
+            radius: 7,
+            style: OI_VERMILION.stroke_width(2),
+        },
+        Mark::Line {
+            pts: vec![(x0 + 0.5, first.reward), (n + 0.3, first.reward)],
+            style: OI_GREEN.stroke_width(2),
+        },
+    ]);
+    line_chart(LineChart {
+        name: "trajectory",
+        size: (980, 480),
+        plot_width: 720,
+        caption: ("Stage 1 to the snapshot, then one update's trajectories", 20),
+        x: 0.5..n + 0.5,
+        y: lo..hi,
+        desc: ("epoch (stage 1, then fine-tune)", "validation accuracy"),
+        y_digits: 0,
+        marks,
+        legend: vec![
+            ("stage 1 (shared weights)".into(), Key::Line(OI_BLUE)),
+            ("snapshot: each fine-tune starts here".into(), Key::Line(dark)),
+            ("one trajectory (stage 2)".into(), Key::Line(OI_ORANGE)),
+            (format!("its best {n_best} epochs"), Key::Dot(OI_VERMILION)),
+            (
+                format!("its reward {:.2}%: their mean", 100.0 * first.reward),
+                Key::Line(OI_GREEN),
+            ),
+            (
+                format!(
+                    "the update's other {} trajectories",
+                    trajectories.len().saturating_sub(1)
+                ),
+                Key::Line(grey),
+            ),
+        ],
         text,
-        |root: &DrawingArea<_, Shift>| -> Result<(), ChartError> {
-            root.fill(&WHITE).map_err(err)?;
-            let (plot, side) = root.split_horizontally(720);
-            let mut c = percent_axes(
-                &plot,
-                ("Stage 1 to the snapshot, then one update's trajectories", 20),
-                0.5..n + 0.5,
-                lo..hi,
-                ("epoch (stage 1, then fine-tune)", "validation accuracy"),
-                0,
-            )?;
-            let (grey, dark) = (RGBColor(170, 170, 170), RGBColor(60, 60, 60));
-            c.draw_series(DashedLineSeries::new(
-                vec![(e0 as f64, lo), (e0 as f64, hi)],
-                6,
-                4,
-                dark.stroke_width(2),
-            ))
-            .map_err(err)?;
-            c.draw_series(std::iter::once(Text::new(
-                "snapshot",
-                (e0 as f64 + 0.08, hi - (hi - lo) * 0.03),
-                (FONT, 13),
-            )))
-            .map_err(err)?;
-            for t in trajectories.iter().skip(1) {
-                c.draw_series(LineSeries::new(branch(t), grey.stroke_width(1)))
-                    .map_err(err)?;
-            }
-            c.draw_series(LineSeries::new(stage1.clone(), OI_BLUE.stroke_width(2)))
-                .map_err(err)?;
-            c.draw_series(LineSeries::new(branch(first), OI_ORANGE.stroke_width(2)))
-                .map_err(err)?;
-            c.draw_series(best.iter().map(|&p| Circle::new(p, 7, OI_VERMILION.stroke_width(2))))
-                .map_err(err)?;
-            c.draw_series(LineSeries::new(
-                vec![(e0 as f64 + 0.5, first.reward), (n + 0.3, first.reward)],
-                OI_GREEN.stroke_width(2),
-            ))
-            .map_err(err)?;
-            side_legend(
-                &side,
-                &[
-                    ("stage 1 (shared weights)", Key::Line(OI_BLUE)),
-                    ("snapshot: each fine-tune starts here", Key::Line(dark)),
-                    ("one trajectory (stage 2)", Key::Line(OI_ORANGE)),
-                    (best_label.as_str(), Key::Dot(OI_VERMILION)),
-                    (reward_label.as_str(), Key::Line(OI_GREEN)),
-                    (others.as_str(), Key::Line(grey)),
-                ],
-            )
-        }
-    )
+    })
 }
 
 fn heat(v: f64) -> RGBColor {
