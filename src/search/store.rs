@@ -1,6 +1,6 @@
 //! A session on disk: `session.json` (everything but tensors) naming the stage-1 snapshot by
 //! checksum. Writing the snapshot first and `session.json` last makes that rename the one
-//! commit of a primitive (src/checkpoint.rs has the file-level guarantees).
+//! commit of a primitive (src/checkpoint/ has the file-level guarantees).
 
 use std::path::{Path, PathBuf};
 
