@@ -176,7 +176,8 @@ pub struct NullReport {
 
 /// Simultaneous bands for coordinates of `null` rows: mean ± c·sd, with c the 95% quantile of
 /// the largest standardised deviation across coordinates (max-|z|), so all bands hold
-/// together in 95% of null searches. Also returns the observed max-|z| and its empirical
+/// together in 95% of null searches. The coordinates are probabilities, so a band stops at 0
+/// (a search whose nulls collapse onto random pairs has sd above the mean). Also returns the observed max-|z| and its empirical
 /// p-value: the global test "does any coordinate lie further out than noise puts one?".
 fn bands(null: &[&[f64]], observed: &[f64], name: impl Fn(usize) -> String) -> (Vec<Band>, f64) {
     let dims = observed.len();
@@ -204,7 +205,7 @@ fn bands(null: &[&[f64]], observed: &[f64], name: impl Fn(usize) -> String) -> (
             name: name(j),
             observed: observed[j],
             null_mean: mean[j],
-            lo: mean[j] - c * sd[j],
+            lo: (mean[j] - c * sd[j]).max(0.0),
             hi: mean[j] + c * sd[j],
         })
         .collect();
@@ -418,16 +419,13 @@ mod tests {
 
     #[test]
     fn bands_hold_together_and_flag_outliers() {
-        // Null rows: coordinate j ~ j ± 1 (deterministic spread); observed far off in one.
+        // Null rows: coordinate j ~ j + 1 ± 1 (deterministic spread, never below 0); observed
+        // far off in one.
         let rows: Vec<Vec<f64>> = (0..200)
-            .map(|r| {
-                (0..5)
-                    .map(|j| j as f64 + ((r * 7 + j * 3) % 11) as f64 / 5.0 - 1.0)
-                    .collect()
-            })
+            .map(|r| (0..5).map(|j| j as f64 + ((r * 7 + j * 3) % 11) as f64 / 5.0).collect())
             .collect();
         let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
-        let mut obs: Vec<f64> = (0..5).map(|j| j as f64).collect();
+        let mut obs: Vec<f64> = (0..5).map(|j| j as f64 + 1.0).collect();
         obs[2] = 50.0;
         let (b, p) = bands(&refs, &obs, |j| j.to_string());
         assert_eq!(p, 1.0 / 201.0, "the outlier is further out than every null row");
@@ -439,5 +437,8 @@ mod tests {
             .filter(|x| x.iter().zip(&b).any(|(v, band)| *v < band.lo || *v > band.hi))
             .count();
         assert!(escaped <= 10, "{escaped} of 200");
+        // Coordinate 0 spreads 0..2: its band reaches 0 and stops there.
+        assert_eq!(b[0].lo, 0.0);
+        assert!(b.iter().all(|x| x.lo >= 0.0 && x.hi > x.lo));
     }
 }
