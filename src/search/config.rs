@@ -277,7 +277,8 @@ impl SearchConfig {
     /// A search on 2 CPU cores whose verdict can find something: the `cpu` preset with the
     /// `pairs_per_trajectory` variant (16 pairs drawn per trajectory) and as many updates of 8
     /// trajectories as the calibrated simulation needs to find the label-breaking family in
-    /// most seeds (80: ≈ 2 h; docs/signal-study.md §8; `examples/cpu_search.rs` runs it).
+    /// most seeds (80: ≈ 80 min on 2 cores; docs/signal-study.md §8a has its recorded run;
+    /// `examples/cpu_search.rs` runs it).
     pub fn cpu_search() -> Self {
         Self {
             trajectories: 8,
