@@ -26,12 +26,13 @@ test: setup-tests lint
 	$(MAKE) --no-print-directory gpu-check-cpu
 	$(MAKE) --no-print-directory notebooks
 
-# The test files whose assertions rest on what a network learned, again under other floating-point
-# paths than this CPU's default (one intra-op thread: other reduction orders; oneDNN without AVX):
-# another CI machine's floats differ the same way, so a test that passes for one CPU's exact
-# results fails here first (part of `make test`).
-FLOAT_SETTINGS ?= OMP_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=SSE41
-FLOAT_TESTS ?= --test search --test training --test batched --test commands --test notebook --test tensorboard
+# The test files whose assertions rest on what a network learned or on torchvision's exact floats,
+# again under other floating-point paths than this CPU's default (one intra-op thread: other
+# reduction orders; oneDNN without AVX; ATen's scalar kernels): another CI machine's floats differ
+# the same way, so a test that passes for one CPU's exact results fails here first (part of
+# `make test`).
+FLOAT_SETTINGS ?= OMP_NUM_THREADS=1 ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
+FLOAT_TESTS ?= --lib --test golden --test search --test training --test batched --test commands --test notebook --test tensorboard
 float-settings: setup
 	@for s in $(FLOAT_SETTINGS); do \
 	  echo "float-settings: $$s cargo test --release -p augwise $(FLOAT_TESTS)"; \

@@ -28,6 +28,24 @@ fn fixtures() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// Whether ATen runs its vectorised CPU kernels (AVX2 or AVX-512), the path the fixtures were
+/// made on. Its scalar path (`ATEN_CPU_CAPABILITY=default`, or a CPU without AVX2) rounds some
+/// float32 blends and linspace steps differently in the last bit, torchvision's as well as ours,
+/// so there the fixtures hold to one level (ops) and one float32 step (grids), not bit for bit.
+fn aten_vectorised() -> bool {
+    if std::env::var("ATEN_CPU_CAPABILITY").is_ok_and(|v| v.eq_ignore_ascii_case("default")) {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 fn tensor(hex: &str, shape: &[i64], device: Device) -> Tensor {
     Tensor::from_slice(&unhex(hex)).view(shape).to_device(device)
 }
@@ -89,9 +107,10 @@ fn ops_match_torchvision_v2() {
         }
         worst.sort();
         eprintln!("{device:?}: worst cases {:?}", &worst[worst.len().saturating_sub(3)..]);
-        if device == Device::Cpu {
-            // On the CPU the float32 arithmetic is torchvision's own (fused multiply-adds
-            // included), so every case is bit-exact; CUDA keeps the one-level tolerance.
+        if device == Device::Cpu && aten_vectorised() {
+            // On the CPU's vectorised path the float32 arithmetic is torchvision's own (fused
+            // multiply-adds included), so every case is bit-exact; CUDA and ATen's scalar
+            // path keep the one-level tolerance asserted above.
             let inexact: Vec<_> = worst.iter().filter(|w| w.0 > 0).collect();
             assert!(inexact.is_empty(), "not bit-exact on CPU: {inexact:?}");
         }
@@ -106,6 +125,7 @@ fn magnitude_grids_match_torchvision() {
     let fx = fixtures();
     let grids = fx["grids"].as_array().unwrap();
     assert!(grids.len() >= 30);
+    let exact = aten_vectorised();
     for g in grids {
         let grid = if g["grid"] == "wide" {
             Grid::Wide
@@ -126,20 +146,34 @@ fn magnitude_grids_match_torchvision() {
                     let impulse = Tensor::zeros([1, 1, h, w], (Kind::Uint8, Device::Cpu));
                     let _ = impulse.narrow(2, 0, 1).narrow(3, 0, 1).fill_(255);
                     let moved = apply_ops(&impulse, &[op], &OpOptions::default()).unwrap();
-                    let shift = tv.trunc() as i64;
+                    // int() of a linspace value: off ATen's vectorised path a value one float32
+                    // step below a whole number may come out on it, so either truncation is
+                    // torchvision's shift there.
+                    let step = if exact { 0.0 } else { f64::from(f32::EPSILON) * tv.abs() };
+                    let shifts = [(tv - step).trunc() as i64, (tv + step).trunc() as i64];
                     let lit = moved.eq(255).nonzero();
-                    if shift < size as i64 {
-                        let at = if kind == OpKind::TranslateX {
+                    let at = (lit.size()[0] > 0).then(|| {
+                        if kind == OpKind::TranslateX {
                             lit.int64_value(&[0, 3])
                         } else {
                             lit.int64_value(&[0, 2])
-                        };
-                        assert_eq!(at, shift, "{kind} bin {bin}: torchvision shifts {tv} → {shift} px");
-                    } else {
-                        assert_eq!(lit.size()[0], 0, "{kind} bin {bin}: shifted out of the image");
-                    }
+                        }
+                    });
+                    let lands = |shift: i64| match at {
+                        Some(at) => at == shift,
+                        None => shift >= size as i64,
+                    };
+                    assert!(
+                        shifts.iter().any(|&s| lands(s)),
+                        "{kind} bin {bin}: torchvision shifts {tv} → {shifts:?} px, the impulse is at {at:?} of {size}"
+                    );
                 }
-                _ => assert_eq!(ours, tv, "{:?} {kind} bin {bin} of {bins}", g["grid"]),
+                _ if exact => assert_eq!(ours, tv, "{:?} {kind} bin {bin} of {bins}", g["grid"]),
+                _ => assert!(
+                    (ours - tv).abs() <= f64::from(f32::EPSILON) * tv.abs(),
+                    "{:?} {kind} bin {bin} of {bins}: {ours} is not within one float32 step of {tv}",
+                    g["grid"]
+                ),
             }
         }
     }
