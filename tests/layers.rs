@@ -121,19 +121,28 @@ fn every_module_depends_only_on_lower_layers() {
             }
         }
     }
+    assert_no_violations("the layers", &violations, &edges);
+    // The check has something to check: the layers are used as drawn.
+    assert!(edges["search"].contains("train") && edges["present"].contains("search"));
+    assert!(edges["command"].contains("present") && edges["policy"].contains("augment"));
+}
+
+/// Fails with every violation and the whole dependency picture, so a failure shows what to move.
+fn assert_no_violations<K: std::fmt::Display>(
+    against: &str,
+    violations: &[String],
+    edges: &BTreeMap<K, std::collections::BTreeSet<String>>,
+) {
     let picture: Vec<String> = edges
         .iter()
         .map(|(m, uses)| format!("{m} → {}", uses.iter().cloned().collect::<Vec<_>>().join(", ")))
         .collect();
     assert!(
         violations.is_empty(),
-        "dependencies against the layers:\n{}\n\nthe picture now:\n{}",
+        "dependencies against {against}:\n{}\n\nthe picture now:\n{}",
         violations.join("\n"),
         picture.join("\n")
     );
-    // The check has something to check: the layers are used as drawn.
-    assert!(edges["search"].contains("train") && edges["present"].contains("search"));
-    assert!(edges["command"].contains("present") && edges["policy"].contains("augment"));
 }
 
 /// The files of `src/search/`, lowest first: each may use only the files before it (and the
@@ -302,16 +311,7 @@ fn every_search_file_depends_only_on_files_below_it() {
             }
         }
     }
-    let picture: Vec<String> = edges
-        .iter()
-        .map(|(f, uses)| format!("{f} → {}", uses.iter().cloned().collect::<Vec<_>>().join(", ")))
-        .collect();
-    assert!(
-        violations.is_empty(),
-        "dependencies against the order of src/search/:\n{}\n\nthe picture now:\n{}",
-        violations.join("\n"),
-        picture.join("\n")
-    );
+    assert_no_violations("the order of src/search/", &violations, &edges);
     // The check has something to check: the coordinator uses the stages, a stage its parts.
     assert!(edges["session"].contains("trajectory") && edges["session"].contains("probe"));
     assert!(edges["slurm"].contains("trajectory") && edges["probe"].contains("trajectory"));

@@ -177,8 +177,9 @@ pub struct NullReport {
 /// Simultaneous bands for coordinates of `null` rows: mean ± c·sd, with c the 95% quantile of
 /// the largest standardised deviation across coordinates (max-|z|), so all bands hold
 /// together in 95% of null searches. The coordinates are probabilities, so a band stops at 0
-/// (a search whose nulls collapse onto random pairs has sd above the mean). Also returns the observed max-|z| and its empirical
-/// p-value: the global test "does any coordinate lie further out than noise puts one?".
+/// (a search whose nulls collapse onto random pairs has sd above the mean). Also returns the
+/// observed max-|z| and its empirical p-value: the global test "does any coordinate lie further
+/// out than noise puts one?".
 fn bands(null: &[&[f64]], observed: &[f64], name: impl Fn(usize) -> String) -> (Vec<Band>, f64) {
     let dims = observed.len();
     let stats = |rows: &[&[f64]]| {
